@@ -1,0 +1,387 @@
+//! The machine document: one Automerge document per machine, written only by that
+//! machine (its actor id is derived from the machine id). Nothing else in the crate
+//! touches Automerge paths by string.
+//!
+//! Schema (root map):
+//! ```text
+//! machine:  { id: str(hex), label: str, version: str, os: str }
+//! projects: { <project id>: { name: str, specs: { <spec name>: SPEC } } }
+//! SPEC:     { title, status?, priority?, parent?, assignee?, created?, created_at?,
+//!             updated_at?, completed_at?, parse_error?: str,
+//!             tags?, depends_on?, sub_files?: str (a JSON array of strings),
+//!             content_hash?, file_hash?: bytes(32) }
+//! ```
+//! Absent keys mean "none" or "empty". Lists are single JSON-string scalars: only the
+//! owner writes them and always as a whole, so a CRDT list would cost one op per item
+//! for nothing. Hashes are raw 32-byte values (half the size of hex).
+//!
+//! Local absolute paths are never written here: they stay in the store.
+
+use crate::identity::MachineId;
+use crate::spec::{Priority, Spec, Status};
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+
+/// Errors reading a machine document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    /// The stored bytes are not a valid Automerge document.
+    #[error("the machine document could not be loaded: {0}")]
+    Load(#[from] automerge::AutomergeError),
+    /// The document does not have the expected shape.
+    #[error("the machine document is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// The machine's own description, as replicated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineInfo {
+    /// Full machine id (hex).
+    pub id: String,
+    /// Human label (defaults to the hostname).
+    pub label: String,
+    /// leanspec-peer version that last wrote the document.
+    pub version: String,
+    /// Operating system (`linux`, `macos`, ...).
+    pub os: String,
+}
+
+/// A project as replicated: its stable id and display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectEntry {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// One machine's document.
+#[derive(Debug)]
+pub struct MachineDoc {
+    doc: AutoCommit,
+}
+
+const STR_FIELDS: [&str; 9] = [
+    "status",
+    "priority",
+    "parent",
+    "assignee",
+    "created",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "parse_error",
+];
+
+impl MachineDoc {
+    /// A new document for `info`'s machine, with its first change committed.
+    pub fn new(owner: MachineId, info: &MachineInfo, now: i64) -> MachineDoc {
+        let doc = AutoCommit::new().with_actor(ActorId::from(&owner.actor_bytes()[..]));
+        let mut d = MachineDoc { doc };
+        d.set_machine_info(info);
+        d.commit(now);
+        d
+    }
+
+    /// Loads a document from stored chunks (a full save followed by incremental saves).
+    pub fn load<'a>(
+        owner: MachineId,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<MachineDoc, DocError> {
+        let mut doc = AutoCommit::new();
+        for chunk in chunks {
+            doc.load_incremental(chunk)?;
+        }
+        doc.set_actor(ActorId::from(&owner.actor_bytes()[..]));
+        let d = MachineDoc { doc };
+        if d.map(&ROOT, "machine").is_none() {
+            return Err(DocError::Malformed("no machine record"));
+        }
+        Ok(d)
+    }
+
+    fn map(&self, parent: &ObjId, key: &str) -> Option<ObjId> {
+        match self.doc.get(parent, key) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn ensure_map(&mut self, parent: &ObjId, key: &str) -> ObjId {
+        if let Some(id) = self.map(parent, key) {
+            return id;
+        }
+        // put_object on a map we own cannot fail; fall back to root if it ever did.
+        self.doc
+            .put_object(parent, key, ObjType::Map)
+            .unwrap_or(ROOT)
+    }
+
+    fn get_str(&self, obj: &ObjId, key: &str) -> Option<String> {
+        match self.doc.get(obj, key) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Str(s) => Some(s.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn get_bytes(&self, obj: &ObjId, key: &str) -> Option<Vec<u8>> {
+        match self.doc.get(obj, key) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Bytes(b) => Some(b.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Puts `value` under `key` unless it is already there; `None` deletes. Returns
+    /// whether anything was written.
+    fn put_if_changed(&mut self, obj: &ObjId, key: &str, value: Option<ScalarValue>) -> bool {
+        let current = match self.doc.get(obj, key) {
+            Ok(Some((Value::Scalar(s), _))) => Some(s.into_owned()),
+            Ok(Some(_)) => Some(ScalarValue::Null),
+            _ => None,
+        };
+        if current == value {
+            return false;
+        }
+        let result = match value {
+            Some(v) => self.doc.put(obj, key, v),
+            None => self.doc.delete(obj, key),
+        };
+        result.is_ok()
+    }
+
+    /// The machine record.
+    pub fn machine_info(&self) -> MachineInfo {
+        let m = self.map(&ROOT, "machine").unwrap_or(ROOT);
+        MachineInfo {
+            id: self.get_str(&m, "id").unwrap_or_default(),
+            label: self.get_str(&m, "label").unwrap_or_default(),
+            version: self.get_str(&m, "version").unwrap_or_default(),
+            os: self.get_str(&m, "os").unwrap_or_default(),
+        }
+    }
+
+    /// Updates the machine record; returns whether anything changed.
+    pub fn set_machine_info(&mut self, info: &MachineInfo) -> bool {
+        let m = self.ensure_map(&ROOT, "machine");
+        let mut changed = false;
+        for (k, v) in [
+            ("id", &info.id),
+            ("label", &info.label),
+            ("version", &info.version),
+            ("os", &info.os),
+        ] {
+            changed |= self.put_if_changed(&m, k, Some(ScalarValue::Str(v.as_str().into())));
+        }
+        changed
+    }
+
+    fn projects_obj(&self) -> Option<ObjId> {
+        self.map(&ROOT, "projects")
+    }
+
+    /// Every project in the document, sorted by id.
+    pub fn projects(&self) -> Vec<ProjectEntry> {
+        let Some(p) = self.projects_obj() else {
+            return Vec::new();
+        };
+        self.doc
+            .keys(&p)
+            .filter_map(|id| {
+                let obj = self.map(&p, &id)?;
+                let name = self.get_str(&obj, "name").unwrap_or_else(|| id.clone());
+                Some(ProjectEntry { id, name })
+            })
+            .collect()
+    }
+
+    /// Adds a project or renames it.
+    pub fn put_project(&mut self, id: &str, name: &str) {
+        let p = self.ensure_map(&ROOT, "projects");
+        let obj = self.ensure_map(&p, id);
+        self.put_if_changed(&obj, "name", Some(ScalarValue::Str(name.into())));
+        self.ensure_map(&obj, "specs");
+    }
+
+    /// Removes a project and its specs.
+    pub fn remove_project(&mut self, id: &str) -> bool {
+        match self.projects_obj() {
+            Some(p) if self.map(&p, id).is_some() => self.doc.delete(&p, id).is_ok(),
+            _ => false,
+        }
+    }
+
+    fn specs_obj(&self, project: &str) -> Option<ObjId> {
+        let p = self.projects_obj()?;
+        let obj = self.map(&p, project)?;
+        self.map(&obj, "specs")
+    }
+
+    /// Names of a project's specs, sorted.
+    pub fn spec_names(&self, project: &str) -> Vec<String> {
+        match self.specs_obj(project) {
+            Some(s) => self.doc.keys(&s).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Number of specs in a project.
+    pub fn spec_count(&self, project: &str) -> usize {
+        self.specs_obj(project).map_or(0, |s| self.doc.length(&s))
+    }
+
+    /// One spec, if the project has it.
+    pub fn spec(&self, project: &str, name: &str) -> Option<Spec> {
+        let specs = self.specs_obj(project)?;
+        let obj = self.map(&specs, name)?;
+        Some(self.read_spec(&obj, name))
+    }
+
+    /// Every spec of a project, sorted by name.
+    pub fn specs(&self, project: &str) -> Vec<Spec> {
+        let Some(specs) = self.specs_obj(project) else {
+            return Vec::new();
+        };
+        self.doc
+            .keys(&specs)
+            .filter_map(|name| {
+                let obj = self.map(&specs, &name)?;
+                Some(self.read_spec(&obj, &name))
+            })
+            .collect()
+    }
+
+    fn read_spec(&self, obj: &ObjId, name: &str) -> Spec {
+        let s = |k| self.get_str(obj, k);
+        let list = |k| {
+            s(k).and_then(|j| serde_json::from_str::<Vec<String>>(&j).ok())
+                .unwrap_or_default()
+        };
+        let hash = |k| self.get_bytes(obj, k).map(hex::encode).unwrap_or_default();
+        Spec {
+            name: name.to_string(),
+            title: s("title").unwrap_or_default(),
+            status: s("status").and_then(|v| v.parse::<Status>().ok()),
+            priority: s("priority").and_then(|v| v.parse::<Priority>().ok()),
+            tags: list("tags"),
+            depends_on: list("depends_on"),
+            parent: s("parent"),
+            assignee: s("assignee"),
+            created: s("created"),
+            created_at: s("created_at"),
+            updated_at: s("updated_at"),
+            completed_at: s("completed_at"),
+            content_hash: hash("content_hash"),
+            file_hash: hash("file_hash"),
+            sub_files: list("sub_files"),
+            parse_error: s("parse_error"),
+        }
+    }
+
+    /// Writes a spec, touching only the fields that differ from the document. Returns
+    /// the number of fields written (0: the document already held this spec).
+    pub fn put_spec(&mut self, project: &str, spec: &Spec) -> usize {
+        let specs = match self.specs_obj(project) {
+            Some(s) => s,
+            None => {
+                self.put_project(project, project);
+                match self.specs_obj(project) {
+                    Some(s) => s,
+                    None => return 0,
+                }
+            }
+        };
+        let obj = self.ensure_map(&specs, &spec.name);
+        let str_values: [Option<&str>; 9] = [
+            spec.status.map(Status::as_str),
+            spec.priority.map(Priority::as_str),
+            spec.parent.as_deref(),
+            spec.assignee.as_deref(),
+            spec.created.as_deref(),
+            spec.created_at.as_deref(),
+            spec.updated_at.as_deref(),
+            spec.completed_at.as_deref(),
+            spec.parse_error.as_deref(),
+        ];
+        let mut n = 0;
+        n += usize::from(self.put_if_changed(
+            &obj,
+            "title",
+            Some(ScalarValue::Str(spec.title.as_str().into())),
+        ));
+        for (k, v) in STR_FIELDS.iter().zip(str_values) {
+            n += usize::from(self.put_if_changed(&obj, k, v.map(|v| ScalarValue::Str(v.into()))));
+        }
+        for (k, v) in [
+            ("tags", &spec.tags),
+            ("depends_on", &spec.depends_on),
+            ("sub_files", &spec.sub_files),
+        ] {
+            let value = (!v.is_empty())
+                .then(|| serde_json::to_string(v).ok())
+                .flatten()
+                .map(|j| ScalarValue::Str(j.into()));
+            n += usize::from(self.put_if_changed(&obj, k, value));
+        }
+        for (k, v) in [
+            ("content_hash", &spec.content_hash),
+            ("file_hash", &spec.file_hash),
+        ] {
+            let value = hex::decode(v)
+                .ok()
+                .filter(|b| !b.is_empty())
+                .map(ScalarValue::Bytes);
+            n += usize::from(self.put_if_changed(&obj, k, value));
+        }
+        n
+    }
+
+    /// Removes a spec; returns whether it was there.
+    pub fn remove_spec(&mut self, project: &str, name: &str) -> bool {
+        match self.specs_obj(project) {
+            Some(s) if self.map(&s, name).is_some() => self.doc.delete(&s, name).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Commits pending writes as one change; `None` when there was nothing to commit.
+    pub fn commit(&mut self, unix_secs: i64) -> Option<automerge::ChangeHash> {
+        self.doc
+            .commit_with(CommitOptions::default().with_time(unix_secs))
+    }
+
+    /// The changes since the last save (empty when none).
+    pub fn save_incremental(&mut self) -> Vec<u8> {
+        self.doc.save_incremental()
+    }
+
+    /// The whole document, compressed.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Current heads (hex), for display and sync checks.
+    pub fn heads(&mut self) -> Vec<String> {
+        self.doc.get_heads().iter().map(|h| h.to_string()).collect()
+    }
+
+    /// A copy of the current state with no history: what a fresh save of the same
+    /// state costs. Used to report how close the stored size stays to it.
+    pub fn fresh_copy_size(&self, owner: MachineId) -> usize {
+        let mut fresh = MachineDoc::new(owner, &self.machine_info(), 0);
+        for p in self.projects() {
+            fresh.put_project(&p.id, &p.name);
+            for s in self.specs(&p.id) {
+                fresh.put_spec(&p.id, &s);
+            }
+        }
+        fresh.commit(0);
+        fresh.save().len()
+    }
+}

@@ -1,0 +1,182 @@
+//! The machine identity: an ed25519 key pair. The public key is the machine id; the
+//! secret key signs operations and (later) is the iroh endpoint key, so one key names
+//! the machine everywhere.
+
+use ed25519_dalek::SigningKey;
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// File name of the secret key inside the home folder.
+pub const KEY_FILE: &str = "machine.key";
+
+/// A machine id: the 32-byte ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MachineId([u8; 32]);
+
+impl MachineId {
+    /// The raw public key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Builds an id from public key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> MachineId {
+        MachineId(bytes)
+    }
+
+    /// The short, readable form: the first 5 bytes as hex (10 characters), as iroh
+    /// shows endpoint ids. Good for people; use the full id in scripts.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..5])
+    }
+
+    /// The Automerge actor id of this machine's document: the first 16 bytes of the key.
+    /// 16 bytes keep every change small; finding another key with the same 16-byte
+    /// prefix is a 2^128 search, so the actor still names one machine.
+    pub fn actor_bytes(&self) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.0[..16]);
+        a
+    }
+}
+
+impl fmt::Display for MachineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for MachineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MachineId({})", self.short())
+    }
+}
+
+/// A string that is not a 64-character hex machine id.
+#[derive(Debug, thiserror::Error)]
+#[error("not a machine id (expected 64 hex characters): {0:?}")]
+pub struct BadMachineId(String);
+
+impl FromStr for MachineId {
+    type Err = BadMachineId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.trim(), &mut out)
+            .map_err(|_| BadMachineId(s.chars().take(80).collect()))?;
+        Ok(MachineId(out))
+    }
+}
+
+/// Errors reading or creating the machine key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The key file could not be read or written.
+    #[error("cannot access the machine key {}: {source}", path.display())]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The key file exists but does not hold a key.
+    #[error("the machine key {} is damaged (expected 64 hex characters); restore it from a backup, or move it away and run `leanspec-peer init` to become a new machine", path.display())]
+    Damaged {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// Others can read the key file.
+    #[error("the machine key {} can be read by other users (mode {mode:o}); run `chmod 600 {}`", path.display(), path.display())]
+    Exposed {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// No random bytes could be had from the OS.
+    #[error("the OS gave no random bytes for a new key: {0}")]
+    Random(String),
+}
+
+/// The machine's key pair.
+pub struct Identity {
+    key: SigningKey,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// A fresh random identity (not stored).
+    pub fn generate() -> Result<Identity, IdentityError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| IdentityError::Random(e.to_string()))?;
+        Ok(Identity {
+            key: SigningKey::from_bytes(&secret),
+        })
+    }
+
+    /// The machine id (public key).
+    pub fn id(&self) -> MachineId {
+        MachineId(self.key.verifying_key().to_bytes())
+    }
+
+    /// The secret key bytes (for the iroh endpoint; never log them).
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// Loads the key from `home/machine.key`; `Ok(None)` when there is none yet.
+    pub fn load(home: &Path) -> Result<Option<Identity>, IdentityError> {
+        let path = home.join(KEY_FILE);
+        let io = |source| IdentityError::Io {
+            path: path.clone(),
+            source,
+        };
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(IdentityError::Exposed { path, mode });
+        }
+        let text = fs::read_to_string(&path).map_err(io)?;
+        let mut secret = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut secret)
+            .map_err(|_| IdentityError::Damaged { path: path.clone() })?;
+        Ok(Some(Identity {
+            key: SigningKey::from_bytes(&secret),
+        }))
+    }
+
+    /// Writes the key to `home/machine.key` with mode 0600. Never overwrites a key.
+    pub fn save_new(&self, home: &Path) -> Result<(), IdentityError> {
+        let path = home.join(KEY_FILE);
+        let io = |source| IdentityError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        f.write_all(hex::encode(self.key.to_bytes()).as_bytes())
+            .map_err(io)?;
+        f.write_all(b"\n").map_err(io)?;
+        f.sync_all().map_err(io)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+//! leanspec-peer core: everything the shells (CLI, relay) and the bindings need, with
+//! no knowledge of how it is presented.
+//!
+//! - [`spec`]: specs on disk (discovery, parsing, hashes, the format-preserving editor);
+//! - [`identity`]: the machine key and ids;
+//! - [`doc`]: the machine document (Automerge, one writer);
+//! - [`store`]: the redb store;
+//! - [`machine`]: this machine, the facade the shells call.
+
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod doc;
+pub mod identity;
+pub mod machine;
+pub mod spec;
+pub mod store;
+pub mod time;
+
+pub use machine::{
+    Error, Machine, Project, ProjectScan, ScanProgress, ScanReport, SpecFilter, SpecRow,
+};
+
+/// The version of this crate (and of leanspec-peer).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,19 @@
+//! Specs on disk: discovery, frontmatter parsing, hashes and the format-preserving
+//! metadata editor. Pure: the only I/O is reading the folders and files it is given and
+//! the editor's atomic write.
+
+mod discover;
+mod edit;
+mod frontmatter;
+mod hash;
+mod load;
+mod model;
+mod write;
+
+pub use discover::{MAX_DEPTH, SPECS_DIR_CANDIDATES, SpecFolder, Walk, find_specs_dir, walk};
+pub use edit::{EditError, EditOutcome, MetadataChange, apply_change, edit_file};
+pub use frontmatter::{Frontmatter, Layout, Transition, layout, parse as parse_frontmatter, title};
+pub use hash::sha256_hex;
+pub use load::{MAX_SPEC_BYTES, load, parse_bytes, read_capped, sub_files};
+pub use model::{Priority, Spec, Status, UnknownValue};
+pub use write::write_atomic;

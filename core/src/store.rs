@@ -1,0 +1,396 @@
+//! The store: one redb file in the home folder. The only module that knows redb.
+//!
+//! Crash safety comes from redb's commits: every write below is one transaction, so a
+//! crash leaves the store as of the last commit. A damaged file or a store written by a
+//! newer leanspec-peer is reported with what to do; the store is never silently reset.
+
+mod tables;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tables::{DOC_CHUNKS, META, PROJECTS, STAT_CACHE};
+
+/// The store format this build reads and writes. History: 1 = first format.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// File name of the store inside the home folder.
+pub const STORE_FILE: &str = "store.redb";
+
+/// Store errors. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file is damaged or is not a store.
+    #[error("the store {} is damaged ({detail}); nothing was changed. Move it aside (mv {} {}.broken) and run `leanspec-peer init` to start over; projects must then be added again", path.display(), path.display(), path.display())]
+    Corrupt {
+        /// The store file.
+        path: PathBuf,
+        /// What redb reported.
+        detail: String,
+    },
+    /// Written by a newer version.
+    #[error("the store {} has format version {found}, newer than this leanspec-peer understands ({supported}); upgrade leanspec-peer", path.display())]
+    NewerVersion {
+        /// The store file.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Version supported.
+        supported: u32,
+    },
+    /// Another process holds the store.
+    #[error("the store {} is in use by another leanspec-peer process; stop it or use another --home", path.display())]
+    InUse {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// Any other storage failure (disk full, I/O error).
+    #[error("store {} failed: {detail}", path.display())]
+    Io {
+        /// The store file.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// A project as stored locally (with its local paths).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    /// Stable id (also the key in the machine document).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Project root on this machine.
+    pub root: PathBuf,
+}
+
+/// What a scan saw of one spec's files: enough to tell, without reading, that nothing
+/// changed. `racy` entries (files written in the last second) are never trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatKey {
+    /// README.md modification time (ns since the epoch).
+    pub mtime_ns: i64,
+    /// README.md status-change time (ns): catches edits that restore the mtime.
+    pub ctime_ns: i64,
+    /// README.md size.
+    pub size: u64,
+    /// README.md inode (an atomic rename changes it).
+    pub ino: u64,
+    /// Spec folder modification time (ns): changes when sub-files come or go.
+    pub dir_mtime_ns: i64,
+}
+
+impl StatKey {
+    fn encode(&self) -> [u8; 40] {
+        let mut b = [0u8; 40];
+        b[0..8].copy_from_slice(&self.mtime_ns.to_le_bytes());
+        b[8..16].copy_from_slice(&self.ctime_ns.to_le_bytes());
+        b[16..24].copy_from_slice(&self.size.to_le_bytes());
+        b[24..32].copy_from_slice(&self.ino.to_le_bytes());
+        b[32..40].copy_from_slice(&self.dir_mtime_ns.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<StatKey> {
+        let f = |i: usize| b.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok());
+        Some(StatKey {
+            mtime_ns: i64::from_le_bytes(f(0)?),
+            ctime_ns: i64::from_le_bytes(f(8)?),
+            size: u64::from_le_bytes(f(16)?),
+            ino: u64::from_le_bytes(f(24)?),
+            dir_mtime_ns: i64::from_le_bytes(f(32)?),
+        })
+    }
+}
+
+/// Sizes, for `status` and the benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Number of document chunks.
+    pub chunks: u64,
+    /// Total bytes of document chunks.
+    pub chunk_bytes: u64,
+    /// Size of the redb file on disk.
+    pub file_bytes: u64,
+}
+
+/// The open store.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+fn cache_key(project: &str, spec: &str) -> String {
+    format!("{project}\0{spec}")
+}
+
+impl Store {
+    /// Opens (creating if absent) the store at `path`, checking its integrity and
+    /// format version.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let p = path.to_path_buf();
+        // redb checks page checksums with this on; without it a damaged file may panic.
+        // The panic guard is belt and braces: a damaged store must be an error.
+        let opened = std::panic::catch_unwind(|| {
+            Database::builder()
+                .set_check_integrity_on_open(true)
+                .create(&p)
+        });
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(Self::open_error(path, e)),
+            Err(_) => {
+                return Err(StoreError::Corrupt {
+                    path: p,
+                    detail: "the storage engine could not read it".into(),
+                });
+            }
+        };
+        let store = Store { db, path: p };
+        store.check_version()?;
+        Ok(store)
+    }
+
+    fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+        use redb::{DatabaseError as D, StorageError as S};
+        let path = path.to_path_buf();
+        match e {
+            D::DatabaseAlreadyOpen | D::LockProtocolMismatch => StoreError::InUse { path },
+            D::Storage(S::Corrupted(detail)) => StoreError::Corrupt { path, detail },
+            D::Storage(S::Io(io)) if io.kind() == std::io::ErrorKind::InvalidData => {
+                StoreError::Corrupt {
+                    path,
+                    detail: io.to_string(),
+                }
+            }
+            D::UpgradeRequired(v) => StoreError::Corrupt {
+                path,
+                detail: format!("redb file format {v} is not supported"),
+            },
+            other => StoreError::Io {
+                path,
+                detail: other.to_string(),
+            },
+        }
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        match e.into() {
+            redb::Error::Corrupted(detail) => StoreError::Corrupt {
+                path: self.path.clone(),
+                detail,
+            },
+            other => StoreError::Io {
+                path: self.path.clone(),
+                detail: other.to_string(),
+            },
+        }
+    }
+
+    fn check_version(&self) -> Result<(), StoreError> {
+        let found = self
+            .meta("schema_version")?
+            .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+            .map(u32::from_le_bytes);
+        match found {
+            Some(v) if v > SCHEMA_VERSION => Err(StoreError::NewerVersion {
+                path: self.path.clone(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            }),
+            Some(_) => Ok(()),
+            None => {
+                // A new store: write the version and create every table, so that readers
+                // never meet a missing table.
+                let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+                {
+                    let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+                    meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())
+                        .map_err(|e| self.err(e))?;
+                    tx.open_table(PROJECTS).map_err(|e| self.err(e))?;
+                    tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
+                    tx.open_table(STAT_CACHE).map_err(|e| self.err(e))?;
+                }
+                tx.commit().map_err(|e| self.err(e))
+            }
+        }
+    }
+
+    /// Path of the store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A value of the meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let value = table.get(key).map_err(|e| self.err(e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// Sets a value of the meta table.
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        tx.open_table(META)
+            .map_err(|e| self.err(e))?
+            .insert(key, value)
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every project, sorted by id. Records that cannot be decoded are skipped with a
+    /// warning in the log (they would need a newer version).
+    pub fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(PROJECTS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            match serde_json::from_slice::<ProjectRecord>(v.value()) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!(
+                    project = k.value(),
+                    "skipping unreadable project record: {e}"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds or replaces a project record.
+    pub fn put_project(&self, record: &ProjectRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Io {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        tx.open_table(PROJECTS)
+            .map_err(|e| self.err(e))?
+            .insert(record.id.as_str(), bytes.as_slice())
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The document chunks, in order.
+    pub fn doc_chunks(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The stat cache of one project.
+    pub fn stat_cache(&self, project: &str) -> Result<HashMap<String, StatKey>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(STAT_CACHE).map_err(|e| self.err(e))?;
+        let start = cache_key(project, "");
+        let end = format!("{project}\u{1}");
+        let mut out = HashMap::new();
+        for row in table
+            .range(start.as_str()..end.as_str())
+            .map_err(|e| self.err(e))?
+        {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            if let (Some(name), Some(key)) =
+                (k.value().split_once('\0'), StatKey::decode(v.value()))
+            {
+                out.insert(name.1.to_string(), key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records one commit of the machine: a document chunk (if any), project records to
+    /// put or delete, and stat cache updates (`None` deletes), all in one transaction so
+    /// the cache never claims what the document does not hold.
+    pub fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            if let Some(chunk) = batch.chunk.filter(|c| !c.is_empty()) {
+                let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
+                let next = chunks
+                    .last()
+                    .map_err(|e| self.err(e))?
+                    .map_or(0, |(k, _)| k.value() + 1);
+                chunks.insert(next, chunk).map_err(|e| self.err(e))?;
+            }
+            let mut projects = tx.open_table(PROJECTS).map_err(|e| self.err(e))?;
+            let mut cache = tx.open_table(STAT_CACHE).map_err(|e| self.err(e))?;
+            for id in batch.remove_projects {
+                projects.remove(id.as_str()).map_err(|e| self.err(e))?;
+                let start = cache_key(id, "");
+                let end = format!("{id}\u{1}");
+                cache
+                    .retain_in(start.as_str()..end.as_str(), |_, _| false)
+                    .map_err(|e| self.err(e))?;
+            }
+            for (project, spec, key) in batch.stat_updates {
+                let k = cache_key(project, spec);
+                match key {
+                    Some(key) => cache
+                        .insert(k.as_str(), key.encode().as_slice())
+                        .map(|_| ()),
+                    None => cache.remove(k.as_str()).map(|_| ()),
+                }
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Replaces every document chunk by one full save (compaction), in one transaction.
+    pub fn replace_chunks(&mut self, full: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
+            chunks.retain(|_, _| false).map_err(|e| self.err(e))?;
+            chunks.insert(0, full).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        // Give the freed pages back to the file system; harmless if it cannot run now.
+        if let Err(e) = self.db.compact() {
+            tracing::debug!("redb compaction skipped: {e}");
+        }
+        Ok(())
+    }
+
+    /// Chunk count and sizes.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
+        let mut chunk_bytes = 0u64;
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            chunk_bytes += v.value().len() as u64;
+        }
+        Ok(StoreStats {
+            chunks: table.len().map_err(|e| self.err(e))?,
+            chunk_bytes,
+            file_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+        })
+    }
+}
+
+/// One atomic write to the store; see [`Store::commit`].
+#[derive(Debug, Default)]
+pub struct Batch<'a> {
+    /// A document chunk to append.
+    pub chunk: Option<&'a [u8]>,
+    /// Projects to delete (with their stat cache).
+    pub remove_projects: &'a [String],
+    /// `(project, spec, key)`: stat cache entries to set (`Some`) or delete (`None`).
+    pub stat_updates: &'a [(&'a str, &'a str, Option<StatKey>)],
+}
