@@ -60,6 +60,10 @@ pub struct ProjectEntry {
 #[derive(Debug)]
 pub struct MachineDoc {
     doc: AutoCommit,
+    /// Heads as of the last save to the store. Automerge's own save cursor starts empty
+    /// after a load, which would make the first incremental save repeat the whole
+    /// document; this one starts at the loaded heads.
+    saved_heads: Vec<automerge::ChangeHash>,
 }
 
 const STR_FIELDS: [&str; 9] = [
@@ -78,7 +82,10 @@ impl MachineDoc {
     /// A new document for `info`'s machine, with its first change committed.
     pub fn new(owner: MachineId, info: &MachineInfo, now: i64) -> MachineDoc {
         let doc = AutoCommit::new().with_actor(ActorId::from(&owner.actor_bytes()[..]));
-        let mut d = MachineDoc { doc };
+        let mut d = MachineDoc {
+            doc,
+            saved_heads: Vec::new(),
+        };
         d.set_machine_info(info);
         d.commit(now);
         d
@@ -94,7 +101,8 @@ impl MachineDoc {
             doc.load_incremental(chunk)?;
         }
         doc.set_actor(ActorId::from(&owner.actor_bytes()[..]));
-        let d = MachineDoc { doc };
+        let saved_heads = doc.get_heads();
+        let d = MachineDoc { doc, saved_heads };
         if d.map(&ROOT, "machine").is_none() {
             return Err(DocError::Malformed("no machine record"));
         }
@@ -358,11 +366,18 @@ impl MachineDoc {
 
     /// The changes since the last save (empty when none).
     pub fn save_incremental(&mut self) -> Vec<u8> {
-        self.doc.save_incremental()
+        let heads = self.doc.get_heads();
+        if heads == self.saved_heads {
+            return Vec::new();
+        }
+        let bytes = self.doc.save_after(&self.saved_heads);
+        self.saved_heads = heads;
+        bytes
     }
 
     /// The whole document, compressed.
     pub fn save(&mut self) -> Vec<u8> {
+        self.saved_heads = self.doc.get_heads();
         self.doc.save()
     }
 

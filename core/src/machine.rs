@@ -199,13 +199,10 @@ pub struct MachineSummary {
 }
 
 /// When to fold the incremental chunks into one full save: once they outweigh the
-/// snapshot (so the stored size stays within ~2x a fresh save) or there are many.
-const COMPACT_MIN_CHUNKS: u64 = 16;
+/// snapshot (so the stored size stays within ~2x a full save) or there are many.
+/// Small documents are not compacted below this many incremental bytes.
+const COMPACT_MIN_BYTES: u64 = 4096;
 const COMPACT_MAX_CHUNKS: u64 = 512;
-
-/// Files changed within this window are re-read on the next scan even if their stat is
-/// unchanged: a write in the same clock tick as our read would otherwise be missed.
-const RACY_NS: i64 = 2_000_000_000;
 
 /// This machine.
 #[derive(Debug)]
@@ -425,7 +422,7 @@ impl Machine {
         let stats = self.store.stats()?;
         let incremental = stats.chunk_bytes.saturating_sub(self.snapshot_bytes);
         if stats.chunks >= COMPACT_MAX_CHUNKS
-            || (stats.chunks >= COMPACT_MIN_CHUNKS && incremental > self.snapshot_bytes)
+            || incremental > self.snapshot_bytes.max(COMPACT_MIN_BYTES)
         {
             self.compact()?;
         }
@@ -603,8 +600,7 @@ impl Machine {
         let mut to_read: Vec<(usize, Option<StatKey>)> = Vec::new();
         for (i, folder) in walk.specs.iter().enumerate() {
             let key = stat_key(&folder.dir);
-            let trusted =
-                key.filter(|k| now - k.mtime_ns.max(k.ctime_ns).max(k.dir_mtime_ns) > RACY_NS);
+            let trusted = key.filter(|k| !k.is_racy(now));
             let unchanged = in_doc.contains(&folder.name)
                 && trusted.is_some()
                 && cache.get(&folder.name) == trusted.as_ref();
@@ -681,9 +677,7 @@ impl Machine {
             let mut warnings = Vec::new();
             let spec = spec::load(name, &dir, &mut warnings);
             self.doc.put_spec(project_id, &spec);
-            let key = stat_key(&dir)
-                .filter(|k| now_ns() - k.mtime_ns.max(k.ctime_ns).max(k.dir_mtime_ns) > RACY_NS);
-            key
+            stat_key(&dir).filter(|k| !k.is_racy(now_ns()))
         } else {
             self.doc.remove_spec(project_id, name);
             None

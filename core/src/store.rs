@@ -83,7 +83,17 @@ pub struct StatKey {
     pub dir_mtime_ns: i64,
 }
 
+/// Files modified within this window are not trusted by their stat: a write in the same
+/// clock tick as our read would leave the same mtime (git's "racily clean" problem).
+const RACY_NS: i64 = 2_000_000_000;
+
 impl StatKey {
+    /// True when the file or folder changed so recently (relative to `now_ns`) that an
+    /// unchanged stat does not prove unchanged content.
+    pub fn is_racy(&self, now_ns: i64) -> bool {
+        now_ns - self.mtime_ns.max(self.dir_mtime_ns) < RACY_NS
+    }
+
     fn encode(&self) -> [u8; 40] {
         let mut b = [0u8; 40];
         b[0..8].copy_from_slice(&self.mtime_ns.to_le_bytes());

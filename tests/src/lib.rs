@@ -1,1 +1,161 @@
+//! Helpers shared by the integration tests: the corpus path, temporary projects made of
+//! real files, and an independent reading of frontmatter lines for diff checks.
 
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// The LeanSpec corpus: `LEANSPEC_CORPUS`, else `../shared/corpus/lean-spec-specs`
+/// beside the workspace. Panics (the test fails, it does not skip) when neither exists.
+pub fn corpus_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("LEANSPEC_CORPUS") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_dir(),
+            "LEANSPEC_CORPUS={} is not a folder",
+            p.display()
+        );
+        return p;
+    }
+    let fallback =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/lean-spec-specs");
+    assert!(
+        fallback.is_dir(),
+        "the LeanSpec corpus is missing: set LEANSPEC_CORPUS to shared/corpus/lean-spec-specs"
+    );
+    fallback
+}
+
+/// A project folder in a temp dir with a `specs/` folder.
+pub struct TempProject {
+    /// Keeps the folder alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl TempProject {
+    /// An empty project.
+    pub fn new() -> TempProject {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(dir.path().join("specs")).expect("mkdir specs");
+        TempProject { dir }
+    }
+
+    /// The project root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The specs folder.
+    pub fn specs(&self) -> PathBuf {
+        self.dir.path().join("specs")
+    }
+
+    /// Writes `specs/<name>/README.md`.
+    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let d = self.specs().join(name);
+        fs::create_dir_all(&d).expect("mkdir spec");
+        let p = d.join("README.md");
+        fs::write(&p, bytes).expect("write spec");
+        p
+    }
+}
+
+impl Default for TempProject {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A small valid spec.
+pub fn spec_text(status: &str, title: &str) -> String {
+    format!(
+        "---\nstatus: {status}\ncreated: '2025-01-01'\npriority: high\ntags: [a, b]\n---\n\n# {title}\n\nBody.\n"
+    )
+}
+
+/// Sets the mtime of every file and folder under `root` to an hour ago, so a scan may
+/// trust their stat (files changed within two seconds are always re-read).
+pub fn age_tree(root: &Path) {
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    let mut stack = vec![root.to_path_buf()];
+    let mut dirs = Vec::new();
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() {
+            for e in fs::read_dir(&p).expect("read_dir").flatten() {
+                stack.push(e.path());
+            }
+            dirs.push(p);
+        } else if let Ok(f) = fs::File::options().write(true).open(&p) {
+            f.set_modified(old).expect("set mtime");
+        }
+    }
+    // Folders last: touching files inside would not change them, but be safe.
+    for d in dirs {
+        if let Ok(f) = fs::File::open(&d) {
+            let _ = f.set_modified(old);
+        }
+    }
+}
+
+/// The frontmatter lines of a spec file (between the `---` lines), read independently
+/// of the editor: used to check that an edit touched only the expected keys.
+pub fn frontmatter_lines(text: &str) -> Vec<String> {
+    let rest = text.strip_prefix("---").expect("file starts with ---");
+    let end = rest.find("\n---").expect("frontmatter closes");
+    rest[..end]
+        .split('\n')
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Everything after the frontmatter's closing `\n---`.
+pub fn after_frontmatter(text: &str) -> &str {
+    let rest = text.strip_prefix("---").expect("file starts with ---");
+    let end = rest.find("\n---").expect("frontmatter closes");
+    &rest[end..]
+}
+
+/// The frontmatter lines with the spans of `keys` removed (a span: the key line and the
+/// following indented or `-` lines).
+pub fn lines_without(lines: &[String], keys: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skipping = false;
+    for l in lines {
+        let top = !l.starts_with([' ', '\t', '-', '#']) && !l.is_empty();
+        if top {
+            let key = l.split(':').next().unwrap_or("");
+            skipping = keys.contains(&key);
+        } else if !l.starts_with([' ', '\t', '-']) {
+            skipping = false;
+        }
+        if !skipping {
+            out.push(l.clone());
+        }
+    }
+    out
+}
+
+/// The span of one key (its line and continuation lines), if present.
+pub fn key_span(lines: &[String], key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for l in lines {
+        let top = !l.starts_with([' ', '\t', '-', '#']) && !l.is_empty();
+        if top {
+            inside = l.split(':').next() == Some(key);
+        } else if !l.starts_with([' ', '\t', '-']) {
+            inside = false;
+        }
+        if inside {
+            out.push(l.clone());
+        }
+    }
+    out
+}

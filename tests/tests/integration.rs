@@ -1,1 +1,5 @@
+//! One integration-test binary (ripgrep's habit): every file is a module.
 
+mod bad_input;
+mod corpus;
+mod store;

@@ -1,0 +1,183 @@
+//! What the commands print: JSON documents (stable; see docs/cli-json.md) and the
+//! human text. No logic beyond formatting.
+
+use leanspec_peer_core::machine::MachineSummary;
+use leanspec_peer_core::{Project, ProjectScan, SpecRow};
+use serde_json::{Value, json};
+
+pub(crate) fn machine_json(m: &MachineSummary) -> Value {
+    json!({
+        "id": m.id.to_string(),
+        "short_id": m.id.short(),
+        "label": m.label,
+        "version": m.version,
+        "os": m.os,
+    })
+}
+
+pub(crate) fn project_json(p: &Project) -> Value {
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "root": p.root.display().to_string(),
+        "specs_dir": p.specs_dir.as_ref().map(|d| d.display().to_string()),
+        "specs": p.specs,
+    })
+}
+
+pub(crate) fn scan_json(s: &ProjectScan) -> Value {
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "specs": s.specs,
+        "added": s.added,
+        "updated": s.updated,
+        "removed": s.removed,
+        "read": s.read,
+        "parse_errors": s.parse_errors,
+        "warnings": s.warnings,
+    })
+}
+
+/// The `specs --json` row: exactly these keys.
+pub(crate) fn spec_row_json(r: &SpecRow) -> Value {
+    let s = &r.spec;
+    json!({
+        "machine": r.machine,
+        "machine_label": r.machine_label,
+        "project": r.project,
+        "spec": s.name,
+        "title": s.title,
+        "status": s.status.map(|v| v.as_str()),
+        "priority": s.priority.map(|v| v.as_str()),
+        "tags": s.tags,
+        "depends_on": s.depends_on,
+        "parent": s.parent,
+        "assignee": s.assignee,
+        "created": s.created,
+        "content_hash": s.content_hash,
+        "file_hash": s.file_hash,
+        "parse_error": s.parse_error,
+    })
+}
+
+/// The `show --json` object: the row keys plus the rest of the record.
+pub(crate) fn spec_detail_json(r: &SpecRow) -> Value {
+    let mut v = spec_row_json(r);
+    if let Value::Object(map) = &mut v {
+        map.insert("project_id".into(), json!(r.project_id));
+        map.insert("created_at".into(), json!(r.spec.created_at));
+        map.insert("updated_at".into(), json!(r.spec.updated_at));
+        map.insert("completed_at".into(), json!(r.spec.completed_at));
+        map.insert("sub_files".into(), json!(r.spec.sub_files));
+    }
+    v
+}
+
+pub(crate) fn scan_text(s: &ProjectScan) -> String {
+    let mut out = format!(
+        "{}: {} specs ({} added, {} updated, {} removed; {} read, {} unchanged)",
+        s.name,
+        s.specs,
+        s.added,
+        s.updated,
+        s.removed,
+        s.read,
+        s.specs.saturating_sub(s.read)
+    );
+    if s.parse_errors > 0 {
+        out.push_str(&format!(
+            "\n  {} spec(s) have parse errors: see `leanspec-peer specs --project {}` (column ERR)",
+            s.parse_errors, s.name
+        ));
+    }
+    for w in &s.warnings {
+        out.push_str(&format!("\n  warning: {w}"));
+    }
+    out
+}
+
+fn cell(s: Option<&str>) -> &str {
+    s.unwrap_or("-")
+}
+
+pub(crate) fn specs_table(rows: &[SpecRow]) -> String {
+    let mut out = String::new();
+    let name_w = rows
+        .iter()
+        .map(|r| r.spec.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 48);
+    let proj_w = rows
+        .iter()
+        .map(|r| r.project.len())
+        .max()
+        .unwrap_or(7)
+        .clamp(7, 24);
+    out.push_str(&format!(
+        "{:<proj_w$}  {:<name_w$}  {:<11}  {:<8}  {}\n",
+        "PROJECT", "SPEC", "STATUS", "PRIORITY", "TITLE"
+    ));
+    for r in rows {
+        let s = &r.spec;
+        let err = if s.parse_error.is_some() {
+            " [ERR]"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{:<proj_w$}  {:<name_w$}  {:<11}  {:<8}  {}{err}\n",
+            r.project,
+            s.name,
+            cell(s.status.map(|v| v.as_str())),
+            cell(s.priority.map(|v| v.as_str())),
+            s.title
+        ));
+    }
+    out.push_str(&format!("{} spec(s)", rows.len()));
+    out
+}
+
+pub(crate) fn spec_text(r: &SpecRow) -> String {
+    let s = &r.spec;
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut out = format!(
+        "{}\n  spec:         {}\n  project:      {}\n  machine:      {} ({})\n  status:       {}\n  priority:     {}\n  tags:         {}\n  depends_on:   {}\n  parent:       {}\n  assignee:     {}\n  created:      {}\n  updated_at:   {}\n  completed_at: {}\n  sub-files:    {}\n  content_hash: {}\n  file_hash:    {}",
+        s.title,
+        s.name,
+        r.project,
+        r.machine_label,
+        &r.machine[..10.min(r.machine.len())],
+        cell(s.status.map(|v| v.as_str())),
+        cell(s.priority.map(|v| v.as_str())),
+        list(&s.tags),
+        list(&s.depends_on),
+        cell(s.parent.as_deref()),
+        cell(s.assignee.as_deref()),
+        cell(s.created.as_deref()),
+        cell(s.updated_at.as_deref()),
+        cell(s.completed_at.as_deref()),
+        list(&s.sub_files),
+        if s.content_hash.is_empty() {
+            "-"
+        } else {
+            &s.content_hash
+        },
+        if s.file_hash.is_empty() {
+            "-"
+        } else {
+            &s.file_hash
+        },
+    );
+    if let Some(e) = &s.parse_error {
+        out.push_str(&format!("\n  parse error:  {e}"));
+    }
+    out
+}
