@@ -20,7 +20,8 @@
 use crate::identity::MachineId;
 use crate::spec::{Priority, Spec, Status};
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate};
+use std::collections::HashMap;
 
 /// Errors reading a machine document.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,24 @@ pub struct MachineDoc {
     /// document; this one starts at the loaded heads.
     saved_heads: Vec<automerge::ChangeHash>,
 }
+
+const ALL_FIELDS: [&str; 15] = [
+    "title",
+    "status",
+    "priority",
+    "parent",
+    "assignee",
+    "created",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "parse_error",
+    "tags",
+    "depends_on",
+    "sub_files",
+    "content_hash",
+    "file_hash",
+];
 
 const STR_FIELDS: [&str; 9] = [
     "status",
@@ -292,6 +311,108 @@ impl MachineDoc {
         }
     }
 
+    /// The spec's fields as stored (absent keys omitted).
+    fn fields(spec: &Spec) -> Vec<(&'static str, ScalarValue)> {
+        let str_values: [Option<&str>; 9] = [
+            spec.status.map(Status::as_str),
+            spec.priority.map(Priority::as_str),
+            spec.parent.as_deref(),
+            spec.assignee.as_deref(),
+            spec.created.as_deref(),
+            spec.created_at.as_deref(),
+            spec.updated_at.as_deref(),
+            spec.completed_at.as_deref(),
+            spec.parse_error.as_deref(),
+        ];
+        let mut out = vec![("title", ScalarValue::Str(spec.title.as_str().into()))];
+        for (k, v) in STR_FIELDS.iter().zip(str_values) {
+            if let Some(v) = v {
+                out.push((k, ScalarValue::Str(v.into())));
+            }
+        }
+        for (k, v) in [
+            ("tags", &spec.tags),
+            ("depends_on", &spec.depends_on),
+            ("sub_files", &spec.sub_files),
+        ] {
+            if !v.is_empty() {
+                if let Ok(j) = serde_json::to_string(v) {
+                    out.push((k, ScalarValue::Str(j.into())));
+                }
+            }
+        }
+        for (k, v) in [
+            ("content_hash", &spec.content_hash),
+            ("file_hash", &spec.file_hash),
+        ] {
+            if let Ok(b) = hex::decode(v) {
+                if !b.is_empty() {
+                    out.push((k, ScalarValue::Bytes(b)));
+                }
+            }
+        }
+        out
+    }
+
+    fn hydrated(spec: &Spec) -> hydrate::Value {
+        let map: HashMap<String, hydrate::Value> = Self::fields(spec)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), hydrate::Value::Scalar(v)))
+            .collect();
+        hydrate::Value::Map(hydrate::Map::from(map))
+    }
+
+    /// Adds specs that are not in the document yet, as batch operations (one OpSet
+    /// splice per spec, or one for all of them when the project has no specs yet:
+    /// ~20x faster than one put per field). Specs already present are updated field by
+    /// field instead.
+    pub fn insert_specs(&mut self, project: &str, specs: &[Spec]) {
+        if specs.is_empty() {
+            return;
+        }
+        if self.specs_obj(project).is_none() {
+            self.put_project(project, project);
+        }
+        let Some(specs_obj) = self.specs_obj(project) else {
+            return;
+        };
+        if self.doc.length(&specs_obj) == 0 {
+            let map: HashMap<String, hydrate::Value> = specs
+                .iter()
+                .map(|s| (s.name.clone(), Self::hydrated(s)))
+                .collect();
+            let project_obj = self.projects_obj().and_then(|p| self.map(&p, project));
+            if let Some(project_obj) = project_obj {
+                let value = hydrate::Value::Map(hydrate::Map::from(map));
+                if self
+                    .doc
+                    .batch_create_object(&project_obj, "specs", &value, false)
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        }
+        for spec in specs {
+            if self.map(&specs_obj, &spec.name).is_some() {
+                self.put_spec(project, spec);
+            } else if self
+                .doc
+                .batch_create_object(&specs_obj, spec.name.as_str(), &Self::hydrated(spec), false)
+                .is_err()
+            {
+                self.put_spec(project, spec);
+            }
+        }
+    }
+
+    /// Whether a spec is recorded with a parse error (cheaper than reading the spec).
+    pub fn has_parse_error(&self, project: &str, name: &str) -> bool {
+        self.specs_obj(project)
+            .and_then(|s| self.map(&s, name))
+            .is_some_and(|obj| matches!(self.doc.get(&obj, "parse_error"), Ok(Some(_))))
+    }
+
     /// Writes a spec, touching only the fields that differ from the document. Returns
     /// the number of fields written (0: the document already held this spec).
     pub fn put_spec(&mut self, project: &str, spec: &Spec) -> usize {
@@ -306,46 +427,14 @@ impl MachineDoc {
             }
         };
         let obj = self.ensure_map(&specs, &spec.name);
-        let str_values: [Option<&str>; 9] = [
-            spec.status.map(Status::as_str),
-            spec.priority.map(Priority::as_str),
-            spec.parent.as_deref(),
-            spec.assignee.as_deref(),
-            spec.created.as_deref(),
-            spec.created_at.as_deref(),
-            spec.updated_at.as_deref(),
-            spec.completed_at.as_deref(),
-            spec.parse_error.as_deref(),
-        ];
+        let mut fields = Self::fields(spec);
         let mut n = 0;
-        n += usize::from(self.put_if_changed(
-            &obj,
-            "title",
-            Some(ScalarValue::Str(spec.title.as_str().into())),
-        ));
-        for (k, v) in STR_FIELDS.iter().zip(str_values) {
-            n += usize::from(self.put_if_changed(&obj, k, v.map(|v| ScalarValue::Str(v.into()))));
-        }
-        for (k, v) in [
-            ("tags", &spec.tags),
-            ("depends_on", &spec.depends_on),
-            ("sub_files", &spec.sub_files),
-        ] {
-            let value = (!v.is_empty())
-                .then(|| serde_json::to_string(v).ok())
-                .flatten()
-                .map(|j| ScalarValue::Str(j.into()));
-            n += usize::from(self.put_if_changed(&obj, k, value));
-        }
-        for (k, v) in [
-            ("content_hash", &spec.content_hash),
-            ("file_hash", &spec.file_hash),
-        ] {
-            let value = hex::decode(v)
-                .ok()
-                .filter(|b| !b.is_empty())
-                .map(ScalarValue::Bytes);
-            n += usize::from(self.put_if_changed(&obj, k, value));
+        for key in ALL_FIELDS {
+            let value = fields
+                .iter()
+                .position(|(k, _)| *k == key)
+                .map(|i| fields.swap_remove(i).1);
+            n += usize::from(self.put_if_changed(&obj, key, value));
         }
         n
     }
@@ -392,11 +481,76 @@ impl MachineDoc {
         let mut fresh = MachineDoc::new(owner, &self.machine_info(), 0);
         for p in self.projects() {
             fresh.put_project(&p.id, &p.name);
-            for s in self.specs(&p.id) {
-                fresh.put_spec(&p.id, &s);
-            }
+            fresh.insert_specs(&p.id, &self.specs(&p.id));
         }
         fresh.commit(0);
         fresh.save().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::spec::parse_bytes;
+
+    fn doc() -> (MachineDoc, MachineId) {
+        let id = Identity::generate().unwrap().id();
+        let info = MachineInfo {
+            id: id.to_string(),
+            label: "t".into(),
+            version: "0".into(),
+            os: "linux".into(),
+        };
+        (MachineDoc::new(id, &info, 0), id)
+    }
+
+    fn spec(name: &str, status: &str, tags: &str) -> Spec {
+        let text =
+            format!("---\nstatus: {status}\ncreated: 2025-01-01\ntags: [{tags}]\n---\n# {name}\n");
+        parse_bytes(name, text.as_bytes(), vec!["DESIGN.md".into()])
+    }
+
+    #[test]
+    fn batch_inserts_and_field_updates_read_back_the_same() {
+        let (mut d, id) = doc();
+        d.put_project("p", "proj");
+        let first = vec![
+            spec("001-a", "draft", "x, y"),
+            spec("002-b", "complete", ""),
+        ];
+        d.insert_specs("p", &first);
+        // Into a project that already has specs: one batch per spec.
+        d.insert_specs("p", &[spec("003-c", "planned", "z")]);
+        d.commit(1);
+        assert_eq!(d.spec_names("p"), ["001-a", "002-b", "003-c"]);
+        assert_eq!(d.spec("p", "001-a").unwrap(), first[0]);
+        assert_eq!(d.spec("p", "002-b").unwrap(), first[1]);
+        d.save_incremental();
+        // An unchanged spec writes nothing; one changed field writes one field.
+        assert_eq!(d.put_spec("p", &first[0]), 0);
+        let mut changed = first[0].clone();
+        changed.priority = Some(Priority::High);
+        assert_eq!(d.put_spec("p", &changed), 1);
+        d.commit(2);
+        let bytes = d.save_incremental();
+        assert!(
+            !bytes.is_empty() && bytes.len() <= 200,
+            "one-field change is {} bytes",
+            bytes.len()
+        );
+        // Round trip through the stored chunks.
+        let full = d.save();
+        let loaded = MachineDoc::load(id, [full.as_slice()]).unwrap();
+        assert_eq!(loaded.spec("p", "001-a").unwrap(), changed);
+        assert!(d.remove_spec("p", "002-b"));
+        assert!(d.spec("p", "002-b").is_none());
+    }
+
+    #[test]
+    fn garbage_does_not_load() {
+        let (_, id) = doc();
+        assert!(MachineDoc::load(id, [b"not automerge".as_slice()]).is_err());
+        assert!(MachineDoc::load(id, std::iter::empty::<&[u8]>()).is_err());
     }
 }

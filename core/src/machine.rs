@@ -626,17 +626,20 @@ impl Machine {
         });
         let mut updates: Vec<(&str, &str, Option<StatKey>)> = Vec::new();
         let mut warnings = Vec::new();
+        let mut new_specs = Vec::new();
         for ((i, key), (spec, w)) in to_read.iter().zip(loaded) {
             warnings.extend(w);
             let name = walk.specs[*i].name.as_str();
-            let fields = self.doc.put_spec(&p.id, &spec);
+            scan.parse_errors += usize::from(spec.parse_error.is_some());
             if !in_doc.contains(name) {
                 scan.added += 1;
-            } else if fields > 0 {
+                new_specs.push(spec);
+            } else if self.doc.put_spec(&p.id, &spec) > 0 {
                 scan.updated += 1;
             }
             updates.push((&p.id, name, *key));
         }
+        self.doc.insert_specs(&p.id, &new_specs);
         scan.warnings.extend(warnings);
         let on_disk: std::collections::HashSet<&str> =
             walk.specs.iter().map(|f| f.name.as_str()).collect();
@@ -647,11 +650,13 @@ impl Machine {
                 updates.push((&p.id, name, None));
             }
         }
-        scan.parse_errors = self
-            .doc
-            .specs(&p.id)
+        // Specs not read this time keep the parse error the document holds.
+        let read: std::collections::HashSet<usize> = to_read.iter().map(|(i, _)| *i).collect();
+        scan.parse_errors += walk
+            .specs
             .iter()
-            .filter(|s| s.parse_error.is_some())
+            .enumerate()
+            .filter(|(i, f)| !read.contains(i) && self.doc.has_parse_error(&p.id, &f.name))
             .count();
         let bytes = self.persist_sized(&updates, &[])?;
         Ok((scan, bytes))

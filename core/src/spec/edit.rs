@@ -550,11 +550,12 @@ impl Lines {
                 start + rest[..stop].trim_end_matches([' ', '\t', '\r']).len()
             }
         };
-        Token {
-            start,
-            end: end.min(line.len()),
-            quote,
+        // An escape may have stepped into a multi-byte character: move to its end.
+        let mut end = end.min(line.len());
+        while !line.is_char_boundary(end) {
+            end += 1;
         }
+        Token { start, end, quote }
     }
 
     fn key_colon_end(line: &str, key: &str) -> usize {
@@ -686,7 +687,7 @@ impl Lines {
             // Flow list on one line (or spilling over: then it is rewritten on one line).
             let open = colon + (line[colon..].len() - value.len());
             let close = if end == start + 1 {
-                line.rfind(']')
+                line.rfind(']').filter(|&c| c > open)
             } else {
                 None
             };

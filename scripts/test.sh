@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of leanspec-peer. Installs what the tests need first (on a fresh
+# machine of the project's kind: Debian with rustup's stable toolchain).
+#
+#   ./scripts/test.sh
+#
+# Environment:
+#   LEANSPEC_CORPUS   the LeanSpec specs corpus (default: ../shared/corpus/lean-spec-specs)
+#   CARGO_TARGET_DIR  build folder (default: ~/.cache/leanspec-peer/target, outside the clone)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+say() { printf '== %s\n' "$*"; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
+# gcc builds the C parts of some crates (libfuzzer for the fuzz targets).
+if ! command -v c++ >/dev/null 2>&1; then
+  say "installing a C++ compiler"
+  apt-get update -qq && apt-get install -y -qq g++ >/dev/null
+fi
+
+export LEANSPEC_CORPUS="${LEANSPEC_CORPUS:-$root/../shared/corpus/lean-spec-specs}"
+if [ ! -d "$LEANSPEC_CORPUS" ]; then
+  echo "the LeanSpec corpus is missing at $LEANSPEC_CORPUS: set LEANSPEC_CORPUS" >&2
+  exit 1
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/leanspec-peer/target}"
+export CARGO_TERM_COLOR=never
+
+say "format check"
+cargo fmt --all -- --check
+
+say "workspace tests (unit, integration, CLI processes)"
+cargo test --workspace --locked
+
+say "fuzz targets compile"
+cargo check --locked --manifest-path fuzz/Cargo.toml --target-dir "$CARGO_TARGET_DIR/fuzz"
+
+say "all tests passed"

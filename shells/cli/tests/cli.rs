@@ -1,0 +1,209 @@
+//! The `leanspec-peer` binary, run as a real process on real files.
+
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_leanspec-peer");
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("LEANSPEC_PEER_HOME", home)
+        .env_remove("LEANSPEC_PEER_LOG")
+        .output()
+        .expect("run leanspec-peer")
+}
+
+fn ok_json(home: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = run(home, &all);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+fn write_spec(root: &Path, name: &str, text: &str) {
+    let d = root.join("specs").join(name);
+    fs::create_dir_all(&d).expect("mkdir");
+    fs::write(d.join("README.md"), text).expect("write");
+}
+
+fn project() -> tempfile::TempDir {
+    let p = tempfile::tempdir().expect("project");
+    write_spec(
+        p.path(),
+        "001-alpha",
+        "---\nstatus: planned\npriority: high\ncreated: '2025-01-01'\ntags: [core, sync]\n---\n\n# Alpha\n",
+    );
+    write_spec(
+        p.path(),
+        "002-beta",
+        "---\nstatus: complete\npriority: low\ncreated: 2025-02-01\ntags:\n  - ui\ndepends_on:\n  - 001-alpha\n---\n\n# Beta\n",
+    );
+    p
+}
+
+#[test]
+fn init_add_scan_and_query_with_stable_json() {
+    let home = tempfile::tempdir().expect("home");
+    let p = project();
+    let init = ok_json(home.path(), &["init", "--label", "laptop"]);
+    assert_eq!(init["created"], true);
+    assert_eq!(init["machine"]["label"], "laptop");
+
+    let added = ok_json(
+        home.path(),
+        &[
+            "project",
+            "add",
+            p.path().to_str().expect("utf8"),
+            "--name",
+            "demo",
+        ],
+    );
+    assert_eq!(added["scan"]["added"], 2);
+
+    let specs = ok_json(home.path(), &["specs"]);
+    let rows = specs.as_array().expect("array");
+    assert_eq!(rows.len(), 2);
+    let keys: Vec<&str> = rows[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = vec![
+        "machine",
+        "machine_label",
+        "project",
+        "spec",
+        "title",
+        "status",
+        "priority",
+        "tags",
+        "depends_on",
+        "parent",
+        "assignee",
+        "created",
+        "content_hash",
+        "file_hash",
+        "parse_error",
+    ];
+    want.sort_unstable();
+    assert_eq!(keys, want, "specs --json has exactly the documented keys");
+    assert_eq!(rows[0]["spec"], "001-alpha");
+    assert_eq!(rows[0]["machine_label"], "laptop");
+    assert_eq!(rows[0]["project"], "demo");
+    assert_eq!(rows[0]["tags"], serde_json::json!(["core", "sync"]));
+    assert_eq!(rows[1]["depends_on"], serde_json::json!(["001-alpha"]));
+    let file = fs::read(p.path().join("specs/001-alpha/README.md")).expect("read");
+    assert_eq!(rows[0]["file_hash"].as_str().expect("hash").len(), 64);
+    assert_eq!(
+        rows[0]["file_hash"],
+        leanspec_peer_core::spec::sha256_hex(&file)
+    );
+
+    let filtered = ok_json(
+        home.path(),
+        &["specs", "--status", "complete", "--tag", "ui"],
+    );
+    assert_eq!(filtered.as_array().expect("array").len(), 1);
+    let filtered = ok_json(home.path(), &["specs", "--priority", "urgent"]);
+    assert_eq!(filtered.as_array().expect("array").len(), 0);
+
+    let status = ok_json(home.path(), &["status"]);
+    let machine = status["machine"].as_object().expect("machine");
+    for k in ["id", "short_id", "label"] {
+        assert!(machine.contains_key(k), "status.machine.{k}");
+    }
+    assert_eq!(status["machine"]["id"], rows[0]["machine"]);
+    assert_eq!(status["specs"], 2);
+
+    let show = ok_json(home.path(), &["show", "demo", "2"]);
+    assert_eq!(show["title"], "Beta");
+    let text = run(home.path(), &["show", "demo", "alpha"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("Alpha"));
+
+    // A file edit shows up on the next scan.
+    write_spec(
+        p.path(),
+        "001-alpha",
+        "---\nstatus: in-progress\npriority: high\ncreated: '2025-01-01'\n---\n\n# Alpha\n",
+    );
+    let scan = ok_json(home.path(), &["scan"]);
+    assert_eq!(scan["projects"][0]["updated"], 1);
+    let show = ok_json(home.path(), &["show", "demo", "001-alpha"]);
+    assert_eq!(show["status"], "in-progress");
+
+    let removed = ok_json(home.path(), &["project", "remove", "demo"]);
+    assert_eq!(removed["removed"]["name"], "demo");
+    assert_eq!(
+        ok_json(home.path(), &["specs"])
+            .as_array()
+            .expect("array")
+            .len(),
+        0
+    );
+    assert!(
+        p.path().join("specs/001-alpha/README.md").exists(),
+        "files are not touched"
+    );
+}
+
+#[test]
+fn errors_go_to_stderr_with_a_next_step_and_a_nonzero_exit() {
+    let home = tempfile::tempdir().expect("home");
+    let out = run(home.path(), &["specs"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `leanspec-peer init`"));
+
+    ok_json(home.path(), &["init"]);
+    let empty = tempfile::tempdir().expect("no specs");
+    let out = run(
+        home.path(),
+        &["project", "add", empty.path().to_str().expect("utf8")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no specs folder"));
+
+    let out = run(home.path(), &["show", "nope", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("project list"));
+
+    let out = run(home.path(), &["specs", "--status", "finished"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected one of"));
+
+    let out = run(home.path(), &["specs", "--machine", "elsewhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no machine \"elsewhere\""));
+}
+
+#[test]
+fn up_once_initialises_and_shares_a_project_on_a_fresh_home() {
+    let home = tempfile::tempdir().expect("home");
+    let p = project();
+    let out = run(
+        home.path(),
+        &[
+            "up",
+            "--once",
+            "--project",
+            p.path().to_str().expect("utf8"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let specs = ok_json(home.path(), &["specs"]);
+    assert_eq!(specs.as_array().expect("array").len(), 2);
+}
