@@ -1028,3 +1028,47 @@ mod tests {
         assert_eq!(e.text, t);
     }
 }
+
+#[cfg(test)]
+mod style_tests {
+    use super::*;
+
+    #[test]
+    fn new_transitions_follow_the_file_list_style() {
+        let t = "---\nstatus: planned\ncreated: 2025-01-01\ntags:\n- a\n- b\n---\n# T\n";
+        let out = apply_change(
+            t,
+            &MetadataChange {
+                status: Some(Status::Archived),
+                ..Default::default()
+            },
+            "2026-01-01T00:00:00.000Z",
+        )
+        .unwrap()
+        .text;
+        assert_eq!(
+            out,
+            "---\nstatus: archived\ncreated: 2025-01-01\nupdated_at: '2026-01-01T00:00:00.000Z'\ntags:\n- a\n- b\ntransitions:\n- status: archived\n  at: '2026-01-01T00:00:00.000Z'\n---\n# T\n"
+        );
+    }
+
+    #[test]
+    fn empty_frontmatter_and_empty_lists_are_filled() {
+        let t = "---\nstatus: draft\ncreated: 2025-01-01\ntags: []\ndepends_on:\n---\nbody";
+        let out = apply_change(
+            t,
+            &MetadataChange {
+                add_tags: vec!["x".into()],
+                add_depends_on: vec!["001-a".into()],
+                ..Default::default()
+            },
+            "2026-01-01T00:00:00.000Z",
+        )
+        .unwrap()
+        .text;
+        assert_eq!(
+            out,
+            "---\nstatus: draft\ncreated: 2025-01-01\ntags: [x]\ndepends_on:\n  - 001-a\n---\nbody"
+        );
+    }
+}
