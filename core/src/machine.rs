@@ -280,6 +280,7 @@ impl Machine {
             }));
         }
         identity.save_new(home)?;
+        store.set_meta("machine_id", identity.id().as_bytes())?;
         let info = MachineInfo {
             id: identity.id().to_string(),
             label: label.map_or_else(default_label, str::to_string),
@@ -317,6 +318,20 @@ impl Machine {
             });
         }
         let store = Store::open(&store_path)?;
+        // The store remembers whose it is: a key copied from another machine (or a
+        // store copied from one) must not be mixed into a second identity.
+        if let Some(owner) = store.meta("machine_id")? {
+            if owner.as_slice() != identity.id().as_bytes() {
+                return Err(Error::Store(StoreError::Corrupt {
+                    path: store.path().to_path_buf(),
+                    detail: format!(
+                        "it belongs to machine {}, but machine.key is machine {}",
+                        hex::encode(owner.get(..5).unwrap_or(&owner)),
+                        identity.id().short()
+                    ),
+                }));
+            }
+        }
         let chunks = store.doc_chunks()?;
         let snapshot_bytes = chunks.first().map_or(0, |c| c.len() as u64);
         let mut doc = MachineDoc::load(identity.id(), chunks.iter().map(Vec::as_slice))?;

@@ -183,6 +183,12 @@ fn key_problems_are_clear() {
     fs::write(&key, "not a key").expect("write");
     let e = Machine::open(home.path()).expect_err("damaged key");
     assert!(e.to_string().contains("damaged"), "{e}");
+    // Another machine's key next to this store is refused.
+    let other = tempfile::tempdir().expect("other home");
+    drop(Machine::init(other.path(), None).expect("other init"));
+    fs::copy(other.path().join(KEY_FILE), &key).expect("swap key");
+    let e = Machine::open(home.path()).expect_err("foreign key");
+    assert!(e.to_string().contains("belongs to machine"), "{e}");
     // A store without its key: init refuses instead of minting a second identity.
     fs::remove_file(&key).expect("rm");
     let e = Machine::init(home.path(), None).expect_err("store without key");
