@@ -144,7 +144,7 @@ fn main() {
     }
     let warm = median(&mut warm);
 
-    let s0 = m.store().stats().expect("stats");
+    let s0 = m.doc_stats().expect("stats");
     let fresh0 = m.doc().fresh_copy_size(m.id());
 
     // 10,000 single-field rescans: the editor flips one spec's priority, the watcher path
@@ -176,9 +176,9 @@ fn main() {
         change_bytes.push(m.rescan_spec(&pid, name).expect("rescan") as f64);
         rescan_ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    let s1 = m.store().stats().expect("stats");
+    let s1 = m.doc_stats().expect("stats");
     m.compact().expect("compact");
-    let s2 = m.store().stats().expect("stats");
+    let s2 = m.doc_stats().expect("stats");
     let fresh1 = m.doc().fresh_copy_size(m.id());
 
     // One field alone (no file hash change): the document-level cost of a one-field edit.

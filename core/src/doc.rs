@@ -19,6 +19,7 @@
 
 use crate::identity::MachineId;
 use crate::spec::{Priority, Spec, Status};
+use crate::tracked::Tracked;
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate};
 use std::collections::HashMap;
@@ -60,11 +61,7 @@ pub struct ProjectEntry {
 /// One machine's document.
 #[derive(Debug)]
 pub struct MachineDoc {
-    doc: AutoCommit,
-    /// Heads as of the last save to the store. Automerge's own save cursor starts empty
-    /// after a load, which would make the first incremental save repeat the whole
-    /// document; this one starts at the loaded heads.
-    saved_heads: Vec<automerge::ChangeHash>,
+    t: Tracked,
 }
 
 const ALL_FIELDS: [&str; 15] = [
@@ -102,8 +99,7 @@ impl MachineDoc {
     pub fn new(owner: MachineId, info: &MachineInfo, now: i64) -> MachineDoc {
         let doc = AutoCommit::new().with_actor(ActorId::from(&owner.actor_bytes()[..]));
         let mut d = MachineDoc {
-            doc,
-            saved_heads: Vec::new(),
+            t: Tracked::new(doc),
         };
         d.set_machine_info(info);
         d.commit(now);
@@ -115,21 +111,34 @@ impl MachineDoc {
         owner: MachineId,
         chunks: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<MachineDoc, DocError> {
-        let mut doc = AutoCommit::new();
-        for chunk in chunks {
-            doc.load_incremental(chunk)?;
-        }
-        doc.set_actor(ActorId::from(&owner.actor_bytes()[..]));
-        let saved_heads = doc.get_heads();
-        let d = MachineDoc { doc, saved_heads };
+        let mut t = Tracked::load(chunks)?;
+        t.doc.set_actor(ActorId::from(&owner.actor_bytes()[..]));
+        let d = MachineDoc { t };
         if d.map(&ROOT, "machine").is_none() {
             return Err(DocError::Malformed("no machine record"));
         }
         Ok(d)
     }
 
+    /// An empty replica of another machine's document, to be filled by sync.
+    pub(crate) fn empty_replica() -> MachineDoc {
+        MachineDoc {
+            t: Tracked::empty(),
+        }
+    }
+
+    /// The Automerge document and its save cursor (for the store and sync).
+    pub(crate) fn tracked(&mut self) -> &mut Tracked {
+        &mut self.t
+    }
+
+    /// True when the document has no machine record yet (an empty replica).
+    pub fn is_empty(&self) -> bool {
+        self.map(&ROOT, "machine").is_none()
+    }
+
     fn map(&self, parent: &ObjId, key: &str) -> Option<ObjId> {
-        match self.doc.get(parent, key) {
+        match self.t.doc.get(parent, key) {
             Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
             _ => None,
         }
@@ -140,13 +149,14 @@ impl MachineDoc {
             return id;
         }
         // put_object on a map we own cannot fail; fall back to root if it ever did.
-        self.doc
+        self.t
+            .doc
             .put_object(parent, key, ObjType::Map)
             .unwrap_or(ROOT)
     }
 
     fn get_str(&self, obj: &ObjId, key: &str) -> Option<String> {
-        match self.doc.get(obj, key) {
+        match self.t.doc.get(obj, key) {
             Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
                 ScalarValue::Str(s) => Some(s.to_string()),
                 _ => None,
@@ -156,7 +166,7 @@ impl MachineDoc {
     }
 
     fn get_bytes(&self, obj: &ObjId, key: &str) -> Option<Vec<u8>> {
-        match self.doc.get(obj, key) {
+        match self.t.doc.get(obj, key) {
             Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
                 ScalarValue::Bytes(b) => Some(b.clone()),
                 _ => None,
@@ -168,7 +178,7 @@ impl MachineDoc {
     /// Puts `value` under `key` unless it is already there; `None` deletes. Returns
     /// whether anything was written.
     fn put_if_changed(&mut self, obj: &ObjId, key: &str, value: Option<ScalarValue>) -> bool {
-        let current = match self.doc.get(obj, key) {
+        let current = match self.t.doc.get(obj, key) {
             Ok(Some((Value::Scalar(s), _))) => Some(s.into_owned()),
             Ok(Some(_)) => Some(ScalarValue::Null),
             _ => None,
@@ -177,8 +187,8 @@ impl MachineDoc {
             return false;
         }
         let result = match value {
-            Some(v) => self.doc.put(obj, key, v),
-            None => self.doc.delete(obj, key),
+            Some(v) => self.t.doc.put(obj, key, v),
+            None => self.t.doc.delete(obj, key),
         };
         result.is_ok()
     }
@@ -218,7 +228,8 @@ impl MachineDoc {
         let Some(p) = self.projects_obj() else {
             return Vec::new();
         };
-        self.doc
+        self.t
+            .doc
             .keys(&p)
             .filter_map(|id| {
                 let obj = self.map(&p, &id)?;
@@ -239,7 +250,7 @@ impl MachineDoc {
     /// Removes a project and its specs.
     pub fn remove_project(&mut self, id: &str) -> bool {
         match self.projects_obj() {
-            Some(p) if self.map(&p, id).is_some() => self.doc.delete(&p, id).is_ok(),
+            Some(p) if self.map(&p, id).is_some() => self.t.doc.delete(&p, id).is_ok(),
             _ => false,
         }
     }
@@ -253,14 +264,14 @@ impl MachineDoc {
     /// Names of a project's specs, sorted.
     pub fn spec_names(&self, project: &str) -> Vec<String> {
         match self.specs_obj(project) {
-            Some(s) => self.doc.keys(&s).collect(),
+            Some(s) => self.t.doc.keys(&s).collect(),
             None => Vec::new(),
         }
     }
 
     /// Number of specs in a project.
     pub fn spec_count(&self, project: &str) -> usize {
-        self.specs_obj(project).map_or(0, |s| self.doc.length(&s))
+        self.specs_obj(project).map_or(0, |s| self.t.doc.length(&s))
     }
 
     /// One spec, if the project has it.
@@ -275,7 +286,8 @@ impl MachineDoc {
         let Some(specs) = self.specs_obj(project) else {
             return Vec::new();
         };
-        self.doc
+        self.t
+            .doc
             .keys(&specs)
             .filter_map(|name| {
                 let obj = self.map(&specs, &name)?;
@@ -376,7 +388,7 @@ impl MachineDoc {
         let Some(specs_obj) = self.specs_obj(project) else {
             return;
         };
-        if self.doc.length(&specs_obj) == 0 {
+        if self.t.doc.length(&specs_obj) == 0 {
             let map: HashMap<String, hydrate::Value> = specs
                 .iter()
                 .map(|s| (s.name.clone(), Self::hydrated(s)))
@@ -385,6 +397,7 @@ impl MachineDoc {
             if let Some(project_obj) = project_obj {
                 let value = hydrate::Value::Map(hydrate::Map::from(map));
                 if self
+                    .t
                     .doc
                     .batch_create_object(&project_obj, "specs", &value, false)
                     .is_ok()
@@ -397,6 +410,7 @@ impl MachineDoc {
             if self.map(&specs_obj, &spec.name).is_some() {
                 self.put_spec(project, spec);
             } else if self
+                .t
                 .doc
                 .batch_create_object(&specs_obj, spec.name.as_str(), &Self::hydrated(spec), false)
                 .is_err()
@@ -410,7 +424,7 @@ impl MachineDoc {
     pub fn has_parse_error(&self, project: &str, name: &str) -> bool {
         self.specs_obj(project)
             .and_then(|s| self.map(&s, name))
-            .is_some_and(|obj| matches!(self.doc.get(&obj, "parse_error"), Ok(Some(_))))
+            .is_some_and(|obj| matches!(self.t.doc.get(&obj, "parse_error"), Ok(Some(_))))
     }
 
     /// Writes a spec, touching only the fields that differ from the document. Returns
@@ -442,37 +456,36 @@ impl MachineDoc {
     /// Removes a spec; returns whether it was there.
     pub fn remove_spec(&mut self, project: &str, name: &str) -> bool {
         match self.specs_obj(project) {
-            Some(s) if self.map(&s, name).is_some() => self.doc.delete(&s, name).is_ok(),
+            Some(s) if self.map(&s, name).is_some() => self.t.doc.delete(&s, name).is_ok(),
             _ => false,
         }
     }
 
     /// Commits pending writes as one change; `None` when there was nothing to commit.
     pub fn commit(&mut self, unix_secs: i64) -> Option<automerge::ChangeHash> {
-        self.doc
+        self.t
+            .doc
             .commit_with(CommitOptions::default().with_time(unix_secs))
     }
 
     /// The changes since the last save (empty when none).
     pub fn save_incremental(&mut self) -> Vec<u8> {
-        let heads = self.doc.get_heads();
-        if heads == self.saved_heads {
-            return Vec::new();
-        }
-        let bytes = self.doc.save_after(&self.saved_heads);
-        self.saved_heads = heads;
-        bytes
+        self.t.save_incremental()
     }
 
     /// The whole document, compressed.
     pub fn save(&mut self) -> Vec<u8> {
-        self.saved_heads = self.doc.get_heads();
-        self.doc.save()
+        self.t.save()
     }
 
     /// Current heads (hex), for display and sync checks.
     pub fn heads(&mut self) -> Vec<String> {
-        self.doc.get_heads().iter().map(|h| h.to_string()).collect()
+        self.t
+            .doc
+            .get_heads()
+            .iter()
+            .map(|h| h.to_string())
+            .collect()
     }
 
     /// A copy of the current state with no history: what a fresh save of the same

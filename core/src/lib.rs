@@ -13,12 +13,17 @@
 pub mod doc;
 pub mod identity;
 pub mod machine;
+pub mod mesh;
 pub mod spec;
 pub mod store;
 pub mod time;
+mod tracked;
+
+pub use tracked::ReceiveError;
 
 pub use machine::{
-    Error, Machine, Project, ProjectScan, ScanProgress, ScanReport, SpecFilter, SpecRow,
+    DocChange, DocKey, Error, Machine, MachineRow, Project, ProjectScan, ScanProgress, ScanReport,
+    SpecFilter, SpecRow, SyncError,
 };
 
 /// The version of this crate (and of leanspec-peer).

@@ -4,8 +4,11 @@
 
 use crate::doc::{DocError, MachineDoc, MachineInfo};
 use crate::identity::{Identity, IdentityError, MachineId};
+use crate::mesh::MeshDoc;
 use crate::spec::{self, Priority, Spec, Status};
 use crate::store::{Batch, ProjectRecord, STORE_FILE, StatKey, Store, StoreError};
+use crate::tracked::Tracked;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -92,6 +95,35 @@ pub enum Error {
     /// A label that cannot be used.
     #[error("invalid label {0:?}: use 1 to 64 characters without control characters")]
     InvalidLabel(String),
+    /// Joining another mesh while this machine already has peers.
+    #[error(
+        "this machine is already paired with {members} other machine(s); two meshes are not merged: revoke them first or use another --home"
+    )]
+    AlreadyInMesh {
+        /// Other members.
+        members: usize,
+    },
+}
+
+/// One machine as this machine knows it (presence comes from the network layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineRow {
+    /// Machine id.
+    pub id: MachineId,
+    /// Label.
+    pub label: String,
+    /// This machine.
+    pub is_self: bool,
+    /// Revoked from the mesh.
+    pub revoked: bool,
+    /// Software version in its document.
+    pub version: String,
+    /// OS in its document.
+    pub os: String,
+    /// Projects in its document.
+    pub projects: usize,
+    /// Specs in its document.
+    pub specs: usize,
 }
 
 /// Result alias.
@@ -204,20 +236,97 @@ pub struct MachineSummary {
 const COMPACT_MIN_BYTES: u64 = 4096;
 const COMPACT_MAX_CHUNKS: u64 = 512;
 
-/// This machine.
+/// Which document: the mesh or one machine's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocKey {
+    /// The membership document.
+    Mesh,
+    /// A machine's document.
+    Machine(MachineId),
+}
+
+impl DocKey {
+    /// The store and wire form: `b"mesh"` or the 32-byte machine id.
+    pub fn to_bytes(self) -> Vec<u8> {
+        match self {
+            DocKey::Mesh => b"mesh".to_vec(),
+            DocKey::Machine(id) => id.as_bytes().to_vec(),
+        }
+    }
+
+    /// Parses [`DocKey::to_bytes`].
+    pub fn from_bytes(b: &[u8]) -> Option<DocKey> {
+        if b == b"mesh" {
+            return Some(DocKey::Mesh);
+        }
+        <[u8; 32]>::try_from(b)
+            .ok()
+            .map(|a| DocKey::Machine(MachineId::from_bytes(a)))
+    }
+}
+
+/// Why a sync message from a peer was not applied (the document is unchanged).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The document is not one this machine shares with members.
+    #[error("unknown document")]
+    UnknownDoc,
+    /// The message was malformed or carried changes that are not allowed.
+    #[error(transparent)]
+    Refused(#[from] crate::tracked::ReceiveError),
+    /// Storing the result failed.
+    #[error(transparent)]
+    Machine(#[from] Error),
+}
+
+/// A change seen in a document, for events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocChange {
+    /// A spec was added or changed (`fields`: the document keys that changed; empty when
+    /// the spec was added whole).
+    SpecChanged {
+        /// Machine that owns the spec.
+        machine: MachineId,
+        /// Project id.
+        project: String,
+        /// Spec name.
+        spec: String,
+        /// Changed fields.
+        fields: Vec<String>,
+    },
+    /// A spec was removed.
+    SpecRemoved {
+        /// Machine that owns the spec.
+        machine: MachineId,
+        /// Project id.
+        project: String,
+        /// Spec name.
+        spec: String,
+    },
+    /// The mesh changed (members, labels, revocations).
+    MeshChanged,
+}
+
+/// This machine: its identity, its store, its own document, the mesh, and the
+/// last-known documents of the other members.
 #[derive(Debug)]
 pub struct Machine {
     home: PathBuf,
     identity: Identity,
     store: Store,
     doc: MachineDoc,
-    snapshot_bytes: u64,
+    mesh: MeshDoc,
+    replicas: BTreeMap<MachineId, MachineDoc>,
+    /// Size of the first (full) stored chunk of each document, for compaction.
+    snapshot_bytes: HashMap<DocKey, u64>,
 }
 
 /// The software version written into the document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn now_secs() -> i64 {
+/// Unix seconds now.
+pub fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -239,7 +348,8 @@ fn default_label() -> String {
     if h.is_empty() { "machine".into() } else { h }
 }
 
-fn check_label(label: &str) -> Result<()> {
+/// Checks a machine or project label.
+pub fn check_label(label: &str) -> Result<()> {
     let n = label.chars().count();
     if n == 0 || n > 64 || label.chars().any(char::is_control) || label.trim() != label {
         return Err(Error::InvalidLabel(label.chars().take(80).collect()));
@@ -272,7 +382,7 @@ impl Machine {
         let identity = Identity::generate()?;
         // Store first: if it cannot be created we leave no key behind.
         let store = Store::open(&home.join(STORE_FILE))?;
-        if !store.doc_chunks()?.is_empty() {
+        if !store.doc_keys()?.is_empty() {
             // A store without its key: refuse rather than mix two identities.
             return Err(Error::Store(StoreError::Corrupt {
                 path: store.path().to_path_buf(),
@@ -281,29 +391,26 @@ impl Machine {
         }
         identity.save_new(home)?;
         store.set_meta("machine_id", identity.id().as_bytes())?;
+        let label = label.map_or_else(default_label, str::to_string);
         let info = MachineInfo {
             id: identity.id().to_string(),
-            label: label.map_or_else(default_label, str::to_string),
+            label: label.clone(),
             version: VERSION.into(),
             os: std::env::consts::OS.into(),
         };
-        let mut doc = MachineDoc::new(identity.id(), &info, now_secs());
-        let full = doc.save();
-        store.commit(Batch {
-            chunk: Some(&full),
-            ..Batch::default()
-        })?;
-        let snapshot_bytes = full.len() as u64;
-        Ok((
-            Machine {
-                home: home.to_path_buf(),
-                identity,
-                store,
-                doc,
-                snapshot_bytes,
-            },
-            true,
-        ))
+        let doc = MachineDoc::new(identity.id(), &info, now_secs());
+        let mesh = MeshDoc::new(identity.id(), &label, now_secs());
+        let mut m = Machine {
+            home: home.to_path_buf(),
+            identity,
+            store,
+            doc,
+            mesh,
+            replicas: BTreeMap::new(),
+            snapshot_bytes: HashMap::new(),
+        };
+        m.store_docs(&[DocKey::Machine(m.id()), DocKey::Mesh], &[], &[], &[])?;
+        Ok((m, true))
     }
 
     /// Opens the machine in `home`.
@@ -318,25 +425,55 @@ impl Machine {
             });
         }
         let store = Store::open(&store_path)?;
+        let me = identity.id();
         // The store remembers whose it is: a key copied from another machine (or a
         // store copied from one) must not be mixed into a second identity.
         if let Some(owner) = store.meta("machine_id")? {
-            if owner.as_slice() != identity.id().as_bytes() {
+            if owner.as_slice() != me.as_bytes() {
                 return Err(Error::Store(StoreError::Corrupt {
                     path: store.path().to_path_buf(),
                     detail: format!(
                         "it belongs to machine {}, but machine.key is machine {}",
                         hex::encode(owner.get(..5).unwrap_or(&owner)),
-                        identity.id().short()
+                        me.short()
                     ),
                 }));
             }
         }
-        let chunks = store.doc_chunks()?;
-        let snapshot_bytes = chunks.first().map_or(0, |c| c.len() as u64);
-        let mut doc = MachineDoc::load(identity.id(), chunks.iter().map(Vec::as_slice))?;
-        // Keep the software version current; a no-op write is not committed.
+        let mut snapshot_bytes = HashMap::new();
+        let mut doc = None;
+        let mut mesh = None;
+        let mut replicas = BTreeMap::new();
+        for key_bytes in store.doc_keys()? {
+            let Some(key) = DocKey::from_bytes(&key_bytes) else {
+                tracing::warn!("skipping stored document with an unknown key");
+                continue;
+            };
+            let chunks = store.doc_chunks(&key_bytes)?;
+            snapshot_bytes.insert(key, chunks.first().map_or(0, |c| c.len() as u64));
+            let slices = chunks.iter().map(Vec::as_slice);
+            match key {
+                DocKey::Mesh => mesh = Some(MeshDoc::load(me, slices).map_err(DocError::from)?),
+                DocKey::Machine(id) if id == me => doc = Some(MachineDoc::load(me, slices)?),
+                DocKey::Machine(id) => match MachineDoc::load(id, slices) {
+                    Ok(d) => {
+                        replicas.insert(id, d);
+                    }
+                    // Another machine's copy can be fetched again; ours cannot.
+                    Err(e) => {
+                        tracing::warn!(machine = %id.short(), "dropping unreadable replica: {e}")
+                    }
+                },
+            }
+        }
+        let Some(mut doc) = doc else {
+            return Err(Error::Doc(DocError::Malformed(
+                "this machine's document is missing",
+            )));
+        };
         let mut info = doc.machine_info();
+        let mesh = mesh.unwrap_or_else(|| MeshDoc::new(me, &info.label, now_secs()));
+        // Keep the software version current; a no-op write is not committed.
         if info.version != VERSION || info.os != std::env::consts::OS {
             info.version = VERSION.into();
             info.os = std::env::consts::OS.into();
@@ -347,9 +484,11 @@ impl Machine {
             identity,
             store,
             doc,
+            mesh,
+            replicas,
             snapshot_bytes,
         };
-        m.persist(&[], &[])?;
+        m.store_docs(&[DocKey::Machine(me), DocKey::Mesh], &[], &[], &[])?;
         Ok(m)
     }
 
@@ -373,24 +512,29 @@ impl Machine {
         let info = self.doc.machine_info();
         MachineSummary {
             id: self.id(),
-            label: info.label,
+            label: self.label(),
             version: info.version,
             os: info.os,
         }
     }
 
-    /// The label.
+    /// The label (the mesh's, which `rename` changes, else the document's).
     pub fn label(&self) -> String {
-        self.doc.machine_info().label
+        self.mesh
+            .member(self.id())
+            .map(|m| m.label)
+            .unwrap_or_else(|| self.doc.machine_info().label)
     }
 
-    /// Changes the label.
+    /// Changes this machine's label (in its document and in the mesh).
     pub fn set_label(&mut self, label: &str) -> Result<()> {
         check_label(label)?;
         let mut info = self.doc.machine_info();
         info.label = label.to_string();
         self.doc.set_machine_info(&info);
-        self.persist(&[], &[])
+        self.mesh.rename(self.id(), label);
+        self.store_docs(&[DocKey::Machine(self.id()), DocKey::Mesh], &[], &[], &[])
+            .map(|_| ())
     }
 
     /// Read access to the machine document.
@@ -398,58 +542,104 @@ impl Machine {
         &self.doc
     }
 
+    /// Read access to the mesh.
+    pub fn mesh(&self) -> &MeshDoc {
+        &self.mesh
+    }
+
+    /// The last-known document of another machine.
+    pub fn replica(&self, id: MachineId) -> Option<&MachineDoc> {
+        self.replicas.get(&id)
+    }
+
     /// The store (sizes, for status and benchmarks).
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// Commits pending document writes and stores them with `stat_updates` and project
-    /// removals in one transaction; compacts when the chunks outgrow the snapshot.
-    fn persist(
-        &mut self,
-        stat_updates: &[(&str, &str, Option<StatKey>)],
-        remove_projects: &[String],
-    ) -> Result<()> {
-        self.persist_sized(stat_updates, remove_projects)
-            .map(|_| ())
+    fn tracked(&mut self, key: DocKey) -> Option<&mut Tracked> {
+        match key {
+            DocKey::Mesh => Some(self.mesh.tracked()),
+            DocKey::Machine(id) if id == self.identity.id() => Some(self.doc.tracked()),
+            DocKey::Machine(id) => self.replicas.get_mut(&id).map(MachineDoc::tracked),
+        }
     }
 
-    fn persist_sized(
+    /// Commits pending writes of our own documents, and stores the new chunks of `keys`
+    /// with the stat cache updates, project removals and sync states in one
+    /// transaction; compacts documents whose chunks outgrow their snapshot. Returns the
+    /// bytes of the chunks written.
+    fn store_docs(
         &mut self,
+        keys: &[DocKey],
         stat_updates: &[(&str, &str, Option<StatKey>)],
         remove_projects: &[String],
+        sync_states: &[(&[u8], &[u8], &[u8])],
     ) -> Result<usize> {
-        self.doc.commit(now_secs());
-        let chunk = self.doc.save_incremental();
-        if chunk.is_empty() && stat_updates.is_empty() && remove_projects.is_empty() {
+        let now = now_secs();
+        self.doc.commit(now);
+        self.mesh.commit(now);
+        let mut owned: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for key in keys {
+            if let Some(t) = self.tracked(*key) {
+                let chunk = t.save_incremental();
+                if !chunk.is_empty() {
+                    owned.push((key.to_bytes(), chunk));
+                }
+            }
+        }
+        if owned.is_empty()
+            && stat_updates.is_empty()
+            && remove_projects.is_empty()
+            && sync_states.is_empty()
+        {
             return Ok(0);
         }
+        let chunks: Vec<(&[u8], &[u8])> = owned
+            .iter()
+            .map(|(k, c)| (k.as_slice(), c.as_slice()))
+            .collect();
         self.store.commit(Batch {
-            chunk: Some(&chunk),
+            chunks: &chunks,
+            sync_states,
             remove_projects,
             stat_updates,
         })?;
-        self.maybe_compact()?;
-        Ok(chunk.len())
+        let bytes = owned.iter().map(|(_, c)| c.len()).sum();
+        for key in keys {
+            self.maybe_compact(*key)?;
+        }
+        Ok(bytes)
     }
 
-    fn maybe_compact(&mut self) -> Result<()> {
-        let stats = self.store.stats()?;
-        let incremental = stats.chunk_bytes.saturating_sub(self.snapshot_bytes);
-        if stats.chunks >= COMPACT_MAX_CHUNKS
-            || incremental > self.snapshot_bytes.max(COMPACT_MIN_BYTES)
-        {
-            self.compact()?;
+    fn maybe_compact(&mut self, key: DocKey) -> Result<()> {
+        let stats = self.store.stats(&key.to_bytes())?;
+        let snapshot = self.snapshot_bytes.get(&key).copied().unwrap_or(0);
+        let incremental = stats.chunk_bytes.saturating_sub(snapshot);
+        if stats.chunks >= COMPACT_MAX_CHUNKS || incremental > snapshot.max(COMPACT_MIN_BYTES) {
+            self.compact_doc(key)?;
         }
         Ok(())
     }
 
-    /// Folds every stored chunk into one full save of the document.
-    pub fn compact(&mut self) -> Result<()> {
-        let full = self.doc.save();
-        self.store.replace_chunks(&full)?;
-        self.snapshot_bytes = full.len() as u64;
+    fn compact_doc(&mut self, key: DocKey) -> Result<()> {
+        let Some(t) = self.tracked(key) else {
+            return Ok(());
+        };
+        let full = t.save();
+        self.store.replace_chunks(&key.to_bytes(), &full)?;
+        self.snapshot_bytes.insert(key, full.len() as u64);
         Ok(())
+    }
+
+    /// Folds every stored chunk of this machine's document into one full save.
+    pub fn compact(&mut self) -> Result<()> {
+        self.compact_doc(DocKey::Machine(self.id()))
+    }
+
+    /// Stats of this machine's stored document.
+    pub fn doc_stats(&self) -> Result<crate::store::StoreStats> {
+        Ok(self.store.stats(self.id().as_bytes())?)
     }
 
     fn project_id(&self, root: &Path) -> String {
@@ -540,7 +730,7 @@ impl Machine {
             root: root.clone(),
         })?;
         self.doc.put_project(&id, &name);
-        self.persist(&[], &[])?;
+        self.store_docs(&[DocKey::Machine(self.id())], &[], &[], &[])?;
         let scan = self.scan_project(&id, &mut |_| {})?;
         Ok((self.project(&id)?, scan))
     }
@@ -549,7 +739,12 @@ impl Machine {
     pub fn remove_project(&mut self, selector: &str) -> Result<Project> {
         let project = self.project(selector)?;
         self.doc.remove_project(&project.id);
-        self.persist(&[], std::slice::from_ref(&project.id))?;
+        self.store_docs(
+            &[DocKey::Machine(self.id())],
+            &[],
+            std::slice::from_ref(&project.id),
+            &[],
+        )?;
         Ok(project)
     }
 
@@ -673,7 +868,7 @@ impl Machine {
             .enumerate()
             .filter(|(i, f)| !read.contains(i) && self.doc.has_parse_error(&p.id, &f.name))
             .count();
-        let bytes = self.persist_sized(&updates, &[])?;
+        let bytes = self.store_docs(&[DocKey::Machine(self.id())], &updates, &[], &[])?;
         Ok((scan, bytes))
     }
 
@@ -702,74 +897,410 @@ impl Machine {
             self.doc.remove_spec(project_id, name);
             None
         };
-        self.persist_sized(&[(project_id, name, update)], &[])
+        self.store_docs(
+            &[DocKey::Machine(self.id())],
+            &[(project_id, name, update)],
+            &[],
+            &[],
+        )
     }
 
-    /// Specs matching `filter`, sorted by project name then spec name.
-    pub fn specs(&self, filter: &SpecFilter) -> Result<Vec<SpecRow>> {
-        if let Some(m) = &filter.machine {
-            self.check_machine(m)?;
+    /// The machine document of `id` (ours or a replica).
+    fn machine_doc(&self, id: MachineId) -> Option<&MachineDoc> {
+        if id == self.id() {
+            Some(&self.doc)
+        } else {
+            self.replicas.get(&id)
         }
-        let projects = match &filter.project {
-            Some(sel) => vec![self.project(sel)?],
-            None => self.projects()?,
-        };
-        let info = self.doc.machine_info();
-        let mut out = Vec::new();
-        for p in projects {
-            for spec in self.doc.specs(&p.id) {
-                if filter.status.is_some_and(|s| spec.status != Some(s))
-                    || filter.priority.is_some_and(|pr| spec.priority != Some(pr))
-                    || filter.tag.as_ref().is_some_and(|t| !spec.tags.contains(t))
-                {
-                    continue;
+    }
+
+    /// The label of machine `id`: the mesh's, else its document's, else its short id.
+    pub fn machine_label(&self, id: MachineId) -> String {
+        self.mesh
+            .member(id)
+            .map(|m| m.label)
+            .or_else(|| {
+                self.machine_doc(id)
+                    .map(|d| d.machine_info().label)
+                    .filter(|l| !l.is_empty())
+            })
+            .unwrap_or_else(|| id.short())
+    }
+
+    /// Every machine this one knows (itself first, then by label).
+    pub fn machines(&self) -> Vec<MachineRow> {
+        let mut ids: Vec<MachineId> = vec![self.id()];
+        for m in self.mesh.members() {
+            if !ids.contains(&m.id) {
+                ids.push(m.id);
+            }
+        }
+        for id in self.replicas.keys() {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        let mut rows: Vec<MachineRow> = ids
+            .into_iter()
+            .map(|id| {
+                let doc = self.machine_doc(id);
+                let info = doc.map(MachineDoc::machine_info);
+                let projects = doc.map(MachineDoc::projects).unwrap_or_default();
+                MachineRow {
+                    id,
+                    label: self.machine_label(id),
+                    is_self: id == self.id(),
+                    revoked: self.mesh.member(id).is_some_and(|m| m.revoked_at.is_some()),
+                    version: info.as_ref().map(|i| i.version.clone()).unwrap_or_default(),
+                    os: info.map(|i| i.os).unwrap_or_default(),
+                    specs: doc.map_or(0, |d| projects.iter().map(|p| d.spec_count(&p.id)).sum()),
+                    projects: projects.len(),
                 }
-                out.push(SpecRow {
-                    machine: info.id.clone(),
-                    machine_label: info.label.clone(),
-                    project_id: p.id.clone(),
-                    project: p.name.clone(),
-                    spec,
-                });
+            })
+            .collect();
+        rows[1..].sort_by(|a, b| a.label.cmp(&b.label));
+        rows
+    }
+
+    /// A machine by full id, short id or label.
+    pub fn find_machine(&self, selector: &str) -> Result<MachineId> {
+        let rows = self.machines();
+        let hits: Vec<&MachineRow> = rows
+            .iter()
+            .filter(|r| {
+                r.id.to_string() == selector || r.id.short() == selector || r.label == selector
+            })
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok(one.id),
+            _ => Err(Error::UnknownMachine {
+                selector: selector.to_string(),
+                known: rows
+                    .iter()
+                    .map(|r| format!("{} ({})", r.label, r.id.short()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Specs matching `filter` on every known machine (this one first), sorted by
+    /// project name then spec name within each machine.
+    pub fn specs(&self, filter: &SpecFilter) -> Result<Vec<SpecRow>> {
+        let machines = match &filter.machine {
+            Some(sel) => vec![self.find_machine(sel)?],
+            None => self.machines().into_iter().map(|r| r.id).collect(),
+        };
+        let mut out = Vec::new();
+        for id in machines {
+            let Some(doc) = self.machine_doc(id) else {
+                continue;
+            };
+            let label = self.machine_label(id);
+            let mut projects = doc.projects();
+            projects.sort_by(|a, b| a.name.cmp(&b.name));
+            if let Some(sel) = &filter.project {
+                projects.retain(|p| p.id == *sel || p.name == *sel);
+                if projects.is_empty()
+                    && (filter.machine.is_some() || id == self.id())
+                    && self.machines().len() == 1
+                {
+                    return Err(Error::UnknownProject {
+                        selector: sel.clone(),
+                        known: known(doc.projects().iter().map(|p| p.name.as_str())),
+                    });
+                }
+            }
+            for p in projects {
+                for spec in doc.specs(&p.id) {
+                    if filter.status.is_some_and(|s| spec.status != Some(s))
+                        || filter.priority.is_some_and(|pr| spec.priority != Some(pr))
+                        || filter.tag.as_ref().is_some_and(|t| !spec.tags.contains(t))
+                    {
+                        continue;
+                    }
+                    out.push(SpecRow {
+                        machine: id.to_string(),
+                        machine_label: label.clone(),
+                        project_id: p.id.clone(),
+                        project: p.name.clone(),
+                        spec,
+                    });
+                }
             }
         }
         Ok(out)
     }
 
-    /// One spec by project (id, name or path) and spec (full name, number or slug).
-    pub fn spec(&self, project: &str, selector: &str) -> Result<SpecRow> {
-        let p = self.project(project)?;
-        let names = self.doc.spec_names(&p.id);
-        let name = resolve_spec(&names, selector, &p.name)?;
-        let spec = self
-            .doc
-            .spec(&p.id, &name)
-            .ok_or_else(|| Error::UnknownSpec {
-                selector: selector.to_string(),
-                project: p.name.clone(),
+    /// One spec by project (id, name or path) and spec (full name, number or slug), on
+    /// this machine or, with `machine`, on another.
+    pub fn spec_on(&self, machine: Option<&str>, project: &str, selector: &str) -> Result<SpecRow> {
+        let id = match machine {
+            Some(m) => self.find_machine(m)?,
+            None => self.id(),
+        };
+        let doc = self.machine_doc(id).ok_or_else(|| Error::UnknownMachine {
+            selector: id.short(),
+            known: String::new(),
+        })?;
+        let projects = doc.projects();
+        let canonical = fs::canonicalize(project).ok();
+        let local_root = |pid: &str| {
+            (id == self.id())
+                .then(|| self.store.projects().ok())
+                .flatten()
+                .and_then(|ps| ps.into_iter().find(|p| p.id == pid))
+                .map(|p| p.root)
+        };
+        let p = projects
+            .iter()
+            .find(|p| {
+                p.id == project
+                    || p.name == project
+                    || (canonical.is_some() && local_root(&p.id) == canonical)
+            })
+            .ok_or_else(|| Error::UnknownProject {
+                selector: project.to_string(),
+                known: known(projects.iter().map(|p| p.name.as_str())),
             })?;
-        let info = self.doc.machine_info();
+        let names = doc.spec_names(&p.id);
+        let name = resolve_spec(&names, selector, &p.name)?;
+        let spec = doc.spec(&p.id, &name).ok_or_else(|| Error::UnknownSpec {
+            selector: selector.to_string(),
+            project: p.name.clone(),
+        })?;
         Ok(SpecRow {
-            machine: info.id,
-            machine_label: info.label,
-            project_id: p.id,
-            project: p.name,
+            machine: id.to_string(),
+            machine_label: self.machine_label(id),
+            project_id: p.id.clone(),
+            project: p.name.clone(),
             spec,
         })
     }
 
-    /// Checks a machine selector (id, short id or label). Until replication lands this
-    /// machine is the only one known.
-    pub fn check_machine(&self, selector: &str) -> Result<()> {
-        let info = self.doc.machine_info();
-        let id = self.id();
-        if selector == info.id || selector == id.short() || selector == info.label {
-            return Ok(());
+    /// One spec of this machine.
+    pub fn spec(&self, project: &str, selector: &str) -> Result<SpecRow> {
+        self.spec_on(None, project, selector)
+    }
+
+    // ---- replication -------------------------------------------------------------
+
+    /// The documents shared with members: the mesh, then every member's document.
+    pub fn sync_keys(&self) -> Vec<DocKey> {
+        let mut keys = vec![DocKey::Mesh, DocKey::Machine(self.id())];
+        for m in self.mesh.members() {
+            if m.id != self.id() {
+                keys.push(DocKey::Machine(m.id));
+            }
         }
-        Err(Error::UnknownMachine {
-            selector: selector.to_string(),
-            known: format!("{} ({})", info.label, id.short()),
-        })
+        keys
+    }
+
+    fn is_shared(&self, key: DocKey) -> bool {
+        match key {
+            DocKey::Mesh => true,
+            DocKey::Machine(id) => id == self.id() || self.mesh.member(id).is_some(),
+        }
+    }
+
+    /// The stored sync state with `peer` for `key` (a fresh one if none or unreadable).
+    pub fn sync_state(&self, peer: MachineId, key: DocKey) -> automerge::sync::State {
+        self.store
+            .sync_state(peer.as_bytes(), &key.to_bytes())
+            .ok()
+            .flatten()
+            .and_then(|b| automerge::sync::State::decode(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Stores sync states (at the end of a session, so a reconnect sends only what is
+    /// missing).
+    pub fn save_sync_states(
+        &mut self,
+        peer: MachineId,
+        states: &[(DocKey, Vec<u8>)],
+    ) -> Result<()> {
+        let keys: Vec<Vec<u8>> = states.iter().map(|(k, _)| k.to_bytes()).collect();
+        let rows: Vec<(&[u8], &[u8], &[u8])> = states
+            .iter()
+            .zip(&keys)
+            .map(|((_, s), k)| (peer.as_bytes().as_slice(), k.as_slice(), s.as_slice()))
+            .collect();
+        self.store_docs(&[], &[], &[], &rows).map(|_| ())
+    }
+
+    fn ensure_replica(&mut self, key: DocKey) {
+        if let DocKey::Machine(id) = key {
+            if id != self.id() && !self.replicas.contains_key(&id) {
+                self.replicas.insert(id, MachineDoc::empty_replica());
+            }
+        }
+    }
+
+    /// The heads of a document (hex), for presence ("in sync").
+    pub fn heads(&mut self, key: DocKey) -> Vec<automerge::ChangeHash> {
+        self.tracked(key).map(|t| t.heads()).unwrap_or_default()
+    }
+
+    /// The next sync message for `key` to a peer, if there is anything to say.
+    pub fn generate_sync(
+        &mut self,
+        key: DocKey,
+        state: &mut automerge::sync::State,
+    ) -> Option<Vec<u8>> {
+        if !self.is_shared(key) {
+            return None;
+        }
+        self.ensure_replica(key);
+        self.tracked(key)?.generate_sync(state)
+    }
+
+    /// Applies a sync message from `peer` for `key`. Changes to a machine document must
+    /// be authored by that machine; changes to the mesh by a machine in it. A refused
+    /// message leaves the document as stored. Returns what changed.
+    pub fn receive_sync(
+        &mut self,
+        peer: MachineId,
+        key: DocKey,
+        state: &mut automerge::sync::State,
+        message: &[u8],
+    ) -> Result<Vec<DocChange>, SyncError> {
+        if !self.is_shared(key) {
+            return Err(SyncError::UnknownDoc);
+        }
+        self.ensure_replica(key);
+        let t = self.tracked(key).ok_or(SyncError::UnknownDoc)?;
+        let before = t.heads();
+        let actors = match t.receive_sync(state, message) {
+            Ok(a) => a,
+            Err(e) => {
+                self.reload(key)?;
+                return Err(e.into());
+            }
+        };
+        if actors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let allowed = match key {
+            DocKey::Mesh => actors.iter().all(|a| self.mesh.allows_actor(a)),
+            DocKey::Machine(id) => actors.iter().all(|a| a.to_bytes() == id.actor_bytes()),
+        };
+        if !allowed {
+            let actor = actors
+                .iter()
+                .find(|a| match key {
+                    DocKey::Mesh => !self.mesh.allows_actor(a),
+                    DocKey::Machine(id) => a.to_bytes() != id.actor_bytes(),
+                })
+                .map(|a| a.to_hex_string())
+                .unwrap_or_default();
+            self.reload(key)?;
+            tracing::warn!(peer = %peer.short(), %actor, "refused changes not authored by the document's owner");
+            return Err(crate::tracked::ReceiveError::Unauthorized { actor }.into());
+        }
+        let changes = match key {
+            DocKey::Mesh => vec![DocChange::MeshChanged],
+            DocKey::Machine(id) => {
+                let t = self.tracked(key).ok_or(SyncError::UnknownDoc)?;
+                let after = t.heads();
+                t.spec_changes(&before, &after)
+                    .into_iter()
+                    .map(|(project, spec, fields)| match fields {
+                        Some(fields) => DocChange::SpecChanged {
+                            machine: id,
+                            project,
+                            spec,
+                            fields,
+                        },
+                        None => DocChange::SpecRemoved {
+                            machine: id,
+                            project,
+                            spec,
+                        },
+                    })
+                    .collect()
+            }
+        };
+        let state_bytes = state.encode();
+        let key_bytes = key.to_bytes();
+        self.store_docs(
+            &[key],
+            &[],
+            &[],
+            &[(
+                peer.as_bytes().as_slice(),
+                key_bytes.as_slice(),
+                state_bytes.as_slice(),
+            )],
+        )?;
+        Ok(changes)
+    }
+
+    /// Reloads one document from the store, dropping anything not stored.
+    fn reload(&mut self, key: DocKey) -> Result<()> {
+        let chunks = self.store.doc_chunks(&key.to_bytes())?;
+        let slices = chunks.iter().map(Vec::as_slice);
+        match key {
+            DocKey::Mesh => self.mesh = MeshDoc::load(self.id(), slices).map_err(DocError::from)?,
+            DocKey::Machine(id) if id == self.id() => self.doc = MachineDoc::load(id, slices)?,
+            DocKey::Machine(id) => {
+                if chunks.is_empty() {
+                    self.replicas.insert(id, MachineDoc::empty_replica());
+                } else {
+                    self.replicas.insert(id, MachineDoc::load(id, slices)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- membership --------------------------------------------------------------
+
+    /// Adds a machine to the mesh (after it proved an invitation).
+    pub fn add_member(&mut self, id: MachineId, label: &str) -> Result<()> {
+        self.mesh.add_member(id, label, self.id(), now_secs());
+        self.store_docs(&[DocKey::Mesh], &[], &[], &[]).map(|_| ())
+    }
+
+    /// Renames a machine (any member may), replicated through the mesh.
+    pub fn rename_machine(&mut self, id: MachineId, label: &str) -> Result<()> {
+        check_label(label)?;
+        if id == self.id() {
+            return self.set_label(label);
+        }
+        self.mesh.rename(id, label);
+        self.store_docs(&[DocKey::Mesh], &[], &[], &[]).map(|_| ())
+    }
+
+    /// Revokes a machine, replicated through the mesh.
+    pub fn revoke_machine(&mut self, id: MachineId) -> Result<()> {
+        self.mesh.revoke(id, self.id(), now_secs());
+        self.store_docs(&[DocKey::Mesh], &[], &[], &[]).map(|_| ())
+    }
+
+    /// Replaces this machine's mesh by `mesh_bytes` (a full save received when joining).
+    /// Allowed only while this machine is alone in its mesh: two meshes are not merged.
+    pub fn adopt_mesh(&mut self, mesh_bytes: &[u8]) -> Result<()> {
+        let others = self
+            .mesh
+            .members()
+            .iter()
+            .filter(|m| m.id != self.id())
+            .count();
+        if others > 0 {
+            return Err(Error::AlreadyInMesh { members: others });
+        }
+        let mesh = MeshDoc::load(self.id(), [mesh_bytes]).map_err(DocError::from)?;
+        self.mesh = mesh;
+        let full = self.mesh.tracked().save();
+        self.store.replace_chunks(b"mesh", &full)?;
+        self.snapshot_bytes.insert(DocKey::Mesh, full.len() as u64);
+        Ok(())
+    }
+
+    /// A full save of the mesh (sent to a joiner).
+    pub fn mesh_bytes(&mut self) -> Vec<u8> {
+        self.mesh.tracked().doc.save()
     }
 }
 

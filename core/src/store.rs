@@ -6,11 +6,11 @@
 
 mod tables;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tables::{DOC_CHUNKS, META, PROJECTS, STAT_CACHE};
+use tables::{DOC_CHUNKS, INVITES, META, PEERS, PROJECTS, STAT_CACHE, SYNC_STATES};
 
 /// The store format this build reads and writes. History: 1 = first format.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -65,6 +65,32 @@ pub struct ProjectRecord {
     pub name: String,
     /// Project root on this machine.
     pub root: PathBuf,
+}
+
+/// What this machine knows of another machine (local only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// Machine id (32 bytes).
+    pub id: Vec<u8>,
+    /// Direct addresses (`ip:port`) learned from tickets and connections.
+    pub addrs: Vec<String>,
+    /// Relay URLs learned from tickets.
+    pub relays: Vec<String>,
+    /// Unix seconds of the last frame received, 0 if never.
+    pub last_seen: u64,
+}
+
+/// An invitation this machine issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    /// Unix seconds after which it is refused.
+    pub expires_at: u64,
+    /// Usable more than once (the headless/CI auth key).
+    pub reusable: bool,
+    /// Machines that used it (hex ids).
+    pub used_by: Vec<String>,
+    /// Revoked by the issuer.
+    pub revoked: bool,
 }
 
 /// What a scan saw of one spec's files: enough to tell, without reading, that nothing
@@ -224,6 +250,9 @@ impl Store {
                     tx.open_table(PROJECTS).map_err(|e| self.err(e))?;
                     tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
                     tx.open_table(STAT_CACHE).map_err(|e| self.err(e))?;
+                    tx.open_table(SYNC_STATES).map_err(|e| self.err(e))?;
+                    tx.open_table(PEERS).map_err(|e| self.err(e))?;
+                    tx.open_table(INVITES).map_err(|e| self.err(e))?;
                 }
                 tx.commit().map_err(|e| self.err(e))
             }
@@ -290,16 +319,96 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// The document chunks, in order.
-    pub fn doc_chunks(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// One document's chunks, in order.
+    pub fn doc_chunks(&self, doc: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for row in table.iter().map_err(|e| self.err(e))? {
+        for row in table
+            .range((doc, 0u64)..=(doc, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
             let (_, v) = row.map_err(|e| self.err(e))?;
             out.push(v.value().to_vec());
         }
         Ok(out)
+    }
+
+    /// The keys of every stored document.
+    pub fn doc_keys(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, _) = row.map_err(|e| self.err(e))?;
+            let key = k.value().0;
+            if out.last().map(Vec::as_slice) != Some(key) {
+                out.push(key.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The sync state with `peer` for `doc`, if any.
+    pub fn sync_state(&self, peer: &[u8], doc: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(SYNC_STATES).map_err(|e| self.err(e))?;
+        Ok(table
+            .get((peer, doc))
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Every peer record.
+    pub fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(PEERS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            if let Ok(r) = serde_json::from_slice::<PeerRecord>(v.value()) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds or replaces a peer record.
+    pub fn put_peer(&self, record: &PeerRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Io {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        tx.open_table(PEERS)
+            .map_err(|e| self.err(e))?
+            .insert(record.id.as_slice(), bytes.as_slice())
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// An invitation by the SHA-256 of its secret.
+    pub fn invite(&self, secret_hash: &[u8]) -> Result<Option<InviteRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(INVITES).map_err(|e| self.err(e))?;
+        Ok(table
+            .get(secret_hash)
+            .map_err(|e| self.err(e))?
+            .and_then(|v| serde_json::from_slice(v.value()).ok()))
+    }
+
+    /// Adds or replaces an invitation.
+    pub fn put_invite(&self, secret_hash: &[u8], record: &InviteRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Io {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        tx.open_table(INVITES)
+            .map_err(|e| self.err(e))?
+            .insert(secret_hash, bytes.as_slice())
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
     }
 
     /// The stat cache of one project.
@@ -329,13 +438,26 @@ impl Store {
     pub fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
-            if let Some(chunk) = batch.chunk.filter(|c| !c.is_empty()) {
-                let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
+            let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
+            for (doc, chunk) in batch.chunks.iter().filter(|(_, c)| !c.is_empty()) {
                 let next = chunks
-                    .last()
+                    .range((*doc, 0u64)..=(*doc, u64::MAX))
                     .map_err(|e| self.err(e))?
-                    .map_or(0, |(k, _)| k.value() + 1);
-                chunks.insert(next, chunk).map_err(|e| self.err(e))?;
+                    .next_back()
+                    .transpose()
+                    .map_err(|e| self.err(e))?
+                    .map_or(0, |(k, _)| k.value().1 + 1);
+                chunks
+                    .insert((*doc, next), *chunk)
+                    .map_err(|e| self.err(e))?;
+            }
+            if !batch.sync_states.is_empty() {
+                let mut states = tx.open_table(SYNC_STATES).map_err(|e| self.err(e))?;
+                for (peer, doc, state) in batch.sync_states {
+                    states
+                        .insert((*peer, *doc), *state)
+                        .map_err(|e| self.err(e))?;
+                }
             }
             let mut projects = tx.open_table(PROJECTS).map_err(|e| self.err(e))?;
             let mut cache = tx.open_table(STAT_CACHE).map_err(|e| self.err(e))?;
@@ -361,13 +483,16 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// Replaces every document chunk by one full save (compaction), in one transaction.
-    pub fn replace_chunks(&mut self, full: &[u8]) -> Result<(), StoreError> {
+    /// Replaces every chunk of one document by one full save (compaction), in one
+    /// transaction.
+    pub fn replace_chunks(&mut self, doc: &[u8], full: &[u8]) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
-            chunks.retain(|_, _| false).map_err(|e| self.err(e))?;
-            chunks.insert(0, full).map_err(|e| self.err(e))?;
+            chunks
+                .retain_in((doc, 0u64)..=(doc, u64::MAX), |_, _| false)
+                .map_err(|e| self.err(e))?;
+            chunks.insert((doc, 0u64), full).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         // Give the freed pages back to the file system; harmless if it cannot run now.
@@ -377,17 +502,21 @@ impl Store {
         Ok(())
     }
 
-    /// Chunk count and sizes.
-    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+    /// Chunk count and sizes of one document.
+    pub fn stats(&self, doc: &[u8]) -> Result<StoreStats, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
-        let mut chunk_bytes = 0u64;
-        for row in table.iter().map_err(|e| self.err(e))? {
+        let (mut chunks, mut chunk_bytes) = (0u64, 0u64);
+        for row in table
+            .range((doc, 0u64)..=(doc, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
             let (_, v) = row.map_err(|e| self.err(e))?;
+            chunks += 1;
             chunk_bytes += v.value().len() as u64;
         }
         Ok(StoreStats {
-            chunks: table.len().map_err(|e| self.err(e))?,
+            chunks,
             chunk_bytes,
             file_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
         })
@@ -397,8 +526,10 @@ impl Store {
 /// One atomic write to the store; see [`Store::commit`].
 #[derive(Debug, Default)]
 pub struct Batch<'a> {
-    /// A document chunk to append.
-    pub chunk: Option<&'a [u8]>,
+    /// `(document key, chunk)`: chunks to append.
+    pub chunks: &'a [(&'a [u8], &'a [u8])],
+    /// `(peer, document key, state)`: sync states to store.
+    pub sync_states: &'a [(&'a [u8], &'a [u8], &'a [u8])],
     /// Projects to delete (with their stat cache).
     pub remove_projects: &'a [String],
     /// `(project, spec, key)`: stat cache entries to set (`Some`) or delete (`None`).

@@ -27,6 +27,7 @@ pub fn corpus_dir() -> PathBuf {
 }
 
 /// A project folder in a temp dir with a `specs/` folder.
+#[derive(Debug)]
 pub struct TempProject {
     /// Keeps the folder alive.
     pub dir: tempfile::TempDir,

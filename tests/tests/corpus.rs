@@ -274,7 +274,7 @@ fn machine_scans_the_corpus_into_its_document() {
     }
     // No absolute local path is in the replicated document.
     let mut doc = automerge::AutoCommit::new();
-    for c in m.store().doc_chunks().expect("chunks") {
+    for c in m.store().doc_chunks(m.id().as_bytes()).expect("chunks") {
         doc.load_incremental(&c).expect("load");
     }
     let doc_bytes = doc.save_nocompress();

@@ -84,7 +84,7 @@ fn compaction_keeps_the_store_near_a_fresh_save() {
         p.write(&name, spec_text(status, &format!("Spec {i}")));
         m.rescan_spec(&project, &name).expect("rescan");
     }
-    let stats = m.store().stats().expect("stats");
+    let stats = m.doc_stats().expect("stats");
     assert!(stats.chunks < 300, "chunks are compacted: {stats:?}");
     let fresh = m.doc().fresh_copy_size(m.id()) as u64;
     assert!(

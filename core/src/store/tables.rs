@@ -9,10 +9,25 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 /// Projects by id: JSON [`super::ProjectRecord`] (holds local absolute paths: never replicated).
 pub(crate) const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
 
-/// The machine document as Automerge chunks by sequence number. Invariant: loading the
-/// chunks in key order (the first is a full save after compaction, the rest are
-/// incremental saves) gives the current document.
-pub(crate) const DOC_CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("doc_chunks");
+/// Every document this machine holds (its own, other machines', the mesh) as Automerge
+/// chunks by `(document key, sequence)`. The key is the 32-byte machine id for machine
+/// documents and `b"mesh"` for the mesh. Invariant: loading one document's chunks in
+/// sequence order (the first is a full save after compaction, the rest incremental
+/// saves) gives the document.
+pub(crate) const DOC_CHUNKS: TableDefinition<(&[u8], u64), &[u8]> =
+    TableDefinition::new("doc_chunks");
+
+/// Automerge sync state by `(peer machine id, document key)`: the heads we share, so a
+/// reconnect sends only what is missing.
+pub(crate) const SYNC_STATES: TableDefinition<(&[u8], &[u8]), &[u8]> =
+    TableDefinition::new("sync_states");
+
+/// What we know of other machines, by machine id: JSON [`super::PeerRecord`]
+/// (addresses, relay, last seen). Local only.
+pub(crate) const PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("peers");
+
+/// Invitations this machine issued, by SHA-256 of the secret: JSON [`super::InviteRecord`].
+pub(crate) const INVITES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("invites");
 
 /// What the last scan saw of each spec's files, by `"{project}\0{spec}"`, so a rescan
 /// can skip files that did not change without reading them. Local only.

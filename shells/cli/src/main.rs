@@ -207,7 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let m = Machine::open(&home)?;
             let s = m.summary();
             let projects = m.projects()?;
-            let stats = m.store().stats()?;
+            let stats = m.doc_stats()?;
             let specs: usize = projects.iter().map(|p| p.specs).sum();
             let value = json!({
                 "machine": output::machine_json(&s),

@@ -1,0 +1,168 @@
+//! An Automerge document with what the store and the sync layer need around it: the
+//! heads as of the last save (for incremental saves) and sync with an authorship check.
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{ActorId, AutoCommit, ChangeHash};
+
+/// Why a received sync message was refused. The document is left as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The bytes are not an Automerge sync message.
+    #[error("malformed sync message: {0}")]
+    Decode(String),
+    /// Automerge refused the changes.
+    #[error("sync message refused by automerge: {0}")]
+    Apply(#[from] automerge::AutomergeError),
+    /// A change was authored by someone not allowed to write this document.
+    #[error("change by actor {actor} is not allowed in this document")]
+    Unauthorized {
+        /// The actor (hex).
+        actor: String,
+    },
+}
+
+/// A document plus its save cursor.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    pub(crate) doc: AutoCommit,
+    /// Heads as of the last save to the store. Automerge's own save cursor starts empty
+    /// after a load, which would make the first incremental save repeat the whole
+    /// document; this one starts at the loaded heads.
+    saved_heads: Vec<ChangeHash>,
+}
+
+impl Tracked {
+    pub(crate) fn new(doc: AutoCommit) -> Tracked {
+        let mut doc = doc;
+        let saved_heads = doc.get_heads();
+        Tracked { doc, saved_heads }
+    }
+
+    /// A new, empty document not yet saved anywhere.
+    pub(crate) fn empty() -> Tracked {
+        Tracked {
+            doc: AutoCommit::new(),
+            saved_heads: Vec::new(),
+        }
+    }
+
+    pub(crate) fn load<'a>(
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Tracked, automerge::AutomergeError> {
+        let mut doc = AutoCommit::new();
+        for chunk in chunks {
+            doc.load_incremental(chunk)?;
+        }
+        Ok(Tracked::new(doc))
+    }
+
+    /// The changes since the last save (empty when none).
+    pub(crate) fn save_incremental(&mut self) -> Vec<u8> {
+        let heads = self.doc.get_heads();
+        if heads == self.saved_heads {
+            return Vec::new();
+        }
+        let bytes = self.doc.save_after(&self.saved_heads);
+        self.saved_heads = heads;
+        bytes
+    }
+
+    /// The whole document, compressed.
+    pub(crate) fn save(&mut self) -> Vec<u8> {
+        self.saved_heads = self.doc.get_heads();
+        self.doc.save()
+    }
+
+    pub(crate) fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// The next sync message for a peer, encoded, if there is anything to say.
+    pub(crate) fn generate_sync(&mut self, state: &mut sync::State) -> Option<Vec<u8>> {
+        self.doc
+            .sync()
+            .generate_sync_message(state)
+            .map(sync::Message::encode)
+    }
+
+    /// Applies a sync message and returns the actors of the changes it added (empty if
+    /// it added none). The caller checks them and, on refusal, reloads the document from
+    /// the store: a change cannot be un-applied, but nothing is persisted before the check.
+    pub(crate) fn receive_sync(
+        &mut self,
+        state: &mut sync::State,
+        message: &[u8],
+    ) -> Result<Vec<ActorId>, ReceiveError> {
+        let message =
+            sync::Message::decode(message).map_err(|e| ReceiveError::Decode(e.to_string()))?;
+        let before = self.doc.get_heads();
+        self.doc.sync().receive_sync_message(state, message)?;
+        if self.doc.get_heads() == before {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .doc
+            .get_changes(&before)
+            .iter()
+            .map(|c| c.actor_id().clone())
+            .collect())
+    }
+
+    /// The spec-level changes between two heads of a machine document:
+    /// `(project, spec, Some(fields))` for changed specs, `(project, spec, None)` for
+    /// removed ones.
+    pub(crate) fn spec_changes(
+        &mut self,
+        before: &[ChangeHash],
+        after: &[ChangeHash],
+    ) -> Vec<(String, String, Option<Vec<String>>)> {
+        use automerge::{PatchAction, Prop};
+        let mut out: Vec<(String, String, Option<Vec<String>>)> = Vec::new();
+        for patch in self.doc.diff(before, after) {
+            let keys: Vec<String> = patch
+                .path
+                .iter()
+                .map(|(_, p)| match p {
+                    Prop::Map(k) => k.to_string(),
+                    Prop::Seq(i) => i.to_string(),
+                })
+                .collect();
+            if keys.first().map(String::as_str) != Some("projects") {
+                continue;
+            }
+            let action_key = match &patch.action {
+                PatchAction::PutMap { key, .. } => Some((key.to_string(), false)),
+                PatchAction::DeleteMap { key } => Some((key.to_string(), true)),
+                _ => None,
+            };
+            let (project, spec, field, removed) = match (keys.len(), action_key) {
+                // projects/<p>/specs: a spec added whole or removed.
+                (3, Some((name, deleted))) if keys[2] == "specs" => {
+                    (keys[1].clone(), name, None, deleted)
+                }
+                // projects/<p>/specs/<s>: one field.
+                (n, Some((field, _))) if n >= 4 && keys[2] == "specs" => {
+                    (keys[1].clone(), keys[3].clone(), Some(field), false)
+                }
+                _ => continue,
+            };
+            let entry = out.iter_mut().find(|(p, s, _)| *p == project && *s == spec);
+            match (entry, removed) {
+                (Some(e), true) => e.2 = None,
+                (Some(e), false) => {
+                    if let (Some(fields), Some(f)) = (e.2.as_mut(), field) {
+                        if !fields.contains(&f) {
+                            fields.push(f);
+                        }
+                    } else if e.2.is_none() {
+                        e.2 = Some(Vec::new());
+                    }
+                }
+                (None, true) => out.push((project, spec, None)),
+                (None, false) => out.push((project, spec, Some(field.into_iter().collect()))),
+            }
+        }
+        out
+    }
+}
