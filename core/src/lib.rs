@@ -14,6 +14,8 @@ pub mod doc;
 pub mod identity;
 pub mod machine;
 pub mod mesh;
+pub mod net;
+pub mod peer;
 pub mod spec;
 pub mod store;
 pub mod time;

@@ -1254,6 +1254,42 @@ impl Machine {
         Ok(())
     }
 
+    /// The heads of this machine's document (to diff against later).
+    pub fn own_heads(&mut self) -> Vec<automerge::ChangeHash> {
+        self.doc.tracked().heads()
+    }
+
+    /// Spec-level changes to this machine's document since `before`.
+    pub fn own_changes_since(&mut self, before: &[automerge::ChangeHash]) -> Vec<DocChange> {
+        let me = self.id();
+        let t = self.doc.tracked();
+        let after = t.heads();
+        if after == before {
+            return Vec::new();
+        }
+        t.spec_changes(before, &after)
+            .into_iter()
+            .map(|(project, spec, fields)| match fields {
+                Some(fields) => DocChange::SpecChanged {
+                    machine: me,
+                    project,
+                    spec,
+                    fields,
+                },
+                None => DocChange::SpecRemoved {
+                    machine: me,
+                    project,
+                    spec,
+                },
+            })
+            .collect()
+    }
+
+    /// Local project records (with their paths), for the watcher.
+    pub fn project_records(&self) -> Result<Vec<ProjectRecord>> {
+        Ok(self.store.projects()?)
+    }
+
     // ---- membership --------------------------------------------------------------
 
     /// Adds a machine to the mesh (after it proved an invitation).

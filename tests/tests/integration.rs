@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod corpus;
+mod network;
 mod replication;
 mod store;

@@ -1,0 +1,29 @@
+//! The network layer: iroh endpoint, framing, tickets, and one protocol per ALPN
+//! (`sync` for replication, `join` for pairing). Everything here drives the
+//! document-level calls of [`crate::machine::Machine`]; no protocol logic lives in the
+//! shells.
+
+pub mod frame;
+pub mod ticket;
+
+pub use frame::{FrameError, MAX_FRAME};
+pub use ticket::{Ticket, TicketError};
+
+/// ALPN of the replication protocol.
+pub const SYNC_ALPN: &[u8] = b"leanspec-peer/sync/1";
+/// ALPN of the pairing protocol.
+pub const JOIN_ALPN: &[u8] = b"leanspec-peer/join/1";
+
+/// QUIC close codes we send, with their reasons on the wire.
+pub mod close {
+    /// The remote machine is not a member of this mesh.
+    pub const NOT_MEMBER: u32 = 1;
+    /// The remote machine was revoked.
+    pub const REVOKED: u32 = 2;
+    /// A newer connection to the same machine replaced this one.
+    pub const DUPLICATE: u32 = 3;
+    /// A frame broke the protocol (too large, malformed).
+    pub const PROTOCOL: u32 = 4;
+    /// The machine is shutting down.
+    pub const SHUTDOWN: u32 = 5;
+}

@@ -1,0 +1,523 @@
+//! The running peer: an iroh endpoint keyed by the machine key, a router with the sync
+//! and join protocols, one dialer per known member (backoff with jitter, forever), the
+//! spec watcher, presence and events. Hosts (the CLI daemon, the bindings) embed this.
+//!
+//! Concurrency: the [`Machine`] sits behind one mutex, held only for document work,
+//! never across an await. Sessions learn about local changes through a broadcast of
+//! document keys and generate their sync messages themselves.
+
+mod session;
+mod watch;
+
+use crate::identity::MachineId;
+use crate::machine::{DocChange, DocKey, Machine, now_secs};
+use crate::net::{self, JOIN_ALPN, SYNC_ALPN, Ticket};
+use crate::store::{InviteRecord, PeerRecord};
+use iroh::endpoint::{Connection, presets};
+use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use iroh::{Endpoint, EndpointAddr, RelayMode, RelayUrl, SecretKey};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+
+pub use session::Presence;
+
+/// How a peer runs.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// Address to bind (default `0.0.0.0:0`).
+    pub bind: Option<SocketAddr>,
+    /// Relay URLs (none by default: no public service is ever used implicitly).
+    pub relays: Vec<String>,
+    /// Use direct (IP) paths.
+    pub direct: bool,
+    /// Watch project folders for changes.
+    pub watch: bool,
+    /// Full rescan period (catches events the watcher missed).
+    pub rescan_every: Duration,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        PeerOptions {
+            bind: None,
+            relays: Vec::new(),
+            direct: true,
+            watch: true,
+            rescan_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Something that happened, for hosts and `leanspec-peer events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A spec was added or changed on some machine.
+    SpecChanged {
+        /// Machine id (hex).
+        machine: String,
+        /// Project id.
+        project: String,
+        /// Spec name.
+        spec: String,
+        /// Changed document fields (empty: the whole spec is new).
+        fields: Vec<String>,
+    },
+    /// A spec was removed on some machine.
+    SpecRemoved {
+        /// Machine id (hex).
+        machine: String,
+        /// Project id.
+        project: String,
+        /// Spec name.
+        spec: String,
+    },
+    /// A machine connected.
+    MachineOnline {
+        /// Machine id (hex).
+        machine: String,
+    },
+    /// A machine disconnected.
+    MachineOffline {
+        /// Machine id (hex).
+        machine: String,
+    },
+    /// Whether both sides' documents match, per peer.
+    SyncState {
+        /// Peer machine id (hex).
+        machine: String,
+        /// True when both sides hold the same heads of every shared document.
+        in_sync: bool,
+    },
+    /// Members, labels or revocations changed.
+    MeshChanged,
+    /// A connection was refused.
+    Refused {
+        /// Remote machine id (hex).
+        machine: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Event {
+    pub(crate) fn from_change(c: &DocChange) -> Event {
+        match c {
+            DocChange::SpecChanged {
+                machine,
+                project,
+                spec,
+                fields,
+            } => Event::SpecChanged {
+                machine: machine.to_string(),
+                project: project.clone(),
+                spec: spec.clone(),
+                fields: fields.clone(),
+            },
+            DocChange::SpecRemoved {
+                machine,
+                project,
+                spec,
+            } => Event::SpecRemoved {
+                machine: machine.to_string(),
+                project: project.clone(),
+                spec: spec.clone(),
+            },
+            DocChange::MeshChanged => Event::MeshChanged,
+        }
+    }
+}
+
+/// Errors of the running peer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// Machine-level failure.
+    #[error(transparent)]
+    Machine(#[from] crate::machine::Error),
+    /// The endpoint could not be bound.
+    #[error("cannot start the network endpoint: {0}")]
+    Bind(String),
+    /// A ticket could not be used.
+    #[error(transparent)]
+    Ticket(#[from] net::TicketError),
+    /// The inviter could not be reached.
+    #[error(
+        "cannot reach the inviter {machine}: {reason}; is `leanspec-peer up` running there, and is its address reachable from here?"
+    )]
+    Unreachable {
+        /// Inviter short id.
+        machine: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The inviter refused.
+    #[error("the inviter refused to pair: {0}")]
+    JoinRefused(String),
+    /// An invalid argument.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub(crate) struct Shared {
+    pub(crate) machine: Mutex<Machine>,
+    pub(crate) me: MachineId,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) events: broadcast::Sender<Event>,
+    /// Documents that changed locally or from a peer: sessions push them.
+    pub(crate) changed: broadcast::Sender<DocKey>,
+    pub(crate) sessions: Mutex<HashMap<MachineId, session::SessionHandle>>,
+    pub(crate) presence: Mutex<HashMap<MachineId, Presence>>,
+    pub(crate) session_changed: Notify,
+    pub(crate) dialers: Mutex<HashSet<MachineId>>,
+    pub(crate) relays: Vec<String>,
+    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks a mutex, surviving a poisoned one (a panicked holder cannot leave the
+/// documents half-written: every write is stored in one transaction).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    /// Announces changes: events for hosts, document keys for sessions.
+    pub(crate) fn announce(self: &Arc<Self>, key: DocKey, changes: &[DocChange]) {
+        for c in changes {
+            self.emit(Event::from_change(c));
+        }
+        if !changes.is_empty() {
+            let _ = self.changed.send(key);
+        }
+        if key == DocKey::Mesh && !changes.is_empty() {
+            self.after_mesh_change();
+        }
+    }
+
+    /// Enforces revocations on open sessions and starts dialers for new members.
+    pub(crate) fn after_mesh_change(self: &Arc<Self>) {
+        let (revoked, me_revoked) = {
+            let m = lock(&self.machine);
+            let members = m.mesh().members();
+            let revoked: Vec<MachineId> = members
+                .iter()
+                .filter(|x| x.revoked_at.is_some())
+                .map(|x| x.id)
+                .collect();
+            (revoked.clone(), revoked.contains(&self.me))
+        };
+        let sessions = lock(&self.sessions);
+        for (peer, s) in sessions.iter() {
+            if me_revoked || revoked.contains(peer) {
+                tracing::warn!(peer = %peer.short(), "closing the connection of a revoked machine");
+                s.conn
+                    .close(net::close::REVOKED.into(), b"revoked from the mesh");
+            }
+        }
+        drop(sessions);
+        if !me_revoked {
+            spawn_dialers(self);
+        }
+    }
+}
+
+/// The running peer.
+#[derive(Debug)]
+pub struct Peer {
+    shared: Arc<Shared>,
+    router: Router,
+    _watcher: Option<watch::Watcher>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The protocol handler for [`SYNC_ALPN`].
+#[derive(Debug, Clone)]
+struct SyncProtocol(Arc<Shared>);
+
+impl ProtocolHandler for SyncProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        session::accept(self.0.clone(), conn).await;
+        Ok(())
+    }
+}
+
+/// The protocol handler for [`JOIN_ALPN`].
+#[derive(Debug, Clone)]
+struct JoinProtocol(Arc<Shared>);
+
+impl ProtocolHandler for JoinProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        session::accept_join(self.0.clone(), conn).await;
+        Ok(())
+    }
+}
+
+/// What a join did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The inviter.
+    pub inviter: MachineId,
+    /// Members of the mesh now.
+    pub members: usize,
+}
+
+pub(crate) fn endpoint_addr(record: &PeerRecord) -> Option<EndpointAddr> {
+    let id: [u8; 32] = record.id.as_slice().try_into().ok()?;
+    let key = iroh::PublicKey::from_bytes(&id).ok()?;
+    let mut addr = EndpointAddr::new(key);
+    for a in &record.addrs {
+        if let Ok(sa) = a.parse::<SocketAddr>() {
+            addr = addr.with_ip_addr(sa);
+        }
+    }
+    for r in &record.relays {
+        if let Ok(url) = r.parse::<RelayUrl>() {
+            addr = addr.with_relay_url(url);
+        }
+    }
+    Some(addr)
+}
+
+/// Starts dial loops for members we have addresses for and no dialer yet.
+pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
+    let targets: Vec<PeerRecord> = {
+        let m = lock(&shared.machine);
+        let peers = m.store().peers().unwrap_or_default();
+        peers
+            .into_iter()
+            .filter(|p| {
+                <[u8; 32]>::try_from(p.id.as_slice())
+                    .map(MachineId::from_bytes)
+                    .is_ok_and(|id| id != shared.me && m.mesh().is_current_member(id))
+            })
+            .collect()
+    };
+    let mut dialers = lock(&shared.dialers);
+    for record in targets {
+        let Ok(bytes) = <[u8; 32]>::try_from(record.id.as_slice()) else {
+            continue;
+        };
+        let id = MachineId::from_bytes(bytes);
+        if dialers.insert(id) {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                session::dial_loop(shared.clone(), id).await;
+                lock(&shared.dialers).remove(&id);
+            });
+        }
+    }
+}
+
+async fn bind_endpoint(machine: &Machine, options: &PeerOptions) -> Result<Endpoint, PeerError> {
+    let secret = SecretKey::from_bytes(&machine.identity().secret_bytes());
+    let mut builder = Endpoint::builder(presets::Minimal).secret_key(secret);
+    let relays: Vec<RelayUrl> = options
+        .relays
+        .iter()
+        .map(|r| {
+            r.parse::<RelayUrl>()
+                .map_err(|e| PeerError::Invalid(format!("invalid relay URL {r:?}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    builder = if relays.is_empty() {
+        builder.relay_mode(RelayMode::Disabled)
+    } else {
+        builder.relay_mode(RelayMode::Custom(relays.into_iter().collect()))
+    };
+    builder = builder.clear_ip_transports();
+    if options.direct {
+        let bind = options
+            .bind
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        builder = builder
+            .bind_addr(bind)
+            .map_err(|e| PeerError::Bind(e.to_string()))?;
+    }
+    builder
+        .bind()
+        .await
+        .map_err(|e| PeerError::Bind(e.to_string()))
+}
+
+impl Peer {
+    /// Starts the peer on `machine`: binds the endpoint, accepts members, dials known
+    /// members, watches the projects.
+    pub async fn start(machine: Machine, options: PeerOptions) -> Result<Peer, PeerError> {
+        let endpoint = bind_endpoint(&machine, &options).await?;
+        let me = machine.id();
+        let (events, _) = broadcast::channel(1024);
+        let (changed, _) = broadcast::channel(1024);
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Shared {
+            machine: Mutex::new(machine),
+            me,
+            endpoint: endpoint.clone(),
+            events,
+            changed,
+            sessions: Mutex::new(HashMap::new()),
+            presence: Mutex::new(HashMap::new()),
+            session_changed: Notify::new(),
+            dialers: Mutex::new(HashSet::new()),
+            relays: options.relays.clone(),
+            shutdown,
+        });
+        let router = Router::builder(endpoint)
+            .accept(SYNC_ALPN, SyncProtocol(shared.clone()))
+            .accept(JOIN_ALPN, JoinProtocol(shared.clone()))
+            .spawn();
+        let watcher = if options.watch {
+            Some(watch::Watcher::start(shared.clone())?)
+        } else {
+            None
+        };
+        let mut tasks = Vec::new();
+        let rescan = shared.clone();
+        let every = options.rescan_every;
+        tasks.push(tokio::spawn(async move {
+            watch::periodic_rescan(rescan, every).await
+        }));
+        spawn_dialers(&shared);
+        Ok(Peer {
+            shared,
+            router,
+            _watcher: watcher,
+            tasks,
+        })
+    }
+
+    /// This machine's id.
+    pub fn id(&self) -> MachineId {
+        self.shared.me
+    }
+
+    /// The endpoint's direct addresses.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.shared.endpoint.addr().ip_addrs().copied().collect()
+    }
+
+    /// Runs `f` with the machine locked (queries, local edits).
+    pub fn with_machine<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> R {
+        f(&mut lock(&self.shared.machine))
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Presence of every other known machine.
+    pub fn presence(&self) -> HashMap<MachineId, Presence> {
+        session::presence_snapshot(&self.shared)
+    }
+
+    /// Creates an invitation ticket valid for `ttl`.
+    pub fn invite(&self, ttl: Duration, reusable: bool) -> Result<Ticket, PeerError> {
+        let mut secret = [0u8; 16];
+        getrandom::fill(&mut secret)
+            .map_err(|e| PeerError::Invalid(format!("no randomness: {e}")))?;
+        let expires_at = now_secs().max(0) as u64 + ttl.as_secs();
+        let record = InviteRecord {
+            expires_at,
+            reusable,
+            used_by: Vec::new(),
+            revoked: false,
+        };
+        let m = lock(&self.shared.machine);
+        m.store()
+            .put_invite(&sha256(&secret), &record)
+            .map_err(crate::machine::Error::from)?;
+        let addr = self.shared.endpoint.addr();
+        Ok(Ticket {
+            id: self.shared.me.to_string(),
+            addrs: addr.ip_addrs().map(ToString::to_string).collect(),
+            relays: addr
+                .relay_urls()
+                .map(ToString::to_string)
+                .chain(self.shared.relays.iter().cloned())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect(),
+            secret: hex::encode(secret),
+            expires_at,
+            reusable,
+        })
+    }
+
+    /// Joins the mesh of a ticket's inviter.
+    pub async fn join(&self, ticket: &Ticket) -> Result<Joined, PeerError> {
+        session::join(&self.shared, ticket).await
+    }
+
+    /// Renames a machine (replicated through the mesh).
+    pub fn rename(&self, machine: MachineId, label: &str) -> Result<(), PeerError> {
+        lock(&self.shared.machine).rename_machine(machine, label)?;
+        self.shared
+            .announce(DocKey::Mesh, &[DocChange::MeshChanged]);
+        Ok(())
+    }
+
+    /// Revokes a machine (replicated through the mesh; its connections are closed).
+    pub fn revoke(&self, machine: MachineId) -> Result<(), PeerError> {
+        if machine == self.shared.me {
+            return Err(PeerError::Invalid(
+                "a machine cannot revoke itself; revoke it from another member".into(),
+            ));
+        }
+        lock(&self.shared.machine).revoke_machine(machine)?;
+        self.shared
+            .announce(DocKey::Mesh, &[DocChange::MeshChanged]);
+        Ok(())
+    }
+
+    /// Rescans every project now and pushes what changed.
+    pub fn scan(&self) -> Result<crate::ScanReport, PeerError> {
+        watch::full_rescan(&self.shared).map_err(PeerError::from)
+    }
+
+    /// Stops everything: closes connections (saving sync states), the router, the
+    /// endpoint.
+    pub async fn shutdown(self) {
+        let _ = self.shared.shutdown.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        let conns: Vec<Connection> = lock(&self.shared.sessions)
+            .values()
+            .map(|s| s.conn.clone())
+            .collect();
+        for c in conns {
+            c.close(net::close::SHUTDOWN.into(), b"shutting down");
+        }
+        // Give sessions a moment to store their sync states (bounded).
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while !lock(&self.shared.sessions).is_empty() {
+                self.shared.session_changed.notified().await;
+            }
+        })
+        .await;
+        if let Err(e) = self.router.shutdown().await {
+            tracing::warn!("router shutdown: {e}");
+        }
+    }
+}
+
+pub(crate) fn sha256(b: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(b).to_vec()
+}

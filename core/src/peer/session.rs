@@ -1,0 +1,653 @@
+//! Sessions: one QUIC connection and one bi-stream per connected member, over which
+//! both sides run Automerge sync for every shared document; pairing (join) and the
+//! dialer.
+
+use super::{Event, Joined, PeerError, Shared, endpoint_addr, lock, sha256, spawn_dialers};
+use crate::identity::MachineId;
+use crate::machine::{DocKey, SyncError, now_secs};
+use crate::net::{self, JOIN_ALPN, SYNC_ALPN, Ticket, frame};
+use crate::store::PeerRecord;
+use automerge::sync::State;
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KIND_HELLO: u8 = 0;
+const KIND_SYNC: u8 = 1;
+const KIND_JOIN_REQUEST: u8 = 2;
+const KIND_JOIN_RESPONSE: u8 = 3;
+
+/// How long a dial or a join may take before we call the peer unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What we know of a peer's presence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// Connected now.
+    pub online: bool,
+    /// Unix seconds of the last frame from it (0: never).
+    pub last_seen: u64,
+    /// Both sides hold the same heads of every shared document.
+    pub in_sync: bool,
+    /// The connection path: `direct`, `relayed` or empty when offline.
+    pub path: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionHandle {
+    pub(crate) conn: Connection,
+    /// Who opened the connection: when two connections to one machine race, the one
+    /// opened by the smaller machine id wins on both sides.
+    dialer: MachineId,
+    serial: u64,
+}
+
+pub(crate) fn presence_snapshot(shared: &Shared) -> HashMap<MachineId, Presence> {
+    let mut p = lock(&shared.presence).clone();
+    let m = lock(&shared.machine);
+    for r in m.store().peers().unwrap_or_default() {
+        if let Ok(b) = <[u8; 32]>::try_from(r.id.as_slice()) {
+            let e = p.entry(MachineId::from_bytes(b)).or_default();
+            e.last_seen = e.last_seen.max(r.last_seen);
+        }
+    }
+    p
+}
+
+fn machine_id(conn: &Connection) -> MachineId {
+    MachineId::from_bytes(*conn.remote_id().as_bytes())
+}
+
+/// Accepts a sync connection: members only.
+pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
+    let peer = machine_id(&conn);
+    let refusal = {
+        let m = lock(&shared.machine);
+        match m.mesh().member(peer) {
+            None => Some("not a member of this mesh"),
+            Some(member) if member.revoked_at.is_some() => Some("revoked from the mesh"),
+            Some(_)
+                if m.mesh()
+                    .member(shared.me)
+                    .is_some_and(|x| x.revoked_at.is_some()) =>
+            {
+                Some("this machine was revoked")
+            }
+            Some(_) => None,
+        }
+    };
+    if let Some(reason) = refusal {
+        tracing::warn!(peer = %peer, "refused connection: {reason}");
+        shared.emit(Event::Refused {
+            machine: peer.to_string(),
+            reason: reason.into(),
+        });
+        let code = if reason.starts_with("revoked") {
+            net::close::REVOKED
+        } else {
+            net::close::NOT_MEMBER
+        };
+        conn.close(code.into(), reason.as_bytes());
+        return;
+    }
+    let Ok(Ok((send, mut recv))) = tokio::time::timeout(CONNECT_TIMEOUT, conn.accept_bi()).await
+    else {
+        return;
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, frame::read(&mut recv)).await {
+        Ok(Ok((KIND_HELLO, _))) => {}
+        _ => {
+            conn.close(net::close::PROTOCOL.into(), b"expected hello");
+            return;
+        }
+    }
+    run(shared, conn, peer, peer, send, recv).await;
+}
+
+fn register(shared: &Shared, peer: MachineId, conn: &Connection, dialer: MachineId) -> Option<u64> {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mut sessions = lock(&shared.sessions);
+    if let Some(old) = sessions.get(&peer) {
+        if old.dialer < dialer && old.conn.close_reason().is_none() {
+            conn.close(net::close::DUPLICATE.into(), b"duplicate connection");
+            return None;
+        }
+        old.conn.close(
+            net::close::DUPLICATE.into(),
+            b"replaced by a newer connection",
+        );
+    }
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    sessions.insert(
+        peer,
+        SessionHandle {
+            conn: conn.clone(),
+            dialer,
+            serial,
+        },
+    );
+    Some(serial)
+}
+
+fn path_of(conn: &Connection) -> String {
+    let relayed = conn.paths().iter().any(|p| p.is_selected() && p.is_relay());
+    if relayed {
+        "relayed".into()
+    } else {
+        "direct".into()
+    }
+}
+
+/// Runs one session until the connection ends.
+async fn run(
+    shared: Arc<Shared>,
+    conn: Connection,
+    peer: MachineId,
+    dialer: MachineId,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) {
+    let Some(serial) = register(&shared, peer, &conn, dialer) else {
+        return;
+    };
+    tracing::info!(peer = %peer.short(), "connected");
+    {
+        let mut p = lock(&shared.presence);
+        let e = p.entry(peer).or_default();
+        e.online = true;
+        e.path = path_of(&conn);
+        e.last_seen = now_secs().max(0) as u64;
+    }
+    shared.emit(Event::MachineOnline {
+        machine: peer.to_string(),
+    });
+    let mut changed = shared.changed.subscribe();
+    let mut states: HashMap<DocKey, State> = HashMap::new();
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut in_sync = false;
+    let result: Result<(), String> = async {
+        let out = generate_all(&shared, peer, &mut states);
+        send_all(&mut send, out).await?;
+        loop {
+            tokio::select! {
+                r = frame::read(&mut recv) => {
+                    let (kind, body) = match r {
+                        Ok(f) => f,
+                        Err(net::FrameError::Closed) => return Ok(()),
+                        Err(e @ (net::FrameError::TooLarge(_) | net::FrameError::Malformed(_))) => {
+                            conn.close(net::close::PROTOCOL.into(), e.to_string().as_bytes());
+                            return Err(e.to_string());
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    };
+                    if kind != KIND_SYNC {
+                        conn.close(net::close::PROTOCOL.into(), b"unexpected frame");
+                        return Err(format!("unexpected frame kind {kind}"));
+                    }
+                    let Some((key, msg)) = split_sync(&body) else {
+                        conn.close(net::close::PROTOCOL.into(), b"malformed sync frame");
+                        return Err("malformed sync frame".into());
+                    };
+                    let (out, changes) = receive(&shared, peer, key, msg, &mut states)?;
+                    send_all(&mut send, out).await?;
+                    if !changes.is_empty() {
+                        shared.announce(key, &changes);
+                    }
+                    if key == DocKey::Mesh && !changes.is_empty() {
+                        // New members: their documents join the session.
+                        let out = generate_all(&shared, peer, &mut states);
+                        send_all(&mut send, out).await?;
+                    }
+                    update_presence(&shared, peer, &mut states, &mut in_sync);
+                }
+                r = changed.recv() => {
+                    let out = match r {
+                        Ok(key) => {
+                            let mut m = lock(&shared.machine);
+                            let st = states.entry(key).or_insert_with(|| m.sync_state(peer, key));
+                            m.generate_sync(key, st).map(|msg| vec![(key, msg)]).unwrap_or_default()
+                        }
+                        Err(broadcast_lagged) => {
+                            tracing::debug!("change notifications lagged: {broadcast_lagged}; syncing everything");
+                            generate_all(&shared, peer, &mut states)
+                        }
+                    };
+                    send_all(&mut send, out).await?;
+                    update_presence(&shared, peer, &mut states, &mut in_sync);
+                }
+                _ = shutdown.changed() => return Ok(()),
+                e = conn.closed() => return Err(e.to_string()),
+            }
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::info!(peer = %peer.short(), "disconnected: {e}");
+    }
+    // Store what we share, so a reconnect sends only what is missing.
+    let encoded: Vec<(DocKey, Vec<u8>)> = states.iter().map(|(k, s)| (*k, s.encode())).collect();
+    let last_seen = now_secs().max(0) as u64;
+    {
+        let mut m = lock(&shared.machine);
+        if let Err(e) = m.save_sync_states(peer, &encoded) {
+            tracing::warn!("cannot store sync states: {e}");
+        }
+        let mut record = m
+            .store()
+            .peers()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.id == peer.as_bytes())
+            .unwrap_or(PeerRecord {
+                id: peer.as_bytes().to_vec(),
+                ..PeerRecord::default()
+            });
+        record.last_seen = last_seen;
+        let _ = m.store().put_peer(&record);
+    }
+    let mine = {
+        let mut sessions = lock(&shared.sessions);
+        if sessions.get(&peer).is_some_and(|s| s.serial == serial) {
+            sessions.remove(&peer);
+            true
+        } else {
+            false
+        }
+    };
+    if mine {
+        {
+            let mut p = lock(&shared.presence);
+            let e = p.entry(peer).or_default();
+            e.online = false;
+            e.in_sync = false;
+            e.path.clear();
+            e.last_seen = last_seen;
+        }
+        shared.emit(Event::MachineOffline {
+            machine: peer.to_string(),
+        });
+    }
+    shared.session_changed.notify_waiters();
+}
+
+type Outgoing = Vec<(DocKey, Vec<u8>)>;
+
+fn generate_all(shared: &Shared, peer: MachineId, states: &mut HashMap<DocKey, State>) -> Outgoing {
+    let mut m = lock(&shared.machine);
+    let mut out = Vec::new();
+    for key in m.sync_keys() {
+        let st = states.entry(key).or_insert_with(|| m.sync_state(peer, key));
+        if let Some(msg) = m.generate_sync(key, st) {
+            out.push((key, msg));
+        }
+    }
+    out
+}
+
+fn receive(
+    shared: &Shared,
+    peer: MachineId,
+    key: DocKey,
+    msg: &[u8],
+    states: &mut HashMap<DocKey, State>,
+) -> Result<(Outgoing, Vec<crate::machine::DocChange>), String> {
+    let mut m = lock(&shared.machine);
+    let st = states.entry(key).or_insert_with(|| m.sync_state(peer, key));
+    let changes = match m.receive_sync(peer, key, st, msg) {
+        Ok(c) => c,
+        Err(SyncError::UnknownDoc) => return Ok((Vec::new(), Vec::new())),
+        Err(SyncError::Refused(e)) => return Err(format!("refused a sync message: {e}")),
+        Err(SyncError::Machine(e)) => return Err(format!("cannot store synced changes: {e}")),
+    };
+    let st = states.entry(key).or_insert_with(State::new);
+    let out = m
+        .generate_sync(key, st)
+        .map(|reply| vec![(key, reply)])
+        .unwrap_or_default();
+    Ok((out, changes))
+}
+
+fn update_presence(
+    shared: &Shared,
+    peer: MachineId,
+    states: &mut HashMap<DocKey, State>,
+    in_sync: &mut bool,
+) {
+    let now_in_sync = {
+        let mut m = lock(&shared.machine);
+        m.sync_keys().into_iter().all(|k| {
+            let ours = m.heads(k);
+            states
+                .get(&k)
+                .is_some_and(|s| s.their_heads.as_ref() == Some(&ours) && s.shared_heads == ours)
+        })
+    };
+    {
+        let mut p = lock(&shared.presence);
+        let e = p.entry(peer).or_default();
+        e.last_seen = now_secs().max(0) as u64;
+        e.in_sync = now_in_sync;
+    }
+    if now_in_sync != *in_sync {
+        *in_sync = now_in_sync;
+        shared.emit(Event::SyncState {
+            machine: peer.to_string(),
+            in_sync: now_in_sync,
+        });
+    }
+}
+
+fn encode_sync(key: DocKey, msg: &[u8]) -> Vec<u8> {
+    let k = key.to_bytes();
+    let mut body = Vec::with_capacity(1 + k.len() + msg.len());
+    body.push(k.len() as u8);
+    body.extend_from_slice(&k);
+    body.extend_from_slice(msg);
+    body
+}
+
+fn split_sync(body: &[u8]) -> Option<(DocKey, &[u8])> {
+    let (&len, rest) = body.split_first()?;
+    let key = rest.get(..usize::from(len))?;
+    Some((DocKey::from_bytes(key)?, &rest[usize::from(len)..]))
+}
+
+async fn send_all(send: &mut SendStream, out: Outgoing) -> Result<(), String> {
+    for (key, msg) in out {
+        frame::write(send, KIND_SYNC, &encode_sync(key, &msg))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Dials one member forever (while it stays a member), with backoff and jitter.
+pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
+    let mut backoff = BACKOFF_MIN;
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let record = {
+            let m = lock(&shared.machine);
+            if !m.mesh().is_current_member(peer) || !m.mesh().is_current_member(shared.me) {
+                return;
+            }
+            m.store()
+                .peers()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|r| r.id == peer.as_bytes())
+        };
+        if lock(&shared.sessions).contains_key(&peer) {
+            // Connected (perhaps by the other side): wait for the session to end.
+            let notified = shared.session_changed.notified();
+            if !lock(&shared.sessions).contains_key(&peer) {
+                continue;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
+        let Some(addr) = record.as_ref().and_then(endpoint_addr) else {
+            return;
+        };
+        let started = Instant::now();
+        let attempt = async {
+            let conn = shared
+                .endpoint
+                .connect(addr, SYNC_ALPN)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+            frame::write(&mut send, KIND_HELLO, &[])
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((conn, send, recv))
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok((conn, send, recv))) => {
+                run(shared.clone(), conn, peer, shared.me, send, recv).await;
+                if started.elapsed() > Duration::from_secs(10) {
+                    backoff = BACKOFF_MIN;
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(peer = %peer.short(), "dial failed: {e}"),
+            Err(_) => tracing::debug!(peer = %peer.short(), "dial timed out"),
+        }
+        // Jitter: 80%..120% of the backoff, so machines restarted together do not
+        // dial in lockstep.
+        let mut r = [0u8; 1];
+        let _ = getrandom::fill(&mut r);
+        let wait = backoff.mul_f64(0.8 + 0.4 * f64::from(r[0]) / 255.0);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct JoinRequest {
+    secret: String,
+    label: String,
+    addrs: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct JoinResponse {
+    ok: bool,
+    error: Option<String>,
+    /// The mesh document (base64 of a full save).
+    mesh: Option<String>,
+}
+
+/// Inviter side of pairing.
+pub(crate) async fn accept_join(shared: Arc<Shared>, conn: Connection) {
+    let joiner = machine_id(&conn);
+    let Ok(Ok((mut send, mut recv))) =
+        tokio::time::timeout(CONNECT_TIMEOUT, conn.accept_bi()).await
+    else {
+        return;
+    };
+    let request = match tokio::time::timeout(CONNECT_TIMEOUT, frame::read(&mut recv)).await {
+        Ok(Ok((KIND_JOIN_REQUEST, body))) if body.len() <= 4096 => {
+            serde_json::from_slice::<JoinRequest>(&body).ok()
+        }
+        _ => None,
+    };
+    let response = match request {
+        None => JoinResponse {
+            ok: false,
+            error: Some("malformed join request".into()),
+            mesh: None,
+        },
+        Some(req) => match admit(&shared, joiner, &req) {
+            Ok(mesh) => JoinResponse {
+                ok: true,
+                error: None,
+                mesh: Some(data_encoding::BASE64.encode(&mesh)),
+            },
+            Err(reason) => {
+                tracing::warn!(machine = %joiner, "refused to pair: {reason}");
+                shared.emit(Event::Refused {
+                    machine: joiner.to_string(),
+                    reason: reason.clone(),
+                });
+                JoinResponse {
+                    ok: false,
+                    error: Some(reason),
+                    mesh: None,
+                }
+            }
+        },
+    };
+    let ok = response.ok;
+    if let Ok(body) = serde_json::to_vec(&response) {
+        let _ = frame::write(&mut send, KIND_JOIN_RESPONSE, &body).await;
+        let _ = send.finish();
+        let _ = tokio::time::timeout(CONNECT_TIMEOUT, send.stopped()).await;
+    }
+    if ok {
+        shared.announce(DocKey::Mesh, &[crate::machine::DocChange::MeshChanged]);
+    }
+}
+
+/// Checks the invitation and adds the joiner. Returns the mesh to send.
+fn admit(shared: &Shared, joiner: MachineId, req: &JoinRequest) -> Result<Vec<u8>, String> {
+    let secret = hex::decode(&req.secret).map_err(|_| "malformed secret".to_string())?;
+    let hash = sha256(&secret);
+    let label: String = req
+        .label
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let label = if label.trim().is_empty() {
+        joiner.short()
+    } else {
+        label.trim().to_string()
+    };
+    let mut m = lock(&shared.machine);
+    if m.mesh()
+        .member(joiner)
+        .is_some_and(|x| x.revoked_at.is_some())
+    {
+        return Err("this machine was revoked from the mesh and cannot rejoin".into());
+    }
+    let mut invite = m
+        .store()
+        .invite(&hash)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            "unknown invitation (wrong ticket, or issued by another machine)".to_string()
+        })?;
+    let id = joiner.to_string();
+    if invite.revoked {
+        return Err("this invitation was revoked".into());
+    }
+    if (now_secs().max(0) as u64) >= invite.expires_at {
+        return Err(
+            "this invitation has expired; ask for a new one (`leanspec-peer invite`)".into(),
+        );
+    }
+    if !invite.reusable && invite.used_by.iter().any(|u| *u != id) {
+        return Err(
+            "this invitation was already used; ask for a new one (`leanspec-peer invite`)".into(),
+        );
+    }
+    if !invite.used_by.contains(&id) {
+        invite.used_by.push(id);
+    }
+    m.store()
+        .put_invite(&hash, &invite)
+        .map_err(|e| e.to_string())?;
+    m.add_member(joiner, &label).map_err(|e| e.to_string())?;
+    let mut record = m
+        .store()
+        .peers()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.id == joiner.as_bytes())
+        .unwrap_or(PeerRecord {
+            id: joiner.as_bytes().to_vec(),
+            ..PeerRecord::default()
+        });
+    for a in req.addrs.iter().take(16) {
+        if a.parse::<std::net::SocketAddr>().is_ok() && !record.addrs.contains(a) {
+            record.addrs.push(a.clone());
+        }
+    }
+    m.store().put_peer(&record).map_err(|e| e.to_string())?;
+    Ok(m.mesh_bytes())
+}
+
+/// Joiner side of pairing.
+pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined, PeerError> {
+    let inviter = ticket.machine()?;
+    if inviter == shared.me {
+        return Err(PeerError::Invalid(
+            "this ticket was issued by this machine; use it on another one".into(),
+        ));
+    }
+    let record = PeerRecord {
+        id: inviter.as_bytes().to_vec(),
+        addrs: ticket.addrs.clone(),
+        relays: ticket.relays.clone(),
+        last_seen: 0,
+    };
+    let addr = endpoint_addr(&record)
+        .ok_or_else(|| PeerError::Invalid("the ticket has no usable address".into()))?;
+    let (label, addrs) = {
+        let m = lock(&shared.machine);
+        (
+            m.label(),
+            shared
+                .endpoint
+                .addr()
+                .ip_addrs()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let request = serde_json::to_vec(&JoinRequest {
+        secret: ticket.secret.clone(),
+        label,
+        addrs,
+    })
+    .map_err(|e| PeerError::Invalid(e.to_string()))?;
+    let unreachable = |reason: String| PeerError::Unreachable {
+        machine: inviter.short(),
+        reason,
+    };
+    let exchange = async {
+        let conn = shared
+            .endpoint
+            .connect(addr, JOIN_ALPN)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        frame::write(&mut send, KIND_JOIN_REQUEST, &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        let (kind, body) = frame::read(&mut recv).await.map_err(|e| e.to_string())?;
+        conn.close(0u32.into(), b"done");
+        if kind != KIND_JOIN_RESPONSE {
+            return Err("unexpected answer".to_string());
+        }
+        serde_json::from_slice::<JoinResponse>(&body).map_err(|e| e.to_string())
+    };
+    let response = tokio::time::timeout(CONNECT_TIMEOUT * 2, exchange)
+        .await
+        .map_err(|_| unreachable("timed out".into()))?
+        .map_err(unreachable)?;
+    if !response.ok {
+        return Err(PeerError::JoinRefused(
+            response.error.unwrap_or_else(|| "no reason given".into()),
+        ));
+    }
+    let mesh = response
+        .mesh
+        .and_then(|b| data_encoding::BASE64.decode(b.as_bytes()).ok())
+        .ok_or_else(|| PeerError::JoinRefused("the inviter sent no mesh".into()))?;
+    let members = {
+        let mut m = lock(&shared.machine);
+        m.adopt_mesh(&mesh)?;
+        m.store()
+            .put_peer(&record)
+            .map_err(crate::machine::Error::from)?;
+        m.mesh().members().len()
+    };
+    shared.announce(DocKey::Mesh, &[crate::machine::DocChange::MeshChanged]);
+    spawn_dialers(shared);
+    Ok(Joined { inviter, members })
+}

@@ -1,0 +1,167 @@
+//! The spec watcher: notify (inotify on Linux) on every project's specs folder. The
+//! first event is handled at once (no fixed debounce: save → visible is the latency
+//! that matters); events that arrive meanwhile are coalesced into one rescan per spec.
+//! A periodic full (stat-only) rescan catches anything the watcher missed.
+
+use super::{PeerError, Shared, lock};
+use crate::machine::DocKey;
+use crate::spec;
+use notify::{RecursiveMode, Watcher as _};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Keeps the OS watch and its task alive; dropping it stops both.
+pub(crate) struct Watcher {
+    _inner: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watcher")
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What to rescan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Spec { project: String, name: String },
+    Project(String),
+}
+
+impl Watcher {
+    pub(crate) fn start(shared: Arc<Shared>) -> Result<Watcher, PeerError> {
+        let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+        let mut inner =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                Ok(event) => {
+                    for p in event.paths {
+                        let _ = tx.send(p);
+                    }
+                }
+                Err(e) => tracing::warn!("watcher error: {e}"),
+            })
+            .map_err(|e| PeerError::Invalid(format!("cannot watch files: {e}")))?;
+        let projects = lock(&shared.machine)
+            .project_records()
+            .map_err(PeerError::from)?;
+        for p in &projects {
+            if let Some(dir) = spec::find_specs_dir(&p.root) {
+                if let Err(e) = inner.watch(&dir, RecursiveMode::Recursive) {
+                    tracing::warn!(dir = %dir.display(), "cannot watch: {e}; relying on the periodic rescan");
+                }
+            }
+        }
+        let task = tokio::spawn(run(shared, rx));
+        Ok(Watcher {
+            _inner: inner,
+            task,
+        })
+    }
+}
+
+async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
+    while let Some(first) = rx.recv().await {
+        let mut paths = vec![first];
+        while let Ok(p) = rx.try_recv() {
+            paths.push(p);
+        }
+        let shared2 = shared.clone();
+        // File reads and fsyncs: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || handle(&shared2, &paths)).await;
+    }
+}
+
+fn handle(shared: &Arc<Shared>, paths: &[PathBuf]) {
+    let mut m = lock(&shared.machine);
+    let Ok(projects) = m.project_records() else {
+        return;
+    };
+    let mut targets = BTreeSet::new();
+    for path in paths {
+        for p in &projects {
+            let Some(dir) = spec::find_specs_dir(&p.root) else {
+                continue;
+            };
+            if let Ok(rel) = path.strip_prefix(&dir) {
+                targets.insert(target_of(&m, &p.id, &dir, rel));
+            }
+        }
+    }
+    let before = m.own_heads();
+    for t in targets {
+        let r = match &t {
+            Target::Spec { project, name } => m.rescan_spec(project, name).map(|_| ()),
+            Target::Project(project) => m.scan_project(project, &mut |_| {}).map(|_| ()),
+        };
+        if let Err(e) = r {
+            tracing::warn!("rescan failed: {e}");
+        }
+    }
+    let changes = m.own_changes_since(&before);
+    let key = DocKey::Machine(m.id());
+    drop(m);
+    shared.announce(key, &changes);
+}
+
+/// The spec folder an event path belongs to: the deepest prefix (up to 3 levels) that
+/// is a spec folder on disk or in the document; else the whole project.
+fn target_of(m: &crate::machine::Machine, project: &str, specs_dir: &Path, rel: &Path) -> Target {
+    let comps: Vec<&str> = rel
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect();
+    let in_doc = m.doc().spec_names(project);
+    for depth in (1..=comps.len().min(spec::MAX_DEPTH)).rev() {
+        let name = comps[..depth].join("/");
+        if !comps[depth - 1].starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        if specs_dir
+            .join(&name)
+            .join("README.md")
+            .symlink_metadata()
+            .is_ok()
+            || in_doc.contains(&name)
+        {
+            return Target::Spec {
+                project: project.to_string(),
+                name,
+            };
+        }
+    }
+    Target::Project(project.to_string())
+}
+
+/// Rescans every project and pushes what changed.
+pub(crate) fn full_rescan(shared: &Arc<Shared>) -> crate::machine::Result<crate::ScanReport> {
+    let mut m = lock(&shared.machine);
+    let before = m.own_heads();
+    let report = m.scan(&mut |_| {})?;
+    let changes = m.own_changes_since(&before);
+    let key = DocKey::Machine(m.id());
+    drop(m);
+    shared.announce(key, &changes);
+    Ok(report)
+}
+
+pub(crate) async fn periodic_rescan(shared: Arc<Shared>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let s = shared.clone();
+        match tokio::task::spawn_blocking(move || full_rescan(&s)).await {
+            Ok(Err(e)) => tracing::warn!("periodic rescan failed: {e}"),
+            Err(e) => tracing::warn!("periodic rescan task failed: {e}"),
+            Ok(Ok(_)) => {}
+        }
+    }
+}

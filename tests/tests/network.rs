@@ -1,0 +1,230 @@
+//! Replication over real iroh endpoints on 127.0.0.1: pairing, multi-hop, restart and
+//! catch-up, offline machines, refusals. Every wait is on a condition with a bounded
+//! timeout (re-checked on each event).
+
+use leanspec_peer_core::peer::{Event, Peer, PeerOptions};
+use leanspec_peer_core::{Machine, SpecFilter};
+use leanspec_peer_tests::{TempProject, spec_text};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Node {
+    home: tempfile::TempDir,
+    project: TempProject,
+    peer: Option<Peer>,
+}
+
+fn options() -> PeerOptions {
+    PeerOptions {
+        bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..PeerOptions::default()
+    }
+}
+
+async fn node(label: &str) -> Node {
+    let project = TempProject::new();
+    project.write("001-first", spec_text("planned", &format!("{label} first")));
+    let home = tempfile::tempdir().expect("home");
+    let (mut m, _) = Machine::init(home.path(), Some(label)).expect("init");
+    m.add_project(project.root(), Some(label)).expect("add");
+    let peer = Peer::start(m, options()).await.expect("start");
+    Node {
+        home,
+        project,
+        peer: Some(peer),
+    }
+}
+
+impl Node {
+    fn peer(&self) -> &Peer {
+        self.peer.as_ref().expect("running")
+    }
+
+    async fn restart(&mut self) {
+        let m = Machine::open(self.home.path()).expect("reopen");
+        self.peer = Some(Peer::start(m, options()).await.expect("restart"));
+    }
+
+    async fn stop(&mut self) {
+        if let Some(p) = self.peer.take() {
+            p.shutdown().await;
+        }
+    }
+
+    fn status_of(&self, machine: &str, spec: &str) -> Option<String> {
+        self.peer().with_machine(|m| {
+            m.spec_on(Some(machine), machine, spec)
+                .ok()
+                .and_then(|r| r.spec.status)
+                .map(|s| s.as_str().to_string())
+        })
+    }
+
+    fn titles(&self) -> Vec<String> {
+        let mut t: Vec<String> = self
+            .peer()
+            .with_machine(|m| m.specs(&SpecFilter::default()).expect("specs"))
+            .into_iter()
+            .map(|r| r.spec.title)
+            .collect();
+        t.sort();
+        t
+    }
+}
+
+/// Waits until `cond` holds, re-checking on every event (and every 250 ms), at most
+/// `WAIT`. Panics with `what` on timeout.
+async fn wait_until(peer: &Peer, what: &str, mut cond: impl FnMut() -> bool) {
+    let mut events = peer.subscribe();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {WAIT:?} waiting for: {what}");
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(250), events.recv()).await;
+    }
+}
+
+async fn pair(inviter: &Node, joiner: &Node) {
+    let ticket = inviter
+        .peer()
+        .invite(Duration::from_secs(600), false)
+        .expect("invite");
+    let joined = joiner.peer().join(&ticket).await.expect("join");
+    assert_eq!(joined.inviter, inviter.peer().id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_peers_multi_hop_restart_and_offline() {
+    let (mut a, b, mut c) = (node("a").await, node("b").await, node("c").await);
+    pair(&a, &b).await;
+    pair(&b, &c).await;
+    let all = vec!["a first".to_string(), "b first".into(), "c first".into()];
+    wait_until(c.peer(), "C sees A's specs through B", || c.titles() == all).await;
+    wait_until(a.peer(), "A sees C's specs through B", || a.titles() == all).await;
+
+    // A file edit on A appears in C's specs, via B.
+    a.project
+        .write("001-first", spec_text("in-progress", "a first"));
+    wait_until(c.peer(), "the edit on A reaches C", || {
+        c.status_of("a", "1").as_deref() == Some("in-progress")
+    })
+    .await;
+
+    // C stopped; A changes; C restarted later catches up.
+    c.stop().await;
+    a.project
+        .write("001-first", spec_text("complete", "a first"));
+    wait_until(b.peer(), "B sees A's change", || {
+        b.status_of("a", "1").as_deref() == Some("complete")
+    })
+    .await;
+    c.restart().await;
+    wait_until(c.peer(), "restarted C catches up", || {
+        c.status_of("a", "1").as_deref() == Some("complete")
+    })
+    .await;
+
+    // A stopped: B and C still list A's specs, and show A offline.
+    let a_id = a.peer().id();
+    a.stop().await;
+    wait_until(b.peer(), "B shows A offline", || {
+        b.peer().presence().get(&a_id).is_some_and(|p| !p.online)
+    })
+    .await;
+    assert!(b.titles().contains(&"a first".to_string()));
+    assert!(c.titles().contains(&"a first".to_string()));
+    assert!(!c.peer().presence().get(&a_id).is_some_and(|p| p.online));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_and_bad_tickets_are_refused() {
+    let (a, b, c) = (node("a").await, node("b").await, node("c").await);
+
+    // A machine that is not a member cannot open a sync connection.
+    let mut refused = a.peer().subscribe();
+    let stranger = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .clear_ip_transports()
+        .bind_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind addr")
+        .bind()
+        .await
+        .expect("bind");
+    let a_addr = iroh::EndpointAddr::new(
+        iroh::PublicKey::from_bytes(a.peer().id().as_bytes()).expect("key"),
+    )
+    .with_ip_addr(a.peer().addrs()[0]);
+    let conn = stranger
+        .connect(a_addr, leanspec_peer_core::net::SYNC_ALPN)
+        .await
+        .expect("quic handshake");
+    let reason = tokio::time::timeout(WAIT, conn.closed())
+        .await
+        .expect("closed in time");
+    assert!(reason.to_string().contains("not a member"), "{reason}");
+    let ev = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(Event::Refused { reason, .. }) = refused.recv().await {
+                return reason;
+            }
+        }
+    })
+    .await
+    .expect("refusal event");
+    assert!(ev.contains("not a member"));
+
+    // An expired ticket is refused, and a one-time ticket works only once.
+    let expired = a.peer().invite(Duration::ZERO, false).expect("invite");
+    let e = b.peer().join(&expired).await.expect_err("expired");
+    assert!(e.to_string().contains("expired"), "{e}");
+    let once = a
+        .peer()
+        .invite(Duration::from_secs(600), false)
+        .expect("invite");
+    b.peer().join(&once).await.expect("first use");
+    let e = c.peer().join(&once).await.expect_err("second use");
+    assert!(e.to_string().contains("already used"), "{e}");
+    // A ticket from another machine's store is unknown here.
+    let foreign = c
+        .peer()
+        .invite(Duration::from_secs(600), false)
+        .expect("invite");
+    let mut forged = foreign.clone();
+    forged.id = a.peer().id().to_string();
+    forged.addrs = a.peer().addrs().iter().map(ToString::to_string).collect();
+    let e = c.peer().join(&forged).await.expect_err("unknown secret");
+    assert!(e.to_string().contains("unknown invitation"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
+    let (a, b) = (node("a").await, node("b").await);
+    let reusable = a
+        .peer()
+        .invite(Duration::from_secs(600), true)
+        .expect("invite");
+    b.peer().join(&reusable).await.expect("join");
+    let b_id = b.peer().id();
+    wait_until(a.peer(), "A and B connected", || {
+        a.peer().presence().get(&b_id).is_some_and(|p| p.online)
+    })
+    .await;
+    a.peer().revoke(b_id).expect("revoke");
+    wait_until(a.peer(), "B cut off", || {
+        !a.peer().presence().get(&b_id).is_some_and(|p| p.online)
+    })
+    .await;
+    let e = b.peer().join(&reusable).await.expect_err("rejoin");
+    assert!(e.to_string().contains("revoked"), "{e}");
+    // B's own dialer is refused too: it stays offline on A's side.
+    let home: PathBuf = b.home.path().to_path_buf();
+    assert!(home.exists());
+    assert!(
+        a.peer()
+            .with_machine(|m| m.machines().iter().any(|r| r.id == b_id && r.revoked))
+    );
+}
