@@ -56,6 +56,19 @@ impl fmt::Debug for MachineId {
     }
 }
 
+impl serde::Serialize for MachineId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MachineId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A string that is not a 64-character hex machine id.
 #[derive(Debug, thiserror::Error)]
 #[error("not a machine id (expected 64 hex characters): {0:?}")]

@@ -106,7 +106,7 @@ pub enum Error {
 }
 
 /// One machine as this machine knows it (presence comes from the network layer).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MachineRow {
     /// Machine id.
     pub id: MachineId,
@@ -130,7 +130,7 @@ pub struct MachineRow {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A project of this machine, with its local paths.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Project {
     /// Stable id (also the key in the replicated document).
     pub id: String,
@@ -156,7 +156,7 @@ pub struct ScanProgress<'a> {
 }
 
 /// What a scan of one project did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProjectScan {
     /// Project id.
     pub id: String,
@@ -179,7 +179,7 @@ pub struct ProjectScan {
 }
 
 /// What a scan did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScanReport {
     /// Per project.
     pub projects: Vec<ProjectScan>,
@@ -188,7 +188,7 @@ pub struct ScanReport {
 }
 
 /// Filter for [`Machine::specs`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SpecFilter {
     /// Machine id, short id or label.
     pub machine: Option<String>,
@@ -203,7 +203,7 @@ pub struct SpecFilter {
 }
 
 /// One spec with the machine and project it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpecRow {
     /// Machine id (hex).
     pub machine: String,
@@ -218,7 +218,7 @@ pub struct SpecRow {
 }
 
 /// The machine's description for `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MachineSummary {
     /// Full id.
     pub id: MachineId,

@@ -242,7 +242,7 @@ impl Shared {
 pub struct Peer {
     shared: Arc<Shared>,
     router: Router,
-    _watcher: Option<watch::Watcher>,
+    watcher: Mutex<Option<watch::Watcher>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -396,7 +396,7 @@ impl Peer {
         Ok(Peer {
             shared,
             router,
-            _watcher: watcher,
+            watcher: Mutex::new(watcher),
             tasks,
         })
     }
@@ -485,6 +485,28 @@ impl Peer {
         Ok(())
     }
 
+    /// Adds a project folder, scans it, watches it and pushes its specs.
+    pub fn add_project(
+        &self,
+        dir: &std::path::Path,
+        name: Option<&str>,
+    ) -> Result<(crate::Project, crate::ProjectScan), PeerError> {
+        let (project, scan, changes) = {
+            let mut m = lock(&self.shared.machine);
+            let before = m.own_heads();
+            let (project, scan) = m.add_project(dir, name)?;
+            (project, scan, m.own_changes_since(&before))
+        };
+        if let (Some(w), Some(specs_dir)) =
+            (lock(&self.watcher).as_mut(), project.specs_dir.as_ref())
+        {
+            w.watch(specs_dir);
+        }
+        self.shared
+            .announce(DocKey::Machine(self.shared.me), &changes);
+        Ok((project, scan))
+    }
+
     /// Rescans every project now and pushes what changed.
     pub fn scan(&self) -> Result<crate::ScanReport, PeerError> {
         watch::full_rescan(&self.shared).map_err(PeerError::from)
@@ -492,7 +514,7 @@ impl Peer {
 
     /// Stops everything: closes connections (saving sync states), the router, the
     /// endpoint.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let _ = self.shared.shutdown.send(true);
         for t in &self.tasks {
             t.abort();

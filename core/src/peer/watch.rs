@@ -69,6 +69,15 @@ impl Watcher {
     }
 }
 
+impl Watcher {
+    /// Watches one more specs folder.
+    pub(crate) fn watch(&mut self, dir: &Path) {
+        if let Err(e) = self._inner.watch(dir, RecursiveMode::Recursive) {
+            tracing::warn!(dir = %dir.display(), "cannot watch: {e}; relying on the periodic rescan");
+        }
+    }
+}
+
 async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
     while let Some(first) = rx.recv().await {
         let mut paths = vec![first];

@@ -39,13 +39,46 @@ pub(crate) enum Command {
     Specs(SpecsArgs),
     /// Show one spec.
     Show {
+        /// Machine (id, short id or label); default: this one.
+        #[arg(long)]
+        machine: Option<String>,
         /// Project id, name or folder.
         project: String,
         /// Spec name, number or slug.
         spec: String,
     },
-    /// Show this machine, its projects and its store.
+    /// Show this machine, its projects, its peers and its store.
     Status,
+    /// List every machine of the mesh with its presence.
+    Machines,
+    /// Create a ticket another machine can join with (needs `up` running).
+    Invite {
+        /// How long the ticket stays valid (`10m`, `1h`, `7d`).
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        ttl: std::time::Duration,
+        /// Allow many machines to join with it (a headless/CI auth key).
+        #[arg(long)]
+        reusable: bool,
+    },
+    /// Join the mesh of the machine that printed TICKET.
+    Join {
+        /// The ticket (`lsp1...`).
+        ticket: String,
+    },
+    /// Change a machine's label, for every member.
+    Rename {
+        /// Machine id, short id or label.
+        machine: String,
+        /// New label.
+        label: String,
+    },
+    /// Remove a machine from the mesh: every member disconnects and refuses it.
+    Revoke {
+        /// Machine id, short id or label.
+        machine: String,
+    },
+    /// Print one line per event while `up` runs (spec changes, machines, sync).
+    Events,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,9 +127,33 @@ pub(crate) struct UpArgs {
     /// Label for this machine, on first use.
     #[arg(long)]
     pub(crate) label: Option<String>,
-    /// Run one scan and exit instead of watching.
+    /// Run one scan and exit instead of running the peer.
     #[arg(long)]
     pub(crate) once: bool,
+    /// Address to listen on (default: 0.0.0.0 and the port used last time).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) bind: Option<std::net::SocketAddr>,
+    /// Relay server URL (repeatable). No relay is used unless given or learned.
+    #[arg(long = "relay", value_name = "URL")]
+    pub(crate) relays: Vec<String>,
+    /// Use no relay, even one learned from a ticket.
+    #[arg(long)]
+    pub(crate) no_relay: bool,
+    /// Use relays only (no direct connections).
+    #[arg(long)]
+    pub(crate) no_direct: bool,
+    /// Join a mesh on start with this (reusable) ticket, unless already a member.
+    #[arg(
+        long,
+        env = "LEANSPEC_PEER_AUTHKEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(crate) authkey: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 10m, 1h, 7d)"))
 }
 
 fn parse_status(s: &str) -> Result<Status, String> {

@@ -1,17 +1,23 @@
-//! `leanspec-peer`: a thin shell over `leanspec_peer_core`. Parses arguments, calls the
-//! core, prints text or JSON, owns exit codes (0 ok, 1 error, 2 usage).
+//! `leanspec-peer`: a thin shell over `leanspec_peer_core`. Parses arguments, turns
+//! them into a control [`Request`], gets the [`Reply`] from the running peer (or from
+//! the store when none runs), prints text or JSON, and owns exit codes (0 ok, 1 error,
+//! 2 usage).
 
 mod args;
 mod output;
+mod reply;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use args::{Cli, Command, ProjectCommand, SpecsArgs, UpArgs};
 use clap::Parser;
+use leanspec_peer_core::control::{self, Reply, Request};
+use leanspec_peer_core::peer::{Peer, PeerOptions};
 use leanspec_peer_core::{Machine, ScanProgress, SpecFilter};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
@@ -79,171 +85,155 @@ fn progress_printer(json: bool) -> impl FnMut(ScanProgress<'_>) {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Gets the reply to `req`: from the running peer if there is one, else from the store.
+fn request(home: &Path, req: Request, json: bool) -> anyhow::Result<Reply> {
+    if control::is_running(home) {
+        let timeout = match req {
+            Request::Join { .. } | Request::Scan | Request::ProjectAdd { .. } => {
+                Duration::from_secs(120)
+            }
+            _ => Duration::from_secs(30),
+        };
+        return Ok(control::call(home, &req, timeout)?);
+    }
+    match req {
+        Request::Invite { .. } => bail!(
+            "`invite` needs the peer running: start `leanspec-peer up` first, then run invite again"
+        ),
+        Request::Events => bail!("`events` needs the peer running: start `leanspec-peer up` first"),
+        Request::Join { ticket } => {
+            // No daemon: join with a short-lived endpoint; `up` syncs afterwards.
+            let machine = Machine::open(home)?;
+            let rt = runtime()?;
+            rt.block_on(async move {
+                let options = PeerOptions {
+                    watch: false,
+                    ..PeerOptions::default()
+                };
+                let peer = Peer::start(machine, options).await?;
+                let reply = control::handle(&peer, Request::Join { ticket }).await;
+                peer.shutdown().await;
+                Ok(reply)
+            })
+        }
+        Request::Scan => {
+            let mut m = Machine::open(home)?;
+            Ok(Reply::Scan(m.scan(&mut progress_printer(json))?))
+        }
+        other => {
+            let mut m = Machine::open(home)?;
+            Ok(
+                control::handle_local(&mut m, &Default::default(), other, false)
+                    .unwrap_or_else(|message| Reply::Error { message }),
+            )
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let home = match cli.home {
         Some(h) => h,
         None => default_home()?,
     };
     let json = cli.json;
-    match cli.command {
-        Command::Init { label } => {
-            let (m, created) = Machine::init(&home, label.as_deref())?;
-            let s = m.summary();
-            print(
-                json,
-                json!({"created": created, "home": home.display().to_string(), "machine": output::machine_json(&s)}),
-                || {
-                    format!(
-                        "{} machine {} ({}) in {}",
-                        if created {
-                            "created"
-                        } else {
-                            "already initialised:"
-                        },
-                        s.label,
-                        s.id.short(),
-                        home.display()
-                    )
-                },
-            )?;
-        }
-        Command::Project(ProjectCommand::Add { dir, name }) => {
-            let mut m = Machine::open(&home)?;
-            let (p, scan) = m.add_project(&dir, name.as_deref())?;
-            print(
-                json,
-                json!({"project": output::project_json(&p), "scan": output::scan_json(&scan)}),
-                || {
-                    format!(
-                        "added project {} ({})\n{}",
-                        p.name,
-                        p.root.display(),
-                        output::scan_text(&scan)
-                    )
-                },
-            )?;
-        }
-        Command::Project(ProjectCommand::List) => {
-            let m = Machine::open(&home)?;
-            let projects = m.projects()?;
-            print(
-                json,
-                json!(
-                    projects
-                        .iter()
-                        .map(output::project_json)
-                        .collect::<Vec<_>>()
-                ),
-                || {
-                    if projects.is_empty() {
-                        return "no projects yet: add one with `leanspec-peer project add DIR`"
-                            .into();
-                    }
-                    projects
-                        .iter()
-                        .map(|p| {
-                            format!(
-                                "{}  {}  {} specs  {}",
-                                p.id,
-                                p.name,
-                                p.specs,
-                                p.root.display()
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                },
-            )?;
-        }
-        Command::Project(ProjectCommand::Remove { project }) => {
-            let mut m = Machine::open(&home)?;
-            let p = m.remove_project(&project)?;
-            print(json, json!({"removed": output::project_json(&p)}), || {
-                format!(
-                    "removed project {} ({}); its files were not touched",
-                    p.name,
-                    p.root.display()
-                )
-            })?;
-        }
-        Command::Scan => {
-            let mut m = Machine::open(&home)?;
-            let report = m.scan(&mut progress_printer(json))?;
-            print(
-                json,
-                json!({"projects": report.projects.iter().map(output::scan_json).collect::<Vec<_>>(), "change_bytes": report.change_bytes}),
-                || {
-                    if report.projects.is_empty() {
-                        return "no projects yet: add one with `leanspec-peer project add DIR`"
-                            .into();
-                    }
-                    report
-                        .projects
-                        .iter()
-                        .map(output::scan_text)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                },
-            )?;
-        }
+    let req = match cli.command {
+        Command::Init { label } => return init(&home, label.as_deref(), json),
         Command::Up(args) => return up(&home, args, json),
-        Command::Specs(args) => {
-            let m = Machine::open(&home)?;
-            let rows = m.specs(&filter(args))?;
-            print(
-                json,
-                json!(rows.iter().map(output::spec_row_json).collect::<Vec<_>>()),
-                || output::specs_table(&rows),
-            )?;
+        Command::Events => return events(&home, json),
+        Command::Project(ProjectCommand::Add { dir, name }) => {
+            let dir = std::fs::canonicalize(&dir)
+                .with_context(|| format!("cannot use project folder {}", dir.display()))?;
+            Request::ProjectAdd { dir, name }
         }
-        Command::Show { project, spec } => {
-            let m = Machine::open(&home)?;
-            let row = m.spec(&project, &spec)?;
-            print(json, output::spec_detail_json(&row), || {
-                output::spec_text(&row)
-            })?;
+        Command::Project(ProjectCommand::List) => Request::ProjectList,
+        Command::Project(ProjectCommand::Remove { project }) => Request::ProjectRemove { project },
+        Command::Scan => Request::Scan,
+        Command::Specs(args) => Request::Specs {
+            filter: filter(args),
+        },
+        Command::Show {
+            machine,
+            project,
+            spec,
+        } => Request::Show {
+            machine,
+            project,
+            spec,
+        },
+        Command::Status => Request::Status,
+        Command::Machines => Request::Machines,
+        Command::Invite { ttl, reusable } => Request::Invite {
+            ttl_secs: ttl.as_secs(),
+            reusable,
+        },
+        Command::Join { ticket } => Request::Join { ticket },
+        Command::Rename { machine, label } => Request::Rename { machine, label },
+        Command::Revoke { machine } => Request::Revoke { machine },
+    };
+    let reply = request(&home, req, json)?;
+    reply::print_reply(&reply, json)?;
+    Ok(if matches!(reply, Reply::Error { .. }) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn init(home: &Path, label: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    if control::is_running(home) {
+        bail!(
+            "leanspec-peer is running for {}: it is initialised already (see `leanspec-peer status`)",
+            home.display()
+        );
+    }
+    let (m, created) = Machine::init(home, label)?;
+    let s = m.summary();
+    print(
+        json,
+        json!({"created": created, "home": home.display().to_string(), "machine": output::machine_json(&s)}),
+        || {
+            format!(
+                "{} machine {} ({}) in {}",
+                if created {
+                    "created"
+                } else {
+                    "already initialised:"
+                },
+                s.label,
+                s.id.short(),
+                home.display()
+            )
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn events(home: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let mut failed = None;
+    control::stream_events(home, |ev| {
+        let line = if json {
+            serde_json::to_string(&ev).unwrap_or_default()
+        } else {
+            reply::event_text(&ev)
+        };
+        if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+            failed = Some(e);
+            return false;
         }
-        Command::Status => {
-            let m = Machine::open(&home)?;
-            let s = m.summary();
-            let projects = m.projects()?;
-            let stats = m.doc_stats()?;
-            let specs: usize = projects.iter().map(|p| p.specs).sum();
-            let value = json!({
-                "machine": output::machine_json(&s),
-                "home": home.display().to_string(),
-                "projects": projects.iter().map(output::project_json).collect::<Vec<_>>(),
-                "specs": specs,
-                "store": {"path": m.store().path().display().to_string(), "file_bytes": stats.file_bytes, "doc_chunks": stats.chunks, "doc_bytes": stats.chunk_bytes},
-                "peers": [],
-            });
-            print(json, value, || {
-                let mut out = format!(
-                    "machine  {} ({})\n  id      {}\n  version {} on {}\n  home    {}\n  store   {} bytes, document {} bytes in {} chunk(s)\nprojects {} with {} specs",
-                    s.label,
-                    s.id.short(),
-                    s.id,
-                    s.version,
-                    s.os,
-                    home.display(),
-                    stats.file_bytes,
-                    stats.chunk_bytes,
-                    stats.chunks,
-                    projects.len(),
-                    specs
-                );
-                for p in &projects {
-                    out.push_str(&format!(
-                        "\n  {}  {} specs  {}",
-                        p.name,
-                        p.specs,
-                        p.root.display()
-                    ));
-                }
-                out.push_str("\npeers    none (replication is not enabled in this version)");
-                out
-            })?;
-        }
+        true
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(e) = failed {
+        return Err(e.into());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -258,9 +248,15 @@ fn filter(a: SpecsArgs) -> SpecFilter {
     }
 }
 
-/// Initialises on first use, adds the given project folders, scans, then keeps the
-/// document current by rescanning (stat-only for unchanged files) until stopped.
+/// The peer in the foreground: initialises and adds projects on first use, scans,
+/// syncs with every member, serves the control socket, stops cleanly on SIGINT/SIGTERM.
 fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
+    if control::is_running(home) {
+        bail!(
+            "leanspec-peer is already running for {} (stop it first, or use another --home)",
+            home.display()
+        );
+    }
     let (mut m, created) = Machine::init(home, args.label.as_deref())?;
     if created {
         eprintln!(
@@ -282,27 +278,88 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    if m.projects()?.is_empty() {
-        anyhow::bail!("no projects to share: run `leanspec-peer up --project DIR`");
-    }
-    let mut progress = progress_printer(json);
-    let report = m.scan(&mut progress)?;
+    let report = m.scan(&mut progress_printer(json))?;
     for p in &report.projects {
         eprintln!("leanspec-peer: {}", output::scan_text(p));
     }
     if args.once {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("leanspec-peer: watching for changes (Ctrl-C to stop)");
-    loop {
-        std::thread::sleep(Duration::from_secs(2));
-        let report = m.scan(&mut |_| {})?;
-        for p in report
-            .projects
-            .iter()
-            .filter(|p| p.added + p.updated + p.removed > 0)
-        {
-            eprintln!("leanspec-peer: {}", output::scan_text(p));
+    // Listen on the same port as last time, so members that know our address find us
+    // again after a restart.
+    let bind = match args.bind {
+        Some(b) => b,
+        None => {
+            let port = m
+                .store()
+                .meta("bind_port")?
+                .and_then(|b| <[u8; 2]>::try_from(b.as_slice()).ok())
+                .map_or(0, u16::from_le_bytes);
+            std::net::SocketAddr::from(([0, 0, 0, 0], port))
         }
-    }
+    };
+    let options = PeerOptions {
+        bind: Some(bind),
+        relays: if args.no_relay {
+            Vec::new()
+        } else {
+            args.relays.clone()
+        },
+        direct: !args.no_direct,
+        ..PeerOptions::default()
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let port_store = home.to_path_buf();
+        let peer = Arc::new(Peer::start(m, options).await?);
+        if let Some(addr) = peer.addrs().first() {
+            let _ =
+                peer.with_machine(|m| m.store().set_meta("bind_port", &addr.port().to_le_bytes()));
+        }
+        let server = control::serve(peer.clone(), &port_store)
+            .await
+            .context("cannot open the control socket")?;
+        eprintln!(
+            "leanspec-peer: {} ({}) listening on {}; Ctrl-C to stop",
+            peer.with_machine(|m| m.label()),
+            peer.id().short(),
+            peer.addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(key) = args.authkey {
+            let ticket: leanspec_peer_core::net::Ticket = key.parse()?;
+            let inviter = ticket.machine()?;
+            if peer.with_machine(|m| m.mesh().is_current_member(inviter)) {
+                tracing::info!("already a member of the authkey's mesh");
+            } else {
+                let j = peer.join(&ticket).await?;
+                eprintln!(
+                    "leanspec-peer: joined the mesh of {} ({} members)",
+                    j.inviter.short(),
+                    j.members
+                );
+            }
+        }
+        let mut events = peer.subscribe();
+        let log = tokio::spawn(async move {
+            while let Ok(ev) = events.recv().await {
+                eprintln!("leanspec-peer: {}", reply::event_text(&ev));
+            }
+        });
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("leanspec-peer: stopping");
+        server.abort();
+        log.abort();
+        let _ = std::fs::remove_file(port_store.join(control::SOCKET_FILE));
+        peer.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,344 @@
+//! Printing control replies and events (JSON stable per docs/cli-json.md, or text).
+
+use crate::output::{
+    machine_json, project_json, scan_json, scan_text, spec_detail_json, spec_row_json, spec_text,
+    specs_table,
+};
+use leanspec_peer_core::control::{MachineReport, Reply, StatusReport};
+use leanspec_peer_core::peer::Event;
+use leanspec_peer_core::{Project, ScanReport};
+use serde_json::{Value, json};
+use std::io::Write;
+
+/// Prints a reply: JSON or text on stdout, errors on stderr.
+pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
+    let (value, text): (Value, String) = match reply {
+        Reply::Error { message } => {
+            eprintln!("leanspec-peer: {message}");
+            return Ok(());
+        }
+        Reply::Specs(rows) => (
+            json!(rows.iter().map(spec_row_json).collect::<Vec<_>>()),
+            specs_table(rows),
+        ),
+        Reply::Spec(row) => (spec_detail_json(row), spec_text(row)),
+        Reply::Status(s) => (status_json(s), status_text(s)),
+        Reply::Machines(rows) => (
+            json!(rows.iter().map(machine_report_json).collect::<Vec<_>>()),
+            machines_text(rows),
+        ),
+        Reply::Scan(r) => (scan_report_json(r), scan_report_text(r)),
+        Reply::ProjectAdded { project, scan } => (
+            json!({"project": project_json(project), "scan": scan_json(scan)}),
+            format!(
+                "added project {} ({})\n{}",
+                project.name,
+                project.root.display(),
+                scan_text(scan)
+            ),
+        ),
+        Reply::Projects(ps) => (
+            json!(ps.iter().map(project_json).collect::<Vec<_>>()),
+            projects_text(ps),
+        ),
+        Reply::ProjectRemoved(p) => (
+            json!({"removed": project_json(p)}),
+            format!(
+                "removed project {} ({}); its files were not touched",
+                p.name,
+                p.root.display()
+            ),
+        ),
+        Reply::Ticket {
+            ticket,
+            expires_at,
+            reusable,
+        } => {
+            if !json {
+                eprintln!(
+                    "leanspec-peer: on the other machine run `leanspec-peer join <ticket>`; valid until {} ({}){}",
+                    leanspec_peer_core::time::rfc3339_millis(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(*expires_at)
+                    ),
+                    if *reusable { "reusable" } else { "one use" },
+                    if *reusable {
+                        "; also usable as `up --authkey`"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            (
+                json!({"ticket": ticket, "expires_at": expires_at, "reusable": reusable}),
+                ticket.clone(),
+            )
+        }
+        Reply::Joined {
+            inviter,
+            inviter_label,
+            members,
+        } => (
+            json!({"inviter": inviter.to_string(), "inviter_label": inviter_label, "members": members}),
+            format!(
+                "joined the mesh of {inviter_label} ({}); {members} machine(s) in it; `leanspec-peer up` keeps them in sync",
+                inviter.short()
+            ),
+        ),
+        Reply::Done => (json!({"ok": true}), "done".into()),
+        Reply::Event(ev) => (serde_json::to_value(ev)?, event_text(ev)),
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &value)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
+    Ok(())
+}
+
+fn scan_report_json(r: &ScanReport) -> Value {
+    json!({"projects": r.projects.iter().map(scan_json).collect::<Vec<_>>(), "change_bytes": r.change_bytes})
+}
+
+fn scan_report_text(r: &ScanReport) -> String {
+    if r.projects.is_empty() {
+        return "no projects yet: add one with `leanspec-peer project add DIR`".into();
+    }
+    r.projects
+        .iter()
+        .map(scan_text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn projects_text(ps: &[Project]) -> String {
+    if ps.is_empty() {
+        return "no projects yet: add one with `leanspec-peer project add DIR`".into();
+    }
+    ps.iter()
+        .map(|p| {
+            format!(
+                "{}  {}  {} specs  {}",
+                p.id,
+                p.name,
+                p.specs,
+                p.root.display()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `machines --json` rows: exactly these keys.
+fn machine_report_json(r: &MachineReport) -> Value {
+    json!({
+        "id": r.machine.id.to_string(),
+        "label": r.machine.label,
+        "self": r.machine.is_self,
+        "online": r.online,
+        "last_seen": r.last_seen,
+        "version": r.machine.version,
+        "revoked": r.machine.revoked,
+        "projects": r.machine.projects,
+        "specs": r.machine.specs,
+        "in_sync": r.in_sync,
+    })
+}
+
+fn ago(last_seen: u64) -> String {
+    if last_seen == 0 {
+        return "never".into();
+    }
+    let now = leanspec_peer_core::machine::now_secs().max(0) as u64;
+    let d = now.saturating_sub(last_seen);
+    match d {
+        0..=59 => format!("{d}s ago"),
+        60..=3599 => format!("{}m ago", d / 60),
+        3600..=86399 => format!("{}h ago", d / 3600),
+        _ => format!("{}d ago", d / 86400),
+    }
+}
+
+fn state_of(r: &MachineReport) -> &'static str {
+    if r.machine.revoked {
+        "revoked"
+    } else if r.machine.is_self {
+        "self"
+    } else if r.online {
+        "online"
+    } else {
+        "offline"
+    }
+}
+
+fn machines_text(rows: &[MachineReport]) -> String {
+    let mut out = format!(
+        "{:<10}  {:<20}  {:<8}  {:<8}  {:>5}  {:<10}  {}\n",
+        "ID", "LABEL", "STATE", "SYNC", "SPECS", "SEEN", "PATH"
+    );
+    for r in rows {
+        let sync = match (r.machine.is_self, r.in_sync, r.online) {
+            (true, _, _) => "-",
+            (false, true, _) => "in sync",
+            (false, false, true) => "syncing",
+            _ => "-",
+        };
+        let seen = if r.machine.is_self {
+            "now".to_string()
+        } else {
+            ago(r.last_seen)
+        };
+        let path = if r.path.is_empty() {
+            "-"
+        } else {
+            r.path.as_str()
+        };
+        out.push_str(&format!(
+            "{:<10}  {:<20}  {:<8}  {:<8}  {:>5}  {:<10}  {}\n",
+            r.machine.id.short(),
+            r.machine.label,
+            state_of(r),
+            sync,
+            r.machine.specs,
+            seen,
+            path
+        ));
+    }
+    out.push_str(&format!("{} machine(s)", rows.len()));
+    out
+}
+
+fn status_json(s: &StatusReport) -> Value {
+    let peers: Vec<Value> = s
+        .peers
+        .iter()
+        .map(|p| {
+            let mut v = machine_report_json(p);
+            if let Value::Object(m) = &mut v {
+                m.insert("path".into(), json!(p.path));
+            }
+            v
+        })
+        .collect();
+    json!({
+        "machine": machine_json(&s.machine),
+        "home": s.home.display().to_string(),
+        "running": s.running,
+        "projects": s.projects.iter().map(project_json).collect::<Vec<_>>(),
+        "specs": s.specs,
+        "store": {"path": s.store.path.display().to_string(), "file_bytes": s.store.file_bytes, "doc_chunks": s.store.doc_chunks, "doc_bytes": s.store.doc_bytes},
+        "peers": peers,
+        "pending": s.pending,
+    })
+}
+
+fn status_text(s: &StatusReport) -> String {
+    let m = &s.machine;
+    let mut out = format!(
+        "machine  {} ({})\n  id      {}\n  version {} on {}\n  home    {}\n  peer    {}\n  store   {} bytes, document {} bytes in {} chunk(s)\nprojects {} with {} specs",
+        m.label,
+        m.id.short(),
+        m.id,
+        m.version,
+        m.os,
+        s.home.display(),
+        if s.running {
+            "running"
+        } else {
+            "not running (start it with `leanspec-peer up`)"
+        },
+        s.store.file_bytes,
+        s.store.doc_bytes,
+        s.store.doc_chunks,
+        s.projects.len(),
+        s.specs
+    );
+    for p in &s.projects {
+        out.push_str(&format!(
+            "\n  {}  {} specs  {}",
+            p.name,
+            p.specs,
+            p.root.display()
+        ));
+    }
+    if s.peers.is_empty() {
+        out.push_str("\npeers    none yet: pair with `leanspec-peer invite` here and `leanspec-peer join` there");
+        return out;
+    }
+    let online = s.peers.iter().filter(|p| p.online).count();
+    out.push_str(&format!(
+        "\npeers    {} known, {} connected, {} waiting for our changes",
+        s.peers.len(),
+        online,
+        s.pending
+    ));
+    for p in &s.peers {
+        let state = if p.machine.revoked {
+            "revoked".to_string()
+        } else if p.online {
+            let path = if p.path.is_empty() {
+                "direct"
+            } else {
+                p.path.as_str()
+            };
+            format!(
+                "online ({path}, {})",
+                if p.in_sync { "in sync" } else { "syncing" }
+            )
+        } else {
+            format!("offline, seen {}", ago(p.last_seen))
+        };
+        out.push_str(&format!(
+            "\n  {} ({})  {}  {} specs",
+            p.machine.label,
+            p.machine.id.short(),
+            state,
+            p.machine.specs
+        ));
+    }
+    out
+}
+
+/// One line per event, for people.
+pub(crate) fn event_text(ev: &Event) -> String {
+    let short = |id: &str| id.chars().take(10).collect::<String>();
+    match ev {
+        Event::SpecChanged {
+            machine,
+            project,
+            spec,
+            fields,
+        } if fields.is_empty() => {
+            format!("spec added    {} {project}/{spec}", short(machine))
+        }
+        Event::SpecChanged {
+            machine,
+            project,
+            spec,
+            fields,
+        } => {
+            format!(
+                "spec changed  {} {project}/{spec} [{}]",
+                short(machine),
+                fields.join(", ")
+            )
+        }
+        Event::SpecRemoved {
+            machine,
+            project,
+            spec,
+        } => format!("spec removed  {} {project}/{spec}", short(machine)),
+        Event::MachineOnline { machine } => format!("online        {}", short(machine)),
+        Event::MachineOffline { machine } => format!("offline       {}", short(machine)),
+        Event::SyncState { machine, in_sync } => {
+            format!(
+                "sync          {} {}",
+                short(machine),
+                if *in_sync { "in sync" } else { "syncing" }
+            )
+        }
+        Event::MeshChanged => "mesh changed".into(),
+        Event::Refused { machine, reason } => format!("refused       {}: {reason}", short(machine)),
+    }
+}
