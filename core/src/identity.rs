@@ -173,23 +173,34 @@ impl Identity {
         }))
     }
 
-    /// Writes the key to `home/machine.key` with mode 0600. Never overwrites a key.
+    /// Writes the key to `home/machine.key` with mode 0600. Never overwrites a key, and
+    /// never leaves a partial one: the key is written to a temp file, synced, then
+    /// linked into place (a crash leaves either no key or the whole key).
     pub fn save_new(&self, home: &Path) -> Result<(), IdentityError> {
         let path = home.join(KEY_FILE);
-        let io = |source| IdentityError::Io {
-            path: path.clone(),
-            source,
+        let tmp = home.join(format!("{KEY_FILE}.tmp"));
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| IdentityError::Io { path: p, source }
         };
+        let _ = fs::remove_file(&tmp);
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
+            .open(&tmp)
+            .map_err(io(&tmp))?;
         f.write_all(hex::encode(self.key.to_bytes()).as_bytes())
-            .map_err(io)?;
-        f.write_all(b"\n").map_err(io)?;
-        f.sync_all().map_err(io)?;
+            .map_err(io(&tmp))?;
+        f.write_all(b"\n").map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        // hard_link fails if the key exists: never replaces an identity.
+        fs::hard_link(&tmp, &path).map_err(io(&path))?;
+        let _ = fs::remove_file(&tmp);
+        fs::File::open(home)
+            .and_then(|d| d.sync_all())
+            .map_err(io(home))?;
         Ok(())
     }
 }

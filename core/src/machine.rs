@@ -466,10 +466,25 @@ impl Machine {
                 },
             }
         }
-        let Some(mut doc) = doc else {
-            return Err(Error::Doc(DocError::Malformed(
-                "this machine's document is missing",
-            )));
+        let fresh = doc.is_none() && mesh.is_none() && replicas.is_empty();
+        let mut doc = match doc {
+            Some(d) => d,
+            // `init` was cut off between writing the key and the first commit: finish it.
+            None if fresh => MachineDoc::new(
+                me,
+                &MachineInfo {
+                    id: me.to_string(),
+                    label: default_label(),
+                    version: VERSION.into(),
+                    os: std::env::consts::OS.into(),
+                },
+                now_secs(),
+            ),
+            None => {
+                return Err(Error::Doc(DocError::Malformed(
+                    "this machine's document is missing",
+                )));
+            }
         };
         let mut info = doc.machine_info();
         let mesh = mesh.unwrap_or_else(|| MeshDoc::new(me, &info.label, now_secs()));

@@ -38,6 +38,9 @@ pub struct PeerOptions {
     pub watch: bool,
     /// Full rescan period (catches events the watcher missed).
     pub rescan_every: Duration,
+    /// Tell machines we pair with our addresses (off for short-lived endpoints, whose
+    /// addresses die with them).
+    pub advertise: bool,
 }
 
 impl Default for PeerOptions {
@@ -48,6 +51,7 @@ impl Default for PeerOptions {
             direct: true,
             watch: true,
             rescan_every: Duration::from_secs(60),
+            advertise: true,
         }
     }
 }
@@ -175,6 +179,7 @@ pub(crate) struct Shared {
     pub(crate) session_changed: Notify,
     pub(crate) dialers: Mutex<HashSet<MachineId>>,
     pub(crate) relays: Vec<String>,
+    pub(crate) advertise: bool,
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -188,8 +193,15 @@ impl std::fmt::Debug for Shared {
 
 /// Locks a mutex, surviving a poisoned one (a panicked holder cannot leave the
 /// documents half-written: every write is stored in one transaction).
+#[track_caller]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    let t0 = std::time::Instant::now();
+    let guard = m.lock().unwrap_or_else(|p| p.into_inner());
+    // Document work under the lock takes milliseconds; a long wait means a bug.
+    if t0.elapsed() > Duration::from_millis(500) {
+        tracing::warn!(at = %std::panic::Location::caller(), waited = ?t0.elapsed(), "slow lock");
+    }
+    guard
 }
 
 impl Shared {
@@ -326,7 +338,18 @@ pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
 
 async fn bind_endpoint(machine: &Machine, options: &PeerOptions) -> Result<Endpoint, PeerError> {
     let secret = SecretKey::from_bytes(&machine.identity().secret_bytes());
-    let mut builder = Endpoint::builder(presets::Minimal).secret_key(secret);
+    // A killed peer sends no close: keepalives and a 10 s idle timeout make it show
+    // offline (and its dialer retry) within seconds instead of QUIC's default 30 s.
+    let idle = Duration::from_secs(10)
+        .try_into()
+        .map_err(|e| PeerError::Bind(format!("idle timeout: {e}")))?;
+    let transport = iroh::endpoint::QuicTransportConfig::builder()
+        .keep_alive_interval(Duration::from_secs(2))
+        .max_idle_timeout(Some(idle))
+        .build();
+    let mut builder = Endpoint::builder(presets::Minimal)
+        .secret_key(secret)
+        .transport_config(transport);
     let relays: Vec<RelayUrl> = options
         .relays
         .iter()
@@ -375,6 +398,7 @@ impl Peer {
             session_changed: Notify::new(),
             dialers: Mutex::new(HashSet::new()),
             relays: options.relays.clone(),
+            advertise: options.advertise,
             shutdown,
         });
         let router = Router::builder(endpoint)

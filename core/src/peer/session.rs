@@ -192,7 +192,9 @@ async fn run(
                         conn.close(net::close::PROTOCOL.into(), b"malformed sync frame");
                         return Err("malformed sync frame".into());
                     };
+                    let t0 = Instant::now();
                     let (out, changes) = receive(&shared, peer, key, msg, &mut states)?;
+                    tracing::debug!(peer = %peer.short(), ?key, bytes = msg.len(), replies = out.len(), changes = changes.len(), took = ?t0.elapsed(), "sync frame");
                     send_all(&mut send, out).await?;
                     if !changes.is_empty() {
                         shared.announce(key, &changes);
@@ -358,6 +360,7 @@ fn split_sync(body: &[u8]) -> Option<(DocKey, &[u8])> {
 
 async fn send_all(send: &mut SendStream, out: Outgoing) -> Result<(), String> {
     for (key, msg) in out {
+        tracing::debug!(?key, bytes = msg.len(), "send sync frame");
         frame::write(send, KIND_SYNC, &encode_sync(key, &msg))
             .await
             .map_err(|e| e.to_string())?;
@@ -588,15 +591,18 @@ pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined
         .ok_or_else(|| PeerError::Invalid("the ticket has no usable address".into()))?;
     let (label, addrs) = {
         let m = lock(&shared.machine);
-        (
-            m.label(),
+        // A short-lived endpoint's addresses die with it: do not hand them out.
+        let addrs: Vec<String> = if shared.advertise {
             shared
                 .endpoint
                 .addr()
                 .ip_addrs()
                 .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-        )
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (m.label(), addrs)
     };
     let request = serde_json::to_vec(&JoinRequest {
         secret: ticket.secret.clone(),

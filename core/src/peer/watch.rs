@@ -43,11 +43,14 @@ impl Watcher {
         let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
         let mut inner =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-                Ok(event) => {
+                // Reads are not changes: our own rescans open every file they read, and
+                // inotify reports those opens; reacting to them would loop forever.
+                Ok(event) if matters(&event.kind) => {
                     for p in event.paths {
                         let _ = tx.send(p);
                     }
                 }
+                Ok(_) => {}
                 Err(e) => tracing::warn!("watcher error: {e}"),
             })
             .map_err(|e| PeerError::Invalid(format!("cannot watch files: {e}")))?;
@@ -78,6 +81,15 @@ impl Watcher {
     }
 }
 
+/// Whether an event can mean changed content: creations, writes, renames, removals.
+fn matters(kind: &notify::EventKind) -> bool {
+    use notify::event::{EventKind, MetadataKind, ModifyKind};
+    !matches!(
+        kind,
+        EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))
+    )
+}
+
 async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
     while let Some(first) = rx.recv().await {
         let mut paths = vec![first];
@@ -96,13 +108,17 @@ fn handle(shared: &Arc<Shared>, paths: &[PathBuf]) {
         return;
     };
     let mut targets = BTreeSet::new();
+    // Spec names once per batch, not once per event path.
+    let dirs: Vec<(String, PathBuf, Vec<String>)> = projects
+        .iter()
+        .filter_map(|p| {
+            spec::find_specs_dir(&p.root).map(|d| (p.id.clone(), d, m.doc().spec_names(&p.id)))
+        })
+        .collect();
     for path in paths {
-        for p in &projects {
-            let Some(dir) = spec::find_specs_dir(&p.root) else {
-                continue;
-            };
-            if let Ok(rel) = path.strip_prefix(&dir) {
-                targets.insert(target_of(&m, &p.id, &dir, rel));
+        for (id, dir, names) in &dirs {
+            if let Ok(rel) = path.strip_prefix(dir) {
+                targets.insert(target_of(id, dir, names, rel));
             }
         }
     }
@@ -124,12 +140,11 @@ fn handle(shared: &Arc<Shared>, paths: &[PathBuf]) {
 
 /// The spec folder an event path belongs to: the deepest prefix (up to 3 levels) that
 /// is a spec folder on disk or in the document; else the whole project.
-fn target_of(m: &crate::machine::Machine, project: &str, specs_dir: &Path, rel: &Path) -> Target {
+fn target_of(project: &str, specs_dir: &Path, in_doc: &[String], rel: &Path) -> Target {
     let comps: Vec<&str> = rel
         .components()
         .filter_map(|c| c.as_os_str().to_str())
         .collect();
-    let in_doc = m.doc().spec_names(project);
     for depth in (1..=comps.len().min(spec::MAX_DEPTH)).rev() {
         let name = comps[..depth].join("/");
         if !comps[depth - 1].starts_with(|c: char| c.is_ascii_digit()) {
@@ -140,7 +155,7 @@ fn target_of(m: &crate::machine::Machine, project: &str, specs_dir: &Path, rel: 
             .join("README.md")
             .symlink_metadata()
             .is_ok()
-            || in_doc.contains(&name)
+            || in_doc.iter().any(|n| *n == name)
         {
             return Target::Spec {
                 project: project.to_string(),

@@ -64,6 +64,9 @@ pub(crate) enum Command {
     Join {
         /// The ticket (`lsp1...`).
         ticket: String,
+        /// Local address for the join when `up` is not running (default: 0.0.0.0:0).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<std::net::SocketAddr>,
     },
     /// Change a machine's label, for every member.
     Rename {

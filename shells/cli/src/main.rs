@@ -174,11 +174,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ttl_secs: ttl.as_secs(),
             reusable,
         },
-        Command::Join { ticket } => Request::Join { ticket },
+        Command::Join { ticket, bind } => {
+            if !control::is_running(&home) {
+                return join_without_daemon(&home, ticket, bind, json);
+            }
+            Request::Join { ticket }
+        }
         Command::Rename { machine, label } => Request::Rename { machine, label },
         Command::Revoke { machine } => Request::Revoke { machine },
     };
     let reply = request(&home, req, json)?;
+    reply::print_reply(&reply, json)?;
+    Ok(if matches!(reply, Reply::Error { .. }) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Joins with a short-lived endpoint when no `up` runs; `up` syncs afterwards.
+fn join_without_daemon(
+    home: &Path,
+    ticket: String,
+    bind: Option<std::net::SocketAddr>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let machine = Machine::open(home)?;
+    let rt = runtime()?;
+    let reply = rt.block_on(async move {
+        let options = PeerOptions {
+            watch: false,
+            advertise: false,
+            bind,
+            ..PeerOptions::default()
+        };
+        let peer = Peer::start(machine, options).await?;
+        let reply = control::handle(&peer, Request::Join { ticket }).await;
+        peer.shutdown().await;
+        Ok::<_, anyhow::Error>(reply)
+    })?;
     reply::print_reply(&reply, json)?;
     Ok(if matches!(reply, Reply::Error { .. }) {
         ExitCode::FAILURE
@@ -285,19 +319,19 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
     if args.once {
         return Ok(ExitCode::SUCCESS);
     }
-    // Listen on the same port as last time, so members that know our address find us
-    // again after a restart.
-    let bind = match args.bind {
-        Some(b) => b,
-        None => {
-            let port = m
-                .store()
-                .meta("bind_port")?
-                .and_then(|b| <[u8; 2]>::try_from(b.as_slice()).ok())
-                .map_or(0, u16::from_le_bytes);
-            std::net::SocketAddr::from(([0, 0, 0, 0], port))
-        }
-    };
+    // Listen on the same port as last time (when the port is not given), so members
+    // that know our address find us again after a restart.
+    let stored_port = m
+        .store()
+        .meta("bind_port")?
+        .and_then(|b| <[u8; 2]>::try_from(b.as_slice()).ok())
+        .map_or(0, u16::from_le_bytes);
+    let mut bind = args
+        .bind
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    if bind.port() == 0 {
+        bind.set_port(stored_port);
+    }
     let options = PeerOptions {
         bind: Some(bind),
         relays: if args.no_relay {
@@ -311,7 +345,32 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async move {
         let port_store = home.to_path_buf();
-        let peer = Arc::new(Peer::start(m, options).await?);
+        let peer = match Peer::start(m, options.clone()).await {
+            Ok(p) => p,
+            Err(e)
+                if options.bind.is_some_and(|b| b.port() != 0)
+                    && args.bind.is_none_or(|b| b.port() == 0) =>
+            {
+                // Last time's port is taken now: take any.
+                eprintln!(
+                    "leanspec-peer: port {} is busy ({e}); using another",
+                    bind.port()
+                );
+                let m = Machine::open(&port_store)?;
+                let mut any = bind;
+                any.set_port(0);
+                Peer::start(
+                    m,
+                    PeerOptions {
+                        bind: Some(any),
+                        ..options
+                    },
+                )
+                .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let peer = Arc::new(peer);
         if let Some(addr) = peer.addrs().first() {
             let _ =
                 peer.with_machine(|m| m.store().set_meta("bind_port", &addr.port().to_le_bytes()));

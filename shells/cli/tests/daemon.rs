@@ -1,123 +1,9 @@
 //! Two `leanspec-peer up` processes on 127.0.0.1: invite, join, edit a spec file on
 //! one machine, see it on the other; events, machines, status; clean stop on SIGTERM.
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_leanspec-peer");
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A running `up`; killed if the test fails before stopping it.
-struct Daemon {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(home: &Path, project: &Path, label: &str) -> Daemon {
-        let mut child = Command::new(BIN)
-            .args(["up", "--bind", "127.0.0.1:0", "--label", label, "--project"])
-            .arg(project)
-            .env("LEANSPEC_PEER_HOME", home)
-            .env("LEANSPEC_PEER_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn up");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let d = Daemon { child, stderr: rx };
-        d.wait_line("listening on");
-        d
-    }
-
-    /// Waits (bounded) for a stderr line containing `needle`.
-    fn wait_line(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("`up` did not print {needle:?} within {WAIT:?}"),
-            }
-        }
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let ok = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "up did not stop on SIGTERM");
-            let _ = self.stderr.recv_timeout(Duration::from_millis(100));
-        }
-    }
-}
-
-fn cli(home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("LEANSPEC_PEER_HOME", home)
-        .output()
-        .expect("run")
-}
-
-fn cli_json(home: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = cli(home, &all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-fn write_spec(root: &Path, name: &str, status: &str) {
-    let d = root.join("specs").join(name);
-    std::fs::create_dir_all(&d).expect("mkdir");
-    std::fs::write(
-        d.join("README.md"),
-        format!("---\nstatus: {status}\ncreated: '2025-01-01'\npriority: high\n---\n\n# {name}\n"),
-    )
-    .expect("write");
-}
-
-/// Re-runs `check` until it returns true, at most `WAIT`.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::{Daemon, cli, cli_json, eventually, write_spec};
 
 #[test]
 fn two_daemons_pair_and_replicate_a_file_edit() {
@@ -151,7 +37,7 @@ fn two_daemons_pair_and_replicate_a_file_edit() {
     // The second use of a one-time ticket is refused with a clear message.
     let third = tempfile::tempdir().expect("c");
     assert!(cli(third.path(), &["init"]).status.success());
-    let out = cli(third.path(), &["join", &ticket]);
+    let out = cli(third.path(), &["join", &ticket, "--bind", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already used"),
