@@ -450,6 +450,18 @@ impl Peer {
         session::presence_snapshot(&self.shared)
     }
 
+    /// UDP bytes `(sent, received)` on the current connection to each connected machine
+    /// (for benchmarks and diagnostics).
+    pub fn wire_bytes(&self) -> HashMap<MachineId, (u64, u64)> {
+        lock(&self.shared.sessions)
+            .iter()
+            .map(|(id, s)| {
+                let st = s.conn.stats();
+                (*id, (st.udp_tx.bytes, st.udp_rx.bytes))
+            })
+            .collect()
+    }
+
     /// Creates an invitation ticket valid for `ttl`.
     pub fn invite(&self, ttl: Duration, reusable: bool) -> Result<Ticket, PeerError> {
         let mut secret = [0u8; 16];

@@ -106,6 +106,14 @@ async fn three_peers_multi_hop_restart_and_offline() {
     wait_until(c.peer(), "C sees A's specs through B", || c.titles() == all).await;
     wait_until(a.peer(), "A sees C's specs through B", || a.titles() == all).await;
 
+    // A renames C; the label reaches B through the mesh.
+    let c_id = c.peer().id();
+    a.peer().rename(c_id, "charlie").expect("rename");
+    wait_until(b.peer(), "B sees C's new label", || {
+        b.peer().with_machine(|m| m.machine_label(c_id)) == "charlie"
+    })
+    .await;
+
     // A file edit on A appears in C's specs, via B.
     a.project
         .write("001-first", spec_text("in-progress", "a first"));

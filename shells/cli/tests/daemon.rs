@@ -115,3 +115,45 @@ fn two_daemons_pair_and_replicate_a_file_edit() {
     let rows = cli_json(home_b.path(), &["specs", "--machine", "alpha-box"]);
     assert_eq!(rows[0]["status"], "in-progress");
 }
+
+#[test]
+fn up_with_an_authkey_joins_on_start() {
+    let (home_a, home_b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (proj_a, proj_b) = (
+        tempfile::tempdir().expect("pa"),
+        tempfile::tempdir().expect("pb"),
+    );
+    write_spec(proj_a.path(), "001-alpha", "planned");
+    write_spec(proj_b.path(), "001-ci", "draft");
+    let a = Daemon::start(home_a.path(), proj_a.path(), "desk");
+    let key = cli_json(home_a.path(), &["invite", "--reusable", "--ttl", "1h"]);
+    let key = key["ticket"].as_str().expect("ticket").to_string();
+    assert_eq!(
+        cli_json(home_a.path(), &["invite", "--reusable"])["reusable"],
+        true
+    );
+    // The CI machine: no init, no join; the key comes from the environment.
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["up", "--bind", "127.0.0.1:0", "--label", "ci", "--project"])
+        .arg(proj_b.path())
+        .env("LEANSPEC_PEER_HOME", home_b.path())
+        .env("LEANSPEC_PEER_AUTHKEY", &key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    eventually("the CI machine appears on the desk", || {
+        let out = cli(home_a.path(), &["specs", "--machine", "ci", "--json"]);
+        out.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v.as_array().map(Vec::len))
+                == Some(1)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(a.stop().success());
+}

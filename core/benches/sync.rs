@@ -1,0 +1,389 @@
+//! Replication benchmark over real iroh endpoints on 127.0.0.1 (plain `main`: medians
+//! and percentiles printed as rows of BENCHMARKS.md).
+//!
+//!   cargo build --release -p leanspec-peer
+//!   cargo bench -p leanspec-peer-core --bench sync
+//!
+//! Environment: `LEANSPEC_CORPUS`, `BENCH_EDITS` (default 250), `BENCH_PULL_SPECS`
+//! (default 10000), `LEANSPEC_PEER_BIN` (the release CLI, for the RSS measurement).
+
+use leanspec_peer_core::peer::{Event, Peer, PeerOptions};
+use leanspec_peer_core::{Machine, spec};
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn env_usize(k: &str, d: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn corpus() -> PathBuf {
+    std::env::var_os("LEANSPEC_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/lean-spec-specs")
+        })
+}
+
+fn templates() -> Vec<Vec<u8>> {
+    spec::walk(&corpus())
+        .specs
+        .iter()
+        .filter_map(|f| fs::read(f.dir.join("README.md")).ok())
+        .collect()
+}
+
+fn generate(root: &Path, n: usize) {
+    let t = templates();
+    for i in 0..n {
+        let dir = root.join("specs").join(format!("{:05}-spec-{i}", i + 1));
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("README.md"), &t[i % t.len()]).expect("write");
+    }
+}
+
+struct Node {
+    _home: tempfile::TempDir,
+    project: tempfile::TempDir,
+    peer: Peer,
+}
+
+async fn node(label: &str, specs: usize) -> Node {
+    let project = tempfile::tempdir().expect("project");
+    fs::create_dir_all(project.path().join("specs")).expect("specs");
+    generate(project.path(), specs);
+    let home = tempfile::tempdir().expect("home");
+    let (mut m, _) = Machine::init(home.path(), Some(label)).expect("init");
+    m.add_project(project.path(), Some(label)).expect("add");
+    let options = PeerOptions {
+        bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..PeerOptions::default()
+    };
+    let peer = Peer::start(m, options).await.expect("start");
+    Node {
+        _home: home,
+        project,
+        peer,
+    }
+}
+
+/// Waits until `cond` holds, re-checking on every event of `peer`, at most 60 s.
+async fn wait_until(peer: &Peer, mut cond: impl FnMut() -> bool) -> bool {
+    let mut events = peer.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), events.recv()).await;
+    }
+    true
+}
+
+fn replica_specs(peer: &Peer, of: leanspec_peer_core::identity::MachineId) -> usize {
+    peer.with_machine(|m| {
+        m.replica(of).map_or(0, |d| {
+            d.projects().iter().map(|p| d.spec_count(&p.id)).sum()
+        })
+    })
+}
+
+fn priority_of(peer: &Peer, machine: &str, name: &str) -> Option<String> {
+    peer.with_machine(|m| {
+        m.spec_on(Some(machine), machine, name)
+            .ok()
+            .and_then(|r| r.spec.priority)
+            .map(|p| p.as_str().to_string())
+    })
+}
+
+async fn pair(a: &Node, b: &Node) {
+    let t = a
+        .peer
+        .invite(Duration::from_secs(600), false)
+        .expect("invite");
+    b.peer.join(&t).await.expect("join");
+}
+
+/// Save → visible: a file written on A, until B's document has the new value.
+async fn latency(edits: usize) {
+    let a = node("lat-a", 50).await;
+    let b = node("lat-b", 1).await;
+    pair(&a, &b).await;
+    let a_id = a.peer.id();
+    assert!(
+        wait_until(&b.peer, || replica_specs(&b.peer, a_id) == 50).await,
+        "initial sync"
+    );
+    let t = templates();
+    let mut ms = Vec::with_capacity(edits);
+    for i in 0..edits {
+        let n = i % 50;
+        let name = format!("{:05}-spec-{n}", n + 1);
+        let path = a.project.path().join("specs").join(&name).join("README.md");
+        let text = String::from_utf8_lossy(&t[n % t.len()]).into_owned();
+        let want = if i % 2 == 0 { "low" } else { "critical" };
+        let edited = spec::apply_change(
+            &text,
+            &spec::MetadataChange {
+                priority: Some(want.parse().expect("priority")),
+                ..Default::default()
+            },
+            "2026-11-23T00:00:00.000Z",
+        )
+        .expect("edit")
+        .text;
+        let mut events = b.peer.subscribe();
+        let t0 = Instant::now();
+        fs::write(&path, edited).expect("write");
+        let deadline = t0 + Duration::from_secs(10);
+        while priority_of(&b.peer, "lat-a", &name).as_deref() != Some(want) {
+            assert!(Instant::now() < deadline, "edit {i} not visible in 10 s");
+            let _ = tokio::time::timeout(Duration::from_millis(50), async {
+                while !matches!(events.recv().await, Ok(Event::SpecChanged { .. }) | Err(_)) {}
+            })
+            .await;
+        }
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "| file save → visible in the peer's document ({edits} edits, loopback) | p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
+        pct(&mut ms, 0.5),
+        pct(&mut ms, 0.9),
+        pct(&mut ms, 0.99),
+        pct(&mut ms, 1.0)
+    );
+    a.peer.shutdown().await;
+    b.peer.shutdown().await;
+}
+
+/// A fresh peer pulls N specs; then one field change.
+async fn pull(n: usize) {
+    let a = node("pull-a", n).await;
+    let b = node("pull-b", 1).await;
+    let a_id = a.peer.id();
+    // The same metadata as JSON (what `specs --json` prints), gzipped.
+    let json = a.peer.with_machine(|m| {
+        let rows = m.specs(&Default::default()).expect("specs");
+        serde_json::to_vec(&rows.iter().map(|r| &r.spec).collect::<Vec<_>>()).expect("json")
+    });
+    let gz = {
+        use std::io::Write;
+        let mut child = std::process::Command::new("gzip")
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("gzip");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&json)
+            .expect("write");
+        child.wait_with_output().expect("gzip").stdout.len()
+    };
+    let t0 = Instant::now();
+    pair(&a, &b).await;
+    assert!(
+        wait_until(&b.peer, || replica_specs(&b.peer, a_id) == n).await,
+        "pull"
+    );
+    let took = t0.elapsed();
+    // Let acknowledgements settle, then read the counters.
+    wait_until(&a.peer, || {
+        a.peer
+            .presence()
+            .get(&b.peer.id())
+            .is_some_and(|p| p.in_sync)
+    })
+    .await;
+    let (tx, rx) = b.peer.wire_bytes().get(&a_id).copied().unwrap_or_default();
+    println!(
+        "| fresh peer pulls {n} specs (pair → all visible) | {:.0} ms; wire {} B ({} B from A, {} B to A); gzip of the same metadata as JSON {} B (JSON {} B): ratio {:.2} |",
+        took.as_secs_f64() * 1e3,
+        tx + rx,
+        rx,
+        tx,
+        gz,
+        json.len(),
+        (tx + rx) as f64 / gz as f64
+    );
+
+    // One field change on the wire: priority of one spec, edited in its file on A.
+    let name = format!("{:05}-spec-0", 1);
+    let path = a.project.path().join("specs").join(&name).join("README.md");
+    let text = fs::read_to_string(&path).expect("read");
+    let before_a = a
+        .peer
+        .wire_bytes()
+        .get(&b.peer.id())
+        .copied()
+        .unwrap_or_default();
+    let edited = spec::apply_change(
+        &text,
+        &spec::MetadataChange {
+            priority: Some("critical".parse().expect("p")),
+            ..Default::default()
+        },
+        "2026-11-23T00:00:00.000Z",
+    )
+    .expect("edit");
+    let want = if edited.changed_keys.is_empty() {
+        None
+    } else {
+        Some("critical")
+    };
+    fs::write(&path, edited.text).expect("write");
+    if want.is_some() {
+        wait_until(&b.peer, || {
+            priority_of(&b.peer, "pull-a", &name).as_deref() == Some("critical")
+        })
+        .await;
+    }
+    wait_until(&a.peer, || {
+        a.peer
+            .presence()
+            .get(&b.peer.id())
+            .is_some_and(|p| p.in_sync)
+    })
+    .await;
+    let after_a = a
+        .peer
+        .wire_bytes()
+        .get(&b.peer.id())
+        .copied()
+        .unwrap_or_default();
+    println!(
+        "| one field change (priority, edited in the file) on the wire | {} B A→B, {} B B→A (UDP payload incl. QUIC), {} B in all |",
+        after_a.0 - before_a.0,
+        after_a.1 - before_a.1,
+        (after_a.0 - before_a.0) + (after_a.1 - before_a.1)
+    );
+    a.peer.shutdown().await;
+    b.peer.shutdown().await;
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Idle RSS of the release `up` with the LeanSpec corpus and one connected peer.
+fn idle_rss() {
+    let bin = std::env::var_os("LEANSPEC_PEER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+            target.join("release/leanspec-peer")
+        });
+    if !bin.exists() {
+        println!(
+            "| idle RSS of `up` | not measured: build {} first (cargo build --release -p leanspec-peer) |",
+            bin.display()
+        );
+        return;
+    }
+    let project = tempfile::tempdir().expect("p");
+    std::os::unix::fs::symlink(corpus(), project.path().join("specs")).expect("symlink");
+    let other = tempfile::tempdir().expect("o");
+    fs::create_dir_all(other.path().join("specs/001-x")).expect("mkdir");
+    fs::write(
+        other.path().join("specs/001-x/README.md"),
+        "---\nstatus: draft\ncreated: 2025-01-01\n---\n# X\n",
+    )
+    .expect("w");
+    let (ha, hb) = (
+        tempfile::tempdir().expect("ha"),
+        tempfile::tempdir().expect("hb"),
+    );
+    let spawn = |home: &Path, proj: &Path| {
+        std::process::Command::new(&bin)
+            .args(["up", "--bind", "127.0.0.1:0", "--project"])
+            .arg(proj)
+            .env("LEANSPEC_PEER_HOME", home)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn up")
+    };
+    let run = |home: &Path, args: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(args)
+            .env("LEANSPEC_PEER_HOME", home)
+            .output()
+            .expect("cli")
+    };
+    let wait_running = |home: &Path| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !home.join("control.sock").exists() || !run(home, &["status"]).status.success() {
+            assert!(Instant::now() < deadline, "up did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut a = spawn(ha.path(), project.path());
+    wait_running(ha.path());
+    let mut b = spawn(hb.path(), other.path());
+    wait_running(hb.path());
+    let ticket = String::from_utf8(run(ha.path(), &["invite"]).stdout).expect("utf8");
+    assert!(run(hb.path(), &["join", ticket.trim()]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = run(hb.path(), &["specs", "--json"]);
+        let n = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(0);
+        if n >= 305 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "corpus did not sync");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Idle: nothing changes for 10 s; sample RSS each second, report the last and max.
+    let mut samples = Vec::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_secs(1));
+        samples.push((rss_kb(a.id()), rss_kb(b.id())));
+    }
+    let (last_a, last_b) = samples[samples.len() - 1];
+    let max_a = samples.iter().map(|s| s.0).max().unwrap_or(0);
+    println!(
+        "| idle RSS of `up` (release) with the 304-spec corpus and one connected peer | {:.1} MB (max {:.1} MB over 10 s idle); the peer with 1 spec: {:.1} MB |",
+        last_a as f64 / 1024.0,
+        max_a as f64 / 1024.0,
+        last_b as f64 / 1024.0
+    );
+    let _ = a.kill();
+    let _ = b.kill();
+    let _ = a.wait();
+    let _ = b.wait();
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(latency(env_usize("BENCH_EDITS", 250)));
+    rt.block_on(pull(env_usize("BENCH_PULL_SPECS", 10_000)));
+    drop(rt);
+    idle_rss();
+}
