@@ -168,7 +168,12 @@ async fn latency(edits: usize) {
 
 /// A fresh peer pulls N specs; then one field change.
 async fn pull(n: usize) {
+    let t_setup = Instant::now();
     let a = node("pull-a", n).await;
+    eprintln!(
+        "pull: sender with {n} specs ready in {:.1}s",
+        t_setup.elapsed().as_secs_f64()
+    );
     let b = node("pull-b", 1).await;
     let a_id = a.peer.id();
     // The same metadata as JSON (what `specs --json` prints), gzipped.
@@ -184,13 +189,13 @@ async fn pull(n: usize) {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("gzip");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(&json)
-            .expect("write");
-        child.wait_with_output().expect("gzip").stdout.len()
+        // Feed stdin from a thread: gzip's output must be read while we write.
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = json.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().expect("gzip").stdout.len();
+        writer.join().expect("writer").expect("write");
+        out
     };
     let t0 = Instant::now();
     pair(&a, &b).await;
@@ -377,6 +382,12 @@ fn idle_rss() {
 }
 
 fn main() {
+    if let Ok(filter) = std::env::var("LEANSPEC_PEER_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -170,8 +170,13 @@ async fn run(
     let mut shutdown = shared.shutdown.subscribe();
     let mut in_sync = false;
     let result: Result<(), String> = async {
-        let out = generate_all(&shared, peer, &mut states);
-        send_all(&mut send, out).await?;
+        // Only the dialer opens the documents; the acceptor answers. If both opened,
+        // each side would answer the other's opening and its reply with the whole
+        // document: Automerge sync assumes one request and one response at a time.
+        if dialer == shared.me {
+            let out = generate_all(&shared, peer, &mut states);
+            send_all(&mut send, out).await?;
+        }
         loop {
             tokio::select! {
                 r = frame::read(&mut recv) => {
