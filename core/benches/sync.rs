@@ -132,7 +132,11 @@ async fn latency(edits: usize) {
         let path = a.project.path().join("specs").join(&name).join("README.md");
         let text = String::from_utf8_lossy(&t[n % t.len()]).into_owned();
         // Always a real change: the other value than the one B holds now.
-        let want = if priority_of(&b.peer, "lat-a", &name).as_deref() == Some("low") { "critical" } else { "low" };
+        let want = if priority_of(&b.peer, "lat-a", &name).as_deref() == Some("low") {
+            "critical"
+        } else {
+            "low"
+        };
         let edited = spec::apply_change(
             &text,
             &spec::MetadataChange {

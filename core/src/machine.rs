@@ -1215,6 +1215,27 @@ impl Machine {
         }
         let changes = match key {
             DocKey::Mesh => vec![DocChange::MeshChanged],
+            // A first sync fills an empty replica: list its specs instead of diffing
+            // its whole history (the diff costs seconds at 10,000 specs).
+            DocKey::Machine(id) if before.is_empty() => self
+                .replicas
+                .get(&id)
+                .map(|d| {
+                    d.projects()
+                        .into_iter()
+                        .flat_map(|p| {
+                            d.spec_names(&p.id).into_iter().map(move |spec| {
+                                DocChange::SpecChanged {
+                                    machine: id,
+                                    project: p.id.clone(),
+                                    spec,
+                                    fields: Vec::new(),
+                                }
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             DocKey::Machine(id) => {
                 let t = self.tracked(key).ok_or(SyncError::UnknownDoc)?;
                 let after = t.heads();
