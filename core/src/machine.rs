@@ -1239,22 +1239,7 @@ impl Machine {
             DocKey::Machine(id) => {
                 let t = self.tracked(key).ok_or(SyncError::UnknownDoc)?;
                 let after = t.heads();
-                t.spec_changes(&before, &after)
-                    .into_iter()
-                    .map(|(project, spec, fields)| match fields {
-                        Some(fields) => DocChange::SpecChanged {
-                            machine: id,
-                            project,
-                            spec,
-                            fields,
-                        },
-                        None => DocChange::SpecRemoved {
-                            machine: id,
-                            project,
-                            spec,
-                        },
-                    })
-                    .collect()
+                doc_changes(t, id, &before, &after)
             }
         };
         let state_bytes = state.encode();
@@ -1303,22 +1288,7 @@ impl Machine {
         if after == before {
             return Vec::new();
         }
-        t.spec_changes(before, &after)
-            .into_iter()
-            .map(|(project, spec, fields)| match fields {
-                Some(fields) => DocChange::SpecChanged {
-                    machine: me,
-                    project,
-                    spec,
-                    fields,
-                },
-                None => DocChange::SpecRemoved {
-                    machine: me,
-                    project,
-                    spec,
-                },
-            })
-            .collect()
+        doc_changes(t, me, before, &after)
     }
 
     /// Local project records (with their paths), for the watcher.
@@ -1374,6 +1344,31 @@ impl Machine {
     pub fn mesh_bytes(&mut self) -> Vec<u8> {
         self.mesh.tracked().doc.save()
     }
+}
+
+/// The spec-level changes of machine `machine`'s document between two heads.
+fn doc_changes(
+    t: &mut Tracked,
+    machine: MachineId,
+    before: &[automerge::ChangeHash],
+    after: &[automerge::ChangeHash],
+) -> Vec<DocChange> {
+    t.spec_changes(before, after)
+        .into_iter()
+        .map(|(project, spec, fields)| match fields {
+            Some(fields) => DocChange::SpecChanged {
+                machine,
+                project,
+                spec,
+                fields,
+            },
+            None => DocChange::SpecRemoved {
+                machine,
+                project,
+                spec,
+            },
+        })
+        .collect()
 }
 
 fn known<'a>(names: impl Iterator<Item = &'a str>) -> String {
