@@ -1,0 +1,363 @@
+//! The target side: checks an operation in a fixed order, each check with its own
+//! reason, applies it only if every check passes, and records the decision.
+//!
+//! Order (docs/protocol.md): size and decoding; signature; author is a current member
+//! (and the machine that sent it); target is this machine; validity window; replay;
+//! project and spec exist and the path stays inside the specs folder; values; base
+//! `file_hash` equals the file on disk now. Cheap, input-only checks come first so a
+//! hostile sender costs us as little as possible, and nothing touches the disk before
+//! the signature is known good.
+
+use super::audit::{AuditRecord, Direction};
+use super::wire::{MAX_OP_BYTES, SignedOperation};
+use super::{CLOCK_SKEW, MAX_TTL, OpBody, Operation, Outcome, Reason, Verdict};
+use crate::identity::MachineId;
+use crate::machine::{DocChange, Machine};
+use crate::spec::{self, EditError};
+use std::path::{Path, PathBuf};
+
+/// What receiving an operation did.
+#[derive(Debug)]
+pub struct Received {
+    /// The answer for the author.
+    pub verdict: Verdict,
+    /// The operation, when it decoded.
+    pub op: Option<Operation>,
+    /// Changes to this machine's document (an applied edit, rescanned), to announce.
+    pub changes: Vec<DocChange>,
+}
+
+/// Checks `bytes` from `sender` (the authenticated remote machine, `None` for a local
+/// call) and applies them if every check passes. Always appends one audit record.
+pub fn receive(m: &mut Machine, sender: Option<MachineId>, bytes: &[u8], now_ms: i64) -> Received {
+    let decoded = if bytes.len() > MAX_OP_BYTES {
+        Err(Verdict::rejected(
+            String::new(),
+            Reason::TooLarge,
+            format!(
+                "the operation is {} bytes, over the {MAX_OP_BYTES} byte limit",
+                bytes.len()
+            ),
+        ))
+    } else {
+        SignedOperation::decode(bytes)
+            .map_err(|e| Verdict::rejected(String::new(), Reason::Malformed, e.to_string()))
+    };
+    let signed = match decoded {
+        Ok(s) => s,
+        Err(verdict) => {
+            let record = AuditRecord::undecodable(sender.map(|s| s.to_string()), &verdict, now_ms);
+            append(m, record);
+            return Received {
+                verdict,
+                op: None,
+                changes: Vec::new(),
+            };
+        }
+    };
+    let (verdict, changes) = decide(m, sender, &signed, now_ms);
+    append(
+        m,
+        AuditRecord::of(&signed.op, Direction::Received, &verdict, now_ms),
+    );
+    Received {
+        verdict,
+        op: Some(signed.op),
+        changes,
+    }
+}
+
+/// Appends to the audit log; a failure is logged (the decision stands either way).
+pub(crate) fn append(m: &Machine, record: AuditRecord) {
+    match serde_json::to_vec(&record) {
+        Ok(bytes) => {
+            if let Err(e) = m.store().append_audit(&bytes) {
+                tracing::error!("cannot append to the audit log: {e}");
+            }
+        }
+        Err(e) => tracing::error!("cannot encode an audit record: {e}"),
+    }
+}
+
+fn decide(
+    m: &mut Machine,
+    sender: Option<MachineId>,
+    signed: &SignedOperation,
+    now_ms: i64,
+) -> (Verdict, Vec<DocChange>) {
+    let op = &signed.op;
+    let reject =
+        |reason, message: String| (Verdict::rejected(op.id_hex(), reason, message), Vec::new());
+    if !signed.signature_valid() {
+        return reject(
+            Reason::BadSignature,
+            format!(
+                "the signature is not {}'s over this operation",
+                op.author.short()
+            ),
+        );
+    }
+    match m.mesh().member(op.author) {
+        None => {
+            return reject(
+                Reason::NotMember,
+                format!("{} is not a member of this mesh", op.author.short()),
+            );
+        }
+        Some(member) if member.revoked_at.is_some() => {
+            return reject(
+                Reason::Revoked,
+                format!("{} was revoked from the mesh", op.author.short()),
+            );
+        }
+        Some(_) => {}
+    }
+    if let Some(sender) = sender {
+        if sender != op.author {
+            return reject(
+                Reason::WrongSender,
+                format!(
+                    "the operation is by {} but was sent by {}",
+                    op.author.short(),
+                    sender.short()
+                ),
+            );
+        }
+    }
+    if op.target != m.id() {
+        return reject(
+            Reason::WrongTarget,
+            format!(
+                "the operation is for {}, this is {}",
+                op.target.short(),
+                m.id().short()
+            ),
+        );
+    }
+    let skew = CLOCK_SKEW.as_millis() as i64;
+    if now_ms > op.expires_at_ms {
+        return reject(
+            Reason::Expired,
+            format!(
+                "the operation expired {} s ago",
+                (now_ms - op.expires_at_ms) / 1000
+            ),
+        );
+    }
+    if op.expires_at_ms.saturating_sub(op.issued_at_ms) > MAX_TTL.as_millis() as i64 {
+        return reject(
+            Reason::Expired,
+            "the operation's validity is longer than the 24 h allowed".into(),
+        );
+    }
+    if op.issued_at_ms > now_ms.saturating_add(skew) {
+        return reject(
+            Reason::NotYetValid,
+            format!(
+                "the operation was issued {} s in the future; check the author's clock",
+                (op.issued_at_ms - now_ms) / 1000
+            ),
+        );
+    }
+    // Ids are kept until their operation expires (plus the skew window), so the
+    // table stays as small as the operations still valid.
+    let forget_before = now_ms.saturating_sub(skew).max(0) as u64;
+    match m
+        .store()
+        .mark_op_seen(&op.id, op.expires_at_ms.max(0) as u64, forget_before)
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return reject(
+                Reason::Replayed,
+                "this operation was received before; replays are refused".into(),
+            );
+        }
+        Err(e) => {
+            return reject(
+                Reason::EditFailed,
+                format!("cannot record the operation: {e}"),
+            );
+        }
+    }
+    match &op.body {
+        OpBody::ExecRequest { .. } => (
+            Verdict {
+                op_id: op.id_hex(),
+                result: Outcome::Delivered,
+                reason: None,
+                message: "handed to the host application".into(),
+                file_hash: None,
+                current_file_hash: None,
+            },
+            Vec::new(),
+        ),
+        OpBody::Edit {
+            project,
+            spec: name,
+            base_file_hash,
+            change,
+        } => match apply_edit(m, project, name, base_file_hash, change) {
+            Ok((file_hash, changes)) => (
+                Verdict {
+                    op_id: op.id_hex(),
+                    result: Outcome::Applied,
+                    reason: None,
+                    message: "applied".into(),
+                    file_hash: Some(file_hash),
+                    current_file_hash: None,
+                },
+                changes,
+            ),
+            Err((reason, message, current)) => {
+                let mut v = Verdict::rejected(op.id_hex(), reason, message);
+                v.current_file_hash = current;
+                (v, Vec::new())
+            }
+        },
+    }
+}
+
+type Refusal = (Reason, String, Option<String>);
+
+fn apply_edit(
+    m: &mut Machine,
+    project: &str,
+    name: &str,
+    base_file_hash: &[u8; 32],
+    change: &super::Change,
+) -> Result<(String, Vec<DocChange>), Refusal> {
+    let refuse = |reason, message: String| (reason, message, None);
+    let record = m
+        .store()
+        .projects()
+        .map_err(|e| refuse(Reason::EditFailed, e.to_string()))?
+        .into_iter()
+        .find(|p| p.id == project)
+        .ok_or_else(|| {
+            refuse(
+                Reason::UnknownProject,
+                format!("this machine has no project {project:?}"),
+            )
+        })?;
+    check_name(name).map_err(|why| refuse(Reason::BadPath, why))?;
+    if m.doc().spec(project, name).is_none() {
+        return Err(refuse(
+            Reason::UnknownSpec,
+            format!("project {} has no spec {name:?}", record.name),
+        ));
+    }
+    let specs_dir = spec::find_specs_dir(&record.root).ok_or_else(|| {
+        refuse(
+            Reason::UnknownSpec,
+            format!("the specs folder of project {} is missing", record.name),
+        )
+    })?;
+    let path = contained_path(&specs_dir, name).map_err(|why| refuse(Reason::BadPath, why))?;
+    let typed = change
+        .to_metadata_change()
+        .map_err(|e| refuse(Reason::InvalidValue, e))?;
+    if typed.is_empty() {
+        return Err(refuse(
+            Reason::InvalidValue,
+            "the operation changes nothing".into(),
+        ));
+    }
+    let now = crate::time::now_rfc3339();
+    let expected = hex::encode(base_file_hash);
+    let outcome = spec::edit_file(&path, &typed, &now, Some(&expected)).map_err(|e| match e {
+        EditError::Stale { actual, .. } => (
+            Reason::Stale,
+            "the file changed since the author saw it; re-read it and retry".to_string(),
+            Some(actual),
+        ),
+        e @ EditError::InvalidValue { .. } => (Reason::InvalidValue, e.to_string(), None),
+        e => (Reason::EditFailed, e.to_string(), None),
+    })?;
+    // The file is written; replicate it. A failure here leaves the file edited and the
+    // document behind until the next rescan, which the caller is told.
+    let before = m.own_heads();
+    if let Err(e) = m.rescan_spec(project, name) {
+        tracing::error!("edited {} but cannot rescan it: {e}", path.display());
+    }
+    let changes = m.own_changes_since(&before);
+    Ok((outcome.new_file_hash, changes))
+}
+
+/// A spec name is a relative path of plain folder names.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains('\\') || name.contains('\0') {
+        return Err(format!("{name:?} is not a spec name"));
+    }
+    if Path::new(name).is_absolute() {
+        return Err(format!("{name:?} is absolute; spec names are relative"));
+    }
+    // Segment by segment: `Path::components` would quietly drop `.` and empty parts.
+    for segment in name.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(format!("{name:?} is not a plain relative spec name"));
+        }
+    }
+    Ok(())
+}
+
+/// The spec's README inside `specs_dir`, refusing any symlinked folder on the way (a
+/// symlink could point anywhere on the machine).
+fn contained_path(specs_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let mut dir = specs_dir.to_path_buf();
+    for c in Path::new(name).components() {
+        dir.push(c);
+        match dir.symlink_metadata() {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "{} is a symlink; edits never follow symlinks out of the specs folder",
+                    dir.display()
+                ));
+            }
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(format!("{} is not a folder", dir.display())),
+            Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+        }
+    }
+    let file = dir.join("README.md");
+    if file
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(format!(
+            "{} is a symlink; edits never follow symlinks",
+            file.display()
+        ));
+    }
+    if let (Ok(base), Ok(real)) = (specs_dir.canonicalize(), file.canonicalize()) {
+        if !real.starts_with(&base) {
+            return Err(format!("{} is outside the specs folder", real.display()));
+        }
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn spec_names_stay_relative_and_inside() {
+        assert!(check_name("001-x").is_ok());
+        assert!(check_name("group/001-x").is_ok());
+        for bad in [
+            "",
+            "../x",
+            "a/../../x",
+            "/etc",
+            "a\\b",
+            "./x",
+            "a/./b",
+            "a//b",
+            "a/",
+            "x\0",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

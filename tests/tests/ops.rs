@@ -1,0 +1,540 @@
+//! Signed operations over real iroh endpoints on 127.0.0.1: an applied remote edit, a
+//! stale one, every refusal (file untouched, audit entry on the target), an offline
+//! target, execution requests.
+
+use leanspec_peer_core::identity::{Identity, MachineId};
+use leanspec_peer_core::ops::{
+    AuditRecord, Change, Direction, OpBody, Operation, Outcome, Reason, Verdict,
+};
+use leanspec_peer_core::peer::{Event, Peer, PeerOptions};
+use leanspec_peer_core::spec::sha256_hex;
+use leanspec_peer_core::store::PeerRecord;
+use leanspec_peer_core::{Machine, SpecFilter};
+use leanspec_peer_tests::{TempProject, WAIT, spec_text, wait_until};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+struct Node {
+    home: tempfile::TempDir,
+    project: TempProject,
+    file: PathBuf,
+    peer: Option<Peer>,
+}
+
+fn options() -> PeerOptions {
+    PeerOptions {
+        bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        op_timeout: Duration::from_secs(3),
+        ..PeerOptions::default()
+    }
+}
+
+async fn node(label: &str) -> Node {
+    let project = TempProject::new();
+    let file = project.write("001-first", spec_text("planned", &format!("{label} first")));
+    let home = tempfile::tempdir().expect("home");
+    let (mut m, _) = Machine::init(home.path(), Some(label)).expect("init");
+    m.add_project(project.root(), Some(label)).expect("add");
+    let peer = Peer::start(m, options()).await.expect("start");
+    Node {
+        home,
+        project,
+        file,
+        peer: Some(peer),
+    }
+}
+
+impl Node {
+    fn peer(&self) -> &Peer {
+        self.peer.as_ref().expect("running")
+    }
+
+    fn id(&self) -> MachineId {
+        self.peer().id()
+    }
+
+    fn project_id(&self) -> String {
+        self.peer()
+            .with_machine(|m| m.projects().expect("projects")[0].id.clone())
+    }
+
+    fn identity(&self) -> Identity {
+        Identity::load(self.home.path())
+            .expect("key")
+            .expect("exists")
+    }
+
+    fn file_bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.file).expect("read spec")
+    }
+
+    /// B's audit record for operation `op_id` (hex), if any.
+    fn received(&self, op_id: &str) -> Option<AuditRecord> {
+        self.peer()
+            .audit(1000)
+            .expect("audit")
+            .into_iter()
+            .find(|r| r.direction == Direction::Received && r.op_id == op_id)
+    }
+}
+
+async fn pair(inviter: &Node, joiner: &Node) {
+    leanspec_peer_tests::pair(inviter.peer(), joiner.peer()).await;
+}
+
+/// A and B paired, A sees B's spec.
+async fn two() -> (Node, Node) {
+    let (a, b) = (node("a").await, node("b").await);
+    pair(&b, &a).await;
+    wait_until(a.peer(), "A sees B's spec", || {
+        a.peer()
+            .with_machine(|m| m.specs(&SpecFilter::default()).expect("specs").len())
+            == 2
+    })
+    .await;
+    (a, b)
+}
+
+fn status_change(s: &str) -> Change {
+    Change {
+        status: Some(s.into()),
+        ..Change::default()
+    }
+}
+
+/// An edit of B's spec by `author`, valid for five minutes from now.
+fn edit_op(author: MachineId, b: &Node, spec: &str, change: Change) -> Operation {
+    let hash: [u8; 32] = hex::decode(sha256_hex(&b.file_bytes()))
+        .expect("hex")
+        .try_into()
+        .expect("32");
+    Operation::new(
+        author,
+        b.id(),
+        OpBody::Edit {
+            project: b.project_id(),
+            spec: spec.into(),
+            base_file_hash: hash,
+            change,
+        },
+        now_ms(),
+        Duration::from_secs(300),
+    )
+    .expect("op")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
+
+/// Checks a refusal: the reason, the file untouched, an audit record on B.
+fn assert_refused(b: &Node, before: &[u8], v: &Verdict, reason: Reason, what: &str) {
+    assert_eq!(v.result, Outcome::Rejected, "{what}: {v:?}");
+    assert_eq!(v.reason, Some(reason), "{what}: {v:?}");
+    assert_eq!(b.file_bytes(), before, "{what}: the file must be untouched");
+    if !v.op_id.is_empty() {
+        let r = b
+            .received(&v.op_id)
+            .unwrap_or_else(|| panic!("{what}: no audit record on the target"));
+        assert_eq!(r.reason, Some(reason), "{what}");
+        assert_eq!(r.result, Outcome::Rejected, "{what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_edit_is_applied_replicated_and_audited_on_both_sides() {
+    let (a, b) = two().await;
+    let before = String::from_utf8(b.file_bytes()).expect("utf8");
+    let change = Change {
+        status: Some("in-progress".into()),
+        priority: Some("critical".into()),
+        add_tags: vec!["remote".into()],
+        ..Change::default()
+    };
+    let v = a
+        .peer()
+        .edit("b", "b", "001", change, None)
+        .await
+        .expect("edit");
+    assert_eq!(v.result, Outcome::Applied, "{v:?}");
+    let after = String::from_utf8(b.file_bytes()).expect("utf8");
+    assert_eq!(
+        v.file_hash.as_deref(),
+        Some(sha256_hex(after.as_bytes()).as_str())
+    );
+
+    // Only the touched frontmatter lines (and LeanSpec's own) differ; the body is kept.
+    let removed: Vec<&str> = before
+        .lines()
+        .filter(|l| !after.lines().any(|x| x == *l))
+        .collect();
+    for old in &removed {
+        let key = old.split(':').next().unwrap_or("").trim();
+        assert!(
+            ["status", "priority", "tags"].contains(&key),
+            "unexpected removed line {old:?}"
+        );
+    }
+    assert_eq!(removed.len(), 3, "status, priority and tags lines replaced");
+    let added: Vec<&str> = after
+        .lines()
+        .filter(|l| !before.lines().any(|x| x == *l))
+        .collect();
+    for l in &added {
+        let ok = [
+            "status:",
+            "priority:",
+            "tags:",
+            "updated_at:",
+            "transitions:",
+            "- status:",
+            "  at:",
+            "  - status:",
+            "    at:",
+        ]
+        .iter()
+        .any(|p| l.trim_start().starts_with(p.trim_start()));
+        assert!(
+            ok,
+            "unexpected new line {l:?}\n--- before\n{before}\n--- after\n{after}"
+        );
+    }
+    assert!(
+        after.ends_with("# b first\n\nBody.\n"),
+        "body kept:\n{after}"
+    );
+
+    // A sees the new values after sync.
+    wait_until(a.peer(), "A sees B's edited spec", || {
+        a.peer().with_machine(|m| {
+            m.spec_on(Some("b"), "b", "001").ok().is_some_and(|r| {
+                r.spec.status.map(|s| s.as_str()) == Some("in-progress")
+                    && r.spec.priority.map(|p| p.as_str()) == Some("critical")
+                    && r.spec.tags.contains(&"remote".to_string())
+            })
+        })
+    })
+    .await;
+
+    // Both audit logs hold it.
+    let sent = a.peer().audit(10).expect("audit");
+    assert!(
+        sent.iter().any(|r| r.direction == Direction::Sent
+            && r.op_id == v.op_id
+            && r.result == Outcome::Applied),
+        "A's audit: {sent:?}"
+    );
+    let got = b.received(&v.op_id).expect("B's audit");
+    assert_eq!(got.result, Outcome::Applied);
+    assert_eq!(got.author, a.id().to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_edit_is_rejected_with_the_current_hash() {
+    let (a, b) = two().await;
+    // A's view is the replicated hash; the file on B changes before the edit arrives.
+    let seen = a.peer().with_machine(|m| {
+        m.spec_on(Some("b"), "b", "001")
+            .expect("spec")
+            .spec
+            .file_hash
+    });
+    std::fs::write(&b.file, spec_text("draft", "b first changed")).expect("write");
+    let before = b.file_bytes();
+    let v = a
+        .peer()
+        .edit("b", "b", "001", status_change("complete"), Some(&seen))
+        .await
+        .expect("edit");
+    assert_refused(&b, &before, &v, Reason::Stale, "stale");
+    assert_eq!(
+        v.current_file_hash.as_deref(),
+        Some(sha256_hex(&before).as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
+    let (a, b) = two().await;
+    let before = b.file_bytes();
+    let a_key = a.identity();
+    let sign = |op: Operation| op.sign(&a_key).expect("sign");
+
+    // Forged signature: claims A, signed by another key.
+    let forger = Identity::generate().expect("key");
+    let op = edit_op(a.id(), &b, "001-first", status_change("complete"));
+    let mut forged = sign(op.clone());
+    forged.signature = forger.sign(b"leanspec-peer/op/1\n");
+    let v = a.peer().deliver_raw(b.id(), &forged.to_bytes()).await;
+    assert_refused(&b, &before, &v, Reason::BadSignature, "forged signature");
+
+    // Any byte of a signed operation changed after signing.
+    let good = sign(edit_op(a.id(), &b, "001-first", status_change("complete")));
+    let bytes = good.to_bytes();
+    for i in 0..bytes.len() {
+        let mut t = bytes.clone();
+        t[i] ^= 0x01;
+        let v = a.peer().deliver_raw(b.id(), &t).await;
+        assert_eq!(v.result, Outcome::Rejected, "byte {i} tampered: {v:?}");
+        assert!(
+            matches!(
+                v.reason,
+                Some(Reason::BadSignature | Reason::Malformed | Reason::WrongSender)
+            ),
+            "byte {i} tampered: {v:?}"
+        );
+        assert_eq!(b.file_bytes(), before, "byte {i} tampered: file touched");
+    }
+
+    // Replayed: the first delivery applies, the same bytes again are refused.
+    let v = a.peer().deliver_raw(b.id(), &bytes).await;
+    assert_eq!(v.result, Outcome::Applied, "{v:?}");
+    let before = b.file_bytes();
+    let v = a.peer().deliver_raw(b.id(), &bytes).await;
+    assert_refused(&b, &before, &v, Reason::Replayed, "replay");
+
+    // Expired, and issued too far in the future.
+    let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
+    op.issued_at_ms -= 600_000;
+    op.expires_at_ms = op.issued_at_ms + 300_000;
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    assert_refused(&b, &before, &v, Reason::Expired, "expired");
+    let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
+    op.issued_at_ms += 600_000;
+    op.expires_at_ms = op.issued_at_ms + 300_000;
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    assert_refused(&b, &before, &v, Reason::NotYetValid, "future");
+
+    // For another machine.
+    let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
+    op.target = a.id();
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    assert_refused(&b, &before, &v, Reason::WrongTarget, "another target");
+
+    // Unknown project and spec; names leaving the specs folder.
+    let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
+    if let OpBody::Edit { project, .. } = &mut op.body {
+        *project = "no-such-project".into();
+    }
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    assert_refused(&b, &before, &v, Reason::UnknownProject, "unknown project");
+    let op = edit_op(a.id(), &b, "999-nope", status_change("draft"));
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    assert_refused(&b, &before, &v, Reason::UnknownSpec, "unknown spec");
+    let outside = b.project.root().join("outside");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::write(outside.join("README.md"), spec_text("draft", "outside")).expect("w");
+    let outside_before = std::fs::read(outside.join("README.md")).expect("r");
+    for name in [
+        "../outside",
+        "001-first/../../outside",
+        outside.to_str().expect("utf8"),
+    ] {
+        let op = edit_op(a.id(), &b, name, status_change("complete"));
+        let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+        assert_refused(&b, &before, &v, Reason::BadPath, name);
+    }
+
+    // Invalid enum values.
+    for change in [
+        status_change("done-ish"),
+        Change {
+            priority: Some("whenever".into()),
+            ..Change::default()
+        },
+    ] {
+        let op = edit_op(a.id(), &b, "001-first", change);
+        let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+        assert_refused(&b, &before, &v, Reason::InvalidValue, "invalid enum");
+    }
+
+    // Oversize frame.
+    let v = a.peer().deliver_raw(b.id(), &vec![1u8; 200 * 1024]).await;
+    assert_refused(&b, &before, &v, Reason::TooLarge, "oversize");
+    let audit = b.peer().audit(1000).expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.reason == Some(Reason::TooLarge) && r.author == a.id().to_string()),
+        "oversize frame audited with its sender"
+    );
+
+    // A symlinked spec folder pointing out of the specs folder. The watcher would drop
+    // it from B's document, so B stops first and checks it with the machine directly.
+    let specs = b.project.specs();
+    std::fs::create_dir_all(specs.join("002-second")).expect("mkdir");
+    std::fs::write(
+        specs.join("002-second/README.md"),
+        spec_text("planned", "second"),
+    )
+    .expect("w");
+    let mut b = b;
+    let (b_id, project) = (b.id(), b.project_id());
+    let home = b.home.path().to_path_buf();
+    if let Some(p) = b.peer.take() {
+        p.shutdown().await;
+    }
+    let mut m = Machine::open(&home).expect("open");
+    m.scan(&mut |_| {}).expect("scan");
+    std::fs::remove_dir_all(specs.join("002-second")).expect("rm");
+    std::os::unix::fs::symlink(&outside, specs.join("002-second")).expect("symlink");
+    let op = Operation::new(
+        a.id(),
+        b_id,
+        OpBody::Edit {
+            project,
+            spec: "002-second".into(),
+            base_file_hash: hex::decode(sha256_hex(&outside_before))
+                .expect("hex")
+                .try_into()
+                .expect("32"),
+            change: status_change("complete"),
+        },
+        now_ms(),
+        Duration::from_secs(300),
+    )
+    .expect("op");
+    let received = leanspec_peer_core::ops::verify::receive(
+        &mut m,
+        Some(a.id()),
+        &sign(op).to_bytes(),
+        now_ms(),
+    );
+    assert_eq!(
+        received.verdict.reason,
+        Some(Reason::BadPath),
+        "{:?}",
+        received.verdict
+    );
+    assert_eq!(
+        std::fs::read(outside.join("README.md")).expect("r"),
+        outside_before,
+        "the file behind the symlink is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_and_revoked_authors_are_refused() {
+    let (a, b) = two().await;
+    let c = node("c").await;
+    pair(&b, &c).await;
+    let before = b.file_bytes();
+
+    // C revoked by B: its operations are refused.
+    b.peer().revoke(c.id()).expect("revoke");
+    let key = c.identity();
+    let op = edit_op(c.id(), &b, "001-first", status_change("complete"));
+    let v = c
+        .peer()
+        .deliver_raw(b.id(), &op.sign(&key).expect("sign").to_bytes())
+        .await;
+    assert_refused(&b, &before, &v, Reason::Revoked, "revoked author");
+
+    // D never paired; it knows B's address and signs with its own key.
+    let d_home = tempfile::tempdir().expect("home");
+    let (dm, _) = Machine::init(d_home.path(), Some("d")).expect("init");
+    dm.store()
+        .put_peer(&PeerRecord {
+            id: b.id().as_bytes().to_vec(),
+            addrs: b.peer().addrs().iter().map(ToString::to_string).collect(),
+            relays: Vec::new(),
+            last_seen: 0,
+        })
+        .expect("peer");
+    let d_key = Identity::load(d_home.path()).expect("k").expect("k");
+    let d = Peer::start(dm, options()).await.expect("start d");
+    let op = edit_op(d.id(), &b, "001-first", status_change("complete"));
+    let v = d
+        .deliver_raw(b.id(), &op.sign(&d_key).expect("sign").to_bytes())
+        .await;
+    assert_refused(&b, &before, &v, Reason::NotMember, "non-member");
+    // A member's operation sent by another machine is refused too.
+    let op = edit_op(a.id(), &b, "001-first", status_change("complete"));
+    let v = d
+        .deliver_raw(b.id(), &op.sign(&a.identity()).expect("sign").to_bytes())
+        .await;
+    assert_refused(
+        &b,
+        &before,
+        &v,
+        Reason::WrongSender,
+        "relayed by a stranger",
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_target_is_unavailable_within_the_timeout() {
+    let (a, mut b) = two().await;
+    if let Some(p) = b.peer.take() {
+        p.shutdown().await;
+    }
+    let t0 = Instant::now();
+    let v = a
+        .peer()
+        .edit("b", "b", "001", status_change("complete"), None)
+        .await
+        .expect("edit");
+    let took = t0.elapsed();
+    assert_eq!(v.result, Outcome::Unavailable, "{v:?}");
+    // The timeout is 3 s here; allow scheduling slack on a busy machine, but the
+    // answer must come from the timeout, not from a hang.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let sent = a.peer().audit(5).expect("audit");
+    assert_eq!(sent[0].result, Outcome::Unavailable);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_requests_reach_the_host_and_local_edits_use_the_same_path() {
+    let (a, b) = two().await;
+    let mut events = b.peer().subscribe();
+    let v = a
+        .peer()
+        .exec_request("b", r#"{"run":"tests"}"#)
+        .await
+        .expect("exec");
+    assert_eq!(v.result, Outcome::Delivered, "{v:?}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("exec request event")
+            .expect("events");
+        if let Event::ExecRequest {
+            payload, machine, ..
+        } = ev
+        {
+            assert_eq!(payload, r#"{"run":"tests"}"#);
+            assert_eq!(machine, a.id().to_string());
+            break;
+        }
+    }
+    let got = b.received(&v.op_id).expect("audited");
+    assert_eq!(got.kind, "exec_request");
+
+    // An edit of one's own spec goes through the same checks and the audit log.
+    let v = b
+        .peer()
+        .edit("b", "b", "001", status_change("complete"), None)
+        .await
+        .expect("edit");
+    assert_eq!(v.result, Outcome::Applied, "{v:?}");
+    let audit = b.peer().audit(10).expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.op_id == v.op_id && r.direction == Direction::Sent)
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.op_id == v.op_id && r.direction == Direction::Received)
+    );
+    let text = String::from_utf8(b.file_bytes()).expect("utf8");
+    assert!(text.contains("status: complete"), "{text}");
+    assert!(text.contains("completed_at:"), "{text}");
+}
