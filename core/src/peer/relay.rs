@@ -1,0 +1,106 @@
+//! Relays from the peer's side: which certificates to trust, and a check of each relay
+//! that turns a refusal (wrong or missing token, not on the allowlist, bad certificate)
+//! into an event and a log line that say what to do. iroh itself only retries quietly.
+
+use super::{Event, PeerError, PeerOptions, Shared};
+use iroh::tls::CaTlsConfig;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Trust the public web PKI, plus the PEM certificates of `--relay-ca` if given.
+pub(crate) fn ca_config(options: &PeerOptions) -> Result<CaTlsConfig, PeerError> {
+    let mut config = CaTlsConfig::embedded();
+    if let Some(path) = &options.relay_ca {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<_, _>>())
+            .map_err(|e| {
+                PeerError::Invalid(format!("cannot read the relay CA {}: {e}", path.display()))
+            })?;
+        if certs.is_empty() {
+            return Err(PeerError::Invalid(format!(
+                "{} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        config = config.with_extra_roots(certs);
+    }
+    Ok(config)
+}
+
+/// How often a failing relay is checked again (a refused token may be fixed on the relay).
+const RECHECK: Duration = Duration::from_secs(60);
+
+/// Checks every relay at start, and a failing one every minute until it accepts us;
+/// reports each result as [`Event::RelayStatus`]. A relay that accepted us is not
+/// probed again: a probe is a second connection with our key, which briefly takes over
+/// the endpoint's own relay connection.
+pub(crate) async fn watch(shared: Arc<Shared>, options: PeerOptions, secret: iroh::SecretKey) {
+    let mut last: Vec<Option<String>> = vec![None; options.relays.len()];
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        for (i, url) in options.relays.iter().enumerate() {
+            if last[i].as_deref() == Some("") {
+                continue;
+            }
+            let error = match check(url, &options, &secret).await {
+                Ok(()) => String::new(),
+                Err(e) => e,
+            };
+            if last[i].as_deref() != Some(error.as_str()) {
+                if error.is_empty() {
+                    tracing::info!(relay = %url, "relay reachable");
+                } else {
+                    tracing::warn!(relay = %url, "relay problem: {error}");
+                }
+                shared.emit(Event::RelayStatus {
+                    relay: url.clone(),
+                    connected: error.is_empty(),
+                    error: error.clone(),
+                });
+                last[i] = Some(error);
+            }
+        }
+        if last.iter().all(|l| l.as_deref() == Some("")) {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECHECK) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn check(url: &str, options: &PeerOptions, secret: &iroh::SecretKey) -> Result<(), String> {
+    let parsed: iroh::RelayUrl = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
+    let tls = ca_config(options)
+        .map_err(|e| e.to_string())?
+        .client_config(iroh::tls::default_provider())
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let mut builder = iroh_relay::client::ClientBuilder::new(
+        parsed,
+        secret.clone(),
+        iroh::dns::DnsResolver::new(),
+    )
+    .tls_client_config(tls);
+    if let Some(t) = &options.relay_token {
+        builder = builder.auth_token(t.clone());
+    }
+    match tokio::time::timeout(Duration::from_secs(10), builder.connect()).await {
+        Ok(Ok(_client)) => Ok(()),
+        Ok(Err(e)) => {
+            let text = format!("{e:#}");
+            Err(
+                if text.contains("not authorized") || text.contains("denied") {
+                    format!("{text} (check --relay-token with the relay's operator)")
+                } else if text.contains("certificate") || text.contains("UnknownIssuer") {
+                    format!("{text} (a self-signed relay needs --relay-ca CERT.pem)")
+                } else {
+                    text
+                },
+            )
+        }
+        Err(_) => Err("no answer within 10 s".into()),
+    }
+}
