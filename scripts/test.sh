@@ -17,10 +17,17 @@ if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
-# gcc builds the C parts of some crates (libfuzzer for the fuzz targets).
-if ! command -v c++ >/dev/null 2>&1; then
-  say "installing a C++ compiler"
-  apt-get update -qq && apt-get install -y -qq g++ >/dev/null
+# gcc builds the C parts of some crates (libfuzzer for the fuzz targets); iproute2,
+# nftables and python3 build and probe the NAT test network (shells/relay/tests/nat.rs,
+# which runs as root in network namespaces it creates and removes).
+need=()
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 export LEANSPEC_CORPUS="${LEANSPEC_CORPUS:-$root/../shared/corpus/lean-spec-specs}"

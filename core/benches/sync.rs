@@ -1,7 +1,7 @@
 //! Replication benchmark over real iroh endpoints on 127.0.0.1 (plain `main`: medians
 //! and percentiles printed as rows of BENCHMARKS.md).
 //!
-//!   cargo build --release -p leanspec-peer
+//!   cargo build --profile dist -p leanspec-peer
 //!   cargo bench -p leanspec-peer-core --bench sync
 //!
 //! Environment: `LEANSPEC_CORPUS`, `BENCH_EDITS` (default 250), `BENCH_PULL_SPECS`
@@ -58,6 +58,11 @@ struct Node {
 }
 
 async fn node(label: &str, specs: usize) -> Node {
+    node_via(label, specs, None).await
+}
+
+/// A node that talks only through `relay` when given (no direct paths).
+async fn node_via(label: &str, specs: usize, relay: Option<&str>) -> Node {
     let project = tempfile::tempdir().expect("project");
     fs::create_dir_all(project.path().join("specs")).expect("specs");
     generate(project.path(), specs);
@@ -66,6 +71,8 @@ async fn node(label: &str, specs: usize) -> Node {
     m.add_project(project.path(), Some(label)).expect("add");
     let options = PeerOptions {
         bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        direct: relay.is_none(),
+        relays: relay.map(|r| vec![r.to_string()]).unwrap_or_default(),
         ..PeerOptions::default()
     };
     let peer = Peer::start(m, options).await.expect("start");
@@ -114,10 +121,24 @@ async fn pair(a: &Node, b: &Node) {
     b.peer.join(&t).await.expect("join");
 }
 
+/// An in-process relay (iroh-relay's server, plain HTTP on loopback, as `--dev`).
+async fn local_relay() -> (iroh_relay::server::Server, String) {
+    let mut config = iroh_relay::server::ServerConfig::default();
+    config.relay = Some(iroh_relay::server::RelayConfig::new((
+        std::net::Ipv4Addr::LOCALHOST,
+        0,
+    )));
+    let server = iroh_relay::server::Server::spawn(config)
+        .await
+        .expect("relay");
+    let url = format!("http://{}", server.http_addr().expect("http"));
+    (server, url)
+}
+
 /// Save → visible: a file written on A, until B's document has the new value.
-async fn latency(edits: usize) {
-    let a = node("lat-a", 50).await;
-    let b = node("lat-b", 1).await;
+async fn latency(edits: usize, relay: Option<&str>) {
+    let a = node_via("lat-a", 50, relay).await;
+    let b = node_via("lat-b", 1, relay).await;
     pair(&a, &b).await;
     let a_id = a.peer.id();
     assert!(
@@ -161,7 +182,12 @@ async fn latency(edits: usize) {
         ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     println!(
-        "| file save → visible in the peer's document ({edits} edits, loopback) | p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
+        "| file save → visible in the peer's document ({edits} edits, loopback, {}) | p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
+        if relay.is_some() {
+            "through a relay"
+        } else {
+            "direct"
+        },
         pct(&mut ms, 0.5),
         pct(&mut ms, 0.9),
         pct(&mut ms, 0.99),
@@ -283,6 +309,132 @@ async fn pull(n: usize) {
     b.peer.shutdown().await;
 }
 
+/// Edit round trip: A signs an edit of B's spec, delivers it, B verifies, writes the
+/// file with fsync, rescans it and answers. The base hash is read from B's file so every
+/// edit applies (the replicated hash may lag by a sync round).
+async fn edit_round_trip(edits: usize, relay: Option<&str>) {
+    use leanspec_peer_core::ops::{Change, Outcome};
+    let a = node_via("edit-a", 1, relay).await;
+    let b = node_via("edit-b", 20, relay).await;
+    pair(&b, &a).await;
+    let b_id = b.peer.id();
+    assert!(
+        wait_until(&a.peer, || replica_specs(&a.peer, b_id) == 20).await,
+        "A never saw B's specs"
+    );
+    let file = b.project.path().join("specs/00001-spec-0/README.md");
+    let statuses = ["in-progress", "planned", "complete", "draft"];
+    let mut ms = Vec::with_capacity(edits);
+    for i in 0..edits + 10 {
+        let base = spec::sha256_hex(&fs::read(&file).expect("read"));
+        let change = Change {
+            status: Some(statuses[i % 4].into()),
+            ..Change::default()
+        };
+        let t0 = Instant::now();
+        let v = a
+            .peer
+            .edit("edit-b", "edit-b", "00001", change, Some(&base))
+            .await
+            .expect("edit");
+        let took = t0.elapsed().as_secs_f64() * 1000.0;
+        assert_eq!(v.result, Outcome::Applied, "{v:?}");
+        if i >= 10 {
+            ms.push(took);
+        }
+    }
+    println!(
+        "| edit round trip, {} on loopback (sign, deliver, verify, write + fsync + rename, rescan, answer), {} edits | p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms |",
+        if relay.is_some() {
+            "through a relay"
+        } else {
+            "direct"
+        },
+        edits,
+        pct(&mut ms, 0.5),
+        pct(&mut ms, 0.9),
+        pct(&mut ms, 0.99)
+    );
+    a.peer.shutdown().await;
+    b.peer.shutdown().await;
+}
+
+/// RSS of the `leanspec-relay` process idle, then with `n` idle endpoints connected.
+fn relay_rss(n: usize) {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = ["dist", "release"]
+        .iter()
+        .map(|p| target.join(p).join("leanspec-relay"))
+        .find(|p| p.exists());
+    let Some(bin) = bin else {
+        println!(
+            "| relay RSS | not measured: build it first (cargo build --profile dist -p leanspec-relay) |"
+        );
+        return;
+    };
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(&bin)
+        .args(["--dev", "--http-bind", "127.0.0.1:0"])
+        .env("LEANSPEC_RELAY_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn relay");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines.next().expect("relay output").expect("line");
+        if let Some(u) = line.split("relay url ").nth(1) {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = rss_kb(child.id());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let relay_url: iroh::RelayUrl = url.parse().expect("url");
+    let endpoints = rt.block_on(async {
+        let mut eps = Vec::with_capacity(n);
+        for _ in 0..n {
+            let ep = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+                .relay_mode(iroh::RelayMode::Custom(
+                    std::iter::once(relay_url.clone()).collect(),
+                ))
+                .clear_ip_transports()
+                .bind()
+                .await
+                .expect("endpoint");
+            eps.push(ep);
+        }
+        for ep in &eps {
+            tokio::time::timeout(Duration::from_secs(30), ep.online())
+                .await
+                .expect("endpoint online at the relay");
+        }
+        eps
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let loaded = rss_kb(child.id());
+    println!(
+        "| relay RSS (`leanspec-relay --dev`, release) idle, then with {n} idle connected endpoints | {:.1} MB idle, {:.1} MB with {n}: **{:.1} KB per endpoint** |",
+        idle as f64 / 1024.0,
+        loaded as f64 / 1024.0,
+        (loaded.saturating_sub(idle)) as f64 / n as f64
+    );
+    rt.block_on(async {
+        for ep in endpoints {
+            ep.close().await;
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn rss_kb(pid: u32) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -302,7 +454,13 @@ fn idle_rss() {
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            target.join("release/leanspec-peer")
+            // The shipped build (profile `dist`) if there is one, else `release`.
+            let dist = target.join("dist/leanspec-peer");
+            if dist.exists() {
+                dist
+            } else {
+                target.join("release/leanspec-peer")
+            }
         });
     if !bin.exists() {
         println!(
@@ -398,8 +556,31 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(latency(env_usize("BENCH_EDITS", 250)));
-    rt.block_on(pull(env_usize("BENCH_PULL_SPECS", 10_000)));
+    // BENCH_ONLY=latency,pull,edit,rss runs a subset.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|x| x == name);
+    if run("latency") {
+        rt.block_on(latency(env_usize("BENCH_EDITS", 250), None));
+    }
+    if run("relay") {
+        rt.block_on(async {
+            let (server, url) = local_relay().await;
+            latency(env_usize("BENCH_EDITS", 250), Some(&url)).await;
+            edit_round_trip(env_usize("BENCH_EDITS", 250), Some(&url)).await;
+            let _ = server.shutdown().await;
+        });
+    }
+    if run("pull") {
+        rt.block_on(pull(env_usize("BENCH_PULL_SPECS", 10_000)));
+    }
+    if run("edit") {
+        rt.block_on(edit_round_trip(env_usize("BENCH_EDITS", 250), None));
+    }
     drop(rt);
-    idle_rss();
+    if run("rss") {
+        idle_rss();
+    }
+    if run("relay-rss") {
+        relay_rss(env_usize("BENCH_RELAY_ENDPOINTS", 200));
+    }
 }

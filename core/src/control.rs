@@ -9,6 +9,7 @@ use crate::identity::MachineId;
 use crate::machine::{
     Machine, MachineRow, MachineSummary, Project, ProjectScan, ScanReport, SpecFilter, SpecRow,
 };
+use crate::ops::{AuditRecord, Change, Verdict};
 use crate::peer::{Event, Peer, Presence};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ const MAX_LINE: usize = 64 * 1024;
 /// A request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // one per call, never stored in bulk
 pub enum Request {
     /// Specs matching a filter.
     Specs {
@@ -87,6 +89,31 @@ pub enum Request {
     },
     /// Stream events.
     Events,
+    /// Ask a machine to change a spec's metadata (a signed operation).
+    Edit {
+        /// Machine selector (this one too).
+        machine: String,
+        /// Project id or name.
+        project: String,
+        /// Spec name, number or slug.
+        spec: String,
+        /// The change.
+        change: Change,
+        /// The file hash the change is based on (default: the replicated one).
+        base_file_hash: Option<String>,
+    },
+    /// Hand an execution request to a machine's host application.
+    ExecRequest {
+        /// Machine selector.
+        machine: String,
+        /// The payload.
+        payload: String,
+    },
+    /// The newest audit records.
+    Audit {
+        /// How many.
+        limit: usize,
+    },
 }
 
 /// A machine with its presence.
@@ -102,6 +129,9 @@ pub struct MachineReport {
     pub in_sync: bool,
     /// `direct`, `relayed`, or empty.
     pub path: String,
+    /// Changes to this machine's document it has not acknowledged (0 for this machine
+    /// and revoked ones).
+    pub pending: usize,
 }
 
 /// Sizes of this machine's stored document.
@@ -134,13 +164,15 @@ pub struct StatusReport {
     pub peers: Vec<MachineReport>,
     /// Whether the answer comes from a running `up`.
     pub running: bool,
-    /// Connected peers that do not have all our changes yet.
+    /// Changes to this machine's document that some member has not acknowledged yet
+    /// (the largest count over members).
     pub pending: usize,
 }
 
 /// A reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "reply", content = "data", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // one per call, never stored in bulk
 pub enum Reply {
     /// Specs.
     Specs(Vec<SpecRow>),
@@ -185,6 +217,10 @@ pub enum Reply {
     Done,
     /// An event (for `events`).
     Event(Event),
+    /// The answer to an edit or execution request.
+    Verdict(Verdict),
+    /// Audit records, newest first.
+    Audit(Vec<AuditRecord>),
     /// The request failed; the message says what to do.
     Error {
         /// What went wrong.
@@ -228,7 +264,7 @@ pub fn handle_local(
                 .into_iter()
                 .filter(|r| !r.machine.is_self)
                 .collect();
-            let pending = peers.iter().filter(|p| p.online && !p.in_sync).count();
+            let pending = peers.iter().map(|p| p.pending).max().unwrap_or(0);
             Reply::Status(Box::new(StatusReport {
                 machine: m.summary(),
                 home: m.home().to_path_buf(),
@@ -267,19 +303,34 @@ pub fn handle_local(
             m.revoke_machine(id).map_err(e)?;
             Reply::Done
         }
-        Request::Invite { .. } | Request::Join { .. } | Request::Events => {
-            return Err("this needs the peer running: start `leanspec-peer up` first".into());
+        Request::Audit { limit } => {
+            Reply::Audit(crate::ops::audit::read(m, limit).map_err(|x| x.to_string())?)
+        }
+        Request::Invite { .. }
+        | Request::Join { .. }
+        | Request::Events
+        | Request::Edit { .. }
+        | Request::ExecRequest { .. } => {
+            return Err("this needs the network: start the peer (`leanspec-peer up`)".into());
         }
     })
 }
 
-fn machine_reports(m: &Machine, presence: &HashMap<MachineId, Presence>) -> Vec<MachineReport> {
+fn machine_reports(m: &mut Machine, presence: &HashMap<MachineId, Presence>) -> Vec<MachineReport> {
     m.machines()
         .into_iter()
         .map(|row| {
             let p = presence.get(&row.id).cloned().unwrap_or_default();
             let me = row.is_self;
+            let pending = if me || row.revoked {
+                0
+            } else if p.online {
+                p.pending
+            } else {
+                m.unacknowledged(row.id, None)
+            };
             MachineReport {
+                pending,
                 online: me || p.online,
                 last_seen: if me {
                     crate::machine::now_secs().max(0) as u64
@@ -332,6 +383,22 @@ pub async fn handle(peer: &Peer, req: Request) -> Reply {
                     .map(|_| Reply::Done)
                     .map_err(|e| e.to_string())
             }),
+        Request::Edit {
+            machine,
+            project,
+            spec,
+            change,
+            base_file_hash,
+        } => peer
+            .edit(&machine, &project, &spec, change, base_file_hash.as_deref())
+            .await
+            .map(Reply::Verdict)
+            .map_err(|e| e.to_string()),
+        Request::ExecRequest { machine, payload } => peer
+            .exec_request(&machine, &payload)
+            .await
+            .map(Reply::Verdict)
+            .map_err(|e| e.to_string()),
         Request::Scan => peer.scan().map(Reply::Scan).map_err(|e| e.to_string()),
         Request::ProjectAdd { dir, name } => peer
             .add_project(&dir, name.as_deref())

@@ -28,6 +28,16 @@ impl MachineId {
         MachineId(bytes)
     }
 
+    /// Checks an ed25519 signature by this machine over `message` (strict: rejects
+    /// non-canonical and small-order encodings).
+    pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&self.0) else {
+            return false;
+        };
+        key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+            .is_ok()
+    }
+
     /// The short, readable form: the first 5 bytes as hex (10 characters), as iroh
     /// shows endpoint ids. Good for people; use the full id in scripts.
     pub fn short(&self) -> String {
@@ -141,6 +151,12 @@ impl Identity {
     /// The machine id (public key).
     pub fn id(&self) -> MachineId {
         MachineId(self.key.verifying_key().to_bytes())
+    }
+
+    /// Signs `message` with the machine key (ed25519).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.key.sign(message).to_bytes()
     }
 
     /// The secret key bytes (for the iroh endpoint; never log them).

@@ -5,7 +5,8 @@
 //! - [`identity`]: the machine key and ids;
 //! - [`doc`]: the machine document (Automerge, one writer);
 //! - [`store`]: the redb store;
-//! - [`machine`]: this machine, the facade the shells call.
+//! - [`machine`]: this machine, the facade the shells call;
+//! - [`ops`]: signed operations (remote edits, execution requests) and the audit log.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -16,6 +17,7 @@ pub mod identity;
 pub mod machine;
 pub mod mesh;
 pub mod net;
+pub mod ops;
 pub mod peer;
 pub mod spec;
 pub mod store;

@@ -1275,6 +1275,48 @@ impl Machine {
         Ok(())
     }
 
+    /// Changes to this machine's document that `peer` has not acknowledged: counted
+    /// from `shared_heads` of a live session, else from the stored sync state.
+    pub fn unacknowledged(
+        &mut self,
+        peer: MachineId,
+        shared_heads: Option<&[automerge::ChangeHash]>,
+    ) -> usize {
+        let stored;
+        let heads = match shared_heads {
+            Some(h) => h,
+            None => {
+                stored = self
+                    .sync_state(peer, DocKey::Machine(self.id()))
+                    .shared_heads;
+                &stored
+            }
+        };
+        self.doc.tracked().changes_after(heads)
+    }
+
+    /// Relay URLs learned from tickets this machine joined with (store meta `relays`).
+    pub fn learned_relays(&self) -> Vec<String> {
+        self.store
+            .meta("relays")
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Remembers relay URLs from a ticket, so `up` uses them without `--relay`.
+    pub fn learn_relays(&mut self, relays: &[String]) -> Result<()> {
+        let mut all = self.learned_relays();
+        for r in relays {
+            if !all.contains(r) {
+                all.push(r.clone());
+            }
+        }
+        let bytes = serde_json::to_vec(&all).unwrap_or_default();
+        Ok(self.store.set_meta("relays", &bytes)?)
+    }
+
     /// The heads of this machine's document (to diff against later).
     pub fn own_heads(&mut self) -> Vec<automerge::ChangeHash> {
         self.doc.tracked().heads()

@@ -13,6 +13,8 @@ pub use ticket::{Ticket, TicketError};
 pub const SYNC_ALPN: &[u8] = b"leanspec-peer/sync/1";
 /// ALPN of the pairing protocol.
 pub const JOIN_ALPN: &[u8] = b"leanspec-peer/join/1";
+/// ALPN of signed operations (request → verdict).
+pub const OP_ALPN: &[u8] = b"leanspec-peer/op/1";
 
 /// QUIC close codes we send, with their reasons on the wire.
 pub mod close {

@@ -6,12 +6,16 @@
 //! never across an await. Sessions learn about local changes through a broadcast of
 //! document keys and generate their sync messages themselves.
 
+mod addrs;
+mod deliver;
+mod relay;
 mod session;
 mod watch;
 
 use crate::identity::MachineId;
 use crate::machine::{DocChange, DocKey, Machine, now_secs};
-use crate::net::{self, JOIN_ALPN, SYNC_ALPN, Ticket};
+use crate::net::{self, JOIN_ALPN, OP_ALPN, SYNC_ALPN, Ticket};
+use crate::ops::{self, AuditRecord, Change, OpBody, Operation, Verdict};
 use crate::store::{InviteRecord, PeerRecord};
 use iroh::endpoint::{Connection, presets};
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
@@ -41,6 +45,17 @@ pub struct PeerOptions {
     /// Tell machines we pair with our addresses (off for short-lived endpoints, whose
     /// addresses die with them).
     pub advertise: bool,
+    /// Exchange the address book with connected members, so machines paired through a
+    /// third one connect directly. Off only to force multi-hop paths in tests.
+    pub gossip_addresses: bool,
+    /// How long to wait for a target's verdict on an operation before answering
+    /// `unavailable` (nothing is queued).
+    pub op_timeout: Duration,
+    /// Token presented to every relay (`Authorization: Bearer`), for relays that
+    /// require one.
+    pub relay_token: Option<String>,
+    /// Extra root certificate(s) (PEM file) to trust for relays, e.g. a self-signed one.
+    pub relay_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for PeerOptions {
@@ -52,6 +67,10 @@ impl Default for PeerOptions {
             watch: true,
             rescan_every: Duration::from_secs(60),
             advertise: true,
+            gossip_addresses: true,
+            op_timeout: Duration::from_secs(5),
+            relay_token: None,
+            relay_ca: None,
         }
     }
 }
@@ -99,6 +118,40 @@ pub enum Event {
     },
     /// Members, labels or revocations changed.
     MeshChanged,
+    /// An edit from some machine was decided here (applied or rejected).
+    EditReceived {
+        /// Author machine id (hex; the sender if the operation was undecodable).
+        machine: String,
+        /// Operation id (hex).
+        op_id: String,
+        /// Project id.
+        project: String,
+        /// Spec name.
+        spec: String,
+        /// `applied` or `rejected`.
+        result: String,
+        /// Why, when rejected.
+        reason: String,
+    },
+    /// An execution request arrived and passed verification. The library never runs
+    /// anything: the host application decides.
+    ExecRequest {
+        /// Author machine id (hex).
+        machine: String,
+        /// Operation id (hex).
+        op_id: String,
+        /// The payload, as sent.
+        payload: String,
+    },
+    /// A relay's reachability changed (checked at start and every minute).
+    RelayStatus {
+        /// Relay URL.
+        relay: String,
+        /// The relay accepted this machine.
+        connected: bool,
+        /// What went wrong, with what to do ("" when connected).
+        error: String,
+    },
     /// A connection was refused.
     Refused {
         /// Remote machine id (hex).
@@ -180,6 +233,8 @@ pub(crate) struct Shared {
     pub(crate) dialers: Mutex<HashSet<MachineId>>,
     pub(crate) relays: Vec<String>,
     pub(crate) advertise: bool,
+    pub(crate) gossip: bool,
+    pub(crate) op_timeout: Duration,
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -205,6 +260,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The direct addresses we tell other machines; none for a short-lived endpoint,
+    /// whose addresses die with it.
+    pub(crate) fn advertised_addrs(&self) -> Vec<String> {
+        if !self.advertise {
+            return Vec::new();
+        }
+        self.endpoint
+            .addr()
+            .ip_addrs()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     pub(crate) fn emit(&self, e: Event) {
         let _ = self.events.send(e);
     }
@@ -255,7 +323,7 @@ pub struct Peer {
     shared: Arc<Shared>,
     router: Router,
     watcher: Mutex<Option<watch::Watcher>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// The protocol handler for [`SYNC_ALPN`].
@@ -276,6 +344,17 @@ struct JoinProtocol(Arc<Shared>);
 impl ProtocolHandler for JoinProtocol {
     async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
         session::accept_join(self.0.clone(), conn).await;
+        Ok(())
+    }
+}
+
+/// The protocol handler for [`OP_ALPN`].
+#[derive(Debug, Clone)]
+struct OpProtocol(Arc<Shared>);
+
+impl ProtocolHandler for OpProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        deliver::accept(self.0.clone(), conn).await;
         Ok(())
     }
 }
@@ -349,7 +428,8 @@ async fn bind_endpoint(machine: &Machine, options: &PeerOptions) -> Result<Endpo
         .build();
     let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(secret)
-        .transport_config(transport);
+        .transport_config(transport)
+        .ca_tls_config(relay::ca_config(options)?);
     let relays: Vec<RelayUrl> = options
         .relays
         .iter()
@@ -361,7 +441,14 @@ async fn bind_endpoint(machine: &Machine, options: &PeerOptions) -> Result<Endpo
     builder = if relays.is_empty() {
         builder.relay_mode(RelayMode::Disabled)
     } else {
-        builder.relay_mode(RelayMode::Custom(relays.into_iter().collect()))
+        let configs = relays.into_iter().map(|url| {
+            let c = iroh::RelayConfig::new(url, None);
+            match &options.relay_token {
+                Some(t) => c.with_auth_token(t.clone()),
+                None => c,
+            }
+        });
+        builder.relay_mode(RelayMode::Custom(configs.collect()))
     };
     builder = builder.clear_ip_transports();
     if options.direct {
@@ -399,11 +486,14 @@ impl Peer {
             dialers: Mutex::new(HashSet::new()),
             relays: options.relays.clone(),
             advertise: options.advertise,
+            gossip: options.gossip_addresses,
+            op_timeout: options.op_timeout,
             shutdown,
         });
         let router = Router::builder(endpoint)
             .accept(SYNC_ALPN, SyncProtocol(shared.clone()))
             .accept(JOIN_ALPN, JoinProtocol(shared.clone()))
+            .accept(OP_ALPN, OpProtocol(shared.clone()))
             .spawn();
         let watcher = if options.watch {
             Some(watch::Watcher::start(shared.clone())?)
@@ -416,12 +506,20 @@ impl Peer {
         tasks.push(tokio::spawn(async move {
             watch::periodic_rescan(rescan, every).await
         }));
+        if !options.relays.is_empty() {
+            let secret = SecretKey::from_bytes(&lock(&shared.machine).identity().secret_bytes());
+            tasks.push(tokio::spawn(relay::watch(
+                shared.clone(),
+                options.clone(),
+                secret,
+            )));
+        }
         spawn_dialers(&shared);
         Ok(Peer {
             shared,
             router,
             watcher: Mutex::new(watcher),
-            tasks,
+            tasks: Mutex::new(tasks),
         })
     }
 
@@ -500,6 +598,94 @@ impl Peer {
         session::join(&self.shared, ticket).await
     }
 
+    /// Asks `machine` (id, short id or label; this machine too) to change a spec's
+    /// metadata. `base_file_hash` defaults to the file hash in the replicated document:
+    /// the target applies the change only if its file still has that hash. Nothing is
+    /// queued: an unreachable target answers `unavailable`.
+    pub async fn edit(
+        &self,
+        machine: &str,
+        project: &str,
+        spec: &str,
+        change: Change,
+        base_file_hash: Option<&str>,
+    ) -> Result<Verdict, PeerError> {
+        if change.is_empty() {
+            return Err(PeerError::Invalid(
+                "nothing to change: give at least one of --status, --priority, --add-tag, --remove-tag, --add-dep, --remove-dep, --parent, --assignee".into(),
+            ));
+        }
+        let (target, row) = {
+            let m = lock(&self.shared.machine);
+            let target = m.find_machine(machine)?;
+            let row = m.spec_on(Some(&target.to_string()), project, spec)?;
+            (target, row)
+        };
+        let hash = base_file_hash.unwrap_or(&row.spec.file_hash);
+        let base: [u8; 32] = hex::decode(hash)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                PeerError::Invalid(format!(
+                    "{hash:?} is not a file hash (64 hex digits, as `show --json` prints)"
+                ))
+            })?;
+        let body = OpBody::Edit {
+            project: row.project_id,
+            spec: row.spec.name,
+            base_file_hash: base,
+            change,
+        };
+        self.send_operation(target, body).await
+    }
+
+    /// Hands `payload` to the host application on `machine` as an execution request
+    /// (verified and audited like an edit; nothing is executed by leanspec-peer).
+    pub async fn exec_request(&self, machine: &str, payload: &str) -> Result<Verdict, PeerError> {
+        if payload.len() > ops::wire::MAX_PAYLOAD_BYTES {
+            return Err(PeerError::Invalid(format!(
+                "the payload is {} bytes; the limit is {}",
+                payload.len(),
+                ops::wire::MAX_PAYLOAD_BYTES
+            )));
+        }
+        let target = lock(&self.shared.machine).find_machine(machine)?;
+        let body = OpBody::ExecRequest {
+            payload: payload.to_string(),
+        };
+        self.send_operation(target, body).await
+    }
+
+    /// Signs an operation of this machine for `target`, delivers it and records the
+    /// answer in the audit log.
+    pub async fn send_operation(
+        &self,
+        target: MachineId,
+        body: OpBody,
+    ) -> Result<Verdict, PeerError> {
+        let op = Operation::new(
+            self.shared.me,
+            target,
+            body,
+            deliver::now_ms(),
+            ops::DEFAULT_TTL,
+        )
+        .map_err(|e| PeerError::Invalid(e.to_string()))?;
+        deliver::send(&self.shared, op, self.shared.op_timeout).await
+    }
+
+    /// Delivers bytes as an operation to `target`, unsigned by us and unaudited here:
+    /// for tests and tools that check how targets treat hand-made or damaged operations.
+    pub async fn deliver_raw(&self, target: MachineId, bytes: &[u8]) -> Verdict {
+        deliver::deliver_bytes(&self.shared, target, "", bytes, self.shared.op_timeout).await
+    }
+
+    /// The newest `limit` audit records, newest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, PeerError> {
+        ops::audit::read(&lock(&self.shared.machine), limit)
+            .map_err(|e| PeerError::Machine(e.into()))
+    }
+
     /// Renames a machine (replicated through the mesh).
     pub fn rename(&self, machine: MachineId, label: &str) -> Result<(), PeerError> {
         lock(&self.shared.machine).rename_machine(machine, label)?;
@@ -552,8 +738,16 @@ impl Peer {
     /// endpoint.
     pub async fn shutdown(&self) {
         let _ = self.shared.shutdown.send(true);
-        for t in &self.tasks {
+        // Every task holding the machine is stopped and awaited, so that when
+        // `shutdown` returns and the peer is dropped the store is free to reopen.
+        let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
+        let watcher = lock(&self.watcher).take();
+        if let Some(w) = watcher {
+            w.stop().await;
+        }
+        for t in tasks {
             t.abort();
+            let _ = t.await;
         }
         let conns: Vec<Connection> = lock(&self.shared.sessions)
             .values()
@@ -572,6 +766,14 @@ impl Peer {
         if let Err(e) = self.router.shutdown().await {
             tracing::warn!("router shutdown: {e}");
         }
+        // Dialers notice the shutdown signal at once, or when their current attempt
+        // ends (bounded by the connect timeout).
+        let _ = tokio::time::timeout(Duration::from_secs(6), async {
+            while !lock(&self.shared.dialers).is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
     }
 }
 

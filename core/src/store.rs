@@ -10,7 +10,9 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tables::{DOC_CHUNKS, INVITES, META, PEERS, PROJECTS, STAT_CACHE, SYNC_STATES};
+use tables::{
+    AUDIT, DOC_CHUNKS, INVITES, META, OPS_SEEN, PEERS, PROJECTS, STAT_CACHE, SYNC_STATES,
+};
 
 /// The store format this build reads and writes. History: 1 = first format.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -253,6 +255,8 @@ impl Store {
                     tx.open_table(SYNC_STATES).map_err(|e| self.err(e))?;
                     tx.open_table(PEERS).map_err(|e| self.err(e))?;
                     tx.open_table(INVITES).map_err(|e| self.err(e))?;
+                    tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+                    tx.open_table(OPS_SEEN).map_err(|e| self.err(e))?;
                 }
                 tx.commit().map_err(|e| self.err(e))
             }
@@ -385,6 +389,65 @@ impl Store {
             .insert(record.id.as_slice(), bytes.as_slice())
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Appends one record to the audit log (its own transaction, committed before the
+    /// call returns). Returns its sequence number.
+    pub fn append_audit(&self, record: &[u8]) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let seq = {
+            let mut table = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+            let next = table
+                .last()
+                .map_err(|e| self.err(e))?
+                .map_or(1, |(k, _)| k.value() + 1);
+            table.insert(next, record).map_err(|e| self.err(e))?;
+            next
+        };
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(seq)
+    }
+
+    /// The newest `limit` audit records, newest first, with their sequence numbers.
+    pub fn audit(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(AUDIT) {
+            Ok(t) => t,
+            // A store created before the audit log existed.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))?.rev().take(limit) {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Records that operation `id` (valid until `expires_at_ms`) was accepted for
+    /// checking. Returns `false`, writing nothing, if it was recorded before: a replay.
+    /// Ids of operations expired before `forget_before_ms` are forgotten (an expired
+    /// operation is refused before this check, so they can never be replayed).
+    pub fn mark_op_seen(
+        &self,
+        id: &[u8],
+        expires_at_ms: u64,
+        forget_before_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = tx.open_table(OPS_SEEN).map_err(|e| self.err(e))?;
+            if table.get(id).map_err(|e| self.err(e))?.is_some() {
+                return Ok(false);
+            }
+            table
+                .retain(|_, expires| expires >= forget_before_ms)
+                .map_err(|e| self.err(e))?;
+            table.insert(id, expires_at_ms).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(true)
     }
 
     /// An invitation by the SHA-256 of its secret.

@@ -74,6 +74,11 @@ impl Tracked {
         self.doc.save()
     }
 
+    /// How many changes are not covered by `heads` (what a peer holding `heads` lacks).
+    pub(crate) fn changes_after(&mut self, heads: &[ChangeHash]) -> usize {
+        self.doc.get_changes_meta(heads).len()
+    }
+
     pub(crate) fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()
     }

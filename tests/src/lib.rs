@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the corpus path, temporary projects made of
 //! real files, and an independent reading of frontmatter lines for diff checks.
 
+pub mod process;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -159,4 +161,36 @@ pub fn key_span(lines: &[String], key: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// How long a network test waits for a condition.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Waits until `cond` holds, re-checking on every event of `peer` (and every 250 ms),
+/// at most [`WAIT`]. Panics with `what` on timeout.
+pub async fn wait_until(
+    peer: &leanspec_peer_core::peer::Peer,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+) {
+    let mut events = peer.subscribe();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {WAIT:?} waiting for: {what}");
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(250), events.recv()).await;
+    }
+}
+
+/// Pairs two running peers: `inviter` issues a one-time ticket, `joiner` joins.
+pub async fn pair(
+    inviter: &leanspec_peer_core::peer::Peer,
+    joiner: &leanspec_peer_core::peer::Peer,
+) {
+    let ticket = inviter
+        .invite(Duration::from_secs(600), false)
+        .expect("invite");
+    let joined = joiner.join(&ticket).await.expect("join");
+    assert_eq!(joined.inviter, inviter.id());
 }

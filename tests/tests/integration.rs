@@ -3,5 +3,6 @@
 mod bad_input;
 mod corpus;
 mod network;
+mod ops;
 mod replication;
 mod store;

@@ -3,18 +3,17 @@
 //! timeout (re-checked on each event).
 
 use leanspec_peer_core::peer::{Event, Peer, PeerOptions};
-use leanspec_peer_core::{Machine, SpecFilter};
-use leanspec_peer_tests::{TempProject, spec_text};
+use leanspec_peer_core::{Machine, SpecFilter, control};
+use leanspec_peer_tests::{TempProject, WAIT, spec_text, wait_until};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 struct Node {
     home: tempfile::TempDir,
     project: TempProject,
     peer: Option<Peer>,
+    options: PeerOptions,
 }
 
 fn options() -> PeerOptions {
@@ -24,17 +23,31 @@ fn options() -> PeerOptions {
     }
 }
 
+/// Options that keep machines from learning each other's addresses through a third
+/// one, so the multi-hop path is the only one.
+fn hop_only() -> PeerOptions {
+    PeerOptions {
+        gossip_addresses: false,
+        ..options()
+    }
+}
+
 async fn node(label: &str) -> Node {
+    node_with(label, options()).await
+}
+
+async fn node_with(label: &str, options: PeerOptions) -> Node {
     let project = TempProject::new();
     project.write("001-first", spec_text("planned", &format!("{label} first")));
     let home = tempfile::tempdir().expect("home");
     let (mut m, _) = Machine::init(home.path(), Some(label)).expect("init");
     m.add_project(project.root(), Some(label)).expect("add");
-    let peer = Peer::start(m, options()).await.expect("start");
+    let peer = Peer::start(m, options.clone()).await.expect("start");
     Node {
         home,
         project,
         peer: Some(peer),
+        options,
     }
 }
 
@@ -45,7 +58,7 @@ impl Node {
 
     async fn restart(&mut self) {
         let m = Machine::open(self.home.path()).expect("reopen");
-        self.peer = Some(Peer::start(m, options()).await.expect("restart"));
+        self.peer = Some(Peer::start(m, self.options.clone()).await.expect("restart"));
     }
 
     async fn stop(&mut self) {
@@ -75,39 +88,29 @@ impl Node {
     }
 }
 
-/// Waits until `cond` holds, re-checking on every event (and every 250 ms), at most
-/// `WAIT`. Panics with `what` on timeout.
-async fn wait_until(peer: &Peer, what: &str, mut cond: impl FnMut() -> bool) {
-    let mut events = peer.subscribe();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {WAIT:?} waiting for: {what}");
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(250), events.recv()).await;
-    }
-}
-
 async fn pair(inviter: &Node, joiner: &Node) {
-    let ticket = inviter
-        .peer()
-        .invite(Duration::from_secs(600), false)
-        .expect("invite");
-    let joined = joiner.peer().join(&ticket).await.expect("join");
-    assert_eq!(joined.inviter, inviter.peer().id());
+    leanspec_peer_tests::pair(inviter.peer(), joiner.peer()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_peers_multi_hop_restart_and_offline() {
-    let (mut a, b, mut c) = (node("a").await, node("b").await, node("c").await);
+    let (mut a, b, mut c) = (
+        node_with("a", hop_only()).await,
+        node_with("b", hop_only()).await,
+        node_with("c", hop_only()).await,
+    );
     pair(&a, &b).await;
     pair(&b, &c).await;
     let all = vec!["a first".to_string(), "b first".into(), "c first".into()];
     wait_until(c.peer(), "C sees A's specs through B", || c.titles() == all).await;
     wait_until(a.peer(), "A sees C's specs through B", || a.titles() == all).await;
+    let c_id = c.peer().id();
+    assert!(
+        !a.peer().presence().get(&c_id).is_some_and(|p| p.online),
+        "A and C must not be connected: the path is through B"
+    );
 
     // A renames C; the label reaches B through the mesh.
-    let c_id = c.peer().id();
     a.peer().rename(c_id, "charlie").expect("rename");
     wait_until(b.peer(), "B sees C's new label", || {
         b.peer().with_machine(|m| m.machine_label(c_id)) == "charlie"
@@ -146,6 +149,65 @@ async fn three_peers_multi_hop_restart_and_offline() {
     assert!(b.titles().contains(&"a first".to_string()));
     assert!(c.titles().contains(&"a first".to_string()));
     assert!(!c.peer().presence().get(&a_id).is_some_and(|p| p.online));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machines_paired_through_a_third_connect_directly() {
+    let (a, b, c) = (node("a").await, node("b").await, node("c").await);
+    pair(&b, &a).await;
+    pair(&b, &c).await;
+    let (a_id, c_id) = (a.peer().id(), c.peer().id());
+    // Neither A nor C was given the other's address: they learn it from B.
+    wait_until(a.peer(), "A connected to C directly", || {
+        a.peer().presence().get(&c_id).is_some_and(|p| p.online)
+    })
+    .await;
+    wait_until(c.peer(), "C connected to A directly", || {
+        c.peer().presence().get(&a_id).is_some_and(|p| p.online)
+    })
+    .await;
+    // With B gone, an edit on A still reaches C.
+    let mut b = b;
+    b.stop().await;
+    a.project
+        .write("001-first", spec_text("complete", "a first"));
+    wait_until(c.peer(), "the edit on A reaches C without B", || {
+        c.status_of("a", "1").as_deref() == Some("complete")
+    })
+    .await;
+}
+
+/// `status`'s pending count: changes to this machine's document a member lacks.
+fn pending(node: &Node) -> usize {
+    let presence = node.peer().presence();
+    let reply = node
+        .peer()
+        .with_machine(|m| control::handle_local(m, &presence, control::Request::Status, true));
+    match reply {
+        Ok(control::Reply::Status(s)) => s.pending,
+        other => panic!("unexpected status reply: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_counts_changes_an_offline_peer_has_not_acknowledged() {
+    let (a, mut b) = (node("a").await, node("b").await);
+    pair(&a, &b).await;
+    wait_until(a.peer(), "B acknowledged everything", || pending(&a) == 0).await;
+    b.stop().await;
+    a.project
+        .write("001-first", spec_text("in-progress", "a first"));
+    wait_until(a.peer(), "A counts its change as pending", || {
+        pending(&a) >= 1
+    })
+    .await;
+    let n = pending(&a);
+    b.restart().await;
+    wait_until(a.peer(), "B acknowledged the change after restart", || {
+        pending(&a) == 0
+    })
+    .await;
+    assert!(n >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,12 @@ pub async fn write(send: &mut SendStream, kind: u8, body: &[u8]) -> Result<(), F
 
 /// Reads one frame: `(kind, body)`.
 pub async fn read(recv: &mut RecvStream) -> Result<(u8, Vec<u8>), FrameError> {
+    read_max(recv, MAX_FRAME).await
+}
+
+/// Reads one frame of at most `max` bytes (a protocol with small messages refuses a
+/// large frame before allocating it).
+pub async fn read_max(recv: &mut RecvStream, max: usize) -> Result<(u8, Vec<u8>), FrameError> {
     let mut len = [0u8; 4];
     match recv.read_exact(&mut len).await {
         Ok(()) => {}
@@ -52,7 +58,7 @@ pub async fn read(recv: &mut RecvStream) -> Result<(u8, Vec<u8>), FrameError> {
         Err(e) => return Err(FrameError::Io(e.to_string())),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > max.min(MAX_FRAME) {
         return Err(FrameError::TooLarge(len));
     }
     if len < 2 {

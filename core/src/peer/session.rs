@@ -2,7 +2,7 @@
 //! both sides run Automerge sync for every shared document; pairing (join) and the
 //! dialer.
 
-use super::{Event, Joined, PeerError, Shared, endpoint_addr, lock, sha256, spawn_dialers};
+use super::{Event, Joined, PeerError, Shared, addrs, endpoint_addr, lock, sha256, spawn_dialers};
 use crate::identity::MachineId;
 use crate::machine::{DocKey, SyncError, now_secs};
 use crate::net::{self, JOIN_ALPN, SYNC_ALPN, Ticket, frame};
@@ -18,6 +18,7 @@ const KIND_HELLO: u8 = 0;
 const KIND_SYNC: u8 = 1;
 const KIND_JOIN_REQUEST: u8 = 2;
 const KIND_JOIN_RESPONSE: u8 = 3;
+const KIND_ADDRS: u8 = 4;
 
 /// How long a dial or a join may take before we call the peer unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,6 +36,8 @@ pub struct Presence {
     pub in_sync: bool,
     /// The connection path: `direct`, `relayed` or empty when offline.
     pub path: String,
+    /// Changes to this machine's document the peer has not acknowledged yet.
+    pub pending: usize,
 }
 
 #[derive(Debug)]
@@ -173,6 +176,9 @@ async fn run(
         // Only the dialer opens the documents; the acceptor answers. If both opened,
         // each side would answer the other's opening and its reply with the whole
         // document: Automerge sync assumes one request and one response at a time.
+        if shared.gossip {
+            send_addrs(&shared, peer, &mut send).await?;
+        }
         if dialer == shared.me {
             let out = generate_all(&shared, peer, &mut states);
             send_all(&mut send, out).await?;
@@ -189,6 +195,12 @@ async fn run(
                         }
                         Err(e) => return Err(e.to_string()),
                     };
+                    if kind == KIND_ADDRS {
+                        if shared.gossip && addrs::merge(&shared, peer, &body) {
+                            spawn_dialers(&shared);
+                        }
+                        continue;
+                    }
                     if kind != KIND_SYNC {
                         conn.close(net::close::PROTOCOL.into(), b"unexpected frame");
                         return Err(format!("unexpected frame kind {kind}"));
@@ -214,6 +226,10 @@ async fn run(
                 r = changed.recv() => {
                     let out = match r {
                         Ok(key) => {
+                            if key == DocKey::Mesh && shared.gossip {
+                                // New members: tell the peer where they are.
+                                send_addrs(&shared, peer, &mut send).await?;
+                            }
                             let mut m = lock(&shared.machine);
                             let st = states.entry(key).or_insert_with(|| m.sync_state(peer, key));
                             m.generate_sync(key, st).map(|msg| vec![(key, msg)]).unwrap_or_default()
@@ -324,20 +340,25 @@ fn update_presence(
     states: &mut HashMap<DocKey, State>,
     in_sync: &mut bool,
 ) {
-    let now_in_sync = {
+    let (now_in_sync, pending) = {
         let mut m = lock(&shared.machine);
-        m.sync_keys().into_iter().all(|k| {
+        let in_sync = m.sync_keys().into_iter().all(|k| {
             let ours = m.heads(k);
             states
                 .get(&k)
                 .is_some_and(|s| s.their_heads.as_ref() == Some(&ours) && s.shared_heads == ours)
-        })
+        });
+        let own = DocKey::Machine(shared.me);
+        let shared_heads = states.get(&own).map(|s| s.shared_heads.clone());
+        let pending = m.unacknowledged(peer, shared_heads.as_deref());
+        (in_sync, pending)
     };
     {
         let mut p = lock(&shared.presence);
         let e = p.entry(peer).or_default();
         e.last_seen = now_secs().max(0) as u64;
         e.in_sync = now_in_sync;
+        e.pending = pending;
     }
     if now_in_sync != *in_sync {
         *in_sync = now_in_sync;
@@ -361,6 +382,13 @@ fn split_sync(body: &[u8]) -> Option<(DocKey, &[u8])> {
     let (&len, rest) = body.split_first()?;
     let key = rest.get(..usize::from(len))?;
     Some((DocKey::from_bytes(key)?, &rest[usize::from(len)..]))
+}
+
+async fn send_addrs(shared: &Shared, peer: MachineId, send: &mut SendStream) -> Result<(), String> {
+    let body = addrs::outgoing(shared, peer);
+    frame::write(send, KIND_ADDRS, &body)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn send_all(send: &mut SendStream, out: Outgoing) -> Result<(), String> {
@@ -420,7 +448,11 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>((conn, send, recv))
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        let attempt = tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, attempt) => r,
+            _ = shutdown.changed() => return,
+        };
+        match attempt {
             Ok(Ok((conn, send, recv))) => {
                 run(shared.clone(), conn, peer, shared.me, send, recv).await;
                 if started.elapsed() > Duration::from_secs(10) {
@@ -594,21 +626,8 @@ pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined
     };
     let addr = endpoint_addr(&record)
         .ok_or_else(|| PeerError::Invalid("the ticket has no usable address".into()))?;
-    let (label, addrs) = {
-        let m = lock(&shared.machine);
-        // A short-lived endpoint's addresses die with it: do not hand them out.
-        let addrs: Vec<String> = if shared.advertise {
-            shared
-                .endpoint
-                .addr()
-                .ip_addrs()
-                .map(ToString::to_string)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        (m.label(), addrs)
-    };
+    let label = lock(&shared.machine).label();
+    let addrs = shared.advertised_addrs();
     let request = serde_json::to_vec(&JoinRequest {
         secret: ticket.secret.clone(),
         label,
@@ -656,6 +675,9 @@ pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined
         m.store()
             .put_peer(&record)
             .map_err(crate::machine::Error::from)?;
+        if !ticket.relays.is_empty() {
+            m.learn_relays(&ticket.relays)?;
+        }
         m.mesh().members().len()
     };
     shared.announce(DocKey::Mesh, &[crate::machine::DocChange::MeshChanged]);

@@ -73,6 +73,14 @@ impl Watcher {
 }
 
 impl Watcher {
+    /// Stops the OS watch and waits for the task to end.
+    pub(crate) async fn stop(mut self) {
+        self.task.abort();
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        drop(self);
+        let _ = task.await;
+    }
+
     /// Watches one more specs folder.
     pub(crate) fn watch(&mut self, dir: &Path) {
         if let Err(e) = self._inner.watch(dir, RecursiveMode::Recursive) {

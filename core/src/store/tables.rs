@@ -32,3 +32,12 @@ pub(crate) const INVITES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 /// What the last scan saw of each spec's files, by `"{project}\0{spec}"`, so a rescan
 /// can skip files that did not change without reading them. Local only.
 pub(crate) const STAT_CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("stat_cache");
+
+/// The audit log, append-only, by sequence number: JSON [`crate::ops::AuditRecord`]
+/// (operations this machine sent with their answers, and operations it received with
+/// the decision). Local only; never rewritten.
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// Operation ids this machine has accepted for checking, with the unix milliseconds
+/// after which the operation is expired anyway (then the id may be forgotten).
+pub(crate) const OPS_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("ops_seen");

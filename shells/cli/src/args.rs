@@ -82,6 +82,60 @@ pub(crate) enum Command {
     },
     /// Print one line per event while `up` runs (spec changes, machines, sync).
     Events,
+    /// Change a spec's metadata on any machine (this one too): a signed request the
+    /// owner applies only if the file is still what you saw. Exit 0 applied, 3 rejected,
+    /// 4 unavailable.
+    Edit(EditArgs),
+    /// Hand a request to the host application on MACHINE (nothing runs by itself).
+    ExecRequest {
+        /// Machine id, short id or label.
+        machine: String,
+        /// The payload (at most 16 KiB), e.g. a JSON object your app understands.
+        payload: String,
+    },
+    /// Show the audit log: operations sent and received, with their answers.
+    Audit {
+        /// How many records, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EditArgs {
+    /// Machine id, short id or label.
+    pub(crate) machine: String,
+    /// Project id or name (as `specs` shows it).
+    pub(crate) project: String,
+    /// Spec name, number or slug.
+    pub(crate) spec: String,
+    /// New status (draft, planned, in-progress, complete, archived).
+    #[arg(long, value_parser = parse_status)]
+    pub(crate) status: Option<Status>,
+    /// New priority (low, medium, high, critical).
+    #[arg(long, value_parser = parse_priority)]
+    pub(crate) priority: Option<Priority>,
+    /// Add a tag (repeatable).
+    #[arg(long = "add-tag", value_name = "TAG")]
+    pub(crate) add_tags: Vec<String>,
+    /// Remove a tag (repeatable).
+    #[arg(long = "remove-tag", value_name = "TAG")]
+    pub(crate) remove_tags: Vec<String>,
+    /// Add a dependency (repeatable).
+    #[arg(long = "add-dep", value_name = "SPEC")]
+    pub(crate) add_deps: Vec<String>,
+    /// Remove a dependency (repeatable).
+    #[arg(long = "remove-dep", value_name = "SPEC")]
+    pub(crate) remove_deps: Vec<String>,
+    /// New parent ("" removes it).
+    #[arg(long)]
+    pub(crate) parent: Option<String>,
+    /// New assignee ("" removes it).
+    #[arg(long)]
+    pub(crate) assignee: Option<String>,
+    /// The file hash you saw (default: the one in the replicated document).
+    #[arg(long, value_name = "HASH")]
+    pub(crate) base_hash: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +199,17 @@ pub(crate) struct UpArgs {
     /// Use relays only (no direct connections).
     #[arg(long)]
     pub(crate) no_direct: bool,
+    /// Token for relays that require one (ask the relay's operator).
+    #[arg(
+        long,
+        env = "LEANSPEC_PEER_RELAY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) relay_token: Option<String>,
+    /// Also trust this CA certificate (PEM) for relays, e.g. a self-signed relay.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) relay_ca: Option<PathBuf>,
     /// Join a mesh on start with this (reusable) ticket, unless already a member.
     #[arg(
         long,

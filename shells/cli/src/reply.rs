@@ -5,6 +5,7 @@ use crate::output::{
     specs_table,
 };
 use leanspec_peer_core::control::{MachineReport, Reply, StatusReport};
+use leanspec_peer_core::ops::{AuditRecord, Direction, Outcome, Reason, Verdict};
 use leanspec_peer_core::peer::Event;
 use leanspec_peer_core::{Project, ScanReport};
 use serde_json::{Value, json};
@@ -86,6 +87,11 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
         ),
         Reply::Done => (json!({"ok": true}), "done".into()),
         Reply::Event(ev) => (serde_json::to_value(ev)?, event_text(ev)),
+        Reply::Verdict(v) => (verdict_json(v), verdict_text(v)),
+        Reply::Audit(records) => (
+            json!(records.iter().map(audit_json).collect::<Vec<_>>()),
+            audit_text(records),
+        ),
     };
     let mut out = std::io::stdout().lock();
     if json {
@@ -217,6 +223,7 @@ fn status_json(s: &StatusReport) -> Value {
             let mut v = machine_report_json(p);
             if let Value::Object(m) = &mut v {
                 m.insert("path".into(), json!(p.path));
+                m.insert("pending".into(), json!(p.pending));
             }
             v
         })
@@ -268,7 +275,7 @@ fn status_text(s: &StatusReport) -> String {
     }
     let online = s.peers.iter().filter(|p| p.online).count();
     out.push_str(&format!(
-        "\npeers    {} known, {} connected, {} waiting for our changes",
+        "\npeers    {} known, {} connected, {} of our changes not yet acknowledged by every peer",
         s.peers.len(),
         online,
         s.pending
@@ -296,6 +303,9 @@ fn status_text(s: &StatusReport) -> String {
             state,
             p.machine.specs
         ));
+        if p.pending > 0 {
+            out.push_str(&format!(", {} of our changes pending", p.pending));
+        }
     }
     out
 }
@@ -339,6 +349,120 @@ pub(crate) fn event_text(ev: &Event) -> String {
             )
         }
         Event::MeshChanged => "mesh changed".into(),
+        Event::RelayStatus {
+            relay,
+            connected,
+            error,
+        } => {
+            if *connected {
+                format!("relay ok      {relay}")
+            } else {
+                format!("relay refused {relay}: {error}")
+            }
+        }
+        Event::EditReceived {
+            machine,
+            project,
+            spec,
+            result,
+            reason,
+            ..
+        } => {
+            if reason.is_empty() {
+                format!("edit {result:<8} from {} {project}/{spec}", short(machine))
+            } else {
+                format!(
+                    "edit {result:<8} from {} {project}/{spec}: {reason}",
+                    short(machine)
+                )
+            }
+        }
+        Event::ExecRequest {
+            machine,
+            op_id,
+            payload,
+        } => format!(
+            "exec request  from {} (op {}): {payload}",
+            short(machine),
+            short(op_id)
+        ),
         Event::Refused { machine, reason } => format!("refused       {}: {reason}", short(machine)),
     }
+}
+
+fn verdict_json(v: &Verdict) -> Value {
+    json!({
+        "result": v.result.as_str(),
+        "reason": v.reason.map(reason_str),
+        "message": v.message,
+        "op_id": v.op_id,
+        "file_hash": v.file_hash,
+        "current_file_hash": v.current_file_hash,
+    })
+}
+
+fn reason_str(r: Reason) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn verdict_text(v: &Verdict) -> String {
+    match v.result {
+        Outcome::Applied => format!(
+            "applied; the file hash is now {}",
+            v.file_hash.as_deref().unwrap_or("?")
+        ),
+        Outcome::Delivered => "delivered to the host application".into(),
+        Outcome::Rejected => {
+            let mut s = format!(
+                "rejected ({}): {}",
+                v.reason.map(reason_str).unwrap_or_default(),
+                v.message
+            );
+            if let Some(h) = &v.current_file_hash {
+                s.push_str(&format!("\n  current file hash: {h} (retry with --base-hash {h} if you still want this change)"));
+            }
+            s
+        }
+        Outcome::Unavailable => format!("unavailable: {}", v.message),
+    }
+}
+
+fn audit_json(r: &AuditRecord) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
+fn audit_text(records: &[AuditRecord]) -> String {
+    if records.is_empty() {
+        return "the audit log is empty".into();
+    }
+    let short = |id: &str| id.chars().take(10).collect::<String>();
+    let mut out = String::new();
+    for r in records {
+        let when = leanspec_peer_core::time::rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.at_ms.max(0) as u64),
+        );
+        let what = match r.kind.as_str() {
+            "edit" => format!("edit {}/{}", r.project, r.spec),
+            "exec_request" => "exec request".to_string(),
+            other => other.to_string(),
+        };
+        let (dir, other) = match r.direction {
+            Direction::Sent => ("sent to", short(&r.target)),
+            Direction::Received => ("from", short(&r.author)),
+        };
+        out.push_str(&format!(
+            "{:>5}  {when}  {dir:<7} {other:<10}  {what}  {}",
+            r.seq,
+            r.result.as_str()
+        ));
+        if let Some(reason) = r.reason {
+            out.push_str(&format!(" ({}): {}", reason_str(reason), r.message));
+        }
+        out.push('\n');
+    }
+    out.pop();
+    out
 }

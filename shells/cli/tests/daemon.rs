@@ -3,24 +3,16 @@
 
 mod common;
 
-use common::{Daemon, cli, cli_json, eventually, write_spec};
+use common::{Daemon, MachineDirs, cli, cli_json, eventually, write_spec};
 
 #[test]
 fn two_daemons_pair_and_replicate_a_file_edit() {
-    let (home_a, home_b) = (
-        tempfile::tempdir().expect("a"),
-        tempfile::tempdir().expect("b"),
-    );
-    let (proj_a, proj_b) = (
-        tempfile::tempdir().expect("pa"),
-        tempfile::tempdir().expect("pb"),
-    );
-    write_spec(proj_a.path(), "001-alpha", "planned");
-    write_spec(proj_b.path(), "001-beta", "draft");
-    let a = Daemon::start(home_a.path(), proj_a.path(), "alpha-box");
-    let b = Daemon::start(home_b.path(), proj_b.path(), "beta-box");
+    let m_a = MachineDirs::with_spec("001-alpha", "planned");
+    let m_b = MachineDirs::with_spec("001-beta", "draft");
+    let a = Daemon::start(m_a.home(), m_a.project(), "alpha-box");
+    let b = Daemon::start(m_b.home(), m_b.project(), "beta-box");
 
-    let out = cli(home_a.path(), &["invite"]);
+    let out = cli(m_a.home(), &["invite"]);
     assert!(
         out.status.success(),
         "{}",
@@ -31,7 +23,7 @@ fn two_daemons_pair_and_replicate_a_file_edit() {
         .trim()
         .to_string();
     assert!(ticket.starts_with("lsp1"), "{ticket}");
-    let joined = cli_json(home_b.path(), &["join", &ticket]);
+    let joined = cli_json(m_b.home(), &["join", &ticket]);
     assert_eq!(joined["inviter_label"], "alpha-box");
 
     // The second use of a one-time ticket is refused with a clear message.
@@ -46,19 +38,19 @@ fn two_daemons_pair_and_replicate_a_file_edit() {
     );
 
     eventually("B lists A's spec", || {
-        let rows = cli_json(home_b.path(), &["specs", "--machine", "alpha-box"]);
+        let rows = cli_json(m_b.home(), &["specs", "--machine", "alpha-box"]);
         rows.as_array()
             .is_some_and(|r| r.len() == 1 && r[0]["status"] == "planned")
     });
 
     // Edit the file on A: B sees it.
-    write_spec(proj_a.path(), "001-alpha", "in-progress");
+    write_spec(m_a.project(), "001-alpha", "in-progress");
     eventually("B sees the edit made on A", || {
-        let rows = cli_json(home_b.path(), &["specs", "--machine", "alpha-box"]);
+        let rows = cli_json(m_b.home(), &["specs", "--machine", "alpha-box"]);
         rows[0]["status"] == "in-progress"
     });
 
-    let machines = cli_json(home_b.path(), &["machines"]);
+    let machines = cli_json(m_b.home(), &["machines"]);
     let rows = machines.as_array().expect("array");
     assert_eq!(rows.len(), 2);
     let mut keys: Vec<&str> = rows[0]
@@ -90,63 +82,52 @@ fn two_daemons_pair_and_replicate_a_file_edit() {
     assert_eq!(alpha["online"], true);
     assert_eq!(alpha["specs"], 1);
     eventually("A shows B in sync", || {
-        let s = cli_json(home_a.path(), &["status"]);
+        let s = cli_json(m_a.home(), &["status"]);
         s["running"] == true && s["peers"][0]["in_sync"] == true
     });
 
     // Stop A cleanly: B keeps A's specs and shows it offline.
     let status = a.stop();
     assert!(status.success(), "up exits 0 on SIGTERM");
-    assert!(
-        !home_a.path().join("control.sock").exists(),
-        "socket removed"
-    );
+    assert!(!m_a.home().join("control.sock").exists(), "socket removed");
     eventually("B shows A offline", || {
-        let m = cli_json(home_b.path(), &["machines"]);
+        let m = cli_json(m_b.home(), &["machines"]);
         m.as_array()
             .expect("array")
             .iter()
             .any(|r| r["label"] == "alpha-box" && r["online"] == false)
     });
-    let rows = cli_json(home_b.path(), &["specs", "--machine", "alpha-box"]);
+    let rows = cli_json(m_b.home(), &["specs", "--machine", "alpha-box"]);
     assert_eq!(rows[0]["status"], "in-progress");
     assert!(b.stop().success());
     // With no daemon, read-only commands read the store directly.
-    let rows = cli_json(home_b.path(), &["specs", "--machine", "alpha-box"]);
+    let rows = cli_json(m_b.home(), &["specs", "--machine", "alpha-box"]);
     assert_eq!(rows[0]["status"], "in-progress");
 }
 
 #[test]
 fn up_with_an_authkey_joins_on_start() {
-    let (home_a, home_b) = (
-        tempfile::tempdir().expect("a"),
-        tempfile::tempdir().expect("b"),
-    );
-    let (proj_a, proj_b) = (
-        tempfile::tempdir().expect("pa"),
-        tempfile::tempdir().expect("pb"),
-    );
-    write_spec(proj_a.path(), "001-alpha", "planned");
-    write_spec(proj_b.path(), "001-ci", "draft");
-    let a = Daemon::start(home_a.path(), proj_a.path(), "desk");
-    let key = cli_json(home_a.path(), &["invite", "--reusable", "--ttl", "1h"]);
+    let m_a = MachineDirs::with_spec("001-alpha", "planned");
+    let m_b = MachineDirs::with_spec("001-ci", "draft");
+    let a = Daemon::start(m_a.home(), m_a.project(), "desk");
+    let key = cli_json(m_a.home(), &["invite", "--reusable", "--ttl", "1h"]);
     let key = key["ticket"].as_str().expect("ticket").to_string();
     assert_eq!(
-        cli_json(home_a.path(), &["invite", "--reusable"])["reusable"],
+        cli_json(m_a.home(), &["invite", "--reusable"])["reusable"],
         true
     );
     // The CI machine: no init, no join; the key comes from the environment.
     let mut child = std::process::Command::new(common::BIN)
         .args(["up", "--bind", "127.0.0.1:0", "--label", "ci", "--project"])
-        .arg(proj_b.path())
-        .env("LEANSPEC_PEER_HOME", home_b.path())
+        .arg(m_b.project())
+        .env("LEANSPEC_PEER_HOME", m_b.home())
         .env("LEANSPEC_PEER_AUTHKEY", &key)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
     eventually("the CI machine appears on the desk", || {
-        let out = cli(home_a.path(), &["specs", "--machine", "ci", "--json"]);
+        let out = cli(m_a.home(), &["specs", "--machine", "ci", "--json"]);
         out.status.success()
             && serde_json::from_slice::<serde_json::Value>(&out.stdout)
                 .ok()

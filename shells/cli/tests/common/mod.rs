@@ -1,28 +1,17 @@
-//! Helpers for tests that run `leanspec-peer` processes.
-#![allow(dead_code, unreachable_pub)]
+//! Helpers for tests that run `leanspec-peer` processes (over the shared
+//! `leanspec_peer_tests::process` helpers).
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
+pub use leanspec_peer_tests::process::{MachineDirs, eventually, write_spec};
+use leanspec_peer_tests::process::{Proc, run, run_json};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_leanspec-peer");
-pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A running `up`; killed if the test fails before stopping it.
-pub struct Daemon {
-    pub child: Child,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub struct Daemon(Proc);
 
 impl Daemon {
     /// Starts `up` and waits until it serves its control socket.
@@ -34,99 +23,35 @@ impl Daemon {
 
     /// Starts `up` without waiting for it.
     pub fn spawn(home: &Path, project: &Path, label: &str) -> Daemon {
-        let mut child = Command::new(BIN)
-            .args(["up", "--bind", "127.0.0.1:0", "--label", label, "--project"])
-            .arg(project)
-            .env("LEANSPEC_PEER_HOME", home)
-            .env("LEANSPEC_PEER_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn up");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Daemon { child, stderr: rx }
+        Daemon(Proc::spawn(
+            Command::new(BIN)
+                .args(["up", "--bind", "127.0.0.1:0", "--label", label, "--project"])
+                .arg(project)
+                .env("LEANSPEC_PEER_HOME", home)
+                .env("LEANSPEC_PEER_LOG", "info"),
+        ))
     }
 
     /// kill -9.
-    pub fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill9(self) {
+        self.0.kill9();
     }
 
     /// Waits (bounded) for a stderr line containing `needle`.
     pub fn wait_line(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("`up` did not print {needle:?} within {WAIT:?}"),
-            }
-        }
+        self.0.wait_line(needle)
     }
 
-    pub fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let ok = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "up did not stop on SIGTERM");
-            let _ = self.stderr.recv_timeout(Duration::from_millis(100));
-        }
+    /// SIGTERM and the exit status.
+    pub fn stop(self) -> std::process::ExitStatus {
+        self.0.stop()
     }
 }
 
 pub fn cli(home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("LEANSPEC_PEER_HOME", home)
-        .output()
-        .expect("run")
+    run(Path::new(BIN), home, args)
 }
 
 pub fn cli_json(home: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = cli(home, &all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-pub fn write_spec(root: &Path, name: &str, status: &str) {
-    let d = root.join("specs").join(name);
-    std::fs::create_dir_all(&d).expect("mkdir");
-    std::fs::write(
-        d.join("README.md"),
-        format!("---\nstatus: {status}\ncreated: '2025-01-01'\npriority: high\n---\n\n# {name}\n"),
-    )
-    .expect("write");
-}
-
-/// Re-runs `check` until it returns true, at most `WAIT`.
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    run_json(Path::new(BIN), home, args)
 }
