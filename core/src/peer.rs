@@ -400,6 +400,11 @@ pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
             .collect()
     };
     let mut dialers = lock(&shared.dialers);
+    // Under the dialers lock, for the same reason as sessions: `shutdown` waits for
+    // the dialers it can see, so none may start after it has looked.
+    if *shared.shutdown.borrow() {
+        return;
+    }
     for record in targets {
         let Ok(bytes) = <[u8; 32]>::try_from(record.id.as_slice()) else {
             continue;
@@ -737,7 +742,9 @@ impl Peer {
     /// Stops everything: closes connections (saving sync states), the router, the
     /// endpoint.
     pub async fn shutdown(&self) {
-        let _ = self.shared.shutdown.send(true);
+        // `send_replace`, not `send`: `send` drops the value when no task is
+        // listening at this instant, and a dialer started later would never see it.
+        self.shared.shutdown.send_replace(true);
         // Every task holding the machine is stopped and awaited, so that when
         // `shutdown` returns and the peer is dropped the store is free to reopen.
         let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
@@ -774,10 +781,27 @@ impl Peer {
             }
         })
         .await;
+        // A finished task drops its handle on the shared state just after it says so;
+        // the store closes with the last handle.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while Arc::strong_count(&self.shared) > 1 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        if Arc::strong_count(&self.shared) > 1 {
+            tracing::warn!("some tasks still hold the machine after shutdown");
+        }
     }
 }
 
 pub(crate) fn sha256(b: &[u8]) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     Sha256::digest(b).to_vec()
+}
+
+/// Resolves once the peer is shutting down, at once if it already is (a receiver made
+/// after the signal has already "seen" it, so `changed()` alone would wait forever).
+pub(crate) async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }

@@ -2,7 +2,7 @@
 //! that turns a refusal (wrong or missing token, not on the allowlist, bad certificate)
 //! into an event and a log line that say what to do. iroh itself only retries quietly.
 
-use super::{Event, PeerError, PeerOptions, Shared};
+use super::{Event, PeerError, PeerOptions, Shared, stopping};
 use iroh::tls::CaTlsConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -67,7 +67,7 @@ pub(crate) async fn watch(shared: Arc<Shared>, options: PeerOptions, secret: iro
         }
         tokio::select! {
             _ = tokio::time::sleep(RECHECK) => {}
-            _ = shutdown.changed() => return,
+            _ = stopping(&mut shutdown) => return,
         }
     }
 }

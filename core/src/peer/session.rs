@@ -2,7 +2,9 @@
 //! both sides run Automerge sync for every shared document; pairing (join) and the
 //! dialer.
 
-use super::{Event, Joined, PeerError, Shared, addrs, endpoint_addr, lock, sha256, spawn_dialers};
+use super::{
+    Event, Joined, PeerError, Shared, addrs, endpoint_addr, lock, sha256, spawn_dialers, stopping,
+};
 use crate::identity::MachineId;
 use crate::machine::{DocKey, SyncError, now_secs};
 use crate::net::{self, JOIN_ALPN, SYNC_ALPN, Ticket, frame};
@@ -114,6 +116,12 @@ pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
 fn register(shared: &Shared, peer: MachineId, conn: &Connection, dialer: MachineId) -> Option<u64> {
     static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let mut sessions = lock(&shared.sessions);
+    // Checked under the sessions lock: `shutdown` sets the flag before it collects the
+    // connections to close, so a session either is closed by it or never starts.
+    if *shared.shutdown.borrow() {
+        conn.close(net::close::SHUTDOWN.into(), b"shutting down");
+        return None;
+    }
     if let Some(old) = sessions.get(&peer) {
         if old.dialer < dialer && old.conn.close_reason().is_none() {
             conn.close(net::close::DUPLICATE.into(), b"duplicate connection");
@@ -242,7 +250,7 @@ async fn run(
                     send_all(&mut send, out).await?;
                     update_presence(&shared, peer, &mut states, &mut in_sync);
                 }
-                _ = shutdown.changed() => return Ok(()),
+                _ = stopping(&mut shutdown) => return Ok(()),
                 e = conn.closed() => return Err(e.to_string()),
             }
         }
@@ -428,7 +436,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
             }
             tokio::select! {
                 _ = notified => {}
-                _ = shutdown.changed() => return,
+                _ = stopping(&mut shutdown) => return,
             }
             continue;
         }
@@ -450,7 +458,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
         };
         let attempt = tokio::select! {
             r = tokio::time::timeout(CONNECT_TIMEOUT, attempt) => r,
-            _ = shutdown.changed() => return,
+            _ = stopping(&mut shutdown) => return,
         };
         match attempt {
             Ok(Ok((conn, send, recv))) => {
@@ -469,7 +477,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
         let wait = backoff.mul_f64(0.8 + 0.4 * f64::from(r[0]) / 255.0);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
+            _ = stopping(&mut shutdown) => return,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
