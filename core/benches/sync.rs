@@ -44,6 +44,11 @@ fn templates() -> Vec<Vec<u8>> {
 
 fn generate(root: &Path, n: usize) {
     let t = templates();
+    assert!(
+        !t.is_empty(),
+        "no specs under {} (LEANSPEC_CORPUS is read from the core/ folder; give an absolute path)",
+        corpus().display()
+    );
     for i in 0..n {
         let dir = root.join("specs").join(format!("{:05}-spec-{i}", i + 1));
         fs::create_dir_all(&dir).expect("mkdir");
@@ -421,7 +426,8 @@ fn relay_rss(n: usize) {
     std::thread::sleep(Duration::from_secs(5));
     let loaded = rss_kb(child.id());
     println!(
-        "| relay RSS (`leanspec-relay --dev`, release) idle, then with {n} idle connected endpoints | {:.1} MB idle, {:.1} MB with {n}: **{:.1} KB per endpoint** |",
+        "| relay RSS (`leanspec-relay --dev`, {}) idle, then with {n} idle connected endpoints | {:.1} MB idle, {:.1} MB with {n}: **{:.1} KB per endpoint** |",
+        profile_of(&bin),
         idle as f64 / 1024.0,
         loaded as f64 / 1024.0,
         (loaded.saturating_sub(idle)) as f64 / n as f64
@@ -464,7 +470,7 @@ fn idle_rss() {
         });
     if !bin.exists() {
         println!(
-            "| idle RSS of `up` | not measured: build {} first (cargo build --release -p leanspec-peer) |",
+            "| idle RSS of `up` | not measured: build {} first (cargo build --profile dist -p leanspec-peer) |",
             bin.display()
         );
         return;
@@ -533,7 +539,8 @@ fn idle_rss() {
     let (last_a, last_b) = samples[samples.len() - 1];
     let max_a = samples.iter().map(|s| s.0).max().unwrap_or(0);
     println!(
-        "| idle RSS of `up` (release) with the 304-spec corpus and one connected peer | {:.1} MB (max {:.1} MB over 10 s idle); the peer with 1 spec: {:.1} MB |",
+        "| idle RSS of `up` ({}) with the 304-spec corpus and one connected peer | {:.1} MB (max {:.1} MB over 10 s idle); the peer with 1 spec: {:.1} MB |",
+        profile_of(&bin),
         last_a as f64 / 1024.0,
         max_a as f64 / 1024.0,
         last_b as f64 / 1024.0
@@ -583,4 +590,12 @@ fn main() {
     if run("relay-rss") {
         relay_rss(env_usize("BENCH_RELAY_ENDPOINTS", 200));
     }
+}
+
+/// The cargo profile folder a binary was built in (`dist`, `release`), for the report.
+fn profile_of(bin: &Path) -> String {
+    bin.parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
