@@ -257,30 +257,7 @@ pub fn handle_local(
             spec,
         } => Reply::Spec(m.spec_on(machine.as_deref(), &project, &spec).map_err(e)?),
         Request::Machines => Reply::Machines(machine_reports(m, presence)),
-        Request::Status => {
-            let projects = m.projects().map_err(e)?;
-            let stats = m.doc_stats().map_err(e)?;
-            let peers: Vec<MachineReport> = machine_reports(m, presence)
-                .into_iter()
-                .filter(|r| !r.machine.is_self)
-                .collect();
-            let pending = peers.iter().map(|p| p.pending).max().unwrap_or(0);
-            Reply::Status(Box::new(StatusReport {
-                machine: m.summary(),
-                home: m.home().to_path_buf(),
-                specs: projects.iter().map(|p| p.specs).sum(),
-                projects,
-                store: StoreReport {
-                    path: m.store().path().to_path_buf(),
-                    file_bytes: stats.file_bytes,
-                    doc_chunks: stats.chunks,
-                    doc_bytes: stats.chunk_bytes,
-                },
-                peers,
-                running,
-                pending,
-            }))
-        }
+        Request::Status => Reply::Status(Box::new(status_report(m, presence, running).map_err(e)?)),
         Request::Scan => Reply::Scan(m.scan(&mut |_| {}).map_err(e)?),
         Request::ProjectAdd { dir, name } => {
             let (project, scan) = m.add_project(&dir, name.as_deref()).map_err(e)?;
@@ -316,7 +293,42 @@ pub fn handle_local(
     })
 }
 
-fn machine_reports(m: &mut Machine, presence: &HashMap<MachineId, Presence>) -> Vec<MachineReport> {
+/// This machine, its projects and store, and every other machine with its presence
+/// (`presence` is empty when no peer runs).
+pub fn status_report(
+    m: &mut Machine,
+    presence: &HashMap<MachineId, Presence>,
+    running: bool,
+) -> Result<StatusReport, crate::machine::Error> {
+    let projects = m.projects()?;
+    let stats = m.doc_stats()?;
+    let peers: Vec<MachineReport> = machine_reports(m, presence)
+        .into_iter()
+        .filter(|r| !r.machine.is_self)
+        .collect();
+    let pending = peers.iter().map(|p| p.pending).max().unwrap_or(0);
+    Ok(StatusReport {
+        machine: m.summary(),
+        home: m.home().to_path_buf(),
+        specs: projects.iter().map(|p| p.specs).sum(),
+        projects,
+        store: StoreReport {
+            path: m.store().path().to_path_buf(),
+            file_bytes: stats.file_bytes,
+            doc_chunks: stats.chunks,
+            doc_bytes: stats.chunk_bytes,
+        },
+        peers,
+        running,
+        pending,
+    })
+}
+
+/// Every known machine (this one included) with its presence.
+pub fn machine_reports(
+    m: &mut Machine,
+    presence: &HashMap<MachineId, Presence>,
+) -> Vec<MachineReport> {
     m.machines()
         .into_iter()
         .map(|row| {

@@ -13,6 +13,7 @@
 
 pub mod control;
 pub mod doc;
+mod error_kind;
 pub mod identity;
 pub mod machine;
 pub mod mesh;
@@ -24,6 +25,7 @@ pub mod store;
 pub mod time;
 mod tracked;
 
+pub use error_kind::ErrorKind;
 pub use tracked::ReceiveError;
 
 pub use machine::{

@@ -1,0 +1,214 @@
+"""Two peers in one process, on 127.0.0.1, through the installed `leanspec_peer` package:
+pairing, replication, events, stale and applied edits, errors with kinds."""
+
+import asyncio
+import hashlib
+import queue
+import time
+from pathlib import Path
+
+import pytest
+
+from leanspec_peer import (
+    ErrorKind,
+    EventListener,
+    Outcome,
+    Peer,
+    PeerConfig,
+    PeerError,
+    PeerEvent,
+    SpecChange,
+    SpecQuery,
+)
+
+WAIT = 30.0  # seconds; every wait below is bounded by it
+
+
+def write_spec(root: Path, name: str, status: str, priority: str = "high") -> Path:
+    d = root / "specs" / name
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / "README.md"
+    f.write_text(
+        f"---\nstatus: {status}\ncreated: '2025-01-01'\npriority: {priority}\n---\n\n# {name}\n"
+    )
+    return f
+
+
+class Collector(EventListener):
+    """Puts every event on a queue the test waits on."""
+
+    def __init__(self):
+        self.events = queue.Queue()
+
+    def on_event(self, event):
+        self.events.put(event)
+
+    def wait_for(self, what, pred):
+        deadline = time.monotonic() + WAIT
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no event {what} within {WAIT}s; saw {seen}")
+            try:
+                ev = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            seen.append(ev)
+            if pred(ev):
+                return ev
+
+
+def eventually(what, cond):
+    """Re-checks `cond` after each event-free 20 ms, bounded by WAIT."""
+    deadline = time.monotonic() + WAIT
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {WAIT}s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """Machines A and B, each with a project, started and paired (A joined B)."""
+    homes, projects = {}, {}
+    peers = {}
+    for label in ("alpha", "beta"):
+        projects[label] = tmp_path / f"proj-{label}"
+        write_spec(projects[label], f"001-{label}", "planned")
+        homes[label] = tmp_path / f"home-{label}"
+        peer = Peer.open(str(homes[label]), PeerConfig(label=label, bind="127.0.0.1:0"))
+        peer.add_project(str(projects[label]), None)
+        peers[label] = peer
+    a, b = peers["alpha"], peers["beta"]
+
+    async def start_and_pair():
+        await a.start()
+        await b.start()
+        invite = b.invite(600, False)
+        return await a.join(invite.ticket)
+
+    listener_a = Collector()
+    joined = asyncio.run(start_and_pair())
+    sub = a.subscribe(listener_a)
+    yield a, b, projects, joined, listener_a
+    sub.cancel()
+    asyncio.run(a.stop())
+    asyncio.run(b.stop())
+
+
+def test_each_sees_the_others_specs_and_events_follow_file_edits(pair):
+    a, b, projects, joined, events = pair
+    assert joined.inviter == b.machine_id()
+    assert joined.inviter_label == "beta"
+    assert joined.members == 2
+
+    eventually("A lists B's spec", lambda: len(a.specs(SpecQuery(machine="beta"))) == 1)
+    eventually("B lists A's spec", lambda: len(b.specs(SpecQuery(machine="alpha"))) == 1)
+    row = a.spec("beta", a.specs(SpecQuery(machine="beta"))[0].project, "001")
+    assert row.name == "001-beta" and row.status == "planned" and row.priority == "high"
+
+    machines = {m.label: m for m in a.machines()}
+    assert machines["alpha"].is_self and not machines["beta"].is_self
+    eventually("B online for A", lambda: {m.label: m for m in a.machines()}["beta"].online)
+
+    # A file edit on B reaches A's listener as a spec-changed event for B's machine.
+    write_spec(projects["beta"], "001-beta", "in-progress")
+    b_id = b.machine_id()
+    ev = events.wait_for(
+        "spec changed on B",
+        lambda e: isinstance(e, PeerEvent.SPEC_CHANGED)
+        and e.machine == b_id
+        and e.spec == "001-beta"
+        and "status" in e.fields,
+    )
+    assert a.spec("beta", ev.project, "001-beta").status == "in-progress"
+
+    status = a.status()
+    assert status.running and status.label == "alpha"
+    assert [p.label for p in status.peers] == ["beta"]
+
+
+def test_stale_edit_is_rejected_with_the_current_hash_and_a_good_edit_applies(pair):
+    a, b, projects, _, events = pair
+    eventually("A lists B's spec", lambda: len(a.specs(SpecQuery(machine="beta"))) == 1)
+    seen = a.specs(SpecQuery(machine="beta"))[0]
+    readme = projects["beta"] / "specs" / "001-beta" / "README.md"
+
+    # The file changes on B after A's view: A's edit carries an old hash.
+    write_spec(projects["beta"], "001-beta", "planned", priority="low")
+    on_disk = readme.read_bytes()
+    stale = asyncio.run(
+        a.edit("beta", seen.project_id, "001-beta", SpecChange(status="complete"), seen.file_hash)
+    )
+    assert stale.outcome == Outcome.REJECTED
+    assert stale.reason == "stale"
+    assert stale.current_file_hash == hashlib.sha256(on_disk).hexdigest()
+    assert readme.read_bytes() == on_disk, "a rejected edit must not touch the file"
+
+    # With the current hash the edit is applied and the file changes.
+    good = asyncio.run(
+        a.edit(
+            "beta",
+            seen.project_id,
+            "001-beta",
+            SpecChange(status="in-progress", add_tags=["from-python"]),
+            stale.current_file_hash,
+        )
+    )
+    assert good.outcome == Outcome.APPLIED, good.message
+    after = readme.read_text()
+    assert "status: in-progress" in after and "from-python" in after
+    assert good.file_hash == hashlib.sha256(readme.read_bytes()).hexdigest()
+    assert after.endswith("\n# 001-beta\n")
+
+    # Both audit logs have it.
+    assert any(e.op_id == good.op_id and e.direction == "sent" for e in a.audit(10))
+    assert any(e.op_id == good.op_id and e.direction == "received" for e in b.audit(10))
+    # And A sees the new values once they replicate.
+    eventually(
+        "A sees the applied edit",
+        lambda: a.spec("beta", seen.project_id, "001-beta").status == "in-progress",
+    )
+
+
+def test_errors_arrive_as_exceptions_with_kinds(tmp_path):
+    peer = Peer.open(str(tmp_path / "home"), PeerConfig(label="solo", bind="127.0.0.1:0"))
+
+    with pytest.raises(PeerError.Failed) as e:
+        peer.invite(60, False)
+    assert e.value.kind == ErrorKind.NOT_RUNNING
+
+    with pytest.raises(PeerError.Failed) as e:
+        peer.spec("solo", "no-such-project", "001")
+    assert e.value.kind == ErrorKind.NOT_FOUND
+    assert "no-such-project" in e.value.message
+
+    with pytest.raises(PeerError.Failed) as e:
+        peer.add_project(str(tmp_path / "empty"), None)
+    assert e.value.kind in (ErrorKind.INVALID_ARGUMENT, ErrorKind.IO)
+
+    with pytest.raises(PeerError.Failed) as e:
+        peer.specs(SpecQuery(status="nearly-done"))
+    assert e.value.kind == ErrorKind.INVALID_ARGUMENT
+
+    with pytest.raises(PeerError.Failed) as e:
+        Peer.open(str(tmp_path / "other"), PeerConfig(bind="not an address"))
+    assert e.value.kind == ErrorKind.INVALID_ARGUMENT
+
+    # The store is locked while a Peer holds it.
+    with pytest.raises(PeerError.Failed) as e:
+        Peer.open(str(tmp_path / "home"), PeerConfig())
+    assert e.value.kind == ErrorKind.STORE
+
+    async def bad_ticket():
+        await peer.start()
+        try:
+            await peer.join("not-a-ticket")
+        finally:
+            await peer.stop()
+
+    with pytest.raises(PeerError.Failed) as e:
+        asyncio.run(bad_ticket())
+    assert e.value.kind == ErrorKind.TICKET
+    assert not peer.is_running()
