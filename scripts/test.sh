@@ -44,6 +44,9 @@ cargo fmt --all -- --check
 say "workspace tests (unit, integration, CLI processes)"
 cargo test --workspace --locked
 
+say "bindings (Python, Kotlin, Swift)"
+./scripts/test-bindings.sh
+
 say "fuzz targets compile"
 cargo check --locked --manifest-path fuzz/Cargo.toml --target-dir "$CARGO_TARGET_DIR/fuzz"
 

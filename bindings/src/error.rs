@@ -35,20 +35,21 @@ pub enum ErrorKind {
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum PeerError {
     /// Everything fails this one way; `kind` says which part to look at.
-    #[error("{message}")]
+    // `detail`, not `message`: Kotlin exceptions already have a `message` property.
+    #[error("{detail}")]
     Failed {
         /// The kind.
         kind: ErrorKind,
         /// What went wrong and what to do.
-        message: String,
+        detail: String,
     },
 }
 
 impl PeerError {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> PeerError {
+    pub(crate) fn new(kind: ErrorKind, detail: impl Into<String>) -> PeerError {
         PeerError::Failed {
             kind,
-            message: message.into(),
+            detail: detail.into(),
         }
     }
 }

@@ -182,7 +182,7 @@ def test_errors_arrive_as_exceptions_with_kinds(tmp_path):
     with pytest.raises(PeerError.Failed) as e:
         peer.spec("solo", "no-such-project", "001")
     assert e.value.kind == ErrorKind.NOT_FOUND
-    assert "no-such-project" in e.value.message
+    assert "no-such-project" in e.value.detail
 
     with pytest.raises(PeerError.Failed) as e:
         peer.add_project(str(tmp_path / "empty"), None)
