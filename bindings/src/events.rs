@@ -45,9 +45,27 @@ pub enum PeerEvent {
         /// In sync.
         in_sync: bool,
     },
-    /// Members, labels or revocations changed (a machine renamed, revoked or added):
-    /// call `machines()` for the new list.
+    /// Members, labels or revocations changed; the specific events follow.
     MeshChanged,
+    /// A machine joined the mesh.
+    MachineAdded {
+        /// Machine id (hex).
+        machine: String,
+        /// Its label.
+        label: String,
+    },
+    /// A machine's label changed.
+    MachineRenamed {
+        /// Machine id (hex).
+        machine: String,
+        /// The new label.
+        label: String,
+    },
+    /// A machine was revoked from the mesh.
+    MachineRevoked {
+        /// Machine id (hex).
+        machine: String,
+    },
     /// An edit from some machine was decided here.
     EditReceived {
         /// Author id (hex).
@@ -122,6 +140,11 @@ impl From<Event> for PeerEvent {
             Event::MachineOffline { machine } => PeerEvent::MachineOffline { machine },
             Event::SyncState { machine, in_sync } => PeerEvent::SyncState { machine, in_sync },
             Event::MeshChanged => PeerEvent::MeshChanged,
+            Event::MachineAdded { machine, label } => PeerEvent::MachineAdded { machine, label },
+            Event::MachineRenamed { machine, label } => {
+                PeerEvent::MachineRenamed { machine, label }
+            }
+            Event::MachineRevoked { machine } => PeerEvent::MachineRevoked { machine },
             Event::EditReceived {
                 machine,
                 op_id,

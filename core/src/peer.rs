@@ -116,8 +116,27 @@ pub enum Event {
         /// True when both sides hold the same heads of every shared document.
         in_sync: bool,
     },
-    /// Members, labels or revocations changed.
+    /// Members, labels or revocations changed (followed by the specific events below).
     MeshChanged,
+    /// A machine joined the mesh.
+    MachineAdded {
+        /// Machine id (hex).
+        machine: String,
+        /// Its label.
+        label: String,
+    },
+    /// A machine's label changed.
+    MachineRenamed {
+        /// Machine id (hex).
+        machine: String,
+        /// The new label.
+        label: String,
+    },
+    /// A machine was revoked from the mesh.
+    MachineRevoked {
+        /// Machine id (hex).
+        machine: String,
+    },
     /// An edit from some machine was decided here (applied or rejected).
     EditReceived {
         /// Author machine id (hex; the sender if the operation was undecodable).
@@ -231,6 +250,9 @@ pub(crate) struct Shared {
     pub(crate) presence: Mutex<HashMap<MachineId, Presence>>,
     pub(crate) session_changed: Notify,
     pub(crate) dialers: Mutex<HashSet<MachineId>>,
+    /// Members as last announced (label, revoked), to turn a mesh change into
+    /// added / renamed / revoked events.
+    pub(crate) members_seen: Mutex<HashMap<MachineId, (String, bool)>>,
     pub(crate) relays: Vec<String>,
     pub(crate) advertise: bool,
     pub(crate) gossip: bool,
@@ -290,11 +312,38 @@ impl Shared {
         }
     }
 
+    /// Compares the members with those last seen (at start, then at each change) and
+    /// emits what changed.
+    pub(crate) fn member_events(&self, members: &[crate::mesh::Member]) {
+        let mut seen = lock(&self.members_seen);
+        for x in members {
+            let now = (x.label.clone(), x.revoked_at.is_some());
+            let before = seen.insert(x.id, now.clone());
+            let machine = x.id.to_string();
+            let was_revoked = before.as_ref().is_some_and(|b| b.1);
+            match before {
+                None => self.emit(Event::MachineAdded {
+                    machine: machine.clone(),
+                    label: now.0.clone(),
+                }),
+                Some((label, _)) if label != now.0 => self.emit(Event::MachineRenamed {
+                    machine: machine.clone(),
+                    label: now.0.clone(),
+                }),
+                Some(_) => {}
+            }
+            if now.1 && !was_revoked {
+                self.emit(Event::MachineRevoked { machine });
+            }
+        }
+    }
+
     /// Enforces revocations on open sessions and starts dialers for new members.
     pub(crate) fn after_mesh_change(self: &Arc<Self>) {
         let (revoked, me_revoked) = {
             let m = lock(&self.machine);
             let members = m.mesh().members();
+            self.member_events(&members);
             let revoked: Vec<MachineId> = members
                 .iter()
                 .filter(|x| x.revoked_at.is_some())
@@ -476,6 +525,12 @@ impl Peer {
     pub async fn start(machine: Machine, options: PeerOptions) -> Result<Peer, PeerError> {
         let endpoint = bind_endpoint(&machine, &options).await?;
         let me = machine.id();
+        let members_seen = machine
+            .mesh()
+            .members()
+            .into_iter()
+            .map(|x| (x.id, (x.label, x.revoked_at.is_some())))
+            .collect();
         let (events, _) = broadcast::channel(1024);
         let (changed, _) = broadcast::channel(1024);
         let (shutdown, _) = tokio::sync::watch::channel(false);
@@ -489,6 +544,7 @@ impl Peer {
             presence: Mutex::new(HashMap::new()),
             session_changed: Notify::new(),
             dialers: Mutex::new(HashSet::new()),
+            members_seen: Mutex::new(members_seen),
             relays: options.relays.clone(),
             advertise: options.advertise,
             gossip: options.gossip_addresses,

@@ -88,6 +88,28 @@ impl Node {
     }
 }
 
+/// Waits (bounded) for an event matching `pred`.
+async fn next_event(
+    rx: &mut tokio::sync::broadcast::Receiver<Event>,
+    what: &str,
+    pred: impl Fn(&Event) -> bool,
+) -> Event {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if pred(&e) => return Some(e),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .await;
+    match found {
+        Ok(Some(e)) => e,
+        _ => panic!("no event: {what} within {WAIT:?}"),
+    }
+}
+
 async fn pair(inviter: &Node, joiner: &Node) {
     leanspec_peer_tests::pair(inviter.peer(), joiner.peer()).await;
 }
@@ -273,17 +295,35 @@ async fn strangers_and_bad_tickets_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
     let (a, b) = (node("a").await, node("b").await);
+    let mut a_events = a.peer().subscribe();
+    let mut b_events = b.peer().subscribe();
     let reusable = a
         .peer()
         .invite(Duration::from_secs(600), true)
         .expect("invite");
     b.peer().join(&reusable).await.expect("join");
     let b_id = b.peer().id();
+    next_event(&mut a_events, "B added, on A", |e| {
+        matches!(e, Event::MachineAdded { machine, label } if *machine == b_id.to_string() && label == "b")
+    })
+    .await;
     wait_until(a.peer(), "A and B connected", || {
         a.peer().presence().get(&b_id).is_some_and(|p| p.online)
     })
     .await;
+    // A rename on A reaches B as a renamed event.
+    a.peer().rename(b_id, "b-renamed").expect("rename");
+    next_event(&mut b_events, "B renamed, on B", |e| {
+        matches!(e, Event::MachineRenamed { machine, label } if *machine == b_id.to_string() && label == "b-renamed")
+    })
+    .await;
     a.peer().revoke(b_id).expect("revoke");
+    next_event(
+        &mut a_events,
+        "B revoked, on A",
+        |e| matches!(e, Event::MachineRevoked { machine } if *machine == b_id.to_string()),
+    )
+    .await;
     wait_until(a.peer(), "B cut off", || {
         !a.peer().presence().get(&b_id).is_some_and(|p| p.online)
     })

@@ -108,6 +108,12 @@ class PeerTest {
         val machines = a.machines().associateBy { it.label }
         assertTrue(machines.getValue("alpha").isSelf)
         assertTrue(machines.getValue("beta").online)
+
+        b.rename("beta", "beta-desk")
+        events.waitFor("B renamed") {
+            it is PeerEvent.MachineRenamed && it.machine == bId && it.label == "beta-desk"
+        }
+        assertTrue(a.machines().any { it.label == "beta-desk" })
     }
 
     @Test

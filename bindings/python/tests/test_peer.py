@@ -124,9 +124,17 @@ def test_each_sees_the_others_specs_and_events_follow_file_edits(pair):
     )
     assert a.spec("beta", ev.project, "001-beta").status == "in-progress"
 
+    # A rename on B reaches A as a renamed event, and A's machine list follows.
+    b.rename("beta", "beta-desk")
+    events.wait_for(
+        "B renamed",
+        lambda e: isinstance(e, PeerEvent.MACHINE_RENAMED) and e.machine == b_id and e.label == "beta-desk",
+    )
+    assert "beta-desk" in [m.label for m in a.machines()]
+
     status = a.status()
     assert status.running and status.label == "alpha"
-    assert [p.label for p in status.peers] == ["beta"]
+    assert [p.label for p in status.peers] == ["beta-desk"]
 
 
 def test_stale_edit_is_rejected_with_the_current_hash_and_a_good_edit_applies(pair):

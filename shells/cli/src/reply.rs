@@ -349,6 +349,13 @@ pub(crate) fn event_text(ev: &Event) -> String {
             )
         }
         Event::MeshChanged => "mesh changed".into(),
+        Event::MachineAdded { machine, label } => {
+            format!("joined        {} as {label:?}", short(machine))
+        }
+        Event::MachineRenamed { machine, label } => {
+            format!("renamed       {} to {label:?}", short(machine))
+        }
+        Event::MachineRevoked { machine } => format!("revoked       {}", short(machine)),
         Event::RelayStatus {
             relay,
             connected,

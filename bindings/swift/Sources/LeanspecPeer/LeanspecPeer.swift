@@ -3315,10 +3315,39 @@ public enum PeerEvent: Equatable, Hashable {
          */inSync: Bool
     )
     /**
-     * Members, labels or revocations changed (a machine renamed, revoked or added):
-     * call `machines()` for the new list.
+     * Members, labels or revocations changed; the specific events follow.
      */
     case meshChanged
+    /**
+     * A machine joined the mesh.
+     */
+    case machineAdded(
+        /**
+         * Machine id (hex).
+         */machine: String, 
+        /**
+         * Its label.
+         */label: String
+    )
+    /**
+     * A machine's label changed.
+     */
+    case machineRenamed(
+        /**
+         * Machine id (hex).
+         */machine: String, 
+        /**
+         * The new label.
+         */label: String
+    )
+    /**
+     * A machine was revoked from the mesh.
+     */
+    case machineRevoked(
+        /**
+         * Machine id (hex).
+         */machine: String
+    )
     /**
      * An edit from some machine was decided here.
      */
@@ -3427,19 +3456,28 @@ public struct FfiConverterTypePeerEvent: FfiConverterRustBuffer {
         
         case 6: return .meshChanged
         
-        case 7: return .editReceived(machine: try FfiConverterString.read(from: &buf), opId: try FfiConverterString.read(from: &buf), project: try FfiConverterString.read(from: &buf), spec: try FfiConverterString.read(from: &buf), result: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 7: return .machineAdded(machine: try FfiConverterString.read(from: &buf), label: try FfiConverterString.read(from: &buf)
         )
         
-        case 8: return .execRequest(machine: try FfiConverterString.read(from: &buf), opId: try FfiConverterString.read(from: &buf), payload: try FfiConverterString.read(from: &buf)
+        case 8: return .machineRenamed(machine: try FfiConverterString.read(from: &buf), label: try FfiConverterString.read(from: &buf)
         )
         
-        case 9: return .relayStatus(relay: try FfiConverterString.read(from: &buf), connected: try FfiConverterBool.read(from: &buf), error: try FfiConverterString.read(from: &buf)
+        case 9: return .machineRevoked(machine: try FfiConverterString.read(from: &buf)
         )
         
-        case 10: return .refused(machine: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 10: return .editReceived(machine: try FfiConverterString.read(from: &buf), opId: try FfiConverterString.read(from: &buf), project: try FfiConverterString.read(from: &buf), spec: try FfiConverterString.read(from: &buf), result: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
+        case 11: return .execRequest(machine: try FfiConverterString.read(from: &buf), opId: try FfiConverterString.read(from: &buf), payload: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 12: return .relayStatus(relay: try FfiConverterString.read(from: &buf), connected: try FfiConverterBool.read(from: &buf), error: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 13: return .refused(machine: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 14: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3485,8 +3523,25 @@ public struct FfiConverterTypePeerEvent: FfiConverterRustBuffer {
             writeInt(&buf, Int32(6))
         
         
-        case let .editReceived(machine,opId,project,spec,result,reason):
+        case let .machineAdded(machine,label):
             writeInt(&buf, Int32(7))
+            FfiConverterString.write(machine, into: &buf)
+            FfiConverterString.write(label, into: &buf)
+            
+        
+        case let .machineRenamed(machine,label):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(machine, into: &buf)
+            FfiConverterString.write(label, into: &buf)
+            
+        
+        case let .machineRevoked(machine):
+            writeInt(&buf, Int32(9))
+            FfiConverterString.write(machine, into: &buf)
+            
+        
+        case let .editReceived(machine,opId,project,spec,result,reason):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(machine, into: &buf)
             FfiConverterString.write(opId, into: &buf)
             FfiConverterString.write(project, into: &buf)
@@ -3496,27 +3551,27 @@ public struct FfiConverterTypePeerEvent: FfiConverterRustBuffer {
             
         
         case let .execRequest(machine,opId,payload):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(machine, into: &buf)
             FfiConverterString.write(opId, into: &buf)
             FfiConverterString.write(payload, into: &buf)
             
         
         case let .relayStatus(relay,connected,error):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(relay, into: &buf)
             FfiConverterBool.write(connected, into: &buf)
             FfiConverterString.write(error, into: &buf)
             
         
         case let .refused(machine,reason):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(13))
             FfiConverterString.write(machine, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .lagged(missed):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(14))
             FfiConverterUInt64.write(missed, into: &buf)
             
         }
