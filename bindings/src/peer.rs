@@ -65,6 +65,20 @@ fn options(config: &PeerConfig) -> Result<PeerOptions, PeerError> {
     })
 }
 
+/// Parses an optional enum value (status, priority) with the core's error message.
+fn parse_optional<T>(value: Option<&str>) -> Result<Option<T>, PeerError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| {
+            v.parse()
+                .map_err(|e: T::Err| PeerError::new(ErrorKind::InvalidArgument, e.to_string()))
+        })
+        .transpose()
+}
+
 fn not_running() -> PeerError {
     PeerError::new(
         ErrorKind::NotRunning,
@@ -266,25 +280,11 @@ impl Peer {
 
     /// Specs of every machine, narrowed by `query`.
     pub fn specs(&self, query: SpecQuery) -> Result<Vec<SpecInfo>, PeerError> {
-        let status = match &query.status {
-            None => None,
-            Some(s) => Some(
-                s.parse::<core::spec::Status>()
-                    .map_err(|e| PeerError::new(ErrorKind::InvalidArgument, e.to_string()))?,
-            ),
-        };
-        let priority = match &query.priority {
-            None => None,
-            Some(p) => Some(
-                p.parse::<core::spec::Priority>()
-                    .map_err(|e| PeerError::new(ErrorKind::InvalidArgument, e.to_string()))?,
-            ),
-        };
         let filter = core::SpecFilter {
+            status: parse_optional(query.status.as_deref())?,
+            priority: parse_optional(query.priority.as_deref())?,
             machine: query.machine,
             project: query.project,
-            status,
-            priority,
             tag: query.tag,
         };
         self.with_machine(|m, _, _| Ok(m.specs(&filter)?.into_iter().map(Into::into).collect()))

@@ -317,7 +317,7 @@ impl Shared {
     pub(crate) fn member_events(&self, members: &[crate::mesh::Member]) {
         let mut seen = lock(&self.members_seen);
         for x in members {
-            let now = (x.label.clone(), x.revoked_at.is_some());
+            let now = member_state(x);
             let before = seen.insert(x.id, now.clone());
             let machine = x.id.to_string();
             let was_revoked = before.as_ref().is_some_and(|b| b.1);
@@ -449,8 +449,8 @@ pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
             .collect()
     };
     let mut dialers = lock(&shared.dialers);
-    // Under the dialers lock, for the same reason as sessions: `shutdown` waits for
-    // the dialers it can see, so none may start after it has looked.
+    // Checked under the dialers lock: once `shutdown` has signalled, no dialer starts
+    // (it would hold the shared state, and so the store, while shutdown waits).
     if *shared.shutdown.borrow() {
         return;
     }
@@ -529,7 +529,7 @@ impl Peer {
             .mesh()
             .members()
             .into_iter()
-            .map(|x| (x.id, (x.label, x.revoked_at.is_some())))
+            .map(|x| (x.id, member_state(&x)))
             .collect();
         let (events, _) = broadcast::channel(1024);
         let (changed, _) = broadcast::channel(1024);
@@ -829,17 +829,10 @@ impl Peer {
         if let Err(e) = self.router.shutdown().await {
             tracing::warn!("router shutdown: {e}");
         }
-        // Dialers notice the shutdown signal at once, or when their current attempt
-        // ends (bounded by the connect timeout).
+        // Every task that can touch the machine (dialers, sessions, handlers) holds the
+        // shared state; the store closes with the last handle. Dialers notice the signal
+        // at once (their connect attempts select on it), so this is short.
         let _ = tokio::time::timeout(Duration::from_secs(6), async {
-            while !lock(&self.shared.dialers).is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
-        // A finished task drops its handle on the shared state just after it says so;
-        // the store closes with the last handle.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while Arc::strong_count(&self.shared) > 1 {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -849,6 +842,11 @@ impl Peer {
             tracing::warn!("some tasks still hold the machine after shutdown");
         }
     }
+}
+
+/// What member events compare: the label and whether it is revoked.
+fn member_state(x: &crate::mesh::Member) -> (String, bool) {
+    (x.label.clone(), x.revoked_at.is_some())
 }
 
 pub(crate) fn sha256(b: &[u8]) -> Vec<u8> {
