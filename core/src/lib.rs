@@ -20,6 +20,7 @@ pub mod mesh;
 pub mod net;
 pub mod ops;
 pub mod peer;
+mod proto;
 pub mod spec;
 pub mod store;
 pub mod time;

@@ -1111,7 +1111,7 @@ impl Machine {
         keys
     }
 
-    fn is_shared(&self, key: DocKey) -> bool {
+    pub(crate) fn is_shared(&self, key: DocKey) -> bool {
         match key {
             DocKey::Mesh => true,
             DocKey::Machine(id) => id == self.id() || self.mesh.member(id).is_some(),
@@ -1293,6 +1293,21 @@ impl Machine {
             }
         };
         self.doc.tracked().changes_after(heads)
+    }
+
+    /// Counts this machine's starts (store meta `incarnation`, u64 big-endian) and
+    /// returns the new count. Peers compare incarnations to replace the connection of
+    /// a crashed run at once instead of waiting for it to time out; a counter in the
+    /// store, not the clock, so it only ever grows.
+    pub fn next_incarnation(&mut self) -> Result<u64> {
+        let current = self
+            .store
+            .meta("incarnation")?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let next = current.saturating_add(1);
+        self.store.set_meta("incarnation", &next.to_be_bytes())?;
+        Ok(next)
     }
 
     /// Relay URLs learned from tickets this machine joined with (store meta `relays`).

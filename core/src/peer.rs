@@ -258,6 +258,8 @@ pub(crate) struct Shared {
     pub(crate) gossip: bool,
     pub(crate) op_timeout: Duration,
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
+    /// This run's incarnation (see [`Machine::next_incarnation`]), sent in hellos.
+    pub(crate) incarnation: u64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -522,7 +524,8 @@ async fn bind_endpoint(machine: &Machine, options: &PeerOptions) -> Result<Endpo
 impl Peer {
     /// Starts the peer on `machine`: binds the endpoint, accepts members, dials known
     /// members, watches the projects.
-    pub async fn start(machine: Machine, options: PeerOptions) -> Result<Peer, PeerError> {
+    pub async fn start(mut machine: Machine, options: PeerOptions) -> Result<Peer, PeerError> {
+        let incarnation = machine.next_incarnation()?;
         let endpoint = bind_endpoint(&machine, &options).await?;
         let me = machine.id();
         let members_seen = machine
@@ -550,6 +553,7 @@ impl Peer {
             gossip: options.gossip_addresses,
             op_timeout: options.op_timeout,
             shutdown,
+            incarnation,
         });
         let router = Router::builder(endpoint)
             .accept(SYNC_ALPN, SyncProtocol(shared.clone()))

@@ -6,10 +6,11 @@ use super::{
     Event, Joined, PeerError, Shared, addrs, endpoint_addr, lock, sha256, spawn_dialers, stopping,
 };
 use crate::identity::MachineId;
-use crate::machine::{DocKey, SyncError, now_secs};
+use crate::machine::{DocKey, now_secs};
 use crate::net::{self, JOIN_ALPN, SYNC_ALPN, Ticket, frame};
+use crate::proto::link;
+use crate::proto::sync::SyncSession;
 use crate::store::PeerRecord;
-use automerge::sync::State;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -24,8 +25,6 @@ const KIND_ADDRS: u8 = 4;
 
 /// How long a dial or a join may take before we call the peer unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const BACKOFF_MIN: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// What we know of a peer's presence.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,6 +47,8 @@ pub(crate) struct SessionHandle {
     /// Who opened the connection: when two connections to one machine race, the one
     /// opened by the smaller machine id wins on both sides.
     dialer: MachineId,
+    /// The remote machine's incarnation, from its hello.
+    incarnation: u64,
     serial: u64,
 }
 
@@ -103,17 +104,33 @@ pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
     else {
         return;
     };
-    match tokio::time::timeout(CONNECT_TIMEOUT, frame::read(&mut recv)).await {
-        Ok(Ok((KIND_HELLO, _))) => {}
-        _ => {
-            conn.close(net::close::PROTOCOL.into(), b"expected hello");
-            return;
-        }
-    }
-    run(shared, conn, peer, peer, send, recv).await;
+    let hello = match tokio::time::timeout(CONNECT_TIMEOUT, frame::read_max(&mut recv, 64)).await {
+        Ok(Ok((KIND_HELLO, body))) => parse_hello(&body),
+        _ => None,
+    };
+    let Some(incarnation) = hello else {
+        conn.close(net::close::PROTOCOL.into(), b"expected hello");
+        return;
+    };
+    run(shared, conn, peer, peer, incarnation, send, recv).await;
 }
 
-fn register(shared: &Shared, peer: MachineId, conn: &Connection, dialer: MachineId) -> Option<u64> {
+/// The hello's body: the sender's incarnation (u64 big-endian).
+fn hello(shared: &Shared) -> [u8; 8] {
+    shared.incarnation.to_be_bytes()
+}
+
+fn parse_hello(body: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(body).ok().map(u64::from_be_bytes)
+}
+
+fn register(
+    shared: &Shared,
+    peer: MachineId,
+    conn: &Connection,
+    dialer: MachineId,
+    incarnation: u64,
+) -> Option<u64> {
     static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let mut sessions = lock(&shared.sessions);
     // Checked under the sessions lock: `shutdown` sets the flag before it collects the
@@ -123,7 +140,17 @@ fn register(shared: &Shared, peer: MachineId, conn: &Connection, dialer: Machine
         return None;
     }
     if let Some(old) = sessions.get(&peer) {
-        if old.dialer < dialer && old.conn.close_reason().is_none() {
+        let existing = link::Registered {
+            dialer: old.dialer,
+            alive: old.conn.close_reason().is_none(),
+            incarnation: old.incarnation,
+        };
+        let new = link::Registered {
+            dialer,
+            alive: true,
+            incarnation,
+        };
+        if link::keep_existing(existing, new) {
             conn.close(net::close::DUPLICATE.into(), b"duplicate connection");
             return None;
         }
@@ -138,6 +165,7 @@ fn register(shared: &Shared, peer: MachineId, conn: &Connection, dialer: Machine
         SessionHandle {
             conn: conn.clone(),
             dialer,
+            incarnation,
             serial,
         },
     );
@@ -159,10 +187,11 @@ async fn run(
     conn: Connection,
     peer: MachineId,
     dialer: MachineId,
+    incarnation: u64,
     mut send: SendStream,
     mut recv: RecvStream,
 ) {
-    let Some(serial) = register(&shared, peer, &conn, dialer) else {
+    let Some(serial) = register(&shared, peer, &conn, dialer, incarnation) else {
         return;
     };
     tracing::info!(peer = %peer.short(), "connected");
@@ -177,20 +206,19 @@ async fn run(
         machine: peer.to_string(),
     });
     let mut changed = shared.changed.subscribe();
-    let mut states: HashMap<DocKey, State> = HashMap::new();
+    let mut session = SyncSession::new(peer, dialer == shared.me);
     let mut shutdown = shared.shutdown.subscribe();
-    let mut in_sync = false;
     let result: Result<(), String> = async {
-        // Only the dialer opens the documents; the acceptor answers. If both opened,
-        // each side would answer the other's opening and its reply with the whole
-        // document: Automerge sync assumes one request and one response at a time.
+        if dialer != shared.me {
+            frame::write(&mut send, KIND_HELLO, &hello(&shared))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         if shared.gossip {
             send_addrs(&shared, peer, &mut send).await?;
         }
-        if dialer == shared.me {
-            let out = generate_all(&shared, peer, &mut states);
-            send_all(&mut send, out).await?;
-        }
+        let step = session.start(&mut lock(&shared.machine));
+        send_all(&mut send, step.send).await?;
         loop {
             tokio::select! {
                 r = frame::read(&mut recv) => {
@@ -218,37 +246,32 @@ async fn run(
                         return Err("malformed sync frame".into());
                     };
                     let t0 = Instant::now();
-                    let (out, changes) = receive(&shared, peer, key, msg, &mut states)?;
-                    tracing::debug!(peer = %peer.short(), ?key, bytes = msg.len(), replies = out.len(), changes = changes.len(), took = ?t0.elapsed(), "sync frame");
-                    send_all(&mut send, out).await?;
-                    if !changes.is_empty() {
+                    let step = session
+                        .on_frame(&mut lock(&shared.machine), key, msg)
+                        .map_err(|e| e.to_string())?;
+                    tracing::debug!(peer = %peer.short(), ?key, bytes = msg.len(), replies = step.send.len(), took = ?t0.elapsed(), "sync frame");
+                    send_all(&mut send, step.send).await?;
+                    if let Some((key, changes)) = step.changed {
                         shared.announce(key, &changes);
                     }
-                    if key == DocKey::Mesh && !changes.is_empty() {
-                        // New members: their documents join the session.
-                        let out = generate_all(&shared, peer, &mut states);
-                        send_all(&mut send, out).await?;
-                    }
-                    update_presence(&shared, peer, &mut states, &mut in_sync);
+                    update_presence(&shared, &mut session);
                 }
                 r = changed.recv() => {
-                    let out = match r {
+                    let step = match r {
                         Ok(key) => {
                             if key == DocKey::Mesh && shared.gossip {
                                 // New members: tell the peer where they are.
                                 send_addrs(&shared, peer, &mut send).await?;
                             }
-                            let mut m = lock(&shared.machine);
-                            let st = states.entry(key).or_insert_with(|| m.sync_state(peer, key));
-                            m.generate_sync(key, st).map(|msg| vec![(key, msg)]).unwrap_or_default()
+                            session.on_local_change(&mut lock(&shared.machine), key)
                         }
-                        Err(broadcast_lagged) => {
-                            tracing::debug!("change notifications lagged: {broadcast_lagged}; syncing everything");
-                            generate_all(&shared, peer, &mut states)
+                        Err(lagged) => {
+                            tracing::debug!("change notifications lagged: {lagged}; syncing everything");
+                            session.on_lagged(&mut lock(&shared.machine))
                         }
                     };
-                    send_all(&mut send, out).await?;
-                    update_presence(&shared, peer, &mut states, &mut in_sync);
+                    send_all(&mut send, step.send).await?;
+                    update_presence(&shared, &mut session);
                 }
                 _ = stopping(&mut shutdown) => return Ok(()),
                 e = conn.closed() => return Err(e.to_string()),
@@ -260,7 +283,7 @@ async fn run(
         tracing::info!(peer = %peer.short(), "disconnected: {e}");
     }
     // Store what we share, so a reconnect sends only what is missing.
-    let encoded: Vec<(DocKey, Vec<u8>)> = states.iter().map(|(k, s)| (*k, s.encode())).collect();
+    let encoded = session.encoded_states();
     let last_seen = now_secs().max(0) as u64;
     {
         let mut m = lock(&shared.machine);
@@ -305,74 +328,19 @@ async fn run(
     shared.session_changed.notify_waiters();
 }
 
-type Outgoing = Vec<(DocKey, Vec<u8>)>;
-
-fn generate_all(shared: &Shared, peer: MachineId, states: &mut HashMap<DocKey, State>) -> Outgoing {
-    let mut m = lock(&shared.machine);
-    let mut out = Vec::new();
-    for key in m.sync_keys() {
-        let st = states.entry(key).or_insert_with(|| m.sync_state(peer, key));
-        if let Some(msg) = m.generate_sync(key, st) {
-            out.push((key, msg));
-        }
-    }
-    out
-}
-
-fn receive(
-    shared: &Shared,
-    peer: MachineId,
-    key: DocKey,
-    msg: &[u8],
-    states: &mut HashMap<DocKey, State>,
-) -> Result<(Outgoing, Vec<crate::machine::DocChange>), String> {
-    let mut m = lock(&shared.machine);
-    let st = states.entry(key).or_insert_with(|| m.sync_state(peer, key));
-    let changes = match m.receive_sync(peer, key, st, msg) {
-        Ok(c) => c,
-        Err(SyncError::UnknownDoc) => return Ok((Vec::new(), Vec::new())),
-        Err(SyncError::Refused(e)) => return Err(format!("refused a sync message: {e}")),
-        Err(SyncError::Machine(e)) => return Err(format!("cannot store synced changes: {e}")),
-    };
-    let st = states.entry(key).or_insert_with(State::new);
-    let out = m
-        .generate_sync(key, st)
-        .map(|reply| vec![(key, reply)])
-        .unwrap_or_default();
-    Ok((out, changes))
-}
-
-fn update_presence(
-    shared: &Shared,
-    peer: MachineId,
-    states: &mut HashMap<DocKey, State>,
-    in_sync: &mut bool,
-) {
-    let (now_in_sync, pending) = {
-        let mut m = lock(&shared.machine);
-        let in_sync = m.sync_keys().into_iter().all(|k| {
-            let ours = m.heads(k);
-            states
-                .get(&k)
-                .is_some_and(|s| s.their_heads.as_ref() == Some(&ours) && s.shared_heads == ours)
-        });
-        let own = DocKey::Machine(shared.me);
-        let shared_heads = states.get(&own).map(|s| s.shared_heads.clone());
-        let pending = m.unacknowledged(peer, shared_heads.as_deref());
-        (in_sync, pending)
-    };
+fn update_presence(shared: &Shared, session: &mut SyncSession) {
+    let (in_sync, pending, flipped) = session.sync_status(&mut lock(&shared.machine));
     {
         let mut p = lock(&shared.presence);
-        let e = p.entry(peer).or_default();
+        let e = p.entry(session.peer()).or_default();
         e.last_seen = now_secs().max(0) as u64;
-        e.in_sync = now_in_sync;
+        e.in_sync = in_sync;
         e.pending = pending;
     }
-    if now_in_sync != *in_sync {
-        *in_sync = now_in_sync;
+    if let Some(in_sync) = flipped {
         shared.emit(Event::SyncState {
-            machine: peer.to_string(),
-            in_sync: now_in_sync,
+            machine: session.peer().to_string(),
+            in_sync,
         });
     }
 }
@@ -399,7 +367,7 @@ async fn send_addrs(shared: &Shared, peer: MachineId, send: &mut SendStream) -> 
         .map_err(|e| e.to_string())
 }
 
-async fn send_all(send: &mut SendStream, out: Outgoing) -> Result<(), String> {
+async fn send_all(send: &mut SendStream, out: crate::proto::sync::Outgoing) -> Result<(), String> {
     for (key, msg) in out {
         tracing::debug!(?key, bytes = msg.len(), "send sync frame");
         frame::write(send, KIND_SYNC, &encode_sync(key, &msg))
@@ -411,7 +379,7 @@ async fn send_all(send: &mut SendStream, out: Outgoing) -> Result<(), String> {
 
 /// Dials one member forever (while it stays a member), with backoff and jitter.
 pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = link::Backoff::new();
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         if *shutdown.borrow() {
@@ -450,36 +418,49 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
                 .connect(addr, SYNC_ALPN)
                 .await
                 .map_err(|e| e.to_string())?;
-            let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-            frame::write(&mut send, KIND_HELLO, &[])
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+            frame::write(&mut send, KIND_HELLO, &hello(&shared))
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>((conn, send, recv))
+            // The acceptor answers with its own hello once it registered the
+            // connection (it closes it instead when the tie-break keeps another).
+            let incarnation = match frame::read_max(&mut recv, 64).await {
+                Ok((KIND_HELLO, body)) => parse_hello(&body).ok_or("malformed hello")?,
+                Ok(_) => return Err("expected hello".to_string()),
+                Err(e) => return Err(e.to_string()),
+            };
+            Ok::<_, String>((conn, incarnation, send, recv))
         };
         let attempt = tokio::select! {
             r = tokio::time::timeout(CONNECT_TIMEOUT, attempt) => r,
             _ = stopping(&mut shutdown) => return,
         };
         match attempt {
-            Ok(Ok((conn, send, recv))) => {
-                run(shared.clone(), conn, peer, shared.me, send, recv).await;
-                if started.elapsed() > Duration::from_secs(10) {
-                    backoff = BACKOFF_MIN;
+            Ok(Ok((conn, incarnation, send, recv))) => {
+                run(
+                    shared.clone(),
+                    conn,
+                    peer,
+                    shared.me,
+                    incarnation,
+                    send,
+                    recv,
+                )
+                .await;
+                if started.elapsed() > link::Backoff::HEALTHY {
+                    backoff.reset();
                 }
             }
             Ok(Err(e)) => tracing::debug!(peer = %peer.short(), "dial failed: {e}"),
             Err(_) => tracing::debug!(peer = %peer.short(), "dial timed out"),
         }
-        // Jitter: 80%..120% of the backoff, so machines restarted together do not
-        // dial in lockstep.
-        let mut r = [0u8; 1];
-        let _ = getrandom::fill(&mut r);
-        let wait = backoff.mul_f64(0.8 + 0.4 * f64::from(r[0]) / 255.0);
+        let mut jitter = [0u8; 1];
+        let _ = getrandom::fill(&mut jitter);
+        let wait = backoff.next_wait(jitter[0]);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stopping(&mut shutdown) => return,
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 

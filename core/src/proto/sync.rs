@@ -1,0 +1,213 @@
+//! One side of a sync session as a state machine: inputs (the session starts, a frame
+//! arrives, a document changed locally or through another session) go in, outputs
+//! (sync messages to send, document changes to announce) come out. No sockets, no
+//! timers, no locks: the driver in `peer/session.rs` moves the bytes, and the
+//! simulation tests (`proto/sim.rs`) drive many of these through a lossy in-memory
+//! network.
+//!
+//! Invariants (each one a bug that was found, see the tests):
+//! 1. Only the dialer opens the documents both sides know at the start. If both
+//!    opened, each side would answer the other's opening *and* its reply with the
+//!    whole document (Automerge sync assumes one request and one response at a time).
+//! 2. A document this side comes to share *during* the session (a member it learns of
+//!    later) is opened by this side, whichever side dialed, as soon as the mesh may have
+//!    changed: a mesh frame (with or without new changes) or a local mesh change. The
+//!    peer cannot be relied on to open it: its messages for a document we did not know
+//!    yet were dropped, and the mesh change may have reached us through another session
+//!    (issue 16: a machine learned of a new member on a connection that was then closed
+//!    as a duplicate, and its surviving session never asked for the new member's
+//!    document: the document stalled until the next reconnect).
+//! 3. A message for a document we do not share is dropped without an answer (the peer
+//!    is ahead of us on the mesh; invariant 2 opens it once we catch up).
+
+use crate::identity::MachineId;
+use crate::machine::{DocChange, DocKey, Machine, SyncError};
+use automerge::sync::State;
+use std::collections::{HashMap, HashSet};
+
+/// Sync messages to send, in order: `(document, encoded Automerge sync message)`.
+pub(crate) type Outgoing = Vec<(DocKey, Vec<u8>)>;
+
+/// What one input produced.
+#[derive(Debug, Default)]
+pub(crate) struct Step {
+    /// Frames to send to the peer, in order.
+    pub(crate) send: Outgoing,
+    /// A document that changed here, with what changed (for events and other sessions).
+    pub(crate) changed: Option<(DocKey, Vec<DocChange>)>,
+}
+
+/// Why the session must end.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum SessionError {
+    /// The peer sent a sync message we refuse (malformed, or changes its author may not
+    /// make): the document is left as stored.
+    #[error("refused a sync message for {key:?}: {source}")]
+    Refused {
+        /// The document.
+        key: DocKey,
+        /// Why.
+        source: crate::tracked::ReceiveError,
+    },
+    /// Storing the synced changes failed.
+    #[error("cannot store synced changes: {source}")]
+    Store {
+        /// The store error.
+        source: crate::machine::Error,
+    },
+}
+
+/// One side of a session with `peer`.
+#[derive(Debug)]
+pub(crate) struct SyncSession {
+    peer: MachineId,
+    dialer: bool,
+    /// Automerge sync state per document, loaded from the store when first touched.
+    states: HashMap<DocKey, State>,
+    /// Documents opened in this session (by either side). See invariant 2.
+    opened: HashSet<DocKey>,
+    in_sync: bool,
+}
+
+impl SyncSession {
+    /// A session with `peer`; `dialer` when this side opened the connection.
+    pub(crate) fn new(peer: MachineId, dialer: bool) -> SyncSession {
+        SyncSession {
+            peer,
+            dialer,
+            states: HashMap::new(),
+            opened: HashSet::new(),
+            in_sync: false,
+        }
+    }
+
+    /// The peer.
+    pub(crate) fn peer(&self) -> MachineId {
+        self.peer
+    }
+
+    /// The session starts: the dialer opens every shared document (invariant 1); the
+    /// acceptor leaves the documents known now to the dialer's openings.
+    pub(crate) fn start(&mut self, m: &mut Machine) -> Step {
+        let keys = m.sync_keys();
+        let mut step = Step::default();
+        if self.dialer {
+            for key in keys {
+                self.open(m, key, &mut step.send);
+            }
+        } else {
+            self.opened.extend(keys);
+        }
+        step
+    }
+
+    /// A sync frame for `key` arrived.
+    pub(crate) fn on_frame(
+        &mut self,
+        m: &mut Machine,
+        key: DocKey,
+        msg: &[u8],
+    ) -> Result<Step, SessionError> {
+        let mut step = Step::default();
+        let peer = self.peer;
+        let st = self
+            .states
+            .entry(key)
+            .or_insert_with(|| m.sync_state(peer, key));
+        let changes = match m.receive_sync(peer, key, st, msg) {
+            Ok(c) => c,
+            Err(SyncError::UnknownDoc) => {
+                // Invariant 3. Do not keep a state for it either: an opening later
+                // must start fresh.
+                self.states.remove(&key);
+                return Ok(step);
+            }
+            Err(SyncError::Refused(source)) => return Err(SessionError::Refused { key, source }),
+            Err(SyncError::Machine(source)) => return Err(SessionError::Store { source }),
+        };
+        self.opened.insert(key);
+        if let Some(st) = self.states.get_mut(&key) {
+            if let Some(reply) = m.generate_sync(key, st) {
+                step.send.push((key, reply));
+            }
+        }
+        if key == DocKey::Mesh {
+            self.open_new(m, &mut step.send);
+        }
+        if !changes.is_empty() {
+            step.changed = Some((key, changes));
+        }
+        Ok(step)
+    }
+
+    /// `key` changed here (a local edit, or changes received by another session).
+    pub(crate) fn on_local_change(&mut self, m: &mut Machine, key: DocKey) -> Step {
+        let mut step = Step::default();
+        self.open(m, key, &mut step.send);
+        if key == DocKey::Mesh {
+            self.open_new(m, &mut step.send);
+        }
+        step
+    }
+
+    /// Change notifications were lost (the driver's channel lagged): say whatever there
+    /// is to say about every document.
+    pub(crate) fn on_lagged(&mut self, m: &mut Machine) -> Step {
+        let mut step = Step::default();
+        for key in m.sync_keys() {
+            self.open(m, key, &mut step.send);
+        }
+        step
+    }
+
+    /// Opens the shared documents this session has not opened yet (invariant 2).
+    fn open_new(&mut self, m: &mut Machine, out: &mut Outgoing) {
+        for key in m.sync_keys() {
+            if !self.opened.contains(&key) {
+                self.open(m, key, out);
+            }
+        }
+    }
+
+    /// Says what there is to say about `key` (its opening, if this session has not
+    /// touched it yet) and marks it opened.
+    fn open(&mut self, m: &mut Machine, key: DocKey, out: &mut Outgoing) {
+        if !m.is_shared(key) {
+            return;
+        }
+        self.opened.insert(key);
+        let peer = self.peer;
+        let st = self
+            .states
+            .entry(key)
+            .or_insert_with(|| m.sync_state(peer, key));
+        if let Some(msg) = m.generate_sync(key, st) {
+            out.push((key, msg));
+        }
+    }
+
+    /// Whether both sides hold the same heads of every shared document, and how many
+    /// changes to this machine's document the peer has not acknowledged. Returns the
+    /// new `in_sync` when it changed since the last call.
+    pub(crate) fn sync_status(&mut self, m: &mut Machine) -> (bool, usize, Option<bool>) {
+        let in_sync = m.sync_keys().into_iter().all(|k| {
+            let ours = m.heads(k);
+            self.states
+                .get(&k)
+                .is_some_and(|s| s.their_heads.as_ref() == Some(&ours) && s.shared_heads == ours)
+        });
+        let own = DocKey::Machine(m.id());
+        let shared_heads = self.states.get(&own).map(|s| s.shared_heads.clone());
+        let pending = m.unacknowledged(self.peer, shared_heads.as_deref());
+        let flipped = (in_sync != self.in_sync).then_some(in_sync);
+        self.in_sync = in_sync;
+        (in_sync, pending, flipped)
+    }
+
+    /// The sync states to store when the session ends, so a reconnect sends only what
+    /// is missing.
+    pub(crate) fn encoded_states(&self) -> Vec<(DocKey, Vec<u8>)> {
+        self.states.iter().map(|(k, s)| (*k, s.encode())).collect()
+    }
+}
