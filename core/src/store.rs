@@ -168,8 +168,25 @@ fn cache_key(project: &str, spec: &str) -> String {
 
 impl Store {
     /// Opens (creating if absent) the store at `path`, checking its integrity and
-    /// format version.
+    /// format version. A store held by another process is waited for, at most
+    /// [`Store::OPEN_WAIT`]: a read-only command (`status` in a status bar's loop) holds
+    /// it for milliseconds, and `up` must not fail because it started at that moment.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let deadline = std::time::Instant::now() + Self::OPEN_WAIT;
+        loop {
+            match Self::open_once(path) {
+                Err(StoreError::InUse { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// How long [`Store::open`] waits for another process to release the store.
+    pub const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+    fn open_once(path: &Path) -> Result<Store, StoreError> {
         let p = path.to_path_buf();
         // redb checks page checksums with this on; without it a damaged file may panic.
         // The panic guard is belt and braces: a damaged store must be an error.

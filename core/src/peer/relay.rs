@@ -29,15 +29,15 @@ pub(crate) fn ca_config(options: &PeerOptions) -> Result<CaTlsConfig, PeerError>
     Ok(config)
 }
 
-/// How often a failing relay is checked again (a refused token may be fixed on the relay).
-const RECHECK: Duration = Duration::from_secs(60);
-
-/// Checks every relay at start, and a failing one every minute until it accepts us;
+/// Checks every relay at start, and a failing one again with backoff (0.25 s doubling up
+/// to 30 s: a relay still starting, or a refused token fixed on the relay) until it
+/// accepts us;
 /// reports each result as [`Event::RelayStatus`]. A relay that accepted us is not
 /// probed again: a probe is a second connection with our key, which briefly takes over
 /// the endpoint's own relay connection.
 pub(crate) async fn watch(shared: Arc<Shared>, options: PeerOptions, secret: iroh::SecretKey) {
     let mut last: Vec<Option<String>> = vec![None; options.relays.len()];
+    let mut backoff = crate::proto::link::Backoff::new();
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         for (i, url) in options.relays.iter().enumerate() {
@@ -65,8 +65,10 @@ pub(crate) async fn watch(shared: Arc<Shared>, options: PeerOptions, secret: iro
         if last.iter().all(|l| l.as_deref() == Some("")) {
             return;
         }
+        let mut jitter = [0u8; 1];
+        let _ = getrandom::fill(&mut jitter);
         tokio::select! {
-            _ = tokio::time::sleep(RECHECK) => {}
+            _ = tokio::time::sleep(backoff.next_wait(jitter[0])) => {}
             _ = stopping(&mut shutdown) => return,
         }
     }

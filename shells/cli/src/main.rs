@@ -108,16 +108,46 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Gets the reply to `req`: from the running peer if there is one, else from the store.
+/// A peer that starts while we wait for its store is asked instead.
 fn request(home: &Path, req: Request, json: bool) -> anyhow::Result<Reply> {
     if control::is_running(home) {
-        let timeout = match req {
-            Request::Join { .. } | Request::Scan | Request::ProjectAdd { .. } => {
-                Duration::from_secs(120)
-            }
-            _ => Duration::from_secs(30),
-        };
-        return Ok(control::call(home, &req, timeout)?);
+        return daemon_call(home, &req);
     }
+    match local_request(home, req.clone(), json) {
+        Err(e) if store_in_use(&e) && control::is_running(home) => daemon_call(home, &req),
+        other => other,
+    }
+}
+
+fn daemon_call(home: &Path, req: &Request) -> anyhow::Result<Reply> {
+    let timeout = match req {
+        Request::Join { .. } | Request::Scan | Request::ProjectAdd { .. } => {
+            Duration::from_secs(120)
+        }
+        _ => Duration::from_secs(30),
+    };
+    Ok(control::call(home, req, timeout)?)
+}
+
+/// The store is held by another process (the error's kind, not its text).
+fn store_in_use(e: &anyhow::Error) -> bool {
+    use leanspec_peer_core::store::StoreError;
+    let in_use = |m: &leanspec_peer_core::Error| {
+        matches!(
+            m,
+            leanspec_peer_core::Error::Store(StoreError::InUse { .. })
+        )
+    };
+    e.downcast_ref::<leanspec_peer_core::Error>()
+        .is_some_and(in_use)
+        || matches!(
+            e.downcast_ref::<leanspec_peer_core::peer::PeerError>(),
+            Some(leanspec_peer_core::peer::PeerError::Machine(m)) if in_use(m)
+        )
+}
+
+/// Answers `req` from the store, with no peer running.
+fn local_request(home: &Path, req: Request, json: bool) -> anyhow::Result<Reply> {
     match req {
         Request::Invite { .. } => bail!(
             "`invite` needs the peer running: start `leanspec-peer up` first, then run invite again"
@@ -407,6 +437,11 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
     };
     let rt = runtime()?;
     rt.block_on(async move {
+        // Handlers first: a supervisor may send SIGTERM as soon as it sees the ready
+        // line, and the default action would kill us without a clean stop.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
         let port_store = home.to_path_buf();
         let peer = match Peer::start(m, options.clone()).await {
             Ok(p) => p,
@@ -471,9 +506,8 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
                 eprintln!("leanspec-peer: {}", reply::event_text(&ev));
             }
         });
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupt.recv() => {}
             _ = term.recv() => {}
         }
         eprintln!("leanspec-peer: stopping");

@@ -93,3 +93,49 @@ fn a_killed_and_restarted_machine_is_caught_up_at_once() {
         assert!(d.stop().success());
     }
 }
+
+/// `up` must not fail because a read-only command holds the store at that moment (a
+/// status bar polling `status`): it waits for the store, bounded. Starts `up`
+/// `LEANSPEC_UP_TRIALS` times (default 20) while another thread runs `status` in a
+/// tight loop.
+#[test]
+fn up_starts_while_status_polls_the_store() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let trials: usize = std::env::var("LEANSPEC_UP_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let dirs = MachineDirs::with_spec("001-alpha", "planned");
+    assert!(cli(dirs.home(), &["init"]).status.success());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (polls, poll_failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let poller = {
+        let home = dirs.home().to_path_buf();
+        let (stop, polls, poll_failures) = (stop.clone(), polls.clone(), poll_failures.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if !cli(&home, &["status"]).status.success() {
+                    poll_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                polls.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    for _ in 0..trials {
+        // `start` panics if `up` exits before it serves (e.g. "the store is in use").
+        let d = Daemon::start(dirs.home(), dirs.project(), "alpha");
+        assert!(d.stop().success());
+    }
+    stop.store(true, Ordering::Relaxed);
+    poller.join().expect("poller");
+    println!(
+        "{trials} starts of up while status ran {} times ({} status failures)",
+        polls.load(Ordering::Relaxed),
+        poll_failures.load(Ordering::Relaxed)
+    );
+    assert!(
+        polls.load(Ordering::Relaxed) > trials,
+        "status did not run concurrently"
+    );
+}
