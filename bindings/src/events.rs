@@ -200,10 +200,14 @@ pub struct Subscription {
 impl Subscription {
     pub(crate) fn spawn(
         runtime: &tokio::runtime::Handle,
+        earlier: Vec<Event>,
         mut events: broadcast::Receiver<Event>,
         listener: std::sync::Arc<dyn EventListener>,
     ) -> Subscription {
         let task = runtime.spawn(async move {
+            for e in earlier {
+                listener.on_event(e.into());
+            }
             loop {
                 match events.recv().await {
                     Ok(e) => listener.on_event(e.into()),

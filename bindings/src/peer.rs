@@ -416,14 +416,17 @@ impl Peer {
         })
     }
 
-    /// Delivers events to `listener` until the returned handle is cancelled or dropped.
+    /// Delivers events to `listener` until the returned handle is cancelled or dropped,
+    /// starting with each relay's last status (its first check may finish before this
+    /// call).
     pub fn subscribe(
         &self,
         listener: Arc<dyn EventListener>,
     ) -> Result<Arc<Subscription>, PeerError> {
-        let events = self.running()?.subscribe();
+        let (earlier, events) = self.running()?.subscribe_with_state();
         Ok(Arc::new(Subscription::spawn(
             self.runtime.handle(),
+            earlier,
             events,
             listener,
         )))

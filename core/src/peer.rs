@@ -162,7 +162,8 @@ pub enum Event {
         /// The payload, as sent.
         payload: String,
     },
-    /// A relay's reachability changed (checked at start and every minute).
+    /// A relay's reachability changed (checked at start, a failing one again with
+    /// backoff). [`Peer::subscribe_with_state`] also gives each relay's last status.
     RelayStatus {
         /// Relay URL.
         relay: String,
@@ -254,6 +255,10 @@ pub(crate) struct Shared {
     /// added / renamed / revoked events.
     pub(crate) members_seen: Mutex<HashMap<MachineId, (String, bool)>>,
     pub(crate) relays: Vec<String>,
+    /// The last [`Event::RelayStatus`] of each relay: a state, not only a change, so a
+    /// host that subscribes after the first check still learns it (see
+    /// [`Peer::subscribe_with_state`]).
+    pub(crate) relay_states: Mutex<std::collections::BTreeMap<String, Event>>,
     pub(crate) advertise: bool,
     pub(crate) gossip: bool,
     pub(crate) op_timeout: Duration,
@@ -299,6 +304,20 @@ impl Shared {
 
     pub(crate) fn emit(&self, e: Event) {
         let _ = self.events.send(e);
+    }
+
+    /// Records and emits a relay's status. Emitted under the lock that
+    /// [`Peer::subscribe_with_state`] takes, so a subscriber sees each status exactly once:
+    /// in its snapshot or as an event.
+    pub(crate) fn emit_relay_status(&self, relay: &str, connected: bool, error: String) {
+        let e = Event::RelayStatus {
+            relay: relay.to_string(),
+            connected,
+            error,
+        };
+        let mut states = lock(&self.relay_states);
+        states.insert(relay.to_string(), e.clone());
+        self.emit(e);
     }
 
     /// Announces changes: events for hosts, document keys for sessions.
@@ -549,6 +568,7 @@ impl Peer {
             dialers: Mutex::new(HashSet::new()),
             members_seen: Mutex::new(members_seen),
             relays: options.relays.clone(),
+            relay_states: Mutex::new(Default::default()),
             advertise: options.advertise,
             gossip: options.gossip_addresses,
             op_timeout: options.op_timeout,
@@ -606,6 +626,17 @@ impl Peer {
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
+    }
+
+    /// Events from now on, plus the current state that earlier events reported and that
+    /// a host starting to listen now would otherwise miss (each relay's last
+    /// [`Event::RelayStatus`]: the first check can finish before the host subscribes).
+    /// Nothing is reported twice: the snapshot and the subscription are taken under the
+    /// lock the emitter holds.
+    pub fn subscribe_with_state(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let states = lock(&self.shared.relay_states);
+        let rx = self.shared.events.subscribe();
+        (states.values().cloned().collect(), rx)
     }
 
     /// Presence of every other known machine.

@@ -166,6 +166,20 @@ pub fn key_span(lines: &[String], key: &str) -> Vec<String> {
 /// How long a network test waits for a condition.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Sends the core's logs to the test's captured output (shown for failed tests) when
+/// `LEANSPEC_TEST_LOG` holds a filter, e.g. `leanspec_peer_core=debug`.
+pub fn logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("LEANSPEC_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// Waits until `cond` holds, re-checking on every event of `peer` (and every 250 ms),
 /// at most [`WAIT`]. Panics with `what` on timeout.
 pub async fn wait_until(
@@ -173,6 +187,7 @@ pub async fn wait_until(
     what: &str,
     mut cond: impl FnMut() -> bool,
 ) {
+    logs();
     let mut events = peer.subscribe();
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond() {

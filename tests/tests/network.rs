@@ -37,6 +37,7 @@ async fn node(label: &str) -> Node {
 }
 
 async fn node_with(label: &str, options: PeerOptions) -> Node {
+    leanspec_peer_tests::logs();
     let project = TempProject::new();
     project.write("001-first", spec_text("planned", &format!("{label} first")));
     let home = tempfile::tempdir().expect("home");

@@ -2,7 +2,7 @@
 //! that turns a refusal (wrong or missing token, not on the allowlist, bad certificate)
 //! into an event and a log line that say what to do. iroh itself only retries quietly.
 
-use super::{Event, PeerError, PeerOptions, Shared, stopping};
+use super::{PeerError, PeerOptions, Shared, stopping};
 use iroh::tls::CaTlsConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -54,11 +54,7 @@ pub(crate) async fn watch(shared: Arc<Shared>, options: PeerOptions, secret: iro
                 } else {
                     tracing::warn!(relay = %url, "relay problem: {error}");
                 }
-                shared.emit(Event::RelayStatus {
-                    relay: url.clone(),
-                    connected: error.is_empty(),
-                    error: error.clone(),
-                });
+                shared.emit_relay_status(url, error.is_empty(), error.clone());
                 last[i] = Some(error);
             }
         }

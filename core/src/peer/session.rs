@@ -250,10 +250,15 @@ async fn run(
                         .on_frame(&mut lock(&shared.machine), key, msg)
                         .map_err(|e| e.to_string())?;
                     tracing::debug!(peer = %peer.short(), ?key, bytes = msg.len(), replies = step.send.len(), took = ?t0.elapsed(), "sync frame");
-                    send_all(&mut send, step.send).await?;
+                    // Announce before sending: the changes are stored already, and a
+                    // send that fails (this connection lost, or closed as a duplicate)
+                    // must not keep other sessions and the host from hearing of them.
+                    // Announcing after the send stalled a third machine until the next
+                    // unrelated change (issue 16, second cause).
                     if let Some((key, changes)) = step.changed {
                         shared.announce(key, &changes);
                     }
+                    send_all(&mut send, step.send).await?;
                     update_presence(&shared, &mut session);
                 }
                 r = changed.recv() => {

@@ -500,7 +500,10 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        let mut events = peer.subscribe();
+        let (earlier, mut events) = peer.subscribe_with_state();
+        for ev in &earlier {
+            eprintln!("leanspec-peer: {}", reply::event_text(ev));
+        }
         let log = tokio::spawn(async move {
             while let Ok(ev) = events.recv().await {
                 eprintln!("leanspec-peer: {}", reply::event_text(&ev));
