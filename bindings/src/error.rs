@@ -67,6 +67,7 @@ impl From<core::ErrorKind> for ErrorKind {
             core::ErrorKind::Store => ErrorKind::Store,
             core::ErrorKind::Io => ErrorKind::Io,
             core::ErrorKind::Network => ErrorKind::Network,
+            core::ErrorKind::NotRunning => ErrorKind::NotRunning,
         }
     }
 }

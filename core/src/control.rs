@@ -5,6 +5,7 @@
 //! The same [`Request`]s are answered without a daemon by [`handle_local`] on a
 //! [`Machine`] opened directly, so every command prints the same thing either way.
 
+use crate::ErrorKind;
 use crate::identity::MachineId;
 use crate::machine::{
     Machine, MachineRow, MachineSummary, Project, ProjectScan, ScanReport, SpecFilter, SpecRow,
@@ -223,9 +224,57 @@ pub enum Reply {
     Audit(Vec<AuditRecord>),
     /// The request failed; the message says what to do.
     Error {
+        /// What kind of failure (scripts branch on it; the CLI's exit code follows it).
+        kind: ErrorKind,
         /// What went wrong.
         message: String,
     },
+}
+
+/// A failed request: its kind and what to do. Kept typed up to the control socket, so
+/// a host never classifies a failure by its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The kind.
+    pub kind: ErrorKind,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// This failure as a reply.
+    pub fn into_reply(self) -> Reply {
+        Reply::Error {
+            kind: self.kind,
+            message: self.message,
+        }
+    }
+}
+
+impl From<crate::machine::Error> for Failure {
+    fn from(e: crate::machine::Error) -> Failure {
+        Failure::new(e.kind(), e.to_string())
+    }
+}
+
+impl From<crate::peer::PeerError> for Failure {
+    fn from(e: crate::peer::PeerError) -> Failure {
+        Failure::new(e.kind(), e.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Failure {
+        crate::machine::Error::from(e).into()
+    }
 }
 
 /// Control socket errors (client side).
@@ -247,8 +296,8 @@ pub fn handle_local(
     presence: &HashMap<MachineId, Presence>,
     req: Request,
     running: bool,
-) -> Result<Reply, String> {
-    let e = |e: crate::machine::Error| e.to_string();
+) -> Result<Reply, Failure> {
+    let e = Failure::from;
     Ok(match req {
         Request::Specs { filter } => Reply::Specs(m.specs(&filter).map_err(e)?),
         Request::Show {
@@ -275,20 +324,26 @@ pub fn handle_local(
         Request::Revoke { machine } => {
             let id = m.find_machine(&machine).map_err(e)?;
             if id == m.id() {
-                return Err("a machine cannot revoke itself; revoke it from another member".into());
+                return Err(Failure::new(
+                    ErrorKind::InvalidArgument,
+                    "a machine cannot revoke itself; revoke it from another member",
+                ));
             }
             m.revoke_machine(id).map_err(e)?;
             Reply::Done
         }
         Request::Audit { limit } => {
-            Reply::Audit(crate::ops::audit::read(m, limit).map_err(|x| x.to_string())?)
+            Reply::Audit(crate::ops::audit::read(m, limit).map_err(Failure::from)?)
         }
         Request::Invite { .. }
         | Request::Join { .. }
         | Request::Events
         | Request::Edit { .. }
         | Request::ExecRequest { .. } => {
-            return Err("this needs the network: start the peer (`leanspec-peer up`)".into());
+            return Err(Failure::new(
+                ErrorKind::NotRunning,
+                "this needs the network: start the peer (`leanspec-peer up`)",
+            ));
         }
     })
 }
@@ -367,34 +422,30 @@ pub async fn handle(peer: &Peer, req: Request) -> Reply {
                 reusable: t.reusable,
                 ticket: t.to_string(),
             })
-            .map_err(|e| e.to_string()),
+            .map_err(Failure::from),
         Request::Join { ticket } => match ticket.parse::<crate::net::Ticket>() {
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(Failure::new(ErrorKind::Ticket, e.to_string())),
             Ok(t) => match peer.join(&t).await {
                 Ok(j) => Ok(Reply::Joined {
                     inviter: j.inviter,
                     inviter_label: peer.with_machine(|m| m.machine_label(j.inviter)),
                     members: j.members,
                 }),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(Failure::from(e)),
             },
         },
         Request::Rename { machine, label } => peer
             .with_machine(|m| m.find_machine(&machine))
-            .map_err(|e| e.to_string())
+            .map_err(Failure::from)
             .and_then(|id| {
                 peer.rename(id, &label)
                     .map(|_| Reply::Done)
-                    .map_err(|e| e.to_string())
+                    .map_err(Failure::from)
             }),
         Request::Revoke { machine } => peer
             .with_machine(|m| m.find_machine(&machine))
-            .map_err(|e| e.to_string())
-            .and_then(|id| {
-                peer.revoke(id)
-                    .map(|_| Reply::Done)
-                    .map_err(|e| e.to_string())
-            }),
+            .map_err(Failure::from)
+            .and_then(|id| peer.revoke(id).map(|_| Reply::Done).map_err(Failure::from)),
         Request::Edit {
             machine,
             project,
@@ -405,23 +456,23 @@ pub async fn handle(peer: &Peer, req: Request) -> Reply {
             .edit(&machine, &project, &spec, change, base_file_hash.as_deref())
             .await
             .map(Reply::Verdict)
-            .map_err(|e| e.to_string()),
+            .map_err(Failure::from),
         Request::ExecRequest { machine, payload } => peer
             .exec_request(&machine, &payload)
             .await
             .map(Reply::Verdict)
-            .map_err(|e| e.to_string()),
-        Request::Scan => peer.scan().map(Reply::Scan).map_err(|e| e.to_string()),
+            .map_err(Failure::from),
+        Request::Scan => peer.scan().map(Reply::Scan).map_err(Failure::from),
         Request::ProjectAdd { dir, name } => peer
             .add_project(&dir, name.as_deref())
             .map(|(project, scan)| Reply::ProjectAdded { project, scan })
-            .map_err(|e| e.to_string()),
+            .map_err(Failure::from),
         other => {
             let presence = peer.presence();
             peer.with_machine(|m| handle_local(m, &presence, other, true))
         }
     };
-    result.unwrap_or_else(|message| Reply::Error { message })
+    result.unwrap_or_else(Failure::into_reply)
 }
 
 /// Serves the control socket until the task is aborted.
@@ -465,6 +516,7 @@ async fn serve_one(peer: Arc<Peer>, stream: tokio::net::UnixStream) -> std::io::
         Ok(r) => r,
         Err(e) => {
             let r = reply(&Reply::Error {
+                kind: ErrorKind::InvalidArgument,
                 message: format!("malformed request: {e}"),
             })?;
             return write.write_all(r.as_bytes()).await;

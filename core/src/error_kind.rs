@@ -29,6 +29,8 @@ pub enum ErrorKind {
     Io,
     /// The network endpoint could not start.
     Network,
+    /// The request needs the running peer (`leanspec-peer up`), and none runs.
+    NotRunning,
 }
 
 impl Error {

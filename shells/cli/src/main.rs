@@ -1,7 +1,7 @@
 //! `leanspec-peer`: a thin shell over `leanspec_peer_core`. Parses arguments, turns
 //! them into a control [`Request`], gets the [`Reply`] from the running peer (or from
-//! the store when none runs), prints text or JSON, and owns exit codes (0 ok, 1 error,
-//! 2 usage).
+//! the store when none runs), prints text or JSON, and owns exit codes (0 ok, 1 error
+//! of no known kind, 2 usage, 3/4 edit rejected/unavailable, 5.. by error kind).
 
 mod args;
 mod output;
@@ -13,7 +13,7 @@ use clap::Parser;
 use leanspec_peer_core::control::{self, Reply, Request};
 use leanspec_peer_core::ops::{Change, Outcome};
 use leanspec_peer_core::peer::{Peer, PeerOptions};
-use leanspec_peer_core::{Machine, ScanProgress, SpecFilter};
+use leanspec_peer_core::{ErrorKind, Machine, ScanProgress, SpecFilter};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 fn main() -> ExitCode {
     one_malloc_arena();
     let cli = Cli::parse();
+    let json = cli.json;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEANSPEC_PEER_LOG")
@@ -41,9 +42,71 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("leanspec-peer: {err:#}");
-            ExitCode::FAILURE
+            let kind = error_kind(&err);
+            if json {
+                print_error_json(kind, &format!("{err:#}"));
+            }
+            kind.map_or(ExitCode::FAILURE, exit_code)
         }
     }
+}
+
+/// The kind of a failure that happened in this process (not on the daemon, whose
+/// replies carry their kind), found by type along the error's chain, never by text.
+fn error_kind(err: &anyhow::Error) -> Option<ErrorKind> {
+    use leanspec_peer_core::control::ControlError;
+    use leanspec_peer_core::net::TicketError;
+    use leanspec_peer_core::peer::PeerError;
+    use leanspec_peer_core::store::StoreError;
+    err.chain().find_map(|c| {
+        if let Some(e) = c.downcast_ref::<leanspec_peer_core::Error>() {
+            Some(e.kind())
+        } else if let Some(e) = c.downcast_ref::<PeerError>() {
+            Some(e.kind())
+        } else if let Some(e) = c.downcast_ref::<ControlError>() {
+            Some(match e {
+                ControlError::NotRunning => ErrorKind::NotRunning,
+                _ => ErrorKind::Io,
+            })
+        } else if c.downcast_ref::<TicketError>().is_some() {
+            Some(ErrorKind::Ticket)
+        } else if c.downcast_ref::<StoreError>().is_some() {
+            Some(ErrorKind::Store)
+        } else if c.downcast_ref::<std::io::Error>().is_some() {
+            Some(ErrorKind::Io)
+        } else {
+            None
+        }
+    })
+}
+
+/// Exit codes by error kind (README, "Exit codes"): a script can tell "start the
+/// peer" from "no such spec" from "the other machine is down" without parsing text.
+/// 1 stays for failures of no known kind, 2 is clap's usage error, 3 and 4 are
+/// `edit`'s rejected and unavailable.
+fn exit_code(kind: ErrorKind) -> ExitCode {
+    ExitCode::from(match kind {
+        ErrorKind::NotRunning => 5,
+        ErrorKind::NotInitialized => 6,
+        ErrorKind::NotFound => 7,
+        ErrorKind::Ambiguous => 8,
+        ErrorKind::InvalidArgument => 9,
+        ErrorKind::Ticket => 10,
+        ErrorKind::Unreachable => 11,
+        ErrorKind::Refused => 12,
+        ErrorKind::Store => 13,
+        ErrorKind::Io => 14,
+        ErrorKind::Network => 15,
+    })
+}
+
+/// `{"error": {"kind", "message"}}` on stdout, so `--json` callers always get JSON.
+fn print_error_json(kind: Option<ErrorKind>, message: &str) {
+    let value = json!({"error": {"kind": kind, "message": message}});
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
 }
 
 fn default_home() -> anyhow::Result<PathBuf> {
@@ -149,10 +212,16 @@ fn store_in_use(e: &anyhow::Error) -> bool {
 /// Answers `req` from the store, with no peer running.
 fn local_request(home: &Path, req: Request, json: bool) -> anyhow::Result<Reply> {
     match req {
-        Request::Invite { .. } => bail!(
-            "`invite` needs the peer running: start `leanspec-peer up` first, then run invite again"
-        ),
-        Request::Events => bail!("`events` needs the peer running: start `leanspec-peer up` first"),
+        Request::Invite { .. } => Ok(control::Failure::new(
+            ErrorKind::NotRunning,
+            "`invite` needs the peer running: start `leanspec-peer up` first, then run invite again",
+        )
+        .into_reply()),
+        Request::Events => Ok(control::Failure::new(
+            ErrorKind::NotRunning,
+            "`events` needs the peer running: start `leanspec-peer up` first",
+        )
+        .into_reply()),
         Request::Join { ticket } => {
             // No daemon: join with a short-lived endpoint; `up` syncs afterwards.
             let machine = Machine::open(home)?;
@@ -193,7 +262,7 @@ fn local_request(home: &Path, req: Request, json: bool) -> anyhow::Result<Reply>
             let mut m = Machine::open(home)?;
             Ok(
                 control::handle_local(&mut m, &Default::default(), other, false)
-                    .unwrap_or_else(|message| Reply::Error { message }),
+                    .unwrap_or_else(control::Failure::into_reply),
             )
         }
     }
@@ -266,7 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let reply = request(&home, req, json)?;
     reply::print_reply(&reply, json)?;
     Ok(match &reply {
-        Reply::Error { .. } => ExitCode::FAILURE,
+        Reply::Error { kind, .. } => exit_code(*kind),
         Reply::Verdict(v) => match v.result {
             Outcome::Applied | Outcome::Delivered => ExitCode::SUCCESS,
             Outcome::Rejected => ExitCode::from(3),
@@ -298,10 +367,9 @@ fn join_without_daemon(
         Ok::<_, anyhow::Error>(reply)
     })?;
     reply::print_reply(&reply, json)?;
-    Ok(if matches!(reply, Reply::Error { .. }) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    Ok(match &reply {
+        Reply::Error { kind, .. } => exit_code(*kind),
+        _ => ExitCode::SUCCESS,
     })
 }
 
@@ -348,8 +416,7 @@ fn events(home: &Path, json: bool) -> anyhow::Result<ExitCode> {
             return false;
         }
         true
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    })?;
     if let Some(e) = failed {
         return Err(e.into());
     }

@@ -14,8 +14,11 @@ use std::io::Write;
 /// Prints a reply: JSON or text on stdout, errors on stderr.
 pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
     let (value, text): (Value, String) = match reply {
-        Reply::Error { message } => {
+        Reply::Error { kind, message } => {
             eprintln!("leanspec-peer: {message}");
+            if json {
+                crate::print_error_json(Some(*kind), message);
+            }
             return Ok(());
         }
         Reply::Specs(rows) => (

@@ -157,10 +157,10 @@ fn init_add_scan_and_query_with_stable_json() {
 }
 
 #[test]
-fn errors_go_to_stderr_with_a_next_step_and_a_nonzero_exit() {
+fn errors_go_to_stderr_with_a_next_step_and_an_exit_code_by_kind() {
     let home = tempfile::tempdir().expect("home");
     let out = run(home.path(), &["specs"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(6), "not initialised");
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("run `leanspec-peer init`"));
 
@@ -170,11 +170,11 @@ fn errors_go_to_stderr_with_a_next_step_and_a_nonzero_exit() {
         home.path(),
         &["project", "add", empty.path().to_str().expect("utf8")],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(9), "invalid argument");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no specs folder"));
 
     let out = run(home.path(), &["show", "nope", "1"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(7), "not found");
     assert!(String::from_utf8_lossy(&out.stderr).contains("project list"));
 
     let out = run(home.path(), &["specs", "--status", "finished"]);
@@ -182,8 +182,29 @@ fn errors_go_to_stderr_with_a_next_step_and_a_nonzero_exit() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected one of"));
 
     let out = run(home.path(), &["specs", "--machine", "elsewhere"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(7), "not found");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no machine \"elsewhere\""));
+
+    for (args, code, kind) in [
+        (&["invite"][..], 5, "not_running"),
+        (&["events"][..], 5, "not_running"),
+        (&["join", "not-a-ticket"][..], 10, "ticket"),
+        (&["show", "nope", "1"][..], 7, "not_found"),
+        (&["rename", "nobody", "x"][..], 7, "not_found"),
+    ] {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = run(home.path(), &all);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("--json errors are JSON");
+        assert_eq!(v["error"]["kind"], kind, "{args:?}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+    }
 }
 
 #[test]

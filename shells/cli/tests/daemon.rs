@@ -30,7 +30,7 @@ fn two_daemons_pair_and_replicate_a_file_edit() {
     let third = tempfile::tempdir().expect("c");
     assert!(cli(third.path(), &["init"]).status.success());
     let out = cli(third.path(), &["join", &ticket, "--bind", "127.0.0.1:0"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(12), "refused");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already used"),
         "{}",
