@@ -41,6 +41,10 @@ export CARGO_TERM_COLOR=never
 say "format check"
 cargo fmt --all -- --check
 
+say "clippy (warnings are errors)"
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 say "workspace tests (unit, integration, CLI processes)"
 cargo test --workspace --locked
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+#[allow(clippy::large_enum_variant)] // exactly one per Peer
 enum State {
     /// The store is open here; nothing runs.
     Stopped(core::Machine),
@@ -438,10 +439,10 @@ impl Drop for Peer {
         // Close connections politely (peers see us offline at once) when dropped from a
         // host thread; inside a runtime thread blocking is not allowed, and the runtime's
         // own drop then cancels everything.
-        if let State::Running(p) = std::mem::replace(&mut *self.state(), State::Changing) {
-            if tokio::runtime::Handle::try_current().is_err() {
-                self.runtime.block_on(p.shutdown());
-            }
+        if let State::Running(p) = std::mem::replace(&mut *self.state(), State::Changing)
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            self.runtime.block_on(p.shutdown());
         }
     }
 }

@@ -578,10 +578,10 @@ pub fn stream_events(home: &Path, mut f: impl FnMut(Event) -> bool) -> Result<()
         .map_err(|e| ControlError::Io(e.to_string()))?;
     for line in BufReader::new(stream).lines() {
         let line = line.map_err(|e| ControlError::Io(e.to_string()))?;
-        if let Ok(Reply::Event(ev)) = serde_json::from_str::<Reply>(&line) {
-            if !f(ev) {
-                break;
-            }
+        if let Ok(Reply::Event(ev)) = serde_json::from_str::<Reply>(&line)
+            && !f(ev)
+        {
+            break;
         }
     }
     Ok(())

@@ -347,20 +347,20 @@ impl MachineDoc {
             ("depends_on", &spec.depends_on),
             ("sub_files", &spec.sub_files),
         ] {
-            if !v.is_empty() {
-                if let Ok(j) = serde_json::to_string(v) {
-                    out.push((k, ScalarValue::Str(j.into())));
-                }
+            if !v.is_empty()
+                && let Ok(j) = serde_json::to_string(v)
+            {
+                out.push((k, ScalarValue::Str(j.into())));
             }
         }
         for (k, v) in [
             ("content_hash", &spec.content_hash),
             ("file_hash", &spec.file_hash),
         ] {
-            if let Ok(b) = hex::decode(v) {
-                if !b.is_empty() {
-                    out.push((k, ScalarValue::Bytes(b)));
-                }
+            if let Ok(b) = hex::decode(v)
+                && !b.is_empty()
+            {
+                out.push((k, ScalarValue::Bytes(b)));
             }
         }
         out
@@ -407,14 +407,19 @@ impl MachineDoc {
             }
         }
         for spec in specs {
-            if self.map(&specs_obj, &spec.name).is_some() {
-                self.put_spec(project, spec);
-            } else if self
-                .t
-                .doc
-                .batch_create_object(&specs_obj, spec.name.as_str(), &Self::hydrated(spec), false)
-                .is_err()
-            {
+            // A spec already present, or one the batch insert refused, goes field by field.
+            let created = self.map(&specs_obj, &spec.name).is_none()
+                && self
+                    .t
+                    .doc
+                    .batch_create_object(
+                        &specs_obj,
+                        spec.name.as_str(),
+                        &Self::hydrated(spec),
+                        false,
+                    )
+                    .is_ok();
+            if !created {
                 self.put_spec(project, spec);
             }
         }

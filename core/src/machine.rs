@@ -428,17 +428,17 @@ impl Machine {
         let me = identity.id();
         // The store remembers whose it is: a key copied from another machine (or a
         // store copied from one) must not be mixed into a second identity.
-        if let Some(owner) = store.meta("machine_id")? {
-            if owner.as_slice() != me.as_bytes() {
-                return Err(Error::Store(StoreError::Corrupt {
-                    path: store.path().to_path_buf(),
-                    detail: format!(
-                        "it belongs to machine {}, but machine.key is machine {}",
-                        hex::encode(owner.get(..5).unwrap_or(&owner)),
-                        me.short()
-                    ),
-                }));
-            }
+        if let Some(owner) = store.meta("machine_id")?
+            && owner.as_slice() != me.as_bytes()
+        {
+            return Err(Error::Store(StoreError::Corrupt {
+                path: store.path().to_path_buf(),
+                detail: format!(
+                    "it belongs to machine {}, but machine.key is machine {}",
+                    hex::encode(owner.get(..5).unwrap_or(&owner)),
+                    me.short()
+                ),
+            }));
         }
         let mut snapshot_bytes = HashMap::new();
         let mut doc = None;
@@ -1145,10 +1145,11 @@ impl Machine {
     }
 
     fn ensure_replica(&mut self, key: DocKey) {
-        if let DocKey::Machine(id) = key {
-            if id != self.id() && !self.replicas.contains_key(&id) {
-                self.replicas.insert(id, MachineDoc::empty_replica());
-            }
+        if let DocKey::Machine(id) = key
+            && id != self.id()
+            && !self.replicas.contains_key(&id)
+        {
+            self.replicas.insert(id, MachineDoc::empty_replica());
         }
     }
 

@@ -45,6 +45,7 @@ pub struct Operation {
 
 /// What an operation asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // one per operation, never held in bulk
 pub enum OpBody {
     /// Change a spec's frontmatter.
     Edit {

@@ -112,17 +112,17 @@ fn decide(
         }
         Some(_) => {}
     }
-    if let Some(sender) = sender {
-        if sender != op.author {
-            return reject(
-                Reason::WrongSender,
-                format!(
-                    "the operation is by {} but was sent by {}",
-                    op.author.short(),
-                    sender.short()
-                ),
-            );
-        }
+    if let Some(sender) = sender
+        && sender != op.author
+    {
+        return reject(
+            Reason::WrongSender,
+            format!(
+                "the operation is by {} but was sent by {}",
+                op.author.short(),
+                sender.short()
+            ),
+        );
     }
     if op.target != m.id() {
         return reject(
@@ -329,10 +329,10 @@ fn contained_path(specs_dir: &Path, name: &str) -> Result<PathBuf, String> {
             file.display()
         ));
     }
-    if let (Ok(base), Ok(real)) = (specs_dir.canonicalize(), file.canonicalize()) {
-        if !real.starts_with(&base) {
-            return Err(format!("{} is outside the specs folder", real.display()));
-        }
+    if let (Ok(base), Ok(real)) = (specs_dir.canonicalize(), file.canonicalize())
+        && !real.starts_with(&base)
+    {
+        return Err(format!("{} is outside the specs folder", real.display()));
     }
     Ok(file)
 }

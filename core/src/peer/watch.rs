@@ -58,10 +58,10 @@ impl Watcher {
             .project_records()
             .map_err(PeerError::from)?;
         for p in &projects {
-            if let Some(dir) = spec::find_specs_dir(&p.root) {
-                if let Err(e) = inner.watch(&dir, RecursiveMode::Recursive) {
-                    tracing::warn!(dir = %dir.display(), "cannot watch: {e}; relying on the periodic rescan");
-                }
+            if let Some(dir) = spec::find_specs_dir(&p.root)
+                && let Err(e) = inner.watch(&dir, RecursiveMode::Recursive)
+            {
+                tracing::warn!(dir = %dir.display(), "cannot watch: {e}; relying on the periodic rescan");
             }
         }
         let task = tokio::spawn(run(shared, rx));
@@ -163,7 +163,7 @@ fn target_of(project: &str, specs_dir: &Path, in_doc: &[String], rel: &Path) -> 
             .join("README.md")
             .symlink_metadata()
             .is_ok()
-            || in_doc.iter().any(|n| *n == name)
+            || in_doc.contains(&name)
         {
             return Target::Spec {
                 project: project.to_string(),

@@ -47,8 +47,8 @@ pub(crate) enum SessionError {
     Refused {
         /// The document.
         key: DocKey,
-        /// Why.
-        source: crate::tracked::ReceiveError,
+        /// Why (boxed: the error is large and the path is rare).
+        source: Box<crate::tracked::ReceiveError>,
     },
     /// Storing the synced changes failed.
     #[error("cannot store synced changes: {source}")]
@@ -123,14 +123,19 @@ impl SyncSession {
                 self.states.remove(&key);
                 return Ok(step);
             }
-            Err(SyncError::Refused(source)) => return Err(SessionError::Refused { key, source }),
+            Err(SyncError::Refused(source)) => {
+                return Err(SessionError::Refused {
+                    key,
+                    source: Box::new(source),
+                });
+            }
             Err(SyncError::Machine(source)) => return Err(SessionError::Store { source }),
         };
         self.opened.insert(key);
-        if let Some(st) = self.states.get_mut(&key) {
-            if let Some(reply) = m.generate_sync(key, st) {
-                step.send.push((key, reply));
-            }
+        if let Some(st) = self.states.get_mut(&key)
+            && let Some(reply) = m.generate_sync(key, st)
+        {
+            step.send.push((key, reply));
         }
         if key == DocKey::Mesh {
             self.open_new(m, &mut step.send);

@@ -146,13 +146,13 @@ pub fn edit_file(
         reason,
     })?;
     let old_file_hash = sha256_hex(&bytes);
-    if let Some(expected) = expected_file_hash {
-        if !expected.eq_ignore_ascii_case(&old_file_hash) {
-            return Err(EditError::Stale {
-                expected: expected.to_string(),
-                actual: old_file_hash,
-            });
-        }
+    if let Some(expected) = expected_file_hash
+        && !expected.eq_ignore_ascii_case(&old_file_hash)
+    {
+        return Err(EditError::Stale {
+            expected: expected.to_string(),
+            actual: old_file_hash,
+        });
     }
     let text = std::str::from_utf8(&bytes).map_err(|_| EditError::NotEditable {
         path: path.to_path_buf(),
@@ -238,29 +238,29 @@ pub fn apply_change(text: &str, change: &MetadataChange, now: &str) -> Result<Ed
     let mut changed: Vec<&'static str> = Vec::new();
     let mut expect: Vec<(&'static str, Value)> = Vec::new();
 
-    if let Some(status) = change.status {
-        if old.status != Some(status) {
-            fm.set_scalar("status", status.as_str(), &["priority"], Anchor::Start);
-            changed.push("status");
-            expect.push(("status", Value::String(status.as_str().into())));
-            fm.set_scalar("updated_at", now, &["created_at", "created"], Anchor::End);
-            changed.push("updated_at");
-            expect.push(("updated_at", Value::String(now.into())));
-            if status == Status::Complete {
-                fm.set_scalar("completed_at", now, &["updated_at"], Anchor::End);
-                changed.push("completed_at");
-                expect.push(("completed_at", Value::String(now.into())));
-            }
-            fm.append_transition(status.as_str(), now);
-            changed.push("transitions");
+    if let Some(status) = change.status
+        && old.status != Some(status)
+    {
+        fm.set_scalar("status", status.as_str(), &["priority"], Anchor::Start);
+        changed.push("status");
+        expect.push(("status", Value::String(status.as_str().into())));
+        fm.set_scalar("updated_at", now, &["created_at", "created"], Anchor::End);
+        changed.push("updated_at");
+        expect.push(("updated_at", Value::String(now.into())));
+        if status == Status::Complete {
+            fm.set_scalar("completed_at", now, &["updated_at"], Anchor::End);
+            changed.push("completed_at");
+            expect.push(("completed_at", Value::String(now.into())));
         }
+        fm.append_transition(status.as_str(), now);
+        changed.push("transitions");
     }
-    if let Some(priority) = change.priority {
-        if old.priority != Some(priority) {
-            fm.set_scalar("priority", priority.as_str(), &["status"], Anchor::Start);
-            changed.push("priority");
-            expect.push(("priority", Value::String(priority.as_str().into())));
-        }
+    if let Some(priority) = change.priority
+        && old.priority != Some(priority)
+    {
+        fm.set_scalar("priority", priority.as_str(), &["status"], Anchor::Start);
+        changed.push("priority");
+        expect.push(("priority", Value::String(priority.as_str().into())));
     }
     let new_tags = merged(
         &old.tags,
@@ -604,11 +604,11 @@ impl Lines {
             return Quote::Plain;
         }
         for other in ["created_at", "updated_at", "completed_at"] {
-            if let Some((s, e)) = self.span(other) {
-                if e == s + 1 {
-                    let line = &self.lines[s];
-                    return Self::token(line, Self::key_colon_end(line, other)).quote;
-                }
+            if let Some((s, e)) = self.span(other)
+                && e == s + 1
+            {
+                let line = &self.lines[s];
+                return Self::token(line, Self::key_colon_end(line, other)).quote;
             }
         }
         Quote::Single

@@ -273,10 +273,10 @@ fn string_list(field: &str, v: &Value, problems: &mut Vec<String>) -> Vec<String
         }
         Value::String(s) => {
             let t = s.trim();
-            if t.starts_with('[') {
-                if let Ok(list) = serde_json::from_str::<Vec<String>>(t) {
-                    return list;
-                }
+            if t.starts_with('[')
+                && let Ok(list) = serde_json::from_str::<Vec<String>>(t)
+            {
+                return list;
             }
             t.trim_start_matches('[')
                 .trim_end_matches(']')

@@ -87,7 +87,7 @@ fn kill_9_while_scanning_loses_nothing() {
         );
         let rows = cli_json(home.path(), &["specs"]);
         let changed = |i: usize| {
-            if i >= trial && (i - trial) % 97 == 0 {
+            if i >= trial && (i - trial).is_multiple_of(97) {
                 trial + 1
             } else {
                 0
@@ -161,7 +161,7 @@ fn kill_9_while_syncing_converges() {
             b
         };
         let g = generation;
-        let gen_of = move |i: usize| if i % 50 == 0 { g } else { 0 };
+        let gen_of = move |i: usize| if i.is_multiple_of(50) { g } else { 0 };
         eventually(&format!("trial {trial}: the receiver converges"), || {
             matches_files(
                 &cli_json(home_b.path(), &["specs", "--machine", "sender"]),
