@@ -261,6 +261,9 @@ impl Peer {
 
     /// Removes a project (id, name or folder) from this machine's document; files stay.
     pub fn remove_project(&self, project: String) -> Result<ProjectInfo, PeerError> {
+        if let Ok(p) = self.running() {
+            return Ok(p.remove_project(&project)?.into());
+        }
         self.with_machine(|m, _, _| Ok(m.remove_project(&project)?.into()))
     }
 
@@ -363,10 +366,23 @@ impl Peer {
     }
 
     /// Revokes another machine: every member disconnects and refuses it from then on.
+    /// Works with the network stopped too (replicated at the next start).
     pub fn revoke(&self, machine: String) -> Result<(), PeerError> {
-        let p = self.running()?;
-        let id = p.with_machine(|m| m.find_machine(&machine))?;
-        Ok(p.revoke(id)?)
+        if let Ok(p) = self.running() {
+            let id = p.with_machine(|m| m.find_machine(&machine))?;
+            return Ok(p.revoke(id)?);
+        }
+        // Stopped: recorded in the mesh now, replicated at the next start (as the CLI).
+        self.with_machine(|m, _, _| {
+            let id = m.find_machine(&machine)?;
+            if id == m.id() {
+                return Err(PeerError::new(
+                    ErrorKind::InvalidArgument,
+                    "a machine cannot revoke itself; revoke it from another member",
+                ));
+            }
+            Ok(m.revoke_machine(id)?)
+        })
     }
 
     /// Asks `machine` (this one too) to change a spec's metadata. `base_hash` defaults

@@ -467,6 +467,10 @@ pub async fn handle(peer: &Peer, req: Request) -> Reply {
             .add_project(&dir, name.as_deref())
             .map(|(project, scan)| Reply::ProjectAdded { project, scan })
             .map_err(Failure::from),
+        Request::ProjectRemove { project } => peer
+            .remove_project(&project)
+            .map(Reply::ProjectRemoved)
+            .map_err(Failure::from),
         other => {
             let presence = peer.presence();
             peer.with_machine(|m| handle_local(m, &presence, other, true))

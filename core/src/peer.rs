@@ -825,6 +825,20 @@ impl Peer {
         Ok((project, scan))
     }
 
+    /// Removes a project (id, name or folder) from this machine's document and pushes
+    /// the removal (events for its specs, the change to every member); files stay.
+    pub fn remove_project(&self, selector: &str) -> Result<crate::Project, PeerError> {
+        let (project, changes) = {
+            let mut m = lock(&self.shared.machine);
+            let before = m.own_heads();
+            let project = m.remove_project(selector)?;
+            (project, m.own_changes_since(&before))
+        };
+        self.shared
+            .announce(DocKey::Machine(self.shared.me), &changes);
+        Ok(project)
+    }
+
     /// Rescans every project now and pushes what changed.
     pub fn scan(&self) -> Result<crate::ScanReport, PeerError> {
         watch::full_rescan(&self.shared).map_err(PeerError::from)

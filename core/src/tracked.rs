@@ -117,6 +117,20 @@ impl Tracked {
     /// The spec-level changes between two heads of a machine document:
     /// `(project, spec, Some(fields))` for changed specs, `(project, spec, None)` for
     /// removed ones.
+    /// The spec names of `project` as of `heads`.
+    fn spec_names_at(&self, project: &str, heads: &[ChangeHash]) -> Vec<String> {
+        use automerge::{ObjType, ROOT, ReadDoc, Value};
+        let obj = |parent: &automerge::ObjId, key: &str| match self.doc.get_at(parent, key, heads) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+            _ => None,
+        };
+        obj(&ROOT, "projects")
+            .and_then(|ps| obj(&ps, project))
+            .and_then(|p| obj(&p, "specs"))
+            .map(|specs| self.doc.keys_at(&specs, heads).collect())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn spec_changes(
         &mut self,
         before: &[ChangeHash],
@@ -141,6 +155,14 @@ impl Tracked {
                 PatchAction::DeleteMap { key } => Some((key.to_string(), true)),
                 _ => None,
             };
+            if let (1, Some((project, true))) = (keys.len(), &action_key) {
+                // A whole project removed: each spec it held before is removed.
+                for spec in self.spec_names_at(project, before) {
+                    out.retain(|(p, s, _)| !(p == project && *s == spec));
+                    out.push((project.clone(), spec, None));
+                }
+                continue;
+            }
             let (project, spec, field, removed) = match (keys.len(), action_key) {
                 // projects/<p>/specs: a spec added whole or removed.
                 (3, Some((name, deleted))) if keys[2] == "specs" => {

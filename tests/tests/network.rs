@@ -339,3 +339,26 @@ async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
             .with_machine(|m| m.machines().iter().any(|r| r.id == b_id && r.revoked))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_project_is_announced_to_hosts_and_members() {
+    let (a, b) = (node("a").await, node("b").await);
+    pair(&a, &b).await;
+    wait_until(b.peer(), "B lists A's spec", || {
+        b.titles().contains(&"a first".to_string())
+    })
+    .await;
+    let mut a_events = a.peer().subscribe();
+    let removed = a.peer().remove_project("a").expect("remove");
+    assert_eq!(removed.name, "a");
+    next_event(
+        &mut a_events,
+        "spec removed, on A",
+        |e| matches!(e, Event::SpecRemoved { spec, .. } if spec == "001-first"),
+    )
+    .await;
+    wait_until(b.peer(), "B no longer lists A's spec", || {
+        !b.titles().contains(&"a first".to_string())
+    })
+    .await;
+}

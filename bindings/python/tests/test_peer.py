@@ -136,6 +136,17 @@ def test_each_sees_the_others_specs_and_events_follow_file_edits(pair):
     assert status.running and status.label == "alpha"
     assert [p.label for p in status.peers] == ["beta-desk"]
 
+    # Removing a project on the running peer is announced: an event here, and B stops
+    # listing A's specs without waiting for another change.
+    a_id = a.machine_id()
+    removed = a.remove_project("proj-alpha")
+    events.wait_for(
+        "A's spec removed",
+        lambda e: isinstance(e, PeerEvent.SPEC_REMOVED) and e.machine == a_id and e.spec == "001-alpha",
+    )
+    assert removed.name == "proj-alpha"
+    eventually("B no longer lists A's spec", lambda: b.specs(SpecQuery(machine="alpha")) == [])
+
 
 def test_stale_edit_is_rejected_with_the_current_hash_and_a_good_edit_applies(pair):
     a, b, projects, _, events = pair
@@ -186,6 +197,14 @@ def test_errors_arrive_as_exceptions_with_kinds(tmp_path):
     with pytest.raises(PeerError.Failed) as e:
         peer.invite(60, False)
     assert e.value.kind == ErrorKind.NOT_RUNNING
+
+    # Revoking needs no running network (as in the CLI), but never this machine itself.
+    with pytest.raises(PeerError.Failed) as e:
+        peer.revoke(peer.machine_id())
+    assert e.value.kind == ErrorKind.INVALID_ARGUMENT
+    with pytest.raises(PeerError.Failed) as e:
+        peer.revoke("nobody")
+    assert e.value.kind == ErrorKind.NOT_FOUND
 
     with pytest.raises(PeerError.Failed) as e:
         peer.spec("solo", "no-such-project", "001")
