@@ -876,6 +876,7 @@ public protocol PeerProtocol: AnyObject, Sendable {
     
     /**
      * Revokes another machine: every member disconnects and refuses it from then on.
+     * Works with the network stopped too (replicated at the next start).
      */
     func revoke(machine: String) throws 
     
@@ -910,7 +911,9 @@ public protocol PeerProtocol: AnyObject, Sendable {
     func stop() async throws 
     
     /**
-     * Delivers events to `listener` until the returned handle is cancelled or dropped.
+     * Delivers events to `listener` until the returned handle is cancelled or dropped,
+     * starting with each relay's last status (its first check may finish before this
+     * call).
      */
     func subscribe(listener: EventListener) throws  -> Subscription
     
@@ -1174,6 +1177,7 @@ open func rename(machine: String, label: String)throws   {try rustCallWithError(
     
     /**
      * Revokes another machine: every member disconnects and refuses it from then on.
+     * Works with the network stopped too (replicated at the next start).
      */
 open func revoke(machine: String)throws   {try rustCallWithError(FfiConverterTypePeerError_lift) {
         uniffiCallStatus in
@@ -1274,7 +1278,9 @@ open func stop()async throws   {
 }
     
     /**
-     * Delivers events to `listener` until the returned handle is cancelled or dropped.
+     * Delivers events to `listener` until the returned handle is cancelled or dropped,
+     * starting with each relay's last status (its first check may finish before this
+     * call).
      */
 open func subscribe(listener: EventListener)throws  -> Subscription  {
     return try  FfiConverterTypeSubscription_lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
@@ -3888,7 +3894,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_rename() != 1205) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_leanspec_peer_ffi_checksum_method_peer_revoke() != 26770) {
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_revoke() != 43486) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_scan() != 60326) {
@@ -3909,7 +3915,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_stop() != 57343) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_leanspec_peer_ffi_checksum_method_peer_subscribe() != 42281) {
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_subscribe() != 59134) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_constructor_peer_open() != 40364) {
