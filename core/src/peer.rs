@@ -265,6 +265,11 @@ pub(crate) struct Shared {
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
     /// This run's incarnation (see [`Machine::next_incarnation`]), sent in hellos.
     pub(crate) incarnation: u64,
+    /// Every long-lived task (dialers, periodic rescan, relay check). Owned here so
+    /// `shutdown` can end and await them, and taken (which aborts them) when the
+    /// [`Peer`] is dropped without a shutdown: none outlives the peer holding the store.
+    /// `None` once the peer stopped: nothing new starts.
+    pub(crate) tasks: Mutex<Option<tokio::task::JoinSet<()>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -300,6 +305,16 @@ impl Shared {
             .ip_addrs()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// Spawns a task the peer owns (see [`Shared::tasks`]); nothing once it stopped.
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = lock(&self.tasks);
+        if let Some(set) = tasks.as_mut() {
+            // Reap finished ones so a long run does not accumulate them.
+            while set.try_join_next().is_some() {}
+            set.spawn(task);
+        }
     }
 
     pub(crate) fn emit(&self, e: Event) {
@@ -393,7 +408,16 @@ pub struct Peer {
     shared: Arc<Shared>,
     router: Router,
     watcher: Mutex<Option<watch::Watcher>>,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Peer {
+    /// A peer dropped without [`Peer::shutdown`] still lets go of the store: its tasks
+    /// are aborted (the router and the watcher stop with their own drops). Connections
+    /// are not closed politely: members see this machine offline after the idle timeout.
+    fn drop(&mut self) {
+        let tasks = lock(&self.shared.tasks).take();
+        drop(tasks);
+    }
 }
 
 /// The protocol handler for [`SYNC_ALPN`].
@@ -481,10 +505,10 @@ pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
         };
         let id = MachineId::from_bytes(bytes);
         if dialers.insert(id) {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                session::dial_loop(shared.clone(), id).await;
-                lock(&shared.dialers).remove(&id);
+            let task_shared = shared.clone();
+            shared.spawn(async move {
+                session::dial_loop(task_shared.clone(), id).await;
+                lock(&task_shared.dialers).remove(&id);
             });
         }
     }
@@ -574,6 +598,7 @@ impl Peer {
             op_timeout: options.op_timeout,
             shutdown,
             incarnation,
+            tasks: Mutex::new(Some(tokio::task::JoinSet::new())),
         });
         let router = Router::builder(endpoint)
             .accept(SYNC_ALPN, SyncProtocol(shared.clone()))
@@ -585,26 +610,18 @@ impl Peer {
         } else {
             None
         };
-        let mut tasks = Vec::new();
         let rescan = shared.clone();
         let every = options.rescan_every;
-        tasks.push(tokio::spawn(async move {
-            watch::periodic_rescan(rescan, every).await
-        }));
+        shared.spawn(async move { watch::periodic_rescan(rescan, every).await });
         if !options.relays.is_empty() {
             let secret = SecretKey::from_bytes(&lock(&shared.machine).identity().secret_bytes());
-            tasks.push(tokio::spawn(relay::watch(
-                shared.clone(),
-                options.clone(),
-                secret,
-            )));
+            shared.spawn(relay::watch(shared.clone(), options.clone(), secret));
         }
         spawn_dialers(&shared);
         Ok(Peer {
             shared,
             router,
             watcher: Mutex::new(watcher),
-            tasks: Mutex::new(tasks),
         })
     }
 
@@ -852,14 +869,9 @@ impl Peer {
         self.shared.shutdown.send_replace(true);
         // Every task holding the machine is stopped and awaited, so that when
         // `shutdown` returns and the peer is dropped the store is free to reopen.
-        let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
         let watcher = lock(&self.watcher).take();
         if let Some(w) = watcher {
             w.stop().await;
-        }
-        for t in tasks {
-            t.abort();
-            let _ = t.await;
         }
         let conns: Vec<Connection> = lock(&self.shared.sessions)
             .values()
@@ -878,15 +890,19 @@ impl Peer {
         if let Err(e) = self.router.shutdown().await {
             tracing::warn!("router shutdown: {e}");
         }
-        // Every task that can touch the machine (dialers, sessions, handlers) holds the
-        // shared state; the store closes with the last handle. Dialers notice the signal
-        // at once (their connect attempts select on it), so this is short.
-        let _ = tokio::time::timeout(Duration::from_secs(6), async {
-            while Arc::strong_count(&self.shared) > 1 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        })
-        .await;
+        // The owned tasks: dialers end on the signal by themselves (a session they run
+        // has stored its sync states above); the rest is aborted. Taking the set also
+        // keeps anything new from starting.
+        let tasks = lock(&self.shared.tasks).take();
+        if let Some(mut set) = tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while set.join_next().await.is_some() {}
+            })
+            .await;
+            set.shutdown().await;
+        }
+        // Sessions and handlers ended with the router, the rest above: only this
+        // handle is left, so the store closes when the peer is dropped.
         if Arc::strong_count(&self.shared) > 1 {
             tracing::warn!("some tasks still hold the machine after shutdown");
         }

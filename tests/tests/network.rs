@@ -362,3 +362,22 @@ async fn a_removed_project_is_announced_to_hosts_and_members() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_dropped_without_shutdown_lets_go_of_the_store() {
+    let (mut a, b) = (node("a").await, node("b").await);
+    pair(&a, &b).await;
+    let b_id = b.peer().id();
+    wait_until(a.peer(), "A and B connected", || {
+        a.peer().presence().get(&b_id).is_some_and(|p| p.online)
+    })
+    .await;
+    // Dialers, the periodic rescan and sessions are running; no shutdown is called.
+    drop(a.peer.take());
+    // Store::open waits (bounded) for a store still held while the aborted tasks unwind.
+    let home = a.home.path().to_path_buf();
+    let reopened = tokio::task::spawn_blocking(move || Machine::open(&home))
+        .await
+        .expect("join");
+    assert!(reopened.is_ok(), "{:?}", reopened.err());
+}
