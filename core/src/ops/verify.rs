@@ -361,3 +361,191 @@ mod tests {
         }
     }
 }
+
+/// Each refusal of the pipeline, called directly on a real machine (redb store, spec file
+/// on disk): the verdict names its reason, the file is untouched, and every call leaves
+/// exactly one audit record.
+#[cfg(test)]
+mod refusals {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::ops::Change;
+
+    const TEXT: &str = "---\nstatus: planned\ncreated: '2025-01-01'\n---\n\n# X\n";
+
+    struct World {
+        m: Machine,
+        me: Identity,
+        project: String,
+        file: PathBuf,
+        _dirs: (tempfile::TempDir, tempfile::TempDir),
+    }
+
+    fn world() -> World {
+        let home = tempfile::tempdir().expect("home");
+        let proj = tempfile::tempdir().expect("project");
+        let dir = proj.path().join("specs/001-x");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join("README.md");
+        std::fs::write(&file, TEXT).expect("write");
+        let (mut m, _) = Machine::init(home.path(), Some("t")).expect("init");
+        let (project, _) = m.add_project(proj.path(), Some("p")).expect("add");
+        let me = Identity::load(home.path()).expect("key").expect("key");
+        World {
+            m,
+            me,
+            project: project.id,
+            file,
+            _dirs: (home, proj),
+        }
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn edit(w: &World, author: &Identity, spec: &str, status: &str, hash: [u8; 32]) -> Operation {
+        static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+        let mut id = [0u8; 16];
+        id[0] = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Operation {
+            id,
+            author: author.id(),
+            target: w.m.id(),
+            issued_at_ms: NOW,
+            expires_at_ms: NOW + 60_000,
+            body: OpBody::Edit {
+                project: w.project.clone(),
+                spec: spec.into(),
+                base_file_hash: hash,
+                change: Change {
+                    status: Some(status.into()),
+                    ..Change::default()
+                },
+            },
+        }
+    }
+
+    fn good_hash() -> [u8; 32] {
+        let mut h = [0u8; 32];
+        hex::decode_to_slice(spec::sha256_hex(TEXT.as_bytes()), &mut h).expect("hex");
+        h
+    }
+
+    /// Receives `bytes`; checks the reason, that the file is as it was and that one
+    /// audit record was added.
+    fn refused(w: &mut World, sender: Option<MachineId>, bytes: &[u8], reason: Reason) {
+        let audits = w.m.store().audit(usize::MAX).expect("audit").len();
+        let r = receive(&mut w.m, sender, bytes, NOW);
+        assert_eq!(r.verdict.result, Outcome::Rejected, "{:?}", r.verdict);
+        assert_eq!(r.verdict.reason, Some(reason), "{}", r.verdict.message);
+        assert!(!r.verdict.message.is_empty());
+        assert!(r.changes.is_empty());
+        assert_eq!(std::fs::read_to_string(&w.file).expect("read"), TEXT);
+        assert_eq!(
+            w.m.store().audit(usize::MAX).expect("audit").len(),
+            audits + 1
+        );
+    }
+
+    fn signed(op: Operation, by: &Identity) -> Vec<u8> {
+        op.sign(by).expect("sign").to_bytes()
+    }
+
+    #[test]
+    fn every_refusal_has_its_reason_and_touches_nothing() {
+        let mut w = world();
+        let me = w.me.id();
+        let stranger = Identity::generate().expect("key");
+
+        refused(&mut w, None, &vec![0u8; MAX_OP_BYTES + 1], Reason::TooLarge);
+        refused(&mut w, None, b"not an operation", Reason::Malformed);
+
+        let mut bytes = signed(edit(&w, &w.me, "001-x", "complete", good_hash()), &w.me);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        refused(&mut w, None, &bytes, Reason::BadSignature);
+
+        let by_stranger = signed(
+            edit(&w, &stranger, "001-x", "complete", good_hash()),
+            &stranger,
+        );
+        refused(&mut w, None, &by_stranger, Reason::NotMember);
+
+        let revoked = Identity::generate().expect("key");
+        w.m.add_member(revoked.id(), "r").expect("add");
+        w.m.revoke_machine(revoked.id()).expect("revoke");
+        let by_revoked = signed(
+            edit(&w, &revoked, "001-x", "complete", good_hash()),
+            &revoked,
+        );
+        refused(&mut w, Some(revoked.id()), &by_revoked, Reason::Revoked);
+
+        let mine = signed(edit(&w, &w.me, "001-x", "complete", good_hash()), &w.me);
+        refused(&mut w, Some(stranger.id()), &mine, Reason::WrongSender);
+
+        let mut elsewhere = edit(&w, &w.me, "001-x", "complete", good_hash());
+        elsewhere.target = stranger.id();
+        let bytes = signed(elsewhere, &w.me);
+        refused(&mut w, None, &bytes, Reason::WrongTarget);
+
+        let mut old = edit(&w, &w.me, "001-x", "complete", good_hash());
+        old.issued_at_ms = NOW - 120_000;
+        old.expires_at_ms = NOW - 1_000;
+        let bytes = signed(old, &w.me);
+        refused(&mut w, None, &bytes, Reason::Expired);
+
+        let mut long = edit(&w, &w.me, "001-x", "complete", good_hash());
+        long.expires_at_ms = NOW + 25 * 3_600_000;
+        let bytes = signed(long, &w.me);
+        refused(&mut w, None, &bytes, Reason::Expired);
+
+        let mut future = edit(&w, &w.me, "001-x", "complete", good_hash());
+        future.issued_at_ms = NOW + 3_600_000;
+        future.expires_at_ms = NOW + 3_660_000;
+        let bytes = signed(future, &w.me);
+        refused(&mut w, None, &bytes, Reason::NotYetValid);
+
+        let mut unknown = edit(&w, &w.me, "001-x", "complete", good_hash());
+        if let OpBody::Edit { project, .. } = &mut unknown.body {
+            *project = "no-such-project".into();
+        }
+        let bytes = signed(unknown, &w.me);
+        refused(&mut w, None, &bytes, Reason::UnknownProject);
+
+        let nospec = signed(edit(&w, &w.me, "002-y", "complete", good_hash()), &w.me);
+        refused(&mut w, None, &nospec, Reason::UnknownSpec);
+        let escape = signed(edit(&w, &w.me, "../001-x", "complete", good_hash()), &w.me);
+        refused(&mut w, None, &escape, Reason::BadPath);
+        let bad_value = signed(edit(&w, &w.me, "001-x", "nearly-done", good_hash()), &w.me);
+        refused(&mut w, None, &bad_value, Reason::InvalidValue);
+
+        let stale = signed(edit(&w, &w.me, "001-x", "complete", [9; 32]), &w.me);
+        let audits = w.m.store().audit(usize::MAX).expect("audit").len();
+        let r = receive(&mut w.m, Some(me), &stale, NOW);
+        assert_eq!(r.verdict.reason, Some(Reason::Stale));
+        assert_eq!(
+            r.verdict.current_file_hash,
+            Some(spec::sha256_hex(TEXT.as_bytes()))
+        );
+        assert_eq!(std::fs::read_to_string(&w.file).expect("read"), TEXT);
+        assert_eq!(
+            w.m.store().audit(usize::MAX).expect("audit").len(),
+            audits + 1
+        );
+
+        // The good one applies once; the same bytes again are a replay.
+        let good = signed(edit(&w, &w.me, "001-x", "complete", good_hash()), &w.me);
+        let r = receive(&mut w.m, Some(me), &good, NOW);
+        assert_eq!(r.verdict.result, Outcome::Applied, "{:?}", r.verdict);
+        assert!(!r.changes.is_empty());
+        let applied = std::fs::read_to_string(&w.file).expect("read");
+        assert!(applied.contains("status: complete"), "{applied}");
+        let audits = w.m.store().audit(usize::MAX).expect("audit").len();
+        let again = receive(&mut w.m, Some(me), &good, NOW);
+        assert_eq!(again.verdict.reason, Some(Reason::Replayed));
+        assert_eq!(std::fs::read_to_string(&w.file).expect("read"), applied);
+        assert_eq!(
+            w.m.store().audit(usize::MAX).expect("audit").len(),
+            audits + 1
+        );
+    }
+}
