@@ -55,7 +55,7 @@ pub fn announced_len(prefix: [u8; 4], max: usize) -> Result<usize, FrameError> {
 }
 
 /// Splits what follows the length prefix (`version | kind | body`) into `(kind, body)`.
-pub fn split(mut buf: Vec<u8>) -> Result<(u8, Vec<u8>), FrameError> {
+pub fn split_header(mut buf: Vec<u8>) -> Result<(u8, Vec<u8>), FrameError> {
     match buf.get(..2) {
         Some([VERSION, kind]) => {
             let kind = *kind;
@@ -84,7 +84,7 @@ pub fn decode(bytes: &[u8], max: usize) -> Result<((u8, Vec<u8>), usize), FrameE
     let body = bytes
         .get(4..4 + len)
         .ok_or_else(|| FrameError::Io("truncated frame".into()))?;
-    Ok((split(body.to_vec())?, 4 + len))
+    Ok((split_header(body.to_vec())?, 4 + len))
 }
 
 /// Writes one frame of `kind` with `body`.
@@ -114,7 +114,7 @@ pub async fn read_max(recv: &mut RecvStream, max: usize) -> Result<(u8, Vec<u8>)
     recv.read_exact(&mut buf)
         .await
         .map_err(|e| FrameError::Io(e.to_string()))?;
-    split(buf)
+    split_header(buf)
 }
 
 #[cfg(test)]
