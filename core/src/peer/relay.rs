@@ -89,16 +89,46 @@ async fn check(url: &str, options: &PeerOptions, secret: &iroh::SecretKey) -> Re
         Ok(Ok(_client)) => Ok(()),
         Ok(Err(e)) => {
             let text = format!("{e:#}");
-            Err(
-                if text.contains("not authorized") || text.contains("denied") {
+            Err(match refusal(&e) {
+                Some(Refusal::Token) => {
                     format!("{text} (check --relay-token with the relay's operator)")
-                } else if text.contains("certificate") || text.contains("UnknownIssuer") {
+                }
+                Some(Refusal::Certificate) => {
                     format!("{text} (a self-signed relay needs --relay-ca CERT.pem)")
-                } else {
-                    text
-                },
-            )
+                }
+                None => text,
+            })
         }
         Err(_) => Err("no answer within 10 s".into()),
+    }
+}
+
+/// A refusal the user can fix, told apart by the error's type (not its text).
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The relay denied our token (missing, wrong, or not on its allowlist).
+    Token,
+    /// The relay's certificate is not trusted.
+    Certificate,
+}
+
+fn refusal(e: &iroh_relay::client::ConnectError) -> Option<Refusal> {
+    use iroh_relay::client::ConnectError;
+    use iroh_relay::protos::handshake;
+    match e {
+        ConnectError::Handshake {
+            source: handshake::Error::ServerDeniedAuth { .. },
+            ..
+        } => Some(Refusal::Token),
+        ConnectError::UnexpectedUpgradeStatus { code, .. } if *code == 401 || *code == 403 => {
+            Some(Refusal::Token)
+        }
+        ConnectError::Tls { source, .. } => source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .and_then(|r| {
+                matches!(r, rustls::Error::InvalidCertificate(_)).then_some(Refusal::Certificate)
+            }),
+        _ => None,
     }
 }

@@ -142,6 +142,52 @@ fn a_peer_with_the_wrong_token_is_refused_with_a_clear_error() {
 }
 
 #[test]
+fn a_relay_with_an_untrusted_certificate_is_refused_with_a_clear_error() {
+    use rcgen::{CertificateParams, KeyPair};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let (cert_path, key_path) = (tmp.path().join("relay.pem"), tmp.path().join("relay.key"));
+    std::fs::write(&cert_path, cert.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    let relay_proc = Proc::spawn(
+        Command::new(RELAY)
+            .args(["--https-bind", "127.0.0.1:0", "--http-bind", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(&cert_path)
+            .arg("--tls-key")
+            .arg(&key_path),
+    );
+    let line = relay_proc.wait_line("relay url https://");
+    let url = line.rsplit(' ').next().expect("url").trim().to_string();
+    let home = tempfile::tempdir().expect("home");
+    let proj = tempfile::tempdir().expect("project");
+    write_spec(proj.path(), "001-x", "planned");
+    // No --relay-ca: the relay's self-signed certificate is not trusted.
+    let p = Proc::spawn(
+        Command::new(peer_bin())
+            .args([
+                "up",
+                "--no-direct",
+                "--relay",
+                &url,
+                "--label",
+                "x",
+                "--project",
+            ])
+            .arg(proj.path())
+            .env("LEANSPEC_PEER_HOME", home.path()),
+    );
+    let line = p.wait_line("relay refused");
+    assert!(line.contains("--relay-ca"), "{line}");
+    p.stop();
+    relay_proc.stop();
+}
+
+#[test]
 fn the_relay_refuses_a_bad_config_and_serves_health() {
     let out = Command::new(RELAY)
         .args(["--http-bind", "0.0.0.0:0"])
