@@ -397,9 +397,20 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
             }
             m.store()
                 .peers()
-                .unwrap_or_default()
-                .into_iter()
-                .find(|r| r.id == peer.as_bytes())
+                .map(|all| all.into_iter().find(|r| r.id == peer.as_bytes()))
+        };
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed read is not "no address": retry, do not give up on the member.
+                tracing::warn!(peer = %peer.short(), "cannot read the address book: {e}");
+                let wait = backoff.next_wait(0);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopping(&mut shutdown) => return,
+                }
+                continue;
+            }
         };
         if lock(&shared.sessions).contains_key(&peer) {
             // Connected (perhaps by the other side): wait for the session to end.
