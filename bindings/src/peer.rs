@@ -50,18 +50,16 @@ fn options(config: &PeerConfig) -> Result<PeerOptions, PeerError> {
             )
         })?),
     };
-    if !config.direct && config.relays.is_empty() {
-        return Err(PeerError::new(
-            ErrorKind::InvalidArgument,
-            "direct paths are off and no relay is given: nothing could connect; add a relay URL or turn direct on",
-        ));
-    }
+    // The same policy as `leanspec-peer up`: last run's port, relays learned from
+    // tickets; `start` refuses direct paths off with no relay at all.
     Ok(PeerOptions {
         bind,
         relays: config.relays.clone(),
         direct: config.direct,
         watch: config.watch,
         relay_token: config.relay_token.clone(),
+        remember_port: true,
+        learned_relays: true,
         ..PeerOptions::default()
     })
 }

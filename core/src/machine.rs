@@ -1311,6 +1311,21 @@ impl Machine {
         Ok(next)
     }
 
+    /// The port the peer listened on last time (store meta `bind_port`), if any.
+    pub fn remembered_port(&self) -> Result<Option<u16>> {
+        Ok(self
+            .store
+            .meta("bind_port")?
+            .and_then(|b| <[u8; 2]>::try_from(b.as_slice()).ok())
+            .map(u16::from_le_bytes)
+            .filter(|p| *p != 0))
+    }
+
+    /// Remembers the port the peer listened on (see [`Machine::remembered_port`]).
+    pub fn remember_port(&mut self, port: u16) -> Result<()> {
+        Ok(self.store.set_meta("bind_port", &port.to_le_bytes())?)
+    }
+
     /// Relay URLs learned from tickets this machine joined with (store meta `relays`).
     pub fn learned_relays(&self) -> Vec<String> {
         self.store

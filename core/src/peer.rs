@@ -56,6 +56,13 @@ pub struct PeerOptions {
     pub relay_token: Option<String>,
     /// Extra root certificate(s) (PEM file) to trust for relays, e.g. a self-signed one.
     pub relay_ca: Option<std::path::PathBuf>,
+    /// Listen on the port of the last run when `bind` asks for any port (0), so members
+    /// that know our address find us after a restart; when that port is taken now, any
+    /// port. The port bound is remembered in the store. Off for short-lived endpoints.
+    pub remember_port: bool,
+    /// With no `relays` given, use the relays learned from tickets
+    /// ([`Machine::learned_relays`]).
+    pub learned_relays: bool,
 }
 
 impl Default for PeerOptions {
@@ -71,6 +78,8 @@ impl Default for PeerOptions {
             op_timeout: Duration::from_secs(5),
             relay_token: None,
             relay_ca: None,
+            remember_port: false,
+            learned_relays: false,
         }
     }
 }
@@ -514,6 +523,43 @@ pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
     }
 }
 
+/// Binds as asked, or on the remembered port (see [`PeerOptions::remember_port`]).
+async fn bind_remembered(
+    machine: &mut Machine,
+    options: &mut PeerOptions,
+) -> Result<Endpoint, PeerError> {
+    let asked = options
+        .bind
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let remembered = if options.remember_port && asked.port() == 0 {
+        machine.remembered_port()?
+    } else {
+        None
+    };
+    let endpoint = match remembered {
+        Some(port) => {
+            let mut bind = asked;
+            bind.set_port(port);
+            options.bind = Some(bind);
+            match bind_endpoint(machine, options).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!("port {port} of the last run is busy ({e}); using another");
+                    options.bind = Some(asked);
+                    bind_endpoint(machine, options).await?
+                }
+            }
+        }
+        None => bind_endpoint(machine, options).await?,
+    };
+    if options.remember_port
+        && let Some(addr) = endpoint.addr().ip_addrs().next()
+    {
+        machine.remember_port(addr.port())?;
+    }
+    Ok(endpoint)
+}
+
 async fn bind_endpoint(machine: &Machine, options: &PeerOptions) -> Result<Endpoint, PeerError> {
     let secret = SecretKey::from_bytes(&machine.identity().secret_bytes());
     // A killed peer sends no close: keepalives and a 10 s idle timeout make it show
@@ -568,8 +614,17 @@ impl Peer {
     /// Starts the peer on `machine`: binds the endpoint, accepts members, dials known
     /// members, watches the projects.
     pub async fn start(mut machine: Machine, options: PeerOptions) -> Result<Peer, PeerError> {
+        let mut options = options;
+        if options.relays.is_empty() && options.learned_relays {
+            options.relays = machine.learned_relays();
+        }
+        if !options.direct && options.relays.is_empty() {
+            return Err(PeerError::Invalid(
+                "direct paths are off and there is no relay: give a relay URL (or join with a ticket that names one)".into(),
+            ));
+        }
         let incarnation = machine.next_incarnation()?;
-        let endpoint = bind_endpoint(&machine, &options).await?;
+        let endpoint = bind_remembered(&mut machine, &mut options).await?;
         let me = machine.id();
         let members_seen = machine
             .mesh()

@@ -381,3 +381,56 @@ async fn a_peer_dropped_without_shutdown_lets_go_of_the_store() {
         .expect("join");
     assert!(reopened.is_ok(), "{:?}", reopened.err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_port_is_used_again_and_a_busy_one_is_replaced() {
+    let home = tempfile::tempdir().expect("home");
+    Machine::init(home.path(), Some("p")).expect("init");
+    let options = PeerOptions {
+        remember_port: true,
+        ..options()
+    };
+    let port = |p: &Peer| p.addrs().first().expect("addr").port();
+    let first = Peer::start(Machine::open(home.path()).expect("open"), options.clone())
+        .await
+        .expect("start");
+    let p1 = port(&first);
+    first.shutdown().await;
+    drop(first);
+    let second = Peer::start(Machine::open(home.path()).expect("open"), options.clone())
+        .await
+        .expect("restart");
+    assert_eq!(port(&second), p1, "the port of the last run");
+    second.shutdown().await;
+    drop(second);
+
+    // Someone else holds the remembered port now: any other, and that one is
+    // remembered. (A port of our own choosing: the last run's socket may linger.)
+    let squatter = std::net::UdpSocket::bind("127.0.0.1:0").expect("take a port");
+    let taken = squatter.local_addr().expect("addr").port();
+    let mut m = Machine::open(home.path()).expect("open");
+    m.remember_port(taken).expect("remember");
+    let third = Peer::start(m, options.clone())
+        .await
+        .expect("start on another port");
+    let p3 = port(&third);
+    assert_ne!(p3, taken);
+    third.shutdown().await;
+    drop(third);
+    drop(squatter);
+    let m = Machine::open(home.path()).expect("open");
+    assert_eq!(m.remembered_port().expect("meta"), Some(p3));
+
+    // Direct paths off and no relay at all (none given, none learned): refused.
+    let e = Peer::start(
+        m,
+        PeerOptions {
+            direct: false,
+            learned_relays: true,
+            ..options
+        },
+    )
+    .await
+    .expect_err("nothing could connect");
+    assert_eq!(e.kind(), leanspec_peer_core::ErrorKind::InvalidArgument);
+}

@@ -187,8 +187,12 @@ pub(crate) fn full_rescan(shared: &Arc<Shared>) -> crate::machine::Result<crate:
 }
 
 pub(crate) async fn periodic_rescan(shared: Arc<Shared>, every: Duration) {
+    let mut shutdown = shared.shutdown.subscribe();
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = super::stopping(&mut shutdown) => return,
+        }
         let s = shared.clone();
         match tokio::task::spawn_blocking(move || full_rescan(&s)).await {
             Ok(Err(e)) => tracing::warn!("periodic rescan failed: {e}"),

@@ -470,33 +470,20 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
     if args.once {
         return Ok(ExitCode::SUCCESS);
     }
-    // Listen on the same port as last time (when the port is not given), so members
-    // that know our address find us again after a restart.
-    let stored_port = m
-        .store()
-        .meta("bind_port")?
-        .and_then(|b| <[u8; 2]>::try_from(b.as_slice()).ok())
-        .map_or(0, u16::from_le_bytes);
-    let mut bind = args
-        .bind
-        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    if bind.port() == 0 {
-        bind.set_port(stored_port);
-    }
-    // Relays: the ones given, else the ones learned from tickets; none with --no-relay.
-    let relays = if args.no_relay {
-        Vec::new()
-    } else if !args.relays.is_empty() {
-        args.relays.clone()
-    } else {
-        m.learned_relays()
-    };
-    if args.no_direct && relays.is_empty() {
-        bail!("--no-direct needs a relay: give --relay URL (or join with a ticket that names one)");
-    }
+    // The port of the last run and the relays learned from tickets: policy of the
+    // core (`PeerOptions::remember_port`, `learned_relays`), the same for every host.
     let options = PeerOptions {
-        bind: Some(bind),
-        relays,
+        bind: Some(
+            args.bind
+                .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+        ),
+        relays: if args.no_relay {
+            Vec::new()
+        } else {
+            args.relays.clone()
+        },
+        learned_relays: !args.no_relay,
+        remember_port: true,
         direct: !args.no_direct,
         relay_token: args.relay_token.clone(),
         relay_ca: args.relay_ca.clone(),
@@ -510,36 +497,7 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         let mut term = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let port_store = home.to_path_buf();
-        let peer = match Peer::start(m, options.clone()).await {
-            Ok(p) => p,
-            Err(e)
-                if options.bind.is_some_and(|b| b.port() != 0)
-                    && args.bind.is_none_or(|b| b.port() == 0) =>
-            {
-                // Last time's port is taken now: take any.
-                eprintln!(
-                    "leanspec-peer: port {} is busy ({e}); using another",
-                    bind.port()
-                );
-                let m = Machine::open(&port_store)?;
-                let mut any = bind;
-                any.set_port(0);
-                Peer::start(
-                    m,
-                    PeerOptions {
-                        bind: Some(any),
-                        ..options
-                    },
-                )
-                .await?
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let peer = Arc::new(peer);
-        if let Some(addr) = peer.addrs().first() {
-            let _ =
-                peer.with_machine(|m| m.store().set_meta("bind_port", &addr.port().to_le_bytes()));
-        }
+        let peer = Arc::new(Peer::start(m, options).await?);
         let server = control::serve(peer.clone(), &port_store)
             .await
             .context("cannot open the control socket")?;
