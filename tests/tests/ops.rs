@@ -272,10 +272,11 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     let v = a.peer().deliver_raw(b.id(), &forged.to_bytes()).await;
     assert_refused(&b, &before, &v, Reason::BadSignature, "forged signature");
 
-    // Any byte of a signed operation changed after signing.
+    // A byte of a signed operation changed after signing, over the network (every byte
+    // is flipped by the direct pipeline test in core/src/ops/verify.rs).
     let good = sign(edit_op(a.id(), &b, "001-first", status_change("complete")));
     let bytes = good.to_bytes();
-    for i in 0..bytes.len() {
+    for i in [0, bytes.len() / 2, bytes.len() - 1] {
         let mut t = bytes.clone();
         t[i] ^= 0x01;
         let v = a.peer().deliver_raw(b.id(), &t).await;

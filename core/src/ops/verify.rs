@@ -532,8 +532,31 @@ mod refusals {
             audits + 1
         );
 
-        // The good one applies once; the same bytes again are a replay.
+        // Any byte of a signed operation changed after signing: refused before anything
+        // else is looked at (the author's id is inside the signed bytes too).
         let good = signed(edit(&w, &w.me, "001-x", "complete", good_hash()), &w.me);
+        for i in 0..good.len() {
+            let mut t = good.clone();
+            t[i] ^= 0x01;
+            let r = receive(&mut w.m, Some(me), &t, NOW);
+            assert_eq!(
+                r.verdict.result,
+                Outcome::Rejected,
+                "byte {i}: {:?}",
+                r.verdict
+            );
+            assert!(
+                matches!(
+                    r.verdict.reason,
+                    Some(Reason::BadSignature | Reason::Malformed | Reason::WrongSender)
+                ),
+                "byte {i}: {:?}",
+                r.verdict
+            );
+            assert_eq!(std::fs::read_to_string(&w.file).expect("read"), TEXT);
+        }
+
+        // The good one applies once; the same bytes again are a replay.
         let r = receive(&mut w.m, Some(me), &good, NOW);
         assert_eq!(r.verdict.result, Outcome::Applied, "{:?}", r.verdict);
         assert!(!r.changes.is_empty());
