@@ -208,11 +208,9 @@ async fn run(
     let mut changed = shared.changed.subscribe();
     let mut session = SyncSession::new(peer, dialer == shared.me);
     let mut shutdown = shared.shutdown.subscribe();
-    let result: Result<(), String> = async {
+    let result: Result<(), SessionEnd> = async {
         if dialer != shared.me {
-            frame::write(&mut send, KIND_HELLO, &hello(&shared))
-                .await
-                .map_err(|e| e.to_string())?;
+            frame::write(&mut send, KIND_HELLO, &hello(&shared)).await?;
         }
         if shared.gossip {
             send_addrs(&shared, peer, &mut send).await?;
@@ -227,9 +225,9 @@ async fn run(
                         Err(net::FrameError::Closed) => return Ok(()),
                         Err(e @ (net::FrameError::TooLarge(_) | net::FrameError::Malformed(_))) => {
                             conn.close(net::close::PROTOCOL.into(), e.to_string().as_bytes());
-                            return Err(e.to_string());
+                            return Err(e.into());
                         }
-                        Err(e) => return Err(e.to_string()),
+                        Err(e) => return Err(e.into()),
                     };
                     if kind == KIND_ADDRS {
                         if shared.gossip && addrs::merge(&shared, peer, &body) {
@@ -239,16 +237,14 @@ async fn run(
                     }
                     if kind != KIND_SYNC {
                         conn.close(net::close::PROTOCOL.into(), b"unexpected frame");
-                        return Err(format!("unexpected frame kind {kind}"));
+                        return Err(SessionEnd::UnexpectedFrame(kind));
                     }
                     let Some((key, msg)) = split_sync(&body) else {
                         conn.close(net::close::PROTOCOL.into(), b"malformed sync frame");
-                        return Err("malformed sync frame".into());
+                        return Err(SessionEnd::MalformedSync);
                     };
                     let t0 = Instant::now();
-                    let step = session
-                        .on_frame(&mut lock(&shared.machine), key, msg)
-                        .map_err(|e| e.to_string())?;
+                    let step = session.on_frame(&mut lock(&shared.machine), key, msg)?;
                     tracing::debug!(peer = %peer.short(), ?key, bytes = msg.len(), replies = step.send.len(), took = ?t0.elapsed(), "sync frame");
                     // Announce before sending: the changes are stored already, and a
                     // send that fails (this connection lost, or closed as a duplicate)
@@ -279,7 +275,7 @@ async fn run(
                     update_presence(&shared, &mut session);
                 }
                 _ = stopping(&mut shutdown) => return Ok(()),
-                e = conn.closed() => return Err(e.to_string()),
+                e = conn.closed() => return Err(SessionEnd::Closed(e)),
             }
         }
     }
@@ -365,19 +361,42 @@ fn split_sync(body: &[u8]) -> Option<(DocKey, &[u8])> {
     Some((DocKey::from_bytes(key)?, &rest[usize::from(len)..]))
 }
 
-async fn send_addrs(shared: &Shared, peer: MachineId, send: &mut SendStream) -> Result<(), String> {
-    let body = addrs::outgoing(shared, peer);
-    frame::write(send, KIND_ADDRS, &body)
-        .await
-        .map_err(|e| e.to_string())
+/// Why a session ended (logged; the connection is gone either way).
+#[derive(Debug, thiserror::Error)]
+enum SessionEnd {
+    /// Reading or writing a frame failed, or the peer sent a bad one.
+    #[error(transparent)]
+    Frame(#[from] net::FrameError),
+    /// The sync state machine refused the peer's message or could not store it.
+    #[error(transparent)]
+    Sync(#[from] crate::proto::sync::SessionError),
+    /// The connection closed.
+    #[error("connection closed: {0}")]
+    Closed(iroh::endpoint::ConnectionError),
+    /// A frame of a kind sessions do not use.
+    #[error("unexpected frame kind {0}")]
+    UnexpectedFrame(u8),
+    /// A sync frame without a valid document key.
+    #[error("malformed sync frame")]
+    MalformedSync,
 }
 
-async fn send_all(send: &mut SendStream, out: crate::proto::sync::Outgoing) -> Result<(), String> {
+async fn send_addrs(
+    shared: &Shared,
+    peer: MachineId,
+    send: &mut SendStream,
+) -> Result<(), net::FrameError> {
+    let body = addrs::outgoing(shared, peer);
+    frame::write(send, KIND_ADDRS, &body).await
+}
+
+async fn send_all(
+    send: &mut SendStream,
+    out: crate::proto::sync::Outgoing,
+) -> Result<(), net::FrameError> {
     for (key, msg) in out {
         tracing::debug!(?key, bytes = msg.len(), "send sync frame");
-        frame::write(send, KIND_SYNC, &encode_sync(key, &msg))
-            .await
-            .map_err(|e| e.to_string())?;
+        frame::write(send, KIND_SYNC, &encode_sync(key, &msg)).await?;
     }
     Ok(())
 }
