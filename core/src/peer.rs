@@ -344,6 +344,22 @@ impl Shared {
         self.emit(e);
     }
 
+    /// Runs `f` on the machine (locked) and announces what it changed in this machine's
+    /// document once the lock is released: the one path for local changes.
+    pub(crate) fn change_own<R, E>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Machine) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let (r, changes) = {
+            let mut m = lock(&self.machine);
+            let before = m.own_heads();
+            let r = f(&mut m)?;
+            (r, m.own_changes_since(&before))
+        };
+        self.announce(DocKey::Machine(self.me), &changes);
+        Ok(r)
+    }
+
     /// Announces changes: events for hosts, document keys for sessions.
     pub(crate) fn announce(self: &Arc<Self>, key: DocKey, changes: &[DocChange]) {
         for c in changes {
@@ -881,34 +897,19 @@ impl Peer {
         dir: &std::path::Path,
         name: Option<&str>,
     ) -> Result<(crate::Project, crate::ProjectScan), PeerError> {
-        let (project, scan, changes) = {
-            let mut m = lock(&self.shared.machine);
-            let before = m.own_heads();
-            let (project, scan) = m.add_project(dir, name)?;
-            (project, scan, m.own_changes_since(&before))
-        };
+        let (project, scan) = self.shared.change_own(|m| m.add_project(dir, name))?;
         if let (Some(w), Some(specs_dir)) =
             (lock(&self.watcher).as_mut(), project.specs_dir.as_ref())
         {
             w.watch(specs_dir);
         }
-        self.shared
-            .announce(DocKey::Machine(self.shared.me), &changes);
         Ok((project, scan))
     }
 
     /// Removes a project (id, name or folder) from this machine's document and pushes
     /// the removal (events for its specs, the change to every member); files stay.
     pub fn remove_project(&self, selector: &str) -> Result<crate::Project, PeerError> {
-        let (project, changes) = {
-            let mut m = lock(&self.shared.machine);
-            let before = m.own_heads();
-            let project = m.remove_project(selector)?;
-            (project, m.own_changes_since(&before))
-        };
-        self.shared
-            .announce(DocKey::Machine(self.shared.me), &changes);
-        Ok(project)
+        Ok(self.shared.change_own(|m| m.remove_project(selector))?)
     }
 
     /// Rescans every project now and pushes what changed.

@@ -176,14 +176,7 @@ fn target_of(project: &str, specs_dir: &Path, in_doc: &[String], rel: &Path) -> 
 
 /// Rescans every project and pushes what changed.
 pub(crate) fn full_rescan(shared: &Arc<Shared>) -> crate::machine::Result<crate::ScanReport> {
-    let mut m = lock(&shared.machine);
-    let before = m.own_heads();
-    let report = m.scan(&mut |_| {})?;
-    let changes = m.own_changes_since(&before);
-    let key = DocKey::Machine(m.id());
-    drop(m);
-    shared.announce(key, &changes);
-    Ok(report)
+    shared.change_own(|m| m.scan(&mut |_| {}))
 }
 
 pub(crate) async fn periodic_rescan(shared: Arc<Shared>, every: Duration) {
