@@ -68,6 +68,7 @@ impl From<core::ErrorKind> for ErrorKind {
             core::ErrorKind::Io => ErrorKind::Io,
             core::ErrorKind::Network => ErrorKind::Network,
             core::ErrorKind::NotRunning => ErrorKind::NotRunning,
+            core::ErrorKind::Busy => ErrorKind::Busy,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! priorities are their canonical spellings (`in-progress`, `high`); machine ids are hex.
 
 use leanspec_peer_core as core;
-use leanspec_peer_core::control::{MachineReport, StatusReport};
+use leanspec_peer_core::node::{MachineReport, StatusReport};
 
 /// How a [`crate::Peer`] runs.
 #[derive(Debug, Clone, uniffi::Record)]

@@ -7,8 +7,9 @@
 //! Environment: `LEANSPEC_CORPUS`, `BENCH_EDITS` (default 250), `BENCH_PULL_SPECS`
 //! (default 10000), `LEANSPEC_PEER_BIN` (the release CLI, for the RSS measurement).
 
-use leanspec_peer_core::peer::{Event, Peer, PeerOptions};
-use leanspec_peer_core::{Machine, spec};
+use leanspec_peer_core::Node as Peer;
+use leanspec_peer_core::peer::{Event, PeerOptions};
+use leanspec_peer_core::spec;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -72,15 +73,15 @@ async fn node_via(label: &str, specs: usize, relay: Option<&str>) -> Node {
     fs::create_dir_all(project.path().join("specs")).expect("specs");
     generate(project.path(), specs);
     let home = tempfile::tempdir().expect("home");
-    let (mut m, _) = Machine::init(home.path(), Some(label)).expect("init");
-    m.add_project(project.path(), Some(label)).expect("add");
     let options = PeerOptions {
         bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         direct: relay.is_none(),
         relays: relay.map(|r| vec![r.to_string()]).unwrap_or_default(),
         ..PeerOptions::default()
     };
-    let peer = Peer::start(m, options).await.expect("start");
+    let (peer, _) = Peer::init(home.path(), Some(label), options).expect("init");
+    peer.add_project(project.path(), Some(label)).expect("add");
+    peer.start().await.expect("start");
     Node {
         _home: home,
         project,
@@ -90,7 +91,7 @@ async fn node_via(label: &str, specs: usize, relay: Option<&str>) -> Node {
 
 /// Waits until `cond` holds, re-checking on every event of `peer`, at most 60 s.
 async fn wait_until(peer: &Peer, mut cond: impl FnMut() -> bool) -> bool {
-    let mut events = peer.subscribe();
+    let (_, mut events) = peer.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !cond() {
         if tokio::time::Instant::now() > deadline {
@@ -102,20 +103,17 @@ async fn wait_until(peer: &Peer, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 fn replica_specs(peer: &Peer, of: leanspec_peer_core::identity::MachineId) -> usize {
-    peer.with_machine(|m| {
-        m.replica(of).map_or(0, |d| {
-            d.projects().iter().map(|p| d.spec_count(&p.id)).sum()
-        })
-    })
+    peer.machines()
+        .iter()
+        .find(|r| r.machine.id == of)
+        .map_or(0, |r| r.machine.specs)
 }
 
 fn priority_of(peer: &Peer, machine: &str, name: &str) -> Option<String> {
-    peer.with_machine(|m| {
-        m.spec_on(Some(machine), machine, name)
-            .ok()
-            .and_then(|r| r.spec.priority)
-            .map(|p| p.as_str().to_string())
-    })
+    peer.spec(Some(machine), machine, name)
+        .ok()
+        .and_then(|r| r.spec.priority)
+        .map(|p| p.as_str().to_string())
 }
 
 async fn pair(a: &Node, b: &Node) {
@@ -123,7 +121,7 @@ async fn pair(a: &Node, b: &Node) {
         .peer
         .invite(Duration::from_secs(600), false)
         .expect("invite");
-    b.peer.join(&t).await.expect("join");
+    b.peer.join(&t.to_string()).await.expect("join");
 }
 
 /// An in-process relay (iroh-relay's server, plain HTTP on loopback, as `--dev`).
@@ -173,7 +171,7 @@ async fn latency(edits: usize, relay: Option<&str>) {
         )
         .expect("edit")
         .text;
-        let mut events = b.peer.subscribe();
+        let mut events = b.peer.subscribe().1;
         let t0 = Instant::now();
         fs::write(&path, edited).expect("write");
         let deadline = t0 + Duration::from_secs(10);
@@ -198,8 +196,8 @@ async fn latency(edits: usize, relay: Option<&str>) {
         pct(&mut ms, 0.99),
         pct(&mut ms, 1.0)
     );
-    a.peer.shutdown().await;
-    b.peer.shutdown().await;
+    a.peer.stop().await.expect("stop");
+    b.peer.stop().await.expect("stop");
 }
 
 /// A fresh peer pulls N specs; then one field change.
@@ -213,10 +211,10 @@ async fn pull(n: usize) {
     let b = node("pull-b", 1).await;
     let a_id = a.peer.id();
     // The same metadata as JSON (what `specs --json` prints), gzipped.
-    let json = a.peer.with_machine(|m| {
-        let rows = m.specs(&Default::default()).expect("specs");
+    let json = {
+        let rows = a.peer.specs(&Default::default()).expect("specs");
         serde_json::to_vec(&rows.iter().map(|r| &r.spec).collect::<Vec<_>>()).expect("json")
-    });
+    };
     let gz = {
         use std::io::Write;
         let mut child = std::process::Command::new("gzip")
@@ -310,8 +308,8 @@ async fn pull(n: usize) {
         after_a.1 - before_a.1,
         (after_a.0 - before_a.0) + (after_a.1 - before_a.1)
     );
-    a.peer.shutdown().await;
-    b.peer.shutdown().await;
+    a.peer.stop().await.expect("stop");
+    b.peer.stop().await.expect("stop");
 }
 
 /// Edit round trip: A signs an edit of B's spec, delivers it, B verifies, writes the
@@ -360,8 +358,8 @@ async fn edit_round_trip(edits: usize, relay: Option<&str>) {
         pct(&mut ms, 0.9),
         pct(&mut ms, 0.99)
     );
-    a.peer.shutdown().await;
-    b.peer.shutdown().await;
+    a.peer.stop().await.expect("stop");
+    b.peer.stop().await.expect("stop");
 }
 
 /// RSS of the `leanspec-relay` process idle, then with `n` idle endpoints connected.

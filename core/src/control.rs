@@ -2,18 +2,16 @@
 //! per request, one JSON line per reply (a stream of them for `events`). The socket is
 //! `control.sock` in the home folder, mode 0600: only this user can drive the peer.
 //!
-//! The same [`Request`]s are answered without a daemon by [`handle_local`] on a
-//! [`Machine`] opened directly, so every command prints the same thing either way.
+//! [`handle`] answers every [`Request`] on a [`Node`], running (the daemon) or not (a
+//! command run with no daemon), so every command prints the same thing either way.
 
 use crate::ErrorKind;
 use crate::identity::MachineId;
-use crate::machine::{
-    Machine, MachineRow, MachineSummary, Project, ProjectScan, ScanReport, SpecFilter, SpecRow,
-};
+use crate::Node;
+use crate::machine::{Project, ProjectScan, ScanReport, SpecFilter, SpecRow};
 use crate::ops::{AuditRecord, Change, Verdict};
-use crate::peer::{Event, Peer, Presence};
+use crate::peer::Event;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -117,58 +115,7 @@ pub enum Request {
     },
 }
 
-/// A machine with its presence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MachineReport {
-    /// What the documents say.
-    pub machine: MachineRow,
-    /// Connected now.
-    pub online: bool,
-    /// Unix seconds of the last contact (0: never; now for this machine).
-    pub last_seen: u64,
-    /// Both sides hold the same document heads.
-    pub in_sync: bool,
-    /// `direct`, `relayed`, or empty.
-    pub path: String,
-    /// Changes to this machine's document it has not acknowledged (0 for this machine
-    /// and revoked ones).
-    pub pending: usize,
-}
-
-/// Sizes of this machine's stored document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoreReport {
-    /// Store file path.
-    pub path: PathBuf,
-    /// Store file size.
-    pub file_bytes: u64,
-    /// Chunks of this machine's document.
-    pub doc_chunks: u64,
-    /// Bytes of this machine's document.
-    pub doc_bytes: u64,
-}
-
-/// `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusReport {
-    /// This machine.
-    pub machine: MachineSummary,
-    /// Home folder.
-    pub home: PathBuf,
-    /// Projects.
-    pub projects: Vec<Project>,
-    /// Specs of this machine.
-    pub specs: usize,
-    /// Store sizes.
-    pub store: StoreReport,
-    /// Other machines.
-    pub peers: Vec<MachineReport>,
-    /// Whether the answer comes from a running `up`.
-    pub running: bool,
-    /// Changes to this machine's document that some member has not acknowledged yet
-    /// (the largest count over members).
-    pub pending: usize,
-}
+pub use crate::node::{MachineReport, StatusReport, StoreReport};
 
 /// A reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -289,198 +236,81 @@ pub enum ControlError {
     Io(String),
 }
 
-/// Answers a request that needs no network from a machine (opened directly, or the
-/// daemon's own). `presence` is empty without a daemon.
-pub fn handle_local(
-    m: &mut Machine,
-    presence: &HashMap<MachineId, Presence>,
-    req: Request,
-    running: bool,
-) -> Result<Reply, Failure> {
-    let e = Failure::from;
+/// Answers a request on a node, running or not: the one dispatch for the daemon and for
+/// a CLI command run with no daemon (a stopped node answers what needs no network, and
+/// opens a short-lived endpoint for join, edit and execution requests).
+pub async fn handle(node: &Node, req: Request) -> Reply {
+    handle_inner(node, req)
+        .await
+        .unwrap_or_else(Failure::into_reply)
+}
+
+async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
     Ok(match req {
-        Request::Specs { filter } => Reply::Specs(m.specs(&filter).map_err(e)?),
+        Request::Specs { filter } => Reply::Specs(node.specs(&filter)?),
         Request::Show {
             machine,
             project,
             spec,
-        } => Reply::Spec(m.spec_on(machine.as_deref(), &project, &spec).map_err(e)?),
-        Request::Machines => Reply::Machines(machine_reports(m, presence)),
-        Request::Status => Reply::Status(Box::new(status_report(m, presence, running).map_err(e)?)),
-        Request::Scan => Reply::Scan(m.scan(&mut |_| {}).map_err(e)?),
+        } => Reply::Spec(node.spec(machine.as_deref(), &project, &spec)?),
+        Request::Machines => Reply::Machines(node.machines()),
+        Request::Status => Reply::Status(Box::new(node.status()?)),
+        Request::Scan => Reply::Scan(node.scan(&mut |_| {})?),
         Request::ProjectAdd { dir, name } => {
-            let (project, scan) = m.add_project(&dir, name.as_deref()).map_err(e)?;
+            let (project, scan) = node.add_project(&dir, name.as_deref())?;
             Reply::ProjectAdded { project, scan }
         }
-        Request::ProjectList => Reply::Projects(m.projects().map_err(e)?),
-        Request::ProjectRemove { project } => {
-            Reply::ProjectRemoved(m.remove_project(&project).map_err(e)?)
-        }
+        Request::ProjectList => Reply::Projects(node.projects()?),
+        Request::ProjectRemove { project } => Reply::ProjectRemoved(node.remove_project(&project)?),
         Request::Rename { machine, label } => {
-            let id = m.find_machine(&machine).map_err(e)?;
-            m.rename_machine(id, &label).map_err(e)?;
+            node.rename(&machine, &label)?;
             Reply::Done
         }
         Request::Revoke { machine } => {
-            let id = m.find_machine(&machine).map_err(e)?;
-            if id == m.id() {
-                return Err(Failure::new(
-                    ErrorKind::InvalidArgument,
-                    "a machine cannot revoke itself; revoke it from another member",
-                ));
-            }
-            m.revoke_machine(id).map_err(e)?;
+            node.revoke(&machine)?;
             Reply::Done
         }
-        Request::Audit { limit } => {
-            Reply::Audit(crate::ops::audit::read(m, limit).map_err(Failure::from)?)
-        }
-        Request::Invite { .. }
-        | Request::Join { .. }
-        | Request::Events
-        | Request::Edit { .. }
-        | Request::ExecRequest { .. } => {
-            return Err(Failure::new(
-                ErrorKind::NotRunning,
-                "this needs the network: start the peer (`leanspec-peer up`)",
-            ));
-        }
-    })
-}
-
-/// This machine, its projects and store, and every other machine with its presence
-/// (`presence` is empty when no peer runs).
-pub fn status_report(
-    m: &mut Machine,
-    presence: &HashMap<MachineId, Presence>,
-    running: bool,
-) -> Result<StatusReport, crate::machine::Error> {
-    let projects = m.projects()?;
-    let stats = m.doc_stats()?;
-    let peers: Vec<MachineReport> = machine_reports(m, presence)
-        .into_iter()
-        .filter(|r| !r.machine.is_self)
-        .collect();
-    let pending = peers.iter().map(|p| p.pending).max().unwrap_or(0);
-    Ok(StatusReport {
-        machine: m.summary(),
-        home: m.home().to_path_buf(),
-        specs: projects.iter().map(|p| p.specs).sum(),
-        projects,
-        store: StoreReport {
-            path: m.store().path().to_path_buf(),
-            file_bytes: stats.file_bytes,
-            doc_chunks: stats.chunks,
-            doc_bytes: stats.chunk_bytes,
-        },
-        peers,
-        running,
-        pending,
-    })
-}
-
-/// Every known machine (this one included) with its presence.
-pub fn machine_reports(
-    m: &mut Machine,
-    presence: &HashMap<MachineId, Presence>,
-) -> Vec<MachineReport> {
-    m.machines()
-        .into_iter()
-        .map(|row| {
-            let p = presence.get(&row.id).cloned().unwrap_or_default();
-            let me = row.is_self;
-            let pending = if me || row.revoked {
-                0
-            } else if p.online {
-                p.pending
-            } else {
-                m.unacknowledged(row.id, None)
-            };
-            MachineReport {
-                pending,
-                online: me || p.online,
-                last_seen: if me {
-                    crate::machine::now_secs().max(0) as u64
-                } else {
-                    p.last_seen
-                },
-                in_sync: me || p.in_sync,
-                path: p.path,
-                machine: row,
-            }
-        })
-        .collect()
-}
-
-/// Answers a request on the running peer.
-pub async fn handle(peer: &Peer, req: Request) -> Reply {
-    let result = match req {
-        Request::Invite { ttl_secs, reusable } => peer
-            .invite(Duration::from_secs(ttl_secs), reusable)
-            .map(|t| Reply::Ticket {
+        Request::Audit { limit } => Reply::Audit(node.audit(limit)?),
+        Request::Invite { ttl_secs, reusable } => {
+            let t = node.invite(Duration::from_secs(ttl_secs), reusable)?;
+            Reply::Ticket {
                 expires_at: t.expires_at,
                 reusable: t.reusable,
                 ticket: t.to_string(),
-            })
-            .map_err(Failure::from),
-        Request::Join { ticket } => match ticket.parse::<crate::net::Ticket>() {
-            Err(e) => Err(Failure::new(ErrorKind::Ticket, e.to_string())),
-            Ok(t) => match peer.join(&t).await {
-                Ok(j) => Ok(Reply::Joined {
-                    inviter: j.inviter,
-                    inviter_label: peer.with_machine(|m| m.machine_label(j.inviter)),
-                    members: j.members,
-                }),
-                Err(e) => Err(Failure::from(e)),
-            },
-        },
-        Request::Rename { machine, label } => peer
-            .with_machine(|m| m.find_machine(&machine))
-            .map_err(Failure::from)
-            .and_then(|id| {
-                peer.rename(id, &label)
-                    .map(|_| Reply::Done)
-                    .map_err(Failure::from)
-            }),
-        Request::Revoke { machine } => peer
-            .with_machine(|m| m.find_machine(&machine))
-            .map_err(Failure::from)
-            .and_then(|id| peer.revoke(id).map(|_| Reply::Done).map_err(Failure::from)),
+            }
+        }
+        Request::Join { ticket } => {
+            let j = node.join(&ticket).await?;
+            Reply::Joined {
+                inviter: j.inviter,
+                inviter_label: node.machine_label(j.inviter),
+                members: j.members,
+            }
+        }
         Request::Edit {
             machine,
             project,
             spec,
             change,
             base_file_hash,
-        } => peer
-            .edit(&machine, &project, &spec, change, base_file_hash.as_deref())
-            .await
-            .map(Reply::Verdict)
-            .map_err(Failure::from),
-        Request::ExecRequest { machine, payload } => peer
-            .exec_request(&machine, &payload)
-            .await
-            .map(Reply::Verdict)
-            .map_err(Failure::from),
-        Request::Scan => peer.scan().map(Reply::Scan).map_err(Failure::from),
-        Request::ProjectAdd { dir, name } => peer
-            .add_project(&dir, name.as_deref())
-            .map(|(project, scan)| Reply::ProjectAdded { project, scan })
-            .map_err(Failure::from),
-        Request::ProjectRemove { project } => peer
-            .remove_project(&project)
-            .map(Reply::ProjectRemoved)
-            .map_err(Failure::from),
-        other => {
-            let presence = peer.presence();
-            peer.with_machine(|m| handle_local(m, &presence, other, true))
+        } => Reply::Verdict(
+            node.edit(&machine, &project, &spec, change, base_file_hash.as_deref())
+                .await?,
+        ),
+        Request::ExecRequest { machine, payload } => {
+            Reply::Verdict(node.exec_request(&machine, &payload).await?)
         }
-    };
-    result.unwrap_or_else(Failure::into_reply)
+        Request::Events => {
+            return Err(Failure::new(
+                ErrorKind::NotRunning,
+                "`events` streams from the running peer: start `leanspec-peer up` first",
+            ));
+        }
+    })
 }
 
 /// Serves the control socket until the task is aborted.
-pub async fn serve(peer: Arc<Peer>, home: &Path) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub async fn serve(node: Arc<Node>, home: &Path) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use std::os::unix::fs::PermissionsExt;
     let path = home.join(SOCKET_FILE);
     // A socket file left by a crashed daemon: remove it only if nobody answers on it.
@@ -494,9 +324,9 @@ pub async fn serve(peer: Arc<Peer>, home: &Path) -> std::io::Result<tokio::task:
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let peer = peer.clone();
+            let node = node.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve_one(peer, stream).await {
+                if let Err(e) = serve_one(node, stream).await {
                     tracing::debug!("control connection: {e}");
                 }
             });
@@ -504,7 +334,7 @@ pub async fn serve(peer: Arc<Peer>, home: &Path) -> std::io::Result<tokio::task:
     }))
 }
 
-async fn serve_one(peer: Arc<Peer>, stream: tokio::net::UnixStream) -> std::io::Result<()> {
+async fn serve_one(node: Arc<Node>, stream: tokio::net::UnixStream) -> std::io::Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -527,7 +357,7 @@ async fn serve_one(peer: Arc<Peer>, stream: tokio::net::UnixStream) -> std::io::
         }
     };
     if let Request::Events = req {
-        let mut events = peer.subscribe();
+        let (_, mut events) = node.subscribe();
         loop {
             match events.recv().await {
                 Ok(ev) => {
@@ -542,7 +372,7 @@ async fn serve_one(peer: Arc<Peer>, stream: tokio::net::UnixStream) -> std::io::
             }
         }
     }
-    let r = handle(&peer, req).await;
+    let r = handle(&node, req).await;
     write.write_all(reply(&r)?.as_bytes()).await
 }
 

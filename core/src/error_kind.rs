@@ -31,6 +31,8 @@ pub enum ErrorKind {
     Network,
     /// The request needs the running peer (`leanspec-peer up`), and none runs.
     NotRunning,
+    /// The peer is already running (or starting or stopping).
+    Busy,
 }
 
 impl Error {
@@ -62,6 +64,8 @@ impl PeerError {
             PeerError::Unreachable { .. } => ErrorKind::Unreachable,
             PeerError::JoinRefused(_) => ErrorKind::Refused,
             PeerError::Invalid(_) => ErrorKind::InvalidArgument,
+            PeerError::NotRunning(_) => ErrorKind::NotRunning,
+            PeerError::AlreadyRunning => ErrorKind::Busy,
         }
     }
 }

@@ -5,7 +5,9 @@
 //! - [`identity`]: the machine key and ids;
 //! - [`doc`]: the machine document (Automerge, one writer);
 //! - [`store`]: the redb store;
-//! - [`machine`]: this machine, the facade the shells call;
+//! - [`node`]: the facade every host calls ([`Node`]): queries, mutations, the network;
+//! - [`machine`]: this machine's documents, store and projects (offline);
+//! - [`peer`]: the network half of a node (iroh endpoint, sessions, events);
 //! - [`ops`]: signed operations (remote edits, execution requests) and the audit log.
 
 #![deny(missing_docs)]
@@ -18,6 +20,7 @@ pub mod identity;
 pub mod machine;
 pub mod mesh;
 pub mod net;
+pub mod node;
 pub mod ops;
 pub mod peer;
 mod proto;
@@ -27,6 +30,7 @@ pub mod time;
 mod tracked;
 
 pub use error_kind::ErrorKind;
+pub use node::Node;
 pub use tracked::ReceiveError;
 
 pub use machine::{

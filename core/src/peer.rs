@@ -15,7 +15,7 @@ mod watch;
 use crate::identity::MachineId;
 use crate::machine::{DocChange, DocKey, Machine, now_secs};
 use crate::net::{self, JOIN_ALPN, OP_ALPN, SYNC_ALPN, Ticket};
-use crate::ops::{self, AuditRecord, Change, OpBody, Operation, Verdict};
+use crate::ops::{self, OpBody, Operation, Verdict};
 use crate::store::{InviteRecord, PeerRecord};
 use iroh::endpoint::{Connection, presets};
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
@@ -218,7 +218,7 @@ impl Event {
     }
 }
 
-/// Errors of the running peer.
+/// Errors of a node and its network.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PeerError {
@@ -247,22 +247,25 @@ pub enum PeerError {
     /// An invalid argument.
     #[error("{0}")]
     Invalid(String),
+    /// The call needs the running network.
+    #[error("{0}")]
+    NotRunning(String),
+    /// The network already runs.
+    #[error("the network is already running")]
+    AlreadyRunning,
 }
 
 pub(crate) struct Shared {
-    pub(crate) machine: Mutex<Machine>,
+    /// The machine and the host-facing event stream, shared with the [`Node`](crate::Node).
+    pub(crate) local: Arc<crate::node::Local>,
     pub(crate) me: MachineId,
     pub(crate) endpoint: Endpoint,
-    pub(crate) events: broadcast::Sender<Event>,
     /// Documents that changed locally or from a peer: sessions push them.
     pub(crate) changed: broadcast::Sender<DocKey>,
     pub(crate) sessions: Mutex<HashMap<MachineId, session::SessionHandle>>,
     pub(crate) presence: Mutex<HashMap<MachineId, Presence>>,
     pub(crate) session_changed: Notify,
     pub(crate) dialers: Mutex<HashSet<MachineId>>,
-    /// Members as last announced (label, revoked), to turn a mesh change into
-    /// added / renamed / revoked events.
-    pub(crate) members_seen: Mutex<HashMap<MachineId, (String, bool)>>,
     pub(crate) relays: Vec<String>,
     /// The last [`Event::RelayStatus`] of each relay: a state, not only a change, so a
     /// host that subscribes after the first check still learns it (see
@@ -327,7 +330,7 @@ impl Shared {
     }
 
     pub(crate) fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
+        self.local.emit(e);
     }
 
     /// Records and emits a relay's status. Emitted under the lock that
@@ -350,21 +353,15 @@ impl Shared {
         self: &Arc<Self>,
         f: impl FnOnce(&mut Machine) -> Result<R, E>,
     ) -> Result<R, E> {
-        let (r, changes) = {
-            let mut m = lock(&self.machine);
-            let before = m.own_heads();
-            let r = f(&mut m)?;
-            (r, m.own_changes_since(&before))
-        };
+        let (r, changes) = self.local.change_own(f)?;
         self.announce(DocKey::Machine(self.me), &changes);
         Ok(r)
     }
 
-    /// Announces changes: events for hosts, document keys for sessions.
+    /// Announces changes: events for hosts, document keys for sessions, and after a mesh
+    /// change what it means for connections.
     pub(crate) fn announce(self: &Arc<Self>, key: DocKey, changes: &[DocChange]) {
-        for c in changes {
-            self.emit(Event::from_change(c));
-        }
+        self.local.announce(key, changes);
         if !changes.is_empty() {
             let _ = self.changed.send(key);
         }
@@ -373,38 +370,10 @@ impl Shared {
         }
     }
 
-    /// Compares the members with those last seen (at start, then at each change) and
-    /// emits what changed.
-    pub(crate) fn member_events(&self, members: &[crate::mesh::Member]) {
-        let mut seen = lock(&self.members_seen);
-        for x in members {
-            let now = member_state(x);
-            let before = seen.insert(x.id, now.clone());
-            let machine = x.id.to_string();
-            let was_revoked = before.as_ref().is_some_and(|b| b.1);
-            match before {
-                None => self.emit(Event::MachineAdded {
-                    machine: machine.clone(),
-                    label: now.0.clone(),
-                }),
-                Some((label, _)) if label != now.0 => self.emit(Event::MachineRenamed {
-                    machine: machine.clone(),
-                    label: now.0.clone(),
-                }),
-                Some(_) => {}
-            }
-            if now.1 && !was_revoked {
-                self.emit(Event::MachineRevoked { machine });
-            }
-        }
-    }
-
     /// Enforces revocations on open sessions and starts dialers for new members.
     pub(crate) fn after_mesh_change(self: &Arc<Self>) {
         let (revoked, me_revoked) = {
-            let m = lock(&self.machine);
-            let members = m.mesh().members();
-            self.member_events(&members);
+            let members = lock(&self.local.machine).mesh().members();
             let revoked: Vec<MachineId> = members
                 .iter()
                 .filter(|x| x.revoked_at.is_some())
@@ -427,9 +396,9 @@ impl Shared {
     }
 }
 
-/// The running peer.
+/// The network half of a [`Node`](crate::Node), running between its start and stop.
 #[derive(Debug)]
-pub struct Peer {
+pub(crate) struct Peer {
     shared: Arc<Shared>,
     router: Router,
     watcher: Mutex<Option<watch::Watcher>>,
@@ -507,7 +476,7 @@ pub(crate) fn endpoint_addr(record: &PeerRecord) -> Option<EndpointAddr> {
 /// Starts dial loops for members we have addresses for and no dialer yet.
 pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
     let targets: Vec<PeerRecord> = {
-        let m = lock(&shared.machine);
+        let m = lock(&shared.local.machine);
         let peers = m.store().peers().unwrap_or_default();
         peers
             .into_iter()
@@ -541,14 +510,15 @@ pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
 
 /// Binds as asked, or on the remembered port (see [`PeerOptions::remember_port`]).
 async fn bind_remembered(
-    machine: &mut Machine,
+    local: &crate::node::Local,
     options: &mut PeerOptions,
 ) -> Result<Endpoint, PeerError> {
+    let secret = lock(&local.machine).identity().secret_bytes();
     let asked = options
         .bind
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let remembered = if options.remember_port && asked.port() == 0 {
-        machine.remembered_port()?
+        lock(&local.machine).remembered_port()?
     } else {
         None
     };
@@ -557,27 +527,27 @@ async fn bind_remembered(
             let mut bind = asked;
             bind.set_port(port);
             options.bind = Some(bind);
-            match bind_endpoint(machine, options).await {
+            match bind_endpoint(&secret, options).await {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::warn!("port {port} of the last run is busy ({e}); using another");
                     options.bind = Some(asked);
-                    bind_endpoint(machine, options).await?
+                    bind_endpoint(&secret, options).await?
                 }
             }
         }
-        None => bind_endpoint(machine, options).await?,
+        None => bind_endpoint(&secret, options).await?,
     };
     if options.remember_port
         && let Some(addr) = endpoint.addr().ip_addrs().next()
     {
-        machine.remember_port(addr.port())?;
+        lock(&local.machine).remember_port(addr.port())?;
     }
     Ok(endpoint)
 }
 
-async fn bind_endpoint(machine: &Machine, options: &PeerOptions) -> Result<Endpoint, PeerError> {
-    let secret = SecretKey::from_bytes(&machine.identity().secret_bytes());
+async fn bind_endpoint(secret: &[u8; 32], options: &PeerOptions) -> Result<Endpoint, PeerError> {
+    let secret = SecretKey::from_bytes(secret);
     // A killed peer sends no close: keepalives and a 10 s idle timeout make it show
     // offline (and its dialer retry) within seconds instead of QUIC's default 30 s.
     let idle = Duration::from_secs(10)
@@ -627,41 +597,35 @@ async fn bind_endpoint(machine: &Machine, options: &PeerOptions) -> Result<Endpo
 }
 
 impl Peer {
-    /// Starts the peer on `machine`: binds the endpoint, accepts members, dials known
+    /// Starts the network of a node: binds the endpoint, accepts members, dials known
     /// members, watches the projects.
-    pub async fn start(mut machine: Machine, options: PeerOptions) -> Result<Peer, PeerError> {
+    pub(crate) async fn start(
+        local: Arc<crate::node::Local>,
+        options: PeerOptions,
+    ) -> Result<Peer, PeerError> {
         let mut options = options;
         if options.relays.is_empty() && options.learned_relays {
-            options.relays = machine.learned_relays();
+            options.relays = lock(&local.machine).learned_relays();
         }
         if !options.direct && options.relays.is_empty() {
             return Err(PeerError::Invalid(
                 "direct paths are off and there is no relay: give a relay URL (or join with a ticket that names one)".into(),
             ));
         }
-        let incarnation = machine.next_incarnation()?;
-        let endpoint = bind_remembered(&mut machine, &mut options).await?;
-        let me = machine.id();
-        let members_seen = machine
-            .mesh()
-            .members()
-            .into_iter()
-            .map(|x| (x.id, member_state(&x)))
-            .collect();
-        let (events, _) = broadcast::channel(1024);
+        let incarnation = lock(&local.machine).next_incarnation()?;
+        let endpoint = bind_remembered(&local, &mut options).await?;
+        let me = local.me;
         let (changed, _) = broadcast::channel(1024);
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
-            machine: Mutex::new(machine),
+            local,
             me,
             endpoint: endpoint.clone(),
-            events,
             changed,
             sessions: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             session_changed: Notify::new(),
             dialers: Mutex::new(HashSet::new()),
-            members_seen: Mutex::new(members_seen),
             relays: options.relays.clone(),
             relay_states: Mutex::new(Default::default()),
             advertise: options.advertise,
@@ -685,7 +649,8 @@ impl Peer {
         let every = options.rescan_every;
         shared.spawn(async move { watch::periodic_rescan(rescan, every).await });
         if !options.relays.is_empty() {
-            let secret = SecretKey::from_bytes(&lock(&shared.machine).identity().secret_bytes());
+            let secret =
+                SecretKey::from_bytes(&lock(&shared.local.machine).identity().secret_bytes());
             shared.spawn(relay::watch(shared.clone(), options.clone(), secret));
         }
         spawn_dialers(&shared);
@@ -696,24 +661,9 @@ impl Peer {
         })
     }
 
-    /// This machine's id.
-    pub fn id(&self) -> MachineId {
-        self.shared.me
-    }
-
     /// The endpoint's direct addresses.
-    pub fn addrs(&self) -> Vec<SocketAddr> {
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
         self.shared.endpoint.addr().ip_addrs().copied().collect()
-    }
-
-    /// Runs `f` with the machine locked (queries, local edits).
-    pub fn with_machine<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> R {
-        f(&mut lock(&self.shared.machine))
-    }
-
-    /// Events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.shared.events.subscribe()
     }
 
     /// Events from now on, plus the current state that earlier events reported and that
@@ -721,20 +671,19 @@ impl Peer {
     /// [`Event::RelayStatus`]: the first check can finish before the host subscribes).
     /// Nothing is reported twice: the snapshot and the subscription are taken under the
     /// lock the emitter holds.
-    pub fn subscribe_with_state(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+    pub(crate) fn subscribe_with_state(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
         let states = lock(&self.shared.relay_states);
-        let rx = self.shared.events.subscribe();
+        let rx = self.shared.local.subscribe();
         (states.values().cloned().collect(), rx)
     }
 
     /// Presence of every other known machine.
-    pub fn presence(&self) -> HashMap<MachineId, Presence> {
+    pub(crate) fn presence(&self) -> HashMap<MachineId, Presence> {
         session::presence_snapshot(&self.shared)
     }
 
-    /// UDP bytes `(sent, received)` on the current connection to each connected machine
-    /// (for benchmarks and diagnostics).
-    pub fn wire_bytes(&self) -> HashMap<MachineId, (u64, u64)> {
+    /// UDP bytes `(sent, received)` on the current connection to each connected machine.
+    pub(crate) fn wire_bytes(&self) -> HashMap<MachineId, (u64, u64)> {
         lock(&self.shared.sessions)
             .iter()
             .map(|(id, s)| {
@@ -744,8 +693,20 @@ impl Peer {
             .collect()
     }
 
+    /// Announces a change made through the node (see [`Shared::announce`]).
+    pub(crate) fn announce(&self, key: DocKey, changes: &[DocChange]) {
+        self.shared.announce(key, changes);
+    }
+
+    /// Watches a specs folder added while running.
+    pub(crate) fn watch(&self, specs_dir: &std::path::Path) {
+        if let Some(w) = lock(&self.watcher).as_mut() {
+            w.watch(specs_dir);
+        }
+    }
+
     /// Creates an invitation ticket valid for `ttl`.
-    pub fn invite(&self, ttl: Duration, reusable: bool) -> Result<Ticket, PeerError> {
+    pub(crate) fn invite(&self, ttl: Duration, reusable: bool) -> Result<Ticket, PeerError> {
         let mut secret = [0u8; 16];
         getrandom::fill(&mut secret)
             .map_err(|e| PeerError::Invalid(format!("no randomness: {e}")))?;
@@ -756,7 +717,7 @@ impl Peer {
             used_by: Vec::new(),
             revoked: false,
         };
-        let m = lock(&self.shared.machine);
+        let m = lock(&self.shared.local.machine);
         m.store()
             .put_invite(&sha256(&secret), &record)
             .map_err(crate::machine::Error::from)?;
@@ -778,71 +739,13 @@ impl Peer {
     }
 
     /// Joins the mesh of a ticket's inviter.
-    pub async fn join(&self, ticket: &Ticket) -> Result<Joined, PeerError> {
+    pub(crate) async fn join(&self, ticket: &Ticket) -> Result<Joined, PeerError> {
         session::join(&self.shared, ticket).await
-    }
-
-    /// Asks `machine` (id, short id or label; this machine too) to change a spec's
-    /// metadata. `base_file_hash` defaults to the file hash in the replicated document:
-    /// the target applies the change only if its file still has that hash. Nothing is
-    /// queued: an unreachable target answers `unavailable`.
-    pub async fn edit(
-        &self,
-        machine: &str,
-        project: &str,
-        spec: &str,
-        change: Change,
-        base_file_hash: Option<&str>,
-    ) -> Result<Verdict, PeerError> {
-        if change.is_empty() {
-            return Err(PeerError::Invalid(
-                "nothing to change: give at least one of --status, --priority, --add-tag, --remove-tag, --add-dep, --remove-dep, --parent, --assignee".into(),
-            ));
-        }
-        let (target, row) = {
-            let m = lock(&self.shared.machine);
-            let target = m.find_machine(machine)?;
-            let row = m.spec_on(Some(&target.to_string()), project, spec)?;
-            (target, row)
-        };
-        let hash = base_file_hash.unwrap_or(&row.spec.file_hash);
-        let base: [u8; 32] = hex::decode(hash)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| {
-                PeerError::Invalid(format!(
-                    "{hash:?} is not a file hash (64 hex digits, as `show --json` prints)"
-                ))
-            })?;
-        let body = OpBody::Edit {
-            project: row.project_id,
-            spec: row.spec.name,
-            base_file_hash: base,
-            change,
-        };
-        self.send_operation(target, body).await
-    }
-
-    /// Hands `payload` to the host application on `machine` as an execution request
-    /// (verified and audited like an edit; nothing is executed by leanspec-peer).
-    pub async fn exec_request(&self, machine: &str, payload: &str) -> Result<Verdict, PeerError> {
-        if payload.len() > ops::wire::MAX_PAYLOAD_BYTES {
-            return Err(PeerError::Invalid(format!(
-                "the payload is {} bytes; the limit is {}",
-                payload.len(),
-                ops::wire::MAX_PAYLOAD_BYTES
-            )));
-        }
-        let target = lock(&self.shared.machine).find_machine(machine)?;
-        let body = OpBody::ExecRequest {
-            payload: payload.to_string(),
-        };
-        self.send_operation(target, body).await
     }
 
     /// Signs an operation of this machine for `target`, delivers it and records the
     /// answer in the audit log.
-    pub async fn send_operation(
+    pub(crate) async fn send_operation(
         &self,
         target: MachineId,
         body: OpBody,
@@ -858,68 +761,14 @@ impl Peer {
         deliver::send(&self.shared, op, self.shared.op_timeout).await
     }
 
-    /// Delivers bytes as an operation to `target`, unsigned by us and unaudited here:
-    /// for tests and tools that check how targets treat hand-made or damaged operations.
-    pub async fn deliver_raw(&self, target: MachineId, bytes: &[u8]) -> Verdict {
+    /// Delivers bytes as an operation to `target`, unsigned by us and unaudited here.
+    pub(crate) async fn deliver_raw(&self, target: MachineId, bytes: &[u8]) -> Verdict {
         deliver::deliver_bytes(&self.shared, target, "", bytes, self.shared.op_timeout).await
-    }
-
-    /// The newest `limit` audit records, newest first.
-    pub fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, PeerError> {
-        ops::audit::read(&lock(&self.shared.machine), limit)
-            .map_err(|e| PeerError::Machine(e.into()))
-    }
-
-    /// Renames a machine (replicated through the mesh).
-    pub fn rename(&self, machine: MachineId, label: &str) -> Result<(), PeerError> {
-        lock(&self.shared.machine).rename_machine(machine, label)?;
-        self.shared
-            .announce(DocKey::Mesh, &[DocChange::MeshChanged]);
-        Ok(())
-    }
-
-    /// Revokes a machine (replicated through the mesh; its connections are closed).
-    pub fn revoke(&self, machine: MachineId) -> Result<(), PeerError> {
-        if machine == self.shared.me {
-            return Err(PeerError::Invalid(
-                "a machine cannot revoke itself; revoke it from another member".into(),
-            ));
-        }
-        lock(&self.shared.machine).revoke_machine(machine)?;
-        self.shared
-            .announce(DocKey::Mesh, &[DocChange::MeshChanged]);
-        Ok(())
-    }
-
-    /// Adds a project folder, scans it, watches it and pushes its specs.
-    pub fn add_project(
-        &self,
-        dir: &std::path::Path,
-        name: Option<&str>,
-    ) -> Result<(crate::Project, crate::ProjectScan), PeerError> {
-        let (project, scan) = self.shared.change_own(|m| m.add_project(dir, name))?;
-        if let (Some(w), Some(specs_dir)) =
-            (lock(&self.watcher).as_mut(), project.specs_dir.as_ref())
-        {
-            w.watch(specs_dir);
-        }
-        Ok((project, scan))
-    }
-
-    /// Removes a project (id, name or folder) from this machine's document and pushes
-    /// the removal (events for its specs, the change to every member); files stay.
-    pub fn remove_project(&self, selector: &str) -> Result<crate::Project, PeerError> {
-        Ok(self.shared.change_own(|m| m.remove_project(selector))?)
-    }
-
-    /// Rescans every project now and pushes what changed.
-    pub fn scan(&self) -> Result<crate::ScanReport, PeerError> {
-        watch::full_rescan(&self.shared).map_err(PeerError::from)
     }
 
     /// Stops everything: closes connections (saving sync states), the router, the
     /// endpoint.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         // `send_replace`, not `send`: `send` drops the value when no task is
         // listening at this instant, and a dialer started later would never see it.
         self.shared.shutdown.send_replace(true);
@@ -963,11 +812,6 @@ impl Peer {
             tracing::warn!("some tasks still hold the machine after shutdown");
         }
     }
-}
-
-/// What member events compare: the label and whether it is revoked.
-fn member_state(x: &crate::mesh::Member) -> (String, bool) {
-    (x.label.clone(), x.revoked_at.is_some())
 }
 
 pub(crate) fn sha256(b: &[u8]) -> Vec<u8> {

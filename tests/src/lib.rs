@@ -183,12 +183,12 @@ pub fn logs() {
 /// Waits until `cond` holds, re-checking on every event of `peer` (and every 250 ms),
 /// at most [`WAIT`]. Panics with `what` on timeout.
 pub async fn wait_until(
-    peer: &leanspec_peer_core::peer::Peer,
+    peer: &leanspec_peer_core::Node,
     what: &str,
     mut cond: impl FnMut() -> bool,
 ) {
     logs();
-    let mut events = peer.subscribe();
+    let (_, mut events) = peer.subscribe();
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond() {
         if tokio::time::Instant::now() > deadline {
@@ -199,13 +199,10 @@ pub async fn wait_until(
 }
 
 /// Pairs two running peers: `inviter` issues a one-time ticket, `joiner` joins.
-pub async fn pair(
-    inviter: &leanspec_peer_core::peer::Peer,
-    joiner: &leanspec_peer_core::peer::Peer,
-) {
+pub async fn pair(inviter: &leanspec_peer_core::Node, joiner: &leanspec_peer_core::Node) {
     let ticket = inviter
         .invite(Duration::from_secs(600), false)
         .expect("invite");
-    let joined = joiner.join(&ticket).await.expect("join");
+    let joined = joiner.join(&ticket.to_string()).await.expect("join");
     assert_eq!(joined.inviter, inviter.id());
 }

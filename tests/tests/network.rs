@@ -2,8 +2,8 @@
 //! catch-up, offline machines, refusals. Every wait is on a condition with a bounded
 //! timeout (re-checked on each event).
 
-use leanspec_peer_core::peer::{Event, Peer, PeerOptions};
-use leanspec_peer_core::{Machine, SpecFilter, control};
+use leanspec_peer_core::peer::{Event, PeerOptions};
+use leanspec_peer_core::{Machine, Node as Peer, SpecFilter};
 use leanspec_peer_tests::{TempProject, WAIT, spec_text, wait_until};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,9 +41,9 @@ async fn node_with(label: &str, options: PeerOptions) -> Node {
     let project = TempProject::new();
     project.write("001-first", spec_text("planned", &format!("{label} first")));
     let home = tempfile::tempdir().expect("home");
-    let (mut m, _) = Machine::init(home.path(), Some(label)).expect("init");
-    m.add_project(project.root(), Some(label)).expect("add");
-    let peer = Peer::start(m, options.clone()).await.expect("start");
+    let (peer, _) = Peer::init(home.path(), Some(label), options.clone()).expect("init");
+    peer.add_project(project.root(), Some(label)).expect("add");
+    peer.start().await.expect("start");
     Node {
         home,
         project,
@@ -57,30 +57,32 @@ impl Node {
         self.peer.as_ref().expect("running")
     }
 
+    /// A restart as a process does it: the store is closed and opened again.
     async fn restart(&mut self) {
-        let m = Machine::open(self.home.path()).expect("reopen");
-        self.peer = Some(Peer::start(m, self.options.clone()).await.expect("restart"));
+        let peer = Peer::open(self.home.path(), self.options.clone()).expect("reopen");
+        peer.start().await.expect("restart");
+        self.peer = Some(peer);
     }
 
     async fn stop(&mut self) {
         if let Some(p) = self.peer.take() {
-            p.shutdown().await;
+            p.stop().await.expect("stop");
         }
     }
 
     fn status_of(&self, machine: &str, spec: &str) -> Option<String> {
-        self.peer().with_machine(|m| {
-            m.spec_on(Some(machine), machine, spec)
-                .ok()
-                .and_then(|r| r.spec.status)
-                .map(|s| s.as_str().to_string())
-        })
+        self.peer()
+            .spec(Some(machine), machine, spec)
+            .ok()
+            .and_then(|r| r.spec.status)
+            .map(|s| s.as_str().to_string())
     }
 
     fn titles(&self) -> Vec<String> {
         let mut t: Vec<String> = self
             .peer()
-            .with_machine(|m| m.specs(&SpecFilter::default()).expect("specs"))
+            .specs(&SpecFilter::default())
+            .expect("specs")
             .into_iter()
             .map(|r| r.spec.title)
             .collect();
@@ -134,9 +136,9 @@ async fn three_peers_multi_hop_restart_and_offline() {
     );
 
     // A renames C; the label reaches B through the mesh.
-    a.peer().rename(c_id, "charlie").expect("rename");
+    a.peer().rename(&c_id.to_string(), "charlie").expect("rename");
     wait_until(b.peer(), "B sees C's new label", || {
-        b.peer().with_machine(|m| m.machine_label(c_id)) == "charlie"
+        b.peer().machine_label(c_id) == "charlie"
     })
     .await;
 
@@ -202,14 +204,7 @@ async fn machines_paired_through_a_third_connect_directly() {
 
 /// `status`'s pending count: changes to this machine's document a member lacks.
 fn pending(node: &Node) -> usize {
-    let presence = node.peer().presence();
-    let reply = node
-        .peer()
-        .with_machine(|m| control::handle_local(m, &presence, control::Request::Status, true));
-    match reply {
-        Ok(control::Reply::Status(s)) => s.pending,
-        other => panic!("unexpected status reply: {other:?}"),
-    }
+    node.peer().status().expect("status").pending
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,7 +233,7 @@ async fn strangers_and_bad_tickets_are_refused() {
     let (a, b, c) = (node("a").await, node("b").await, node("c").await);
 
     // A machine that is not a member cannot open a sync connection.
-    let mut refused = a.peer().subscribe();
+    let mut refused = a.peer().subscribe().1;
     let stranger = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
         .relay_mode(iroh::RelayMode::Disabled)
         .clear_ip_transports()
@@ -272,14 +267,14 @@ async fn strangers_and_bad_tickets_are_refused() {
 
     // An expired ticket is refused, and a one-time ticket works only once.
     let expired = a.peer().invite(Duration::ZERO, false).expect("invite");
-    let e = b.peer().join(&expired).await.expect_err("expired");
+    let e = b.peer().join(&expired.to_string()).await.expect_err("expired");
     assert!(e.to_string().contains("expired"), "{e}");
     let once = a
         .peer()
         .invite(Duration::from_secs(600), false)
         .expect("invite");
-    b.peer().join(&once).await.expect("first use");
-    let e = c.peer().join(&once).await.expect_err("second use");
+    b.peer().join(&once.to_string()).await.expect("first use");
+    let e = c.peer().join(&once.to_string()).await.expect_err("second use");
     assert!(e.to_string().contains("already used"), "{e}");
     // A ticket from another machine's store is unknown here.
     let foreign = c
@@ -289,20 +284,20 @@ async fn strangers_and_bad_tickets_are_refused() {
     let mut forged = foreign.clone();
     forged.id = a.peer().id().to_string();
     forged.addrs = a.peer().addrs().iter().map(ToString::to_string).collect();
-    let e = c.peer().join(&forged).await.expect_err("unknown secret");
+    let e = c.peer().join(&forged.to_string()).await.expect_err("unknown secret");
     assert!(e.to_string().contains("unknown invitation"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
     let (a, b) = (node("a").await, node("b").await);
-    let mut a_events = a.peer().subscribe();
-    let mut b_events = b.peer().subscribe();
+    let mut a_events = a.peer().subscribe().1;
+    let mut b_events = b.peer().subscribe().1;
     let reusable = a
         .peer()
         .invite(Duration::from_secs(600), true)
         .expect("invite");
-    b.peer().join(&reusable).await.expect("join");
+    b.peer().join(&reusable.to_string()).await.expect("join");
     let b_id = b.peer().id();
     next_event(&mut a_events, "B added, on A", |e| {
         matches!(e, Event::MachineAdded { machine, label } if *machine == b_id.to_string() && label == "b")
@@ -313,12 +308,12 @@ async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
     })
     .await;
     // A rename on A reaches B as a renamed event.
-    a.peer().rename(b_id, "b-renamed").expect("rename");
+    a.peer().rename(&b_id.to_string(), "b-renamed").expect("rename");
     next_event(&mut b_events, "B renamed, on B", |e| {
         matches!(e, Event::MachineRenamed { machine, label } if *machine == b_id.to_string() && label == "b-renamed")
     })
     .await;
-    a.peer().revoke(b_id).expect("revoke");
+    a.peer().revoke(&b_id.to_string()).expect("revoke");
     next_event(
         &mut a_events,
         "B revoked, on A",
@@ -329,14 +324,16 @@ async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
         !a.peer().presence().get(&b_id).is_some_and(|p| p.online)
     })
     .await;
-    let e = b.peer().join(&reusable).await.expect_err("rejoin");
+    let e = b.peer().join(&reusable.to_string()).await.expect_err("rejoin");
     assert!(e.to_string().contains("revoked"), "{e}");
     // B's own dialer is refused too: it stays offline on A's side.
     let home: PathBuf = b.home.path().to_path_buf();
     assert!(home.exists());
     assert!(
         a.peer()
-            .with_machine(|m| m.machines().iter().any(|r| r.id == b_id && r.revoked))
+            .machines()
+            .iter()
+            .any(|r| r.machine.id == b_id && r.machine.revoked)
     );
 }
 
@@ -348,7 +345,7 @@ async fn a_removed_project_is_announced_to_hosts_and_members() {
         b.titles().contains(&"a first".to_string())
     })
     .await;
-    let mut a_events = a.peer().subscribe();
+    let mut a_events = a.peer().subscribe().1;
     let removed = a.peer().remove_project("a").expect("remove");
     assert_eq!(removed.name, "a");
     next_event(
@@ -385,24 +382,21 @@ async fn a_peer_dropped_without_shutdown_lets_go_of_the_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_port_is_used_again_and_a_busy_one_is_replaced() {
     let home = tempfile::tempdir().expect("home");
-    Machine::init(home.path(), Some("p")).expect("init");
     let options = PeerOptions {
         remember_port: true,
         ..options()
     };
+    let (node, _) = Peer::init(home.path(), Some("p"), options.clone()).expect("init");
     let port = |p: &Peer| p.addrs().first().expect("addr").port();
-    let first = Peer::start(Machine::open(home.path()).expect("open"), options.clone())
-        .await
-        .expect("start");
-    let p1 = port(&first);
-    first.shutdown().await;
-    drop(first);
-    let second = Peer::start(Machine::open(home.path()).expect("open"), options.clone())
-        .await
-        .expect("restart");
-    assert_eq!(port(&second), p1, "the port of the last run");
-    second.shutdown().await;
-    drop(second);
+    node.start().await.expect("start");
+    let p1 = port(&node);
+    node.stop().await.expect("stop");
+    drop(node);
+    let node = Peer::open(home.path(), options.clone()).expect("open");
+    node.start().await.expect("restart");
+    assert_eq!(port(&node), p1, "the port of the last run");
+    node.stop().await.expect("stop");
+    drop(node);
 
     // Someone else holds the remembered port now: any other, and that one is
     // remembered. (A port of our own choosing: the last run's socket may linger.)
@@ -410,27 +404,31 @@ async fn the_last_port_is_used_again_and_a_busy_one_is_replaced() {
     let taken = squatter.local_addr().expect("addr").port();
     let mut m = Machine::open(home.path()).expect("open");
     m.remember_port(taken).expect("remember");
-    let third = Peer::start(m, options.clone())
-        .await
-        .expect("start on another port");
-    let p3 = port(&third);
+    drop(m);
+    let node = Peer::open(home.path(), options.clone()).expect("open");
+    node.start().await.expect("start on another port");
+    let p3 = port(&node);
     assert_ne!(p3, taken);
-    third.shutdown().await;
-    drop(third);
+    node.stop().await.expect("stop");
+    drop(node);
     drop(squatter);
     let m = Machine::open(home.path()).expect("open");
     assert_eq!(m.remembered_port().expect("meta"), Some(p3));
+    drop(m);
 
-    // Direct paths off and no relay at all (none given, none learned): refused.
-    let e = Peer::start(
-        m,
+    // Direct paths off and no relay at all (none given, none learned): refused, and the
+    // node stays usable (stopped).
+    let node = Peer::open(
+        home.path(),
         PeerOptions {
             direct: false,
             learned_relays: true,
             ..options
         },
     )
-    .await
-    .expect_err("nothing could connect");
+    .expect("open");
+    let e = node.start().await.expect_err("nothing could connect");
     assert_eq!(e.kind(), leanspec_peer_core::ErrorKind::InvalidArgument);
+    assert!(!node.is_running());
+    assert_eq!(node.summary().label, "p");
 }

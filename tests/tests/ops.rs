@@ -6,10 +6,10 @@ use leanspec_peer_core::identity::{Identity, MachineId};
 use leanspec_peer_core::ops::{
     AuditRecord, Change, Direction, OpBody, Operation, Outcome, Reason, Verdict,
 };
-use leanspec_peer_core::peer::{Event, Peer, PeerOptions};
+use leanspec_peer_core::peer::{Event, PeerOptions};
 use leanspec_peer_core::spec::sha256_hex;
 use leanspec_peer_core::store::PeerRecord;
-use leanspec_peer_core::{Machine, SpecFilter};
+use leanspec_peer_core::{Machine, Node as Peer, SpecFilter};
 use leanspec_peer_tests::{TempProject, WAIT, spec_text, wait_until};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,9 +34,9 @@ async fn node(label: &str) -> Node {
     let project = TempProject::new();
     let file = project.write("001-first", spec_text("planned", &format!("{label} first")));
     let home = tempfile::tempdir().expect("home");
-    let (mut m, _) = Machine::init(home.path(), Some(label)).expect("init");
-    m.add_project(project.root(), Some(label)).expect("add");
-    let peer = Peer::start(m, options()).await.expect("start");
+    let (peer, _) = Peer::init(home.path(), Some(label), options()).expect("init");
+    peer.add_project(project.root(), Some(label)).expect("add");
+    peer.start().await.expect("start");
     Node {
         home,
         project,
@@ -55,8 +55,7 @@ impl Node {
     }
 
     fn project_id(&self) -> String {
-        self.peer()
-            .with_machine(|m| m.projects().expect("projects")[0].id.clone())
+        self.peer().projects().expect("projects")[0].id.clone()
     }
 
     fn identity(&self) -> Identity {
@@ -89,7 +88,9 @@ async fn two() -> (Node, Node) {
     pair(&b, &a).await;
     wait_until(a.peer(), "A sees B's spec", || {
         a.peer()
-            .with_machine(|m| m.specs(&SpecFilter::default()).expect("specs").len())
+            .specs(&SpecFilter::default())
+            .expect("specs")
+            .len()
             == 2
     })
     .await;
@@ -210,12 +211,10 @@ async fn a_remote_edit_is_applied_replicated_and_audited_on_both_sides() {
 
     // A sees the new values after sync.
     wait_until(a.peer(), "A sees B's edited spec", || {
-        a.peer().with_machine(|m| {
-            m.spec_on(Some("b"), "b", "001").ok().is_some_and(|r| {
-                r.spec.status.map(|s| s.as_str()) == Some("in-progress")
-                    && r.spec.priority.map(|p| p.as_str()) == Some("critical")
-                    && r.spec.tags.contains(&"remote".to_string())
-            })
+        a.peer().spec(Some("b"), "b", "001").ok().is_some_and(|r| {
+            r.spec.status.map(|s| s.as_str()) == Some("in-progress")
+                && r.spec.priority.map(|p| p.as_str()) == Some("critical")
+                && r.spec.tags.contains(&"remote".to_string())
         })
     })
     .await;
@@ -237,12 +236,12 @@ async fn a_remote_edit_is_applied_replicated_and_audited_on_both_sides() {
 async fn a_stale_edit_is_rejected_with_the_current_hash() {
     let (a, b) = two().await;
     // A's view is the replicated hash; the file on B changes before the edit arrives.
-    let seen = a.peer().with_machine(|m| {
-        m.spec_on(Some("b"), "b", "001")
-            .expect("spec")
-            .spec
-            .file_hash
-    });
+    let seen = a
+        .peer()
+        .spec(Some("b"), "b", "001")
+        .expect("spec")
+        .spec
+        .file_hash;
     std::fs::write(&b.file, spec_text("draft", "b first changed")).expect("write");
     let before = b.file_bytes();
     let v = a
@@ -269,7 +268,8 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     let op = edit_op(a.id(), &b, "001-first", status_change("complete"));
     let mut forged = sign(op.clone());
     forged.signature = forger.sign(b"leanspec-peer/op/1\n");
-    let v = a.peer().deliver_raw(b.id(), &forged.to_bytes()).await;
+    let v = a.peer().deliver_raw(b.id(), &forged.to_bytes()).await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::BadSignature, "forged signature");
 
     // A byte of a signed operation changed after signing, over the network (every byte
@@ -279,7 +279,8 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     for i in [0, bytes.len() / 2, bytes.len() - 1] {
         let mut t = bytes.clone();
         t[i] ^= 0x01;
-        let v = a.peer().deliver_raw(b.id(), &t).await;
+        let v = a.peer().deliver_raw(b.id(), &t).await
+        .expect("deliver");
         assert_eq!(v.result, Outcome::Rejected, "byte {i} tampered: {v:?}");
         assert!(
             matches!(
@@ -292,28 +293,33 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     }
 
     // Replayed: the first delivery applies, the same bytes again are refused.
-    let v = a.peer().deliver_raw(b.id(), &bytes).await;
+    let v = a.peer().deliver_raw(b.id(), &bytes).await
+        .expect("deliver");
     assert_eq!(v.result, Outcome::Applied, "{v:?}");
     let before = b.file_bytes();
-    let v = a.peer().deliver_raw(b.id(), &bytes).await;
+    let v = a.peer().deliver_raw(b.id(), &bytes).await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::Replayed, "replay");
 
     // Expired, and issued too far in the future.
     let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
     op.issued_at_ms -= 600_000;
     op.expires_at_ms = op.issued_at_ms + 300_000;
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::Expired, "expired");
     let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
     op.issued_at_ms += 600_000;
     op.expires_at_ms = op.issued_at_ms + 300_000;
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::NotYetValid, "future");
 
     // For another machine.
     let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
     op.target = a.id();
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::WrongTarget, "another target");
 
     // Unknown project and spec; names leaving the specs folder.
@@ -321,10 +327,12 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     if let OpBody::Edit { project, .. } = &mut op.body {
         *project = "no-such-project".into();
     }
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::UnknownProject, "unknown project");
     let op = edit_op(a.id(), &b, "999-nope", status_change("draft"));
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::UnknownSpec, "unknown spec");
     let outside = b.project.root().join("outside");
     std::fs::create_dir_all(&outside).expect("mkdir");
@@ -336,7 +344,8 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
         outside.to_str().expect("utf8"),
     ] {
         let op = edit_op(a.id(), &b, name, status_change("complete"));
-        let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+        let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+        .expect("deliver");
         assert_refused(&b, &before, &v, Reason::BadPath, name);
     }
 
@@ -349,12 +358,13 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
         },
     ] {
         let op = edit_op(a.id(), &b, "001-first", change);
-        let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await;
+        let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+        .expect("deliver");
         assert_refused(&b, &before, &v, Reason::InvalidValue, "invalid enum");
     }
 
     // Oversize frame.
-    let v = a.peer().deliver_raw(b.id(), &vec![1u8; 200 * 1024]).await;
+    let v = a.peer().deliver_raw(b.id(), &vec![1u8; 200 * 1024]).await.expect("deliver");
     assert_refused(&b, &before, &v, Reason::TooLarge, "oversize");
     let audit = b.peer().audit(1000).expect("audit");
     assert!(
@@ -377,7 +387,8 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     let (b_id, project) = (b.id(), b.project_id());
     let home = b.home.path().to_path_buf();
     if let Some(p) = b.peer.take() {
-        p.shutdown().await;
+        p.stop().await.expect("stop");
+        drop(p);
     }
     let mut m = Machine::open(&home).expect("open");
     m.scan(&mut |_| {}).expect("scan");
@@ -426,13 +437,14 @@ async fn strangers_and_revoked_authors_are_refused() {
     let before = b.file_bytes();
 
     // C revoked by B: its operations are refused.
-    b.peer().revoke(c.id()).expect("revoke");
+    b.peer().revoke(&c.id().to_string()).expect("revoke");
     let key = c.identity();
     let op = edit_op(c.id(), &b, "001-first", status_change("complete"));
     let v = c
         .peer()
         .deliver_raw(b.id(), &op.sign(&key).expect("sign").to_bytes())
-        .await;
+        .await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::Revoked, "revoked author");
 
     // D never paired; it knows B's address and signs with its own key.
@@ -447,17 +459,21 @@ async fn strangers_and_revoked_authors_are_refused() {
         })
         .expect("peer");
     let d_key = Identity::load(d_home.path()).expect("k").expect("k");
-    let d = Peer::start(dm, options()).await.expect("start d");
+    drop(dm);
+    let d = Peer::open(d_home.path(), options()).expect("open d");
+    d.start().await.expect("start d");
     let op = edit_op(d.id(), &b, "001-first", status_change("complete"));
     let v = d
         .deliver_raw(b.id(), &op.sign(&d_key).expect("sign").to_bytes())
-        .await;
+        .await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::NotMember, "non-member");
     // A member's operation sent by another machine is refused too.
     let op = edit_op(a.id(), &b, "001-first", status_change("complete"));
     let v = d
         .deliver_raw(b.id(), &op.sign(&a.identity()).expect("sign").to_bytes())
-        .await;
+        .await
+        .expect("deliver");
     assert_refused(
         &b,
         &before,
@@ -465,14 +481,15 @@ async fn strangers_and_revoked_authors_are_refused() {
         Reason::WrongSender,
         "relayed by a stranger",
     );
-    d.shutdown().await;
+    d.stop().await.expect("stop d");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_target_is_unavailable_within_the_timeout() {
     let (a, mut b) = two().await;
     if let Some(p) = b.peer.take() {
-        p.shutdown().await;
+        p.stop().await.expect("stop");
+        drop(p);
     }
     let t0 = Instant::now();
     let v = a
@@ -492,7 +509,7 @@ async fn an_offline_target_is_unavailable_within_the_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_requests_reach_the_host_and_local_edits_use_the_same_path() {
     let (a, b) = two().await;
-    let mut events = b.peer().subscribe();
+    let mut events = b.peer().subscribe().1;
     let v = a
         .peer()
         .exec_request("b", r#"{"run":"tests"}"#)

@@ -37,7 +37,7 @@ pub(crate) fn outgoing(shared: &Shared, to: MachineId) -> Vec<u8> {
         relays: shared.relays.clone(),
     });
     {
-        let m = lock(&shared.machine);
+        let m = lock(&shared.local.machine);
         for record in m.store().peers().unwrap_or_default() {
             let Ok(bytes) = <[u8; 32]>::try_from(record.id.as_slice()) else {
                 continue;
@@ -67,7 +67,7 @@ pub(crate) fn merge(shared: &Shared, from: MachineId, body: &[u8]) -> bool {
         tracing::debug!(peer = %from.short(), "ignored a malformed address frame");
         return false;
     };
-    let m = lock(&shared.machine);
+    let m = lock(&shared.local.machine);
     let mut records = m.store().peers().unwrap_or_default();
     let mut learned = false;
     for entry in entries.into_iter().take(MAX_ENTRIES) {

@@ -77,7 +77,7 @@ fn refuse_undecodable(
     message: String,
 ) -> Received {
     let verdict = Verdict::rejected(String::new(), reason, message);
-    let m = lock(&shared.machine);
+    let m = lock(&shared.local.machine);
     verify::append(
         &m,
         AuditRecord::undecodable(Some(sender.to_string()), &verdict, now_ms()),
@@ -106,7 +106,7 @@ pub(crate) fn receive_local(
     bytes: &[u8],
 ) -> Received {
     let received = {
-        let mut m = lock(&shared.machine);
+        let mut m = lock(&shared.local.machine);
         verify::receive(&mut m, sender, bytes, now_ms())
     };
     let v = &received.verdict;
@@ -167,12 +167,12 @@ pub(crate) async fn send(
     timeout: Duration,
 ) -> Result<Verdict, PeerError> {
     let signed = {
-        let m = lock(&shared.machine);
+        let m = lock(&shared.local.machine);
         op.sign(m.identity())
             .map_err(|e| PeerError::Invalid(e.to_string()))?
     };
     let verdict = deliver(shared, &signed, timeout).await;
-    let m = lock(&shared.machine);
+    let m = lock(&shared.local.machine);
     verify::append(
         &m,
         AuditRecord::of(&signed.op, Direction::Sent, &verdict, now_ms()),
@@ -209,7 +209,7 @@ pub(crate) async fn deliver_bytes(
         return receive_local(shared, Some(shared.me), bytes).verdict;
     }
     let record = {
-        let m = lock(&shared.machine);
+        let m = lock(&shared.local.machine);
         m.store()
             .peers()
             .unwrap_or_default()

@@ -54,7 +54,7 @@ pub(crate) struct SessionHandle {
 
 pub(crate) fn presence_snapshot(shared: &Shared) -> HashMap<MachineId, Presence> {
     let mut p = lock(&shared.presence).clone();
-    let m = lock(&shared.machine);
+    let m = lock(&shared.local.machine);
     for r in m.store().peers().unwrap_or_default() {
         if let Ok(b) = <[u8; 32]>::try_from(r.id.as_slice()) {
             let e = p.entry(MachineId::from_bytes(b)).or_default();
@@ -72,7 +72,7 @@ fn machine_id(conn: &Connection) -> MachineId {
 pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
     let peer = machine_id(&conn);
     let refusal = {
-        let m = lock(&shared.machine);
+        let m = lock(&shared.local.machine);
         match m.mesh().member(peer) {
             None => Some("not a member of this mesh"),
             Some(member) if member.revoked_at.is_some() => Some("revoked from the mesh"),
@@ -215,7 +215,7 @@ async fn run(
         if shared.gossip {
             send_addrs(&shared, peer, &mut send).await?;
         }
-        let step = session.start(&mut lock(&shared.machine));
+        let step = session.start(&mut lock(&shared.local.machine));
         send_all(&mut send, step.send).await?;
         loop {
             tokio::select! {
@@ -244,7 +244,7 @@ async fn run(
                         return Err(SessionEnd::MalformedSync);
                     };
                     let t0 = Instant::now();
-                    let step = session.on_frame(&mut lock(&shared.machine), key, msg)?;
+                    let step = session.on_frame(&mut lock(&shared.local.machine), key, msg)?;
                     tracing::debug!(peer = %peer.short(), ?key, bytes = msg.len(), replies = step.send.len(), took = ?t0.elapsed(), "sync frame");
                     // Announce before sending: the changes are stored already, and a
                     // send that fails (this connection lost, or closed as a duplicate)
@@ -264,11 +264,11 @@ async fn run(
                                 // New members: tell the peer where they are.
                                 send_addrs(&shared, peer, &mut send).await?;
                             }
-                            session.on_local_change(&mut lock(&shared.machine), key)
+                            session.on_local_change(&mut lock(&shared.local.machine), key)
                         }
                         Err(lagged) => {
                             tracing::debug!("change notifications lagged: {lagged}; syncing everything");
-                            session.on_lagged(&mut lock(&shared.machine))
+                            session.on_lagged(&mut lock(&shared.local.machine))
                         }
                     };
                     send_all(&mut send, step.send).await?;
@@ -287,7 +287,7 @@ async fn run(
     let encoded = session.encoded_states();
     let last_seen = now_secs().max(0) as u64;
     {
-        let mut m = lock(&shared.machine);
+        let mut m = lock(&shared.local.machine);
         if let Err(e) = m.save_sync_states(peer, &encoded) {
             tracing::warn!("cannot store sync states: {e}");
         }
@@ -330,7 +330,7 @@ async fn run(
 }
 
 fn update_presence(shared: &Shared, session: &mut SyncSession) {
-    let (in_sync, pending, flipped) = session.sync_status(&mut lock(&shared.machine));
+    let (in_sync, pending, flipped) = session.sync_status(&mut lock(&shared.local.machine));
     {
         let mut p = lock(&shared.presence);
         let e = p.entry(session.peer()).or_default();
@@ -410,7 +410,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
             return;
         }
         let record = {
-            let m = lock(&shared.machine);
+            let m = lock(&shared.local.machine);
             if !m.mesh().is_current_member(peer) || !m.mesh().is_current_member(shared.me) {
                 return;
             }
@@ -580,7 +580,7 @@ fn admit(shared: &Shared, joiner: MachineId, req: &JoinRequest) -> Result<Vec<u8
     } else {
         label.trim().to_string()
     };
-    let mut m = lock(&shared.machine);
+    let mut m = lock(&shared.local.machine);
     if m.mesh()
         .member(joiner)
         .is_some_and(|x| x.revoked_at.is_some())
@@ -650,7 +650,7 @@ pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined
     };
     let addr = endpoint_addr(&record)
         .ok_or_else(|| PeerError::Invalid("the ticket has no usable address".into()))?;
-    let label = lock(&shared.machine).label();
+    let label = lock(&shared.local.machine).label();
     let addrs = shared.advertised_addrs();
     let request = serde_json::to_vec(&JoinRequest {
         secret: ticket.secret.clone(),
@@ -694,7 +694,7 @@ pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined
         .and_then(|b| data_encoding::BASE64.decode(b.as_bytes()).ok())
         .ok_or_else(|| PeerError::JoinRefused("the inviter sent no mesh".into()))?;
     let members = {
-        let mut m = lock(&shared.machine);
+        let mut m = lock(&shared.local.machine);
         m.adopt_mesh(&mesh)?;
         m.store()
             .put_peer(&record)

@@ -54,7 +54,7 @@ impl Watcher {
                 Err(e) => tracing::warn!("watcher error: {e}"),
             })
             .map_err(|e| PeerError::Invalid(format!("cannot watch files: {e}")))?;
-        let projects = lock(&shared.machine)
+        let projects = lock(&shared.local.machine)
             .project_records()
             .map_err(PeerError::from)?;
         for p in &projects {
@@ -111,7 +111,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
 }
 
 fn handle(shared: &Arc<Shared>, paths: &[PathBuf]) {
-    let mut m = lock(&shared.machine);
+    let mut m = lock(&shared.local.machine);
     let Ok(projects) = m.project_records() else {
         return;
     };

@@ -12,8 +12,8 @@ use args::{Cli, Command, ProjectCommand, SpecsArgs, UpArgs};
 use clap::Parser;
 use leanspec_peer_core::control::{self, Reply, Request};
 use leanspec_peer_core::ops::{Change, Outcome};
-use leanspec_peer_core::peer::{Peer, PeerOptions};
-use leanspec_peer_core::{ErrorKind, Machine, ScanProgress, SpecFilter};
+use leanspec_peer_core::peer::PeerOptions;
+use leanspec_peer_core::{ErrorKind, Node, ScanProgress, SpecFilter};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -97,6 +97,7 @@ fn exit_code(kind: ErrorKind) -> ExitCode {
         ErrorKind::Store => 13,
         ErrorKind::Io => 14,
         ErrorKind::Network => 15,
+        ErrorKind::Busy => 16,
     })
 }
 
@@ -170,13 +171,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Gets the reply to `req`: from the running peer if there is one, else from the store.
-/// A peer that starts while we wait for its store is asked instead.
-fn request(home: &Path, req: Request, json: bool) -> anyhow::Result<Reply> {
+/// Gets the reply to `req`: from the running peer if there is one, else from a node
+/// opened here (stopped: it answers from the store, and opens a short-lived endpoint for
+/// join, edit and execution requests). A peer that starts while we wait for its store is
+/// asked instead.
+fn request(home: &Path, req: Request, options: PeerOptions, json: bool) -> anyhow::Result<Reply> {
     if control::is_running(home) {
         return daemon_call(home, &req);
     }
-    match local_request(home, req.clone(), json) {
+    match local_request(home, req.clone(), options, json) {
         Err(e) if store_in_use(&e) && control::is_running(home) => daemon_call(home, &req),
         other => other,
     }
@@ -195,77 +198,28 @@ fn daemon_call(home: &Path, req: &Request) -> anyhow::Result<Reply> {
 /// The store is held by another process (the error's kind, not its text).
 fn store_in_use(e: &anyhow::Error) -> bool {
     use leanspec_peer_core::store::StoreError;
-    let in_use = |m: &leanspec_peer_core::Error| {
-        matches!(
-            m,
+    matches!(
+        e.downcast_ref::<leanspec_peer_core::peer::PeerError>(),
+        Some(leanspec_peer_core::peer::PeerError::Machine(
             leanspec_peer_core::Error::Store(StoreError::InUse { .. })
-        )
-    };
-    e.downcast_ref::<leanspec_peer_core::Error>()
-        .is_some_and(in_use)
-        || matches!(
-            e.downcast_ref::<leanspec_peer_core::peer::PeerError>(),
-            Some(leanspec_peer_core::peer::PeerError::Machine(m)) if in_use(m)
-        )
+        ))
+    )
 }
 
-/// Answers `req` from the store, with no peer running.
-fn local_request(home: &Path, req: Request, json: bool) -> anyhow::Result<Reply> {
-    match req {
-        Request::Invite { .. } => Ok(control::Failure::new(
-            ErrorKind::NotRunning,
-            "`invite` needs the peer running: start `leanspec-peer up` first, then run invite again",
-        )
-        .into_reply()),
-        Request::Events => Ok(control::Failure::new(
-            ErrorKind::NotRunning,
-            "`events` needs the peer running: start `leanspec-peer up` first",
-        )
-        .into_reply()),
-        Request::Join { ticket } => {
-            // No daemon: join with a short-lived endpoint; `up` syncs afterwards.
-            let machine = Machine::open(home)?;
-            let rt = runtime()?;
-            rt.block_on(async move {
-                let options = PeerOptions {
-                    watch: false,
-                    ..PeerOptions::default()
-                };
-                let peer = Peer::start(machine, options).await?;
-                let reply = control::handle(&peer, Request::Join { ticket }).await;
-                peer.shutdown().await;
-                Ok(reply)
-            })
-        }
-        req @ (Request::Edit { .. } | Request::ExecRequest { .. }) => {
-            // No daemon: deliver with a short-lived endpoint (a local target is checked
-            // and applied right here, through the same pipeline).
-            let machine = Machine::open(home)?;
-            let rt = runtime()?;
-            rt.block_on(async move {
-                let options = PeerOptions {
-                    watch: false,
-                    advertise: false,
-                    ..PeerOptions::default()
-                };
-                let peer = Peer::start(machine, options).await?;
-                let reply = control::handle(&peer, req).await;
-                peer.shutdown().await;
-                Ok(reply)
-            })
-        }
-        Request::Scan => {
-            let mut m = Machine::open(home)?;
-            Ok(Reply::Scan(m.scan(&mut progress_printer(json))?))
-        }
-        other => {
-            let mut m = Machine::open(home)?;
-            Ok(
-                control::handle_local(&mut m, &Default::default(), other, false)
-                    .unwrap_or_else(control::Failure::into_reply),
-            )
-        }
+/// Answers `req` on a node opened here, with no peer running.
+fn local_request(
+    home: &Path,
+    req: Request,
+    options: PeerOptions,
+    json: bool,
+) -> anyhow::Result<Reply> {
+    let node = Node::open(home, options)?;
+    if let Request::Scan = req {
+        // The one request with progress for people.
+        return Ok(Reply::Scan(node.scan(&mut progress_printer(json))?));
     }
+    let rt = runtime()?;
+    Ok(rt.block_on(control::handle(&node, req)))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -274,6 +228,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => default_home()?,
     };
     let json = cli.json;
+    // A command run with no daemon opens the node here; one that needs the network
+    // (join, edit, exec-request) gets a short-lived endpoint that `up` replaces.
+    let mut local_options = PeerOptions::default();
     let req = match cli.command {
         Command::Init { label } => return init(&home, label.as_deref(), json),
         Command::Up(args) => return up(&home, args, json),
@@ -305,9 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reusable,
         },
         Command::Join { ticket, bind } => {
-            if !control::is_running(&home) {
-                return join_without_daemon(&home, ticket, bind, json);
-            }
+            local_options.bind = bind;
             Request::Join { ticket }
         }
         Command::Rename { machine, label } => Request::Rename { machine, label },
@@ -332,7 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExecRequest { machine, payload } => Request::ExecRequest { machine, payload },
         Command::Audit { limit } => Request::Audit { limit },
     };
-    let reply = request(&home, req, json)?;
+    let reply = request(&home, req, local_options, json)?;
     reply::print_reply(&reply, json)?;
     Ok(match &reply {
         Reply::Error { kind, .. } => exit_code(*kind),
@@ -345,34 +300,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Joins with a short-lived endpoint when no `up` runs; `up` syncs afterwards.
-fn join_without_daemon(
-    home: &Path,
-    ticket: String,
-    bind: Option<std::net::SocketAddr>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let machine = Machine::open(home)?;
-    let rt = runtime()?;
-    let reply = rt.block_on(async move {
-        let options = PeerOptions {
-            watch: false,
-            advertise: false,
-            bind,
-            ..PeerOptions::default()
-        };
-        let peer = Peer::start(machine, options).await?;
-        let reply = control::handle(&peer, Request::Join { ticket }).await;
-        peer.shutdown().await;
-        Ok::<_, anyhow::Error>(reply)
-    })?;
-    reply::print_reply(&reply, json)?;
-    Ok(match &reply {
-        Reply::Error { kind, .. } => exit_code(*kind),
-        _ => ExitCode::SUCCESS,
-    })
-}
-
 fn init(home: &Path, label: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     if control::is_running(home) {
         bail!(
@@ -380,8 +307,8 @@ fn init(home: &Path, label: Option<&str>, json: bool) -> anyhow::Result<ExitCode
             home.display()
         );
     }
-    let (m, created) = Machine::init(home, label)?;
-    let s = m.summary();
+    let (node, created) = Node::init(home, label, PeerOptions::default())?;
+    let s = node.summary();
     print(
         json,
         json!({"created": created, "home": home.display().to_string(), "machine": output::machine_json(&s)}),
@@ -442,34 +369,6 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
             home.display()
         );
     }
-    let (mut m, created) = Machine::init(home, args.label.as_deref())?;
-    if created {
-        eprintln!(
-            "leanspec-peer: created machine {} ({}) in {}",
-            m.label(),
-            m.id().short(),
-            home.display()
-        );
-    }
-    for dir in &args.projects {
-        let root = std::fs::canonicalize(dir)
-            .with_context(|| format!("cannot use project folder {}", dir.display()))?;
-        if !m.projects()?.iter().any(|p| p.root == root) {
-            let (p, _) = m.add_project(&root, None)?;
-            eprintln!(
-                "leanspec-peer: sharing project {} ({})",
-                p.name,
-                p.root.display()
-            );
-        }
-    }
-    let report = m.scan(&mut progress_printer(json))?;
-    for p in &report.projects {
-        eprintln!("leanspec-peer: {}", output::scan_text(p));
-    }
-    if args.once {
-        return Ok(ExitCode::SUCCESS);
-    }
     // The port of the last run and the relays learned from tickets: policy of the
     // core (`PeerOptions::remember_port`, `learned_relays`), the same for every host.
     let options = PeerOptions {
@@ -489,6 +388,36 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         relay_ca: args.relay_ca.clone(),
         ..PeerOptions::default()
     };
+    let (node, created) = Node::init(home, args.label.as_deref(), options)?;
+    let me = node.summary();
+    if created {
+        eprintln!(
+            "leanspec-peer: created machine {} ({}) in {}",
+            me.label,
+            me.id.short(),
+            home.display()
+        );
+    }
+    for dir in &args.projects {
+        let root = std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot use project folder {}", dir.display()))?;
+        if !node.projects()?.iter().any(|p| p.root == root) {
+            let (p, _) = node.add_project(&root, None)?;
+            eprintln!(
+                "leanspec-peer: sharing project {} ({})",
+                p.name,
+                p.root.display()
+            );
+        }
+    }
+    let report = node.scan(&mut progress_printer(json))?;
+    for p in &report.projects {
+        eprintln!("leanspec-peer: {}", output::scan_text(p));
+    }
+    if args.once {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let node = Arc::new(node);
     let rt = runtime()?;
     rt.block_on(async move {
         // Handlers first: a supervisor may send SIGTERM as soon as it sees the ready
@@ -496,36 +425,31 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
-        let port_store = home.to_path_buf();
-        let peer = Arc::new(Peer::start(m, options).await?);
-        let server = control::serve(peer.clone(), &port_store)
+        node.start().await?;
+        let server = control::serve(node.clone(), home)
             .await
             .context("cannot open the control socket")?;
         eprintln!(
             "leanspec-peer: {} ({}) listening on {}; Ctrl-C to stop",
-            peer.with_machine(|m| m.label()),
-            peer.id().short(),
-            peer.addrs()
+            me.label,
+            me.id.short(),
+            node.addrs()
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
         );
         if let Some(key) = args.authkey {
-            let ticket: leanspec_peer_core::net::Ticket = key.parse()?;
-            let inviter = ticket.machine()?;
-            if peer.with_machine(|m| m.mesh().is_current_member(inviter)) {
-                tracing::info!("already a member of the authkey's mesh");
-            } else {
-                let j = peer.join(&ticket).await?;
-                eprintln!(
+            match node.join_authkey(&key).await? {
+                None => tracing::info!("already a member of the authkey's mesh"),
+                Some(j) => eprintln!(
                     "leanspec-peer: joined the mesh of {} ({} members)",
                     j.inviter.short(),
                     j.members
-                );
+                ),
             }
         }
-        let (earlier, mut events) = peer.subscribe_with_state();
+        let (earlier, mut events) = node.subscribe();
         for ev in &earlier {
             eprintln!("leanspec-peer: {}", reply::event_text(ev));
         }
@@ -541,8 +465,8 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         eprintln!("leanspec-peer: stopping");
         server.abort();
         log.abort();
-        let _ = std::fs::remove_file(port_store.join(control::SOCKET_FILE));
-        peer.shutdown().await;
+        let _ = std::fs::remove_file(home.join(control::SOCKET_FILE));
+        node.stop().await?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,111 @@
+//! The part of a node that exists whether or not the network runs: the machine (its
+//! store held open), the event stream hosts listen to, and the members last reported.
+//! The network half ([`crate::peer`]) shares it while it runs, so a query or a local
+//! change takes the same path in both states.
+
+use crate::identity::MachineId;
+use crate::machine::{DocChange, DocKey, Machine};
+use crate::mesh::Member;
+use crate::peer::{Event, lock};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::broadcast;
+
+/// Invariant: `machine` is locked only for document work, never across an await.
+pub(crate) struct Local {
+    pub(crate) machine: Mutex<Machine>,
+    pub(crate) me: MachineId,
+    events: broadcast::Sender<Event>,
+    /// Members as last announced (label, revoked), to turn a mesh change into
+    /// added / renamed / revoked events, once each across restarts of the network.
+    members_seen: Mutex<HashMap<MachineId, (String, bool)>>,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Local {
+    pub(crate) fn new(machine: Machine) -> Local {
+        let members_seen = machine
+            .mesh()
+            .members()
+            .iter()
+            .map(|x| (x.id, member_state(x)))
+            .collect();
+        let (events, _) = broadcast::channel(1024);
+        Local {
+            me: machine.id(),
+            machine: Mutex::new(machine),
+            events,
+            members_seen: Mutex::new(members_seen),
+        }
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Runs `f` on the machine (locked) and returns what it changed in this machine's
+    /// document, for the caller to announce once the lock is released.
+    pub(crate) fn change_own<R, E>(
+        &self,
+        f: impl FnOnce(&mut Machine) -> Result<R, E>,
+    ) -> Result<(R, Vec<DocChange>), E> {
+        let mut m = lock(&self.machine);
+        let before = m.own_heads();
+        let r = f(&mut m)?;
+        let changes = m.own_changes_since(&before);
+        Ok((r, changes))
+    }
+
+    /// Tells hosts about changes: one event per change, and after a mesh change the
+    /// member events it implies. (The network half adds what sessions must do.)
+    pub(crate) fn announce(&self, key: DocKey, changes: &[DocChange]) {
+        for c in changes {
+            self.emit(Event::from_change(c));
+        }
+        if key == DocKey::Mesh && !changes.is_empty() {
+            let members = lock(&self.machine).mesh().members();
+            self.member_events(&members);
+        }
+    }
+
+    /// Compares the members with those last seen and emits what changed.
+    fn member_events(&self, members: &[Member]) {
+        let mut seen = lock(&self.members_seen);
+        for x in members {
+            let now = member_state(x);
+            let before = seen.insert(x.id, now.clone());
+            let machine = x.id.to_string();
+            let was_revoked = before.as_ref().is_some_and(|b| b.1);
+            match before {
+                None => self.emit(Event::MachineAdded {
+                    machine: machine.clone(),
+                    label: now.0.clone(),
+                }),
+                Some((label, _)) if label != now.0 => self.emit(Event::MachineRenamed {
+                    machine: machine.clone(),
+                    label: now.0.clone(),
+                }),
+                Some(_) => {}
+            }
+            if now.1 && !was_revoked {
+                self.emit(Event::MachineRevoked { machine });
+            }
+        }
+    }
+}
+
+/// What member events compare: the label and whether it is revoked.
+fn member_state(x: &Member) -> (String, bool) {
+    (x.label.clone(), x.revoked_at.is_some())
+}
