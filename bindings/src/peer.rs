@@ -159,7 +159,12 @@ impl Peer {
             project: query.project,
             tag: query.tag,
         };
-        Ok(self.inner.specs(&filter)?.into_iter().map(Into::into).collect())
+        Ok(self
+            .inner
+            .specs(&filter)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// One spec (`machine`: id, short id or label; `name`: folder name, number or slug).

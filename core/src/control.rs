@@ -6,8 +6,8 @@
 //! command run with no daemon), so every command prints the same thing either way.
 
 use crate::ErrorKind;
-use crate::identity::MachineId;
 use crate::Node;
+use crate::identity::MachineId;
 use crate::machine::{Project, ProjectScan, ScanReport, SpecFilter, SpecRow};
 use crate::ops::{AuditRecord, Change, Verdict};
 use crate::peer::Event;

@@ -136,7 +136,9 @@ async fn three_peers_multi_hop_restart_and_offline() {
     );
 
     // A renames C; the label reaches B through the mesh.
-    a.peer().rename(&c_id.to_string(), "charlie").expect("rename");
+    a.peer()
+        .rename(&c_id.to_string(), "charlie")
+        .expect("rename");
     wait_until(b.peer(), "B sees C's new label", || {
         b.peer().machine_label(c_id) == "charlie"
     })
@@ -267,14 +269,22 @@ async fn strangers_and_bad_tickets_are_refused() {
 
     // An expired ticket is refused, and a one-time ticket works only once.
     let expired = a.peer().invite(Duration::ZERO, false).expect("invite");
-    let e = b.peer().join(&expired.to_string()).await.expect_err("expired");
+    let e = b
+        .peer()
+        .join(&expired.to_string())
+        .await
+        .expect_err("expired");
     assert!(e.to_string().contains("expired"), "{e}");
     let once = a
         .peer()
         .invite(Duration::from_secs(600), false)
         .expect("invite");
     b.peer().join(&once.to_string()).await.expect("first use");
-    let e = c.peer().join(&once.to_string()).await.expect_err("second use");
+    let e = c
+        .peer()
+        .join(&once.to_string())
+        .await
+        .expect_err("second use");
     assert!(e.to_string().contains("already used"), "{e}");
     // A ticket from another machine's store is unknown here.
     let foreign = c
@@ -284,7 +294,11 @@ async fn strangers_and_bad_tickets_are_refused() {
     let mut forged = foreign.clone();
     forged.id = a.peer().id().to_string();
     forged.addrs = a.peer().addrs().iter().map(ToString::to_string).collect();
-    let e = c.peer().join(&forged.to_string()).await.expect_err("unknown secret");
+    let e = c
+        .peer()
+        .join(&forged.to_string())
+        .await
+        .expect_err("unknown secret");
     assert!(e.to_string().contains("unknown invitation"), "{e}");
 }
 
@@ -308,7 +322,9 @@ async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
     })
     .await;
     // A rename on A reaches B as a renamed event.
-    a.peer().rename(&b_id.to_string(), "b-renamed").expect("rename");
+    a.peer()
+        .rename(&b_id.to_string(), "b-renamed")
+        .expect("rename");
     next_event(&mut b_events, "B renamed, on B", |e| {
         matches!(e, Event::MachineRenamed { machine, label } if *machine == b_id.to_string() && label == "b-renamed")
     })
@@ -324,7 +340,11 @@ async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
         !a.peer().presence().get(&b_id).is_some_and(|p| p.online)
     })
     .await;
-    let e = b.peer().join(&reusable.to_string()).await.expect_err("rejoin");
+    let e = b
+        .peer()
+        .join(&reusable.to_string())
+        .await
+        .expect_err("rejoin");
     assert!(e.to_string().contains("revoked"), "{e}");
     // B's own dialer is refused too: it stays offline on A's side.
     let home: PathBuf = b.home.path().to_path_buf();

@@ -87,11 +87,7 @@ async fn two() -> (Node, Node) {
     let (a, b) = (node("a").await, node("b").await);
     pair(&b, &a).await;
     wait_until(a.peer(), "A sees B's spec", || {
-        a.peer()
-            .specs(&SpecFilter::default())
-            .expect("specs")
-            .len()
-            == 2
+        a.peer().specs(&SpecFilter::default()).expect("specs").len() == 2
     })
     .await;
     (a, b)
@@ -268,7 +264,10 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     let op = edit_op(a.id(), &b, "001-first", status_change("complete"));
     let mut forged = sign(op.clone());
     forged.signature = forger.sign(b"leanspec-peer/op/1\n");
-    let v = a.peer().deliver_raw(b.id(), &forged.to_bytes()).await
+    let v = a
+        .peer()
+        .deliver_raw(b.id(), &forged.to_bytes())
+        .await
         .expect("deliver");
     assert_refused(&b, &before, &v, Reason::BadSignature, "forged signature");
 
@@ -279,8 +278,7 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     for i in [0, bytes.len() / 2, bytes.len() - 1] {
         let mut t = bytes.clone();
         t[i] ^= 0x01;
-        let v = a.peer().deliver_raw(b.id(), &t).await
-        .expect("deliver");
+        let v = a.peer().deliver_raw(b.id(), &t).await.expect("deliver");
         assert_eq!(v.result, Outcome::Rejected, "byte {i} tampered: {v:?}");
         assert!(
             matches!(
@@ -293,32 +291,39 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     }
 
     // Replayed: the first delivery applies, the same bytes again are refused.
-    let v = a.peer().deliver_raw(b.id(), &bytes).await
-        .expect("deliver");
+    let v = a.peer().deliver_raw(b.id(), &bytes).await.expect("deliver");
     assert_eq!(v.result, Outcome::Applied, "{v:?}");
     let before = b.file_bytes();
-    let v = a.peer().deliver_raw(b.id(), &bytes).await
-        .expect("deliver");
+    let v = a.peer().deliver_raw(b.id(), &bytes).await.expect("deliver");
     assert_refused(&b, &before, &v, Reason::Replayed, "replay");
 
     // Expired, and issued too far in the future.
     let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
     op.issued_at_ms -= 600_000;
     op.expires_at_ms = op.issued_at_ms + 300_000;
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+    let v = a
+        .peer()
+        .deliver_raw(b.id(), &sign(op).to_bytes())
+        .await
         .expect("deliver");
     assert_refused(&b, &before, &v, Reason::Expired, "expired");
     let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
     op.issued_at_ms += 600_000;
     op.expires_at_ms = op.issued_at_ms + 300_000;
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+    let v = a
+        .peer()
+        .deliver_raw(b.id(), &sign(op).to_bytes())
+        .await
         .expect("deliver");
     assert_refused(&b, &before, &v, Reason::NotYetValid, "future");
 
     // For another machine.
     let mut op = edit_op(a.id(), &b, "001-first", status_change("draft"));
     op.target = a.id();
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+    let v = a
+        .peer()
+        .deliver_raw(b.id(), &sign(op).to_bytes())
+        .await
         .expect("deliver");
     assert_refused(&b, &before, &v, Reason::WrongTarget, "another target");
 
@@ -327,11 +332,17 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     if let OpBody::Edit { project, .. } = &mut op.body {
         *project = "no-such-project".into();
     }
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+    let v = a
+        .peer()
+        .deliver_raw(b.id(), &sign(op).to_bytes())
+        .await
         .expect("deliver");
     assert_refused(&b, &before, &v, Reason::UnknownProject, "unknown project");
     let op = edit_op(a.id(), &b, "999-nope", status_change("draft"));
-    let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
+    let v = a
+        .peer()
+        .deliver_raw(b.id(), &sign(op).to_bytes())
+        .await
         .expect("deliver");
     assert_refused(&b, &before, &v, Reason::UnknownSpec, "unknown spec");
     let outside = b.project.root().join("outside");
@@ -344,8 +355,11 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
         outside.to_str().expect("utf8"),
     ] {
         let op = edit_op(a.id(), &b, name, status_change("complete"));
-        let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
-        .expect("deliver");
+        let v = a
+            .peer()
+            .deliver_raw(b.id(), &sign(op).to_bytes())
+            .await
+            .expect("deliver");
         assert_refused(&b, &before, &v, Reason::BadPath, name);
     }
 
@@ -358,13 +372,20 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
         },
     ] {
         let op = edit_op(a.id(), &b, "001-first", change);
-        let v = a.peer().deliver_raw(b.id(), &sign(op).to_bytes()).await
-        .expect("deliver");
+        let v = a
+            .peer()
+            .deliver_raw(b.id(), &sign(op).to_bytes())
+            .await
+            .expect("deliver");
         assert_refused(&b, &before, &v, Reason::InvalidValue, "invalid enum");
     }
 
     // Oversize frame.
-    let v = a.peer().deliver_raw(b.id(), &vec![1u8; 200 * 1024]).await.expect("deliver");
+    let v = a
+        .peer()
+        .deliver_raw(b.id(), &vec![1u8; 200 * 1024])
+        .await
+        .expect("deliver");
     assert_refused(&b, &before, &v, Reason::TooLarge, "oversize");
     let audit = b.peer().audit(1000).expect("audit");
     assert!(

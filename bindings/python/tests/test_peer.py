@@ -239,3 +239,47 @@ def test_errors_arrive_as_exceptions_with_kinds(tmp_path):
         asyncio.run(bad_ticket())
     assert e.value.kind == ErrorKind.TICKET
     assert not peer.is_running()
+
+
+def test_a_stopped_peer_answers_and_changes_like_a_running_one(tmp_path):
+    """The same object, network stopped: queries and mutations work and are events;
+    start/stop keeps the state; starting twice is BUSY, stopping twice NOT_RUNNING."""
+    project = tmp_path / "proj"
+    write_spec(project, "001-solo", "planned")
+    peer = Peer.open(str(tmp_path / "home"), PeerConfig(label="solo", bind="127.0.0.1:0"))
+    events = Collector()
+    sub = peer.subscribe(events)
+    try:
+        assert not peer.is_running()
+        added = peer.add_project(str(project), "proj")
+        events.wait_for("spec changed", lambda e: isinstance(e, PeerEvent.SPEC_CHANGED))
+        peer.rename(peer.machine_id(), "solo-desk")
+        events.wait_for(
+            "renamed",
+            lambda e: isinstance(e, PeerEvent.MACHINE_RENAMED) and e.label == "solo-desk",
+        )
+        assert [m.label for m in peer.machines()] == ["solo-desk"]
+
+        async def cycle():
+            await peer.start()
+            assert peer.is_running()
+            with pytest.raises(PeerError.Failed) as e:
+                await peer.start()
+            assert e.value.kind == ErrorKind.BUSY
+            assert [s.name for s in peer.specs(SpecQuery())] == ["001-solo"]
+            await peer.stop()
+            with pytest.raises(PeerError.Failed) as e:
+                await peer.stop()
+            assert e.value.kind == ErrorKind.NOT_RUNNING
+
+        asyncio.run(cycle())
+        assert not peer.is_running()
+        removed = peer.remove_project(added.id)
+        assert removed.name == "proj"
+        events.wait_for(
+            "spec removed while stopped",
+            lambda e: isinstance(e, PeerEvent.SPEC_REMOVED) and e.spec == "001-solo",
+        )
+        assert peer.specs(SpecQuery()) == []
+    finally:
+        sub.cancel()

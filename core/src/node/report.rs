@@ -126,4 +126,3 @@ pub(crate) fn machine_reports(
         })
         .collect()
 }
-

@@ -86,6 +86,31 @@ fn two_daemons_pair_and_replicate_a_file_edit() {
         s["running"] == true && s["peers"][0]["in_sync"] == true
     });
 
+    // A project removed through A's daemon is announced: B's daemon reports its spec
+    // removed (an event, not only at the next unrelated sync) and B's listing drops it.
+    let a_short = cli_json(m_a.home(), &["status"])["machine"]["short_id"]
+        .as_str()
+        .expect("short id")
+        .to_string();
+    let second = tempfile::tempdir().expect("second project");
+    write_spec(second.path(), "001-gamma", "planned");
+    let dir = second.path().display().to_string();
+    let added = cli_json(m_a.home(), &["project", "add", &dir, "--name", "second"]);
+    assert_eq!(added["project"]["name"], "second", "{added}");
+    eventually("B lists the second project's spec", || {
+        let rows = cli_json(m_b.home(), &["specs", "--machine", "alpha-box"]);
+        rows.as_array().is_some_and(|r| r.len() == 2)
+    });
+    let removed = cli_json(m_a.home(), &["project", "remove", "second"]);
+    assert_eq!(removed["removed"]["name"], "second", "{removed}");
+    let line = b.wait_line("spec removed");
+    assert!(
+        line.contains(&a_short) && line.contains("001-gamma"),
+        "{line}"
+    );
+    let rows = cli_json(m_b.home(), &["specs", "--machine", "alpha-box"]);
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+
     // Stop A cleanly: B keeps A's specs and shows it offline.
     let status = a.stop();
     assert!(status.success(), "up exits 0 on SIGTERM");

@@ -803,6 +803,7 @@ public func FfiConverterTypeEventListener_lower(_ value: EventListener) -> UInt6
 
 /**
  * One machine: its home folder (key, store), projects, and, once started, its network.
+ * A thin adapter over the core's [`core::Node`]: every call is one delegation.
  */
 public protocol PeerProtocol: AnyObject, Sendable {
     
@@ -836,6 +837,7 @@ public protocol PeerProtocol: AnyObject, Sendable {
     
     /**
      * An invitation for another machine (`ttl_secs` lifetime; `reusable` for CI keys).
+     * Needs the network running.
      */
     func invite(ttlSecs: UInt64, reusable: Bool) throws  -> Invite
     
@@ -845,7 +847,8 @@ public protocol PeerProtocol: AnyObject, Sendable {
     func isRunning()  -> Bool
     
     /**
-     * Joins the mesh of the machine that made `ticket`.
+     * Joins the mesh of the machine that made `ticket` (with the network stopped, a
+     * short-lived endpoint is used; `start` syncs afterwards).
      */
     func join(ticket: String) async throws  -> JoinResult
     
@@ -913,13 +916,14 @@ public protocol PeerProtocol: AnyObject, Sendable {
     /**
      * Delivers events to `listener` until the returned handle is cancelled or dropped,
      * starting with each relay's last status (its first check may finish before this
-     * call).
+     * call). Local changes are delivered with the network stopped too.
      */
     func subscribe(listener: EventListener) throws  -> Subscription
     
 }
 /**
  * One machine: its home folder (key, store), projects, and, once started, its network.
+ * A thin adapter over the core's [`core::Node`]: every call is one delegation.
  */
 open class Peer: PeerProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1070,6 +1074,7 @@ open func home() -> String  {
     
     /**
      * An invitation for another machine (`ttl_secs` lifetime; `reusable` for CI keys).
+     * Needs the network running.
      */
 open func invite(ttlSecs: UInt64, reusable: Bool)throws  -> Invite  {
     return try  FfiConverterTypeInvite_lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
@@ -1095,7 +1100,8 @@ open func isRunning() -> Bool  {
 }
     
     /**
-     * Joins the mesh of the machine that made `ticket`.
+     * Joins the mesh of the machine that made `ticket` (with the network stopped, a
+     * short-lived endpoint is used; `start` syncs afterwards).
      */
 open func join(ticket: String)async throws  -> JoinResult  {
     return
@@ -1280,7 +1286,7 @@ open func stop()async throws   {
     /**
      * Delivers events to `listener` until the returned handle is cancelled or dropped,
      * starting with each relay's last status (its first check may finish before this
-     * call).
+     * call). Local changes are delivered with the network stopped too.
      */
 open func subscribe(listener: EventListener)throws  -> Subscription  {
     return try  FfiConverterTypeSubscription_lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
@@ -3870,13 +3876,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_home() != 34702) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_leanspec_peer_ffi_checksum_method_peer_invite() != 9329) {
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_invite() != 30143) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_is_running() != 19412) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_leanspec_peer_ffi_checksum_method_peer_join() != 61936) {
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_join() != 28066) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_machine_id() != 29310) {
@@ -3915,7 +3921,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_stop() != 57343) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_leanspec_peer_ffi_checksum_method_peer_subscribe() != 59134) {
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_subscribe() != 19497) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_constructor_peer_open() != 40364) {
