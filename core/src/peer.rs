@@ -457,8 +457,7 @@ pub struct Joined {
 }
 
 pub(crate) fn endpoint_addr(record: &PeerRecord) -> Option<EndpointAddr> {
-    let id: [u8; 32] = record.id.as_slice().try_into().ok()?;
-    let key = iroh::PublicKey::from_bytes(&id).ok()?;
+    let key = iroh::PublicKey::from_bytes(record.id.as_bytes()).ok()?;
     let mut addr = EndpointAddr::new(key);
     for a in &record.addrs {
         if let Ok(sa) = a.parse::<SocketAddr>() {
@@ -477,14 +476,17 @@ pub(crate) fn endpoint_addr(record: &PeerRecord) -> Option<EndpointAddr> {
 pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
     let targets: Vec<PeerRecord> = {
         let m = lock(&shared.local.machine);
-        let peers = m.store().peers().unwrap_or_default();
+        let peers = match m.store().peers() {
+            Ok(p) => p,
+            Err(e) => {
+                // Nothing to dial now; the next mesh change or start tries again.
+                tracing::warn!("cannot read the address book: {e}");
+                return;
+            }
+        };
         peers
             .into_iter()
-            .filter(|p| {
-                <[u8; 32]>::try_from(p.id.as_slice())
-                    .map(MachineId::from_bytes)
-                    .is_ok_and(|id| id != shared.me && m.mesh().is_current_member(id))
-            })
+            .filter(|p| p.id != shared.me && m.mesh().is_current_member(p.id))
             .collect()
     };
     let mut dialers = lock(&shared.dialers);
@@ -494,10 +496,7 @@ pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
         return;
     }
     for record in targets {
-        let Ok(bytes) = <[u8; 32]>::try_from(record.id.as_slice()) else {
-            continue;
-        };
-        let id = MachineId::from_bytes(bytes);
+        let id = record.id;
         if dialers.insert(id) {
             let task_shared = shared.clone();
             shared.spawn(async move {

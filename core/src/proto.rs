@@ -3,6 +3,7 @@
 //! [`crate::peer`] only move bytes and wait; the simulation tests drive the same code
 //! through an in-memory network that cuts, duplicates and partitions connections.
 
+pub(crate) mod admission;
 pub(crate) mod link;
 pub(crate) mod sync;
 

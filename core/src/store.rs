@@ -6,6 +6,7 @@
 
 mod tables;
 
+use crate::identity::MachineId;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -69,17 +70,49 @@ pub struct ProjectRecord {
     pub root: PathBuf,
 }
 
-/// What this machine knows of another machine (local only).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What this machine knows of another machine (local only). Keyed by the machine id's
+/// bytes; the id is also in the value, stored as its 32 bytes (the format of format 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerRecord {
-    /// Machine id (32 bytes).
-    pub id: Vec<u8>,
+    /// Machine id.
+    #[serde(with = "id_as_bytes")]
+    pub id: MachineId,
     /// Direct addresses (`ip:port`) learned from tickets and connections.
     pub addrs: Vec<String>,
     /// Relay URLs learned from tickets.
     pub relays: Vec<String>,
     /// Unix seconds of the last frame received, 0 if never.
     pub last_seen: u64,
+}
+
+impl PeerRecord {
+    /// A record with nothing known yet.
+    pub fn new(id: MachineId) -> PeerRecord {
+        PeerRecord {
+            id,
+            addrs: Vec::new(),
+            relays: Vec::new(),
+            last_seen: 0,
+        }
+    }
+}
+
+/// A machine id as the sequence of its 32 bytes (how peer records have always stored it).
+mod id_as_bytes {
+    use crate::identity::MachineId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(id: &MachineId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(id.as_bytes())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MachineId, D::Error> {
+        let bytes = Vec::<u8>::deserialize(d)?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a machine id has 32 bytes"))?;
+        Ok(MachineId::from_bytes(bytes))
+    }
 }
 
 /// An invitation this machine issued.
@@ -380,18 +413,35 @@ impl Store {
             .map(|v| v.value().to_vec()))
     }
 
-    /// Every peer record.
+    /// Every peer record. A record that does not decode is skipped with a warning:
+    /// addresses are hints, relearned on the next connection.
     pub fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(PEERS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
             let (_, v) = row.map_err(|e| self.err(e))?;
-            if let Ok(r) = serde_json::from_slice::<PeerRecord>(v.value()) {
-                out.push(r);
+            match serde_json::from_slice::<PeerRecord>(v.value()) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!("skipping an unreadable address-book record: {e}"),
             }
         }
         Ok(out)
+    }
+
+    /// The peer record of one machine (`None` when there is none, or it does not decode).
+    pub fn peer(&self, id: MachineId) -> Result<Option<PeerRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(PEERS).map_err(|e| self.err(e))?;
+        let Some(v) = table
+            .get(id.as_bytes().as_slice())
+            .map_err(|e| self.err(e))?
+        else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice::<PeerRecord>(v.value())
+            .inspect_err(|e| tracing::warn!("unreadable address-book record: {e}"))
+            .ok())
     }
 
     /// Adds or replaces a peer record.
@@ -403,7 +453,7 @@ impl Store {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         tx.open_table(PEERS)
             .map_err(|e| self.err(e))?
-            .insert(record.id.as_slice(), bytes.as_slice())
+            .insert(record.id.as_bytes().as_slice(), bytes.as_slice())
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
@@ -614,4 +664,46 @@ pub struct Batch<'a> {
     pub remove_projects: &'a [String],
     /// `(project, spec, key)`: stat cache entries to set (`Some`) or delete (`None`).
     pub stat_updates: &'a [(&'a str, &'a str, Option<StatKey>)],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_records_keep_the_format_they_always_had() {
+        // A record as format 1 wrote it (the id as a byte array) still reads, and a
+        // record written now is byte-for-byte in that format.
+        let id = MachineId::from_bytes([7; 32]);
+        let old = format!(
+            r#"{{"id":{:?},"addrs":["127.0.0.1:1"],"relays":[],"last_seen":5}}"#,
+            [7u8; 32]
+        )
+        .replace(' ', "");
+        let record: PeerRecord = serde_json::from_str(&old).expect("old record");
+        assert_eq!(record.id, id);
+        assert_eq!(record.last_seen, 5);
+        assert_eq!(serde_json::to_string(&record).expect("json"), old);
+        let short = r#"{"id":[1,2,3],"addrs":[],"relays":[],"last_seen":0}"#;
+        assert!(serde_json::from_str::<PeerRecord>(short).is_err());
+    }
+
+    #[test]
+    fn one_peer_is_found_by_its_id() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("store.redb")).expect("open");
+        let (a, b) = (
+            MachineId::from_bytes([1; 32]),
+            MachineId::from_bytes([2; 32]),
+        );
+        store
+            .put_peer(&PeerRecord {
+                last_seen: 9,
+                ..PeerRecord::new(a)
+            })
+            .expect("put");
+        assert_eq!(store.peer(a).expect("read").map(|r| r.last_seen), Some(9));
+        assert_eq!(store.peer(b).expect("read"), None);
+        assert_eq!(store.peers().expect("all").len(), 1);
+    }
 }

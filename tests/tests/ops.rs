@@ -473,10 +473,8 @@ async fn strangers_and_revoked_authors_are_refused() {
     let (dm, _) = Machine::init(d_home.path(), Some("d")).expect("init");
     dm.store()
         .put_peer(&PeerRecord {
-            id: b.id().as_bytes().to_vec(),
             addrs: b.peer().addrs().iter().map(ToString::to_string).collect(),
-            relays: Vec::new(),
-            last_seen: 0,
+            ..PeerRecord::new(b.id())
         })
         .expect("peer");
     let d_key = Identity::load(d_home.path()).expect("k").expect("k");

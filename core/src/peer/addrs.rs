@@ -38,11 +38,12 @@ pub(crate) fn outgoing(shared: &Shared, to: MachineId) -> Vec<u8> {
     });
     {
         let m = lock(&shared.local.machine);
-        for record in m.store().peers().unwrap_or_default() {
-            let Ok(bytes) = <[u8; 32]>::try_from(record.id.as_slice()) else {
-                continue;
-            };
-            let id = MachineId::from_bytes(bytes);
+        let records = m.store().peers().unwrap_or_else(|e| {
+            tracing::warn!("cannot read the address book to share it: {e}");
+            Vec::new()
+        });
+        for record in records {
+            let id = record.id;
             if id == to || id == shared.me || !m.mesh().is_current_member(id) {
                 continue;
             }
@@ -68,19 +69,22 @@ pub(crate) fn merge(shared: &Shared, from: MachineId, body: &[u8]) -> bool {
         return false;
     };
     let m = lock(&shared.local.machine);
-    let mut records = m.store().peers().unwrap_or_default();
+    let mut records = match m.store().peers() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot read the address book to merge into it: {e}");
+            return false;
+        }
+    };
     let mut learned = false;
     for entry in entries.into_iter().take(MAX_ENTRIES) {
         if entry.id == shared.me || !m.mesh().is_current_member(entry.id) {
             continue;
         }
-        let index = match records.iter().position(|r| r.id == entry.id.as_bytes()) {
+        let index = match records.iter().position(|r| r.id == entry.id) {
             Some(i) => i,
             None => {
-                records.push(PeerRecord {
-                    id: entry.id.as_bytes().to_vec(),
-                    ..PeerRecord::default()
-                });
+                records.push(PeerRecord::new(entry.id));
                 records.len() - 1
             }
         };

@@ -210,11 +210,15 @@ pub(crate) async fn deliver_bytes(
     }
     let record = {
         let m = lock(&shared.local.machine);
-        m.store()
-            .peers()
-            .unwrap_or_default()
-            .into_iter()
-            .find(|r| r.id == target.as_bytes())
+        match m.store().peer(target) {
+            Ok(r) => r,
+            Err(e) => {
+                return Verdict::unavailable(
+                    op_id.to_string(),
+                    format!("cannot read the address book here: {e}"),
+                );
+            }
+        }
     };
     let Some(addr) = record.as_ref().and_then(endpoint_addr) else {
         return Verdict::unavailable(

@@ -46,7 +46,7 @@ pub(crate) async fn watch(shared: Arc<Shared>, options: PeerOptions, secret: iro
             }
             let error = match check(url, &options, &secret).await {
                 Ok(()) => String::new(),
-                Err(e) => e,
+                Err(e) => e.to_string(),
             };
             if last[i].as_deref() != Some(error.as_str()) {
                 if error.is_empty() {
@@ -70,12 +70,30 @@ pub(crate) async fn watch(shared: Arc<Shared>, options: PeerOptions, secret: iro
     }
 }
 
-async fn check(url: &str, options: &PeerOptions, secret: &iroh::SecretKey) -> Result<(), String> {
-    let parsed: iroh::RelayUrl = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
-    let tls = ca_config(options)
-        .map_err(|e| e.to_string())?
+/// Why a relay check failed; the text says what to do.
+#[derive(Debug, thiserror::Error)]
+enum Problem {
+    #[error("invalid URL: {0}")]
+    Url(#[from] iroh::RelayUrlParseError),
+    #[error(transparent)]
+    Setup(#[from] PeerError),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("{text} (check --relay-token with the relay's operator)")]
+    Token { text: String },
+    #[error("{text} (a self-signed relay needs --relay-ca CERT.pem)")]
+    Certificate { text: String },
+    #[error("{text}")]
+    Connect { text: String },
+    #[error("no answer within 10 s")]
+    NoAnswer,
+}
+
+async fn check(url: &str, options: &PeerOptions, secret: &iroh::SecretKey) -> Result<(), Problem> {
+    let parsed: iroh::RelayUrl = url.parse()?;
+    let tls = ca_config(options)?
         .client_config(iroh::tls::default_provider())
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        .map_err(|e| Problem::Tls(e.to_string()))?;
     let mut builder = iroh_relay::client::ClientBuilder::new(
         parsed,
         secret.clone(),
@@ -90,16 +108,12 @@ async fn check(url: &str, options: &PeerOptions, secret: &iroh::SecretKey) -> Re
         Ok(Err(e)) => {
             let text = format!("{e:#}");
             Err(match refusal(&e) {
-                Some(Refusal::Token) => {
-                    format!("{text} (check --relay-token with the relay's operator)")
-                }
-                Some(Refusal::Certificate) => {
-                    format!("{text} (a self-signed relay needs --relay-ca CERT.pem)")
-                }
-                None => text,
+                Some(Refusal::Token) => Problem::Token { text },
+                Some(Refusal::Certificate) => Problem::Certificate { text },
+                None => Problem::Connect { text },
             })
         }
-        Err(_) => Err("no answer within 10 s".into()),
+        Err(_) => Err(Problem::NoAnswer),
     }
 }
 

@@ -3,13 +3,13 @@
 //! dialer.
 
 use super::{
-    Event, Joined, PeerError, Shared, addrs, endpoint_addr, lock, sha256, spawn_dialers, stopping,
+    Event, Joined, PeerError, Shared, addrs, endpoint_addr, lock, spawn_dialers, stopping,
 };
 use crate::identity::MachineId;
 use crate::machine::{DocKey, now_secs};
 use crate::net::{self, JOIN_ALPN, SYNC_ALPN, Ticket, frame};
-use crate::proto::link;
 use crate::proto::sync::SyncSession;
+use crate::proto::{admission, link};
 use crate::store::PeerRecord;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use serde::{Deserialize, Serialize};
@@ -55,11 +55,16 @@ pub(crate) struct SessionHandle {
 pub(crate) fn presence_snapshot(shared: &Shared) -> HashMap<MachineId, Presence> {
     let mut p = lock(&shared.presence).clone();
     let m = lock(&shared.local.machine);
-    for r in m.store().peers().unwrap_or_default() {
-        if let Ok(b) = <[u8; 32]>::try_from(r.id.as_slice()) {
-            let e = p.entry(MachineId::from_bytes(b)).or_default();
-            e.last_seen = e.last_seen.max(r.last_seen);
+    match m.store().peers() {
+        Ok(records) => {
+            for r in records {
+                let e = p.entry(r.id).or_default();
+                e.last_seen = e.last_seen.max(r.last_seen);
+            }
         }
+        // Presence of connected machines is still right; only "last seen" of the
+        // others is missing.
+        Err(e) => tracing::warn!("cannot read the address book: {e}"),
     }
     p
 }
@@ -291,18 +296,14 @@ async fn run(
         if let Err(e) = m.save_sync_states(peer, &encoded) {
             tracing::warn!("cannot store sync states: {e}");
         }
-        let mut record = m
-            .store()
-            .peers()
-            .unwrap_or_default()
-            .into_iter()
-            .find(|r| r.id == peer.as_bytes())
-            .unwrap_or(PeerRecord {
-                id: peer.as_bytes().to_vec(),
-                ..PeerRecord::default()
-            });
-        record.last_seen = last_seen;
-        let _ = m.store().put_peer(&record);
+        let stored = m.store().peer(peer).and_then(|record| {
+            let mut record = record.unwrap_or_else(|| PeerRecord::new(peer));
+            record.last_seen = last_seen;
+            m.store().put_peer(&record)
+        });
+        if let Err(e) = stored {
+            tracing::warn!("cannot record when {} was last seen: {e}", peer.short());
+        }
     }
     let mine = {
         let mut sessions = lock(&shared.sessions);
@@ -414,9 +415,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
             if !m.mesh().is_current_member(peer) || !m.mesh().is_current_member(shared.me) {
                 return;
             }
-            m.store()
-                .peers()
-                .map(|all| all.into_iter().find(|r| r.id == peer.as_bytes()))
+            m.store().peer(peer)
         };
         let record = match record {
             Ok(r) => r,
@@ -448,23 +447,18 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
         };
         let started = Instant::now();
         let attempt = async {
-            let conn = shared
-                .endpoint
-                .connect(addr, SYNC_ALPN)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-            frame::write(&mut send, KIND_HELLO, &hello(&shared))
-                .await
-                .map_err(|e| e.to_string())?;
+            let conn = shared.endpoint.connect(addr, SYNC_ALPN).await?;
+            let (mut send, mut recv) = conn.open_bi().await?;
+            frame::write(&mut send, KIND_HELLO, &hello(&shared)).await?;
             // The acceptor answers with its own hello once it registered the
             // connection (it closes it instead when the tie-break keeps another).
-            let incarnation = match frame::read_max(&mut recv, 64).await {
-                Ok((KIND_HELLO, body)) => parse_hello(&body).ok_or("malformed hello")?,
-                Ok(_) => return Err("expected hello".to_string()),
-                Err(e) => return Err(e.to_string()),
+            let incarnation = match frame::read_max(&mut recv, 64).await? {
+                (KIND_HELLO, body) => {
+                    parse_hello(&body).ok_or(LinkError::Protocol("malformed hello"))?
+                }
+                _ => return Err(LinkError::Protocol("expected a hello")),
             };
-            Ok::<_, String>((conn, incarnation, send, recv))
+            Ok::<_, LinkError>((conn, incarnation, send, recv))
         };
         let attempt = tokio::select! {
             r = tokio::time::timeout(CONNECT_TIMEOUT, attempt) => r,
@@ -499,6 +493,23 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
     }
 }
 
+/// Why a connection attempt (a dial, a join exchange) failed.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("{0}")]
+    Connect(#[from] iroh::endpoint::ConnectError),
+    #[error("{0}")]
+    Connection(#[from] iroh::endpoint::ConnectionError),
+    #[error("{0}")]
+    Frame(#[from] frame::FrameError),
+    #[error("malformed answer: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Protocol(&'static str),
+    #[error("timed out")]
+    TimedOut,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct JoinRequest {
     secret: String,
@@ -531,7 +542,7 @@ pub(crate) async fn accept_join(shared: Arc<Shared>, conn: Connection) {
     let response = match request {
         None => JoinResponse {
             ok: false,
-            error: Some("malformed join request".into()),
+            error: Some(admission::Refusal::Malformed.to_string()),
             mesh: None,
         },
         Some(req) => match admit(&shared, joiner, &req) {
@@ -540,7 +551,8 @@ pub(crate) async fn accept_join(shared: Arc<Shared>, conn: Connection) {
                 error: None,
                 mesh: Some(data_encoding::BASE64.encode(&mesh)),
             },
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 tracing::warn!(machine = %joiner, "refused to pair: {reason}");
                 shared.emit(Event::Refused {
                     machine: joiner.to_string(),
@@ -565,72 +577,42 @@ pub(crate) async fn accept_join(shared: Arc<Shared>, conn: Connection) {
     }
 }
 
-/// Checks the invitation and adds the joiner. Returns the mesh to send.
-fn admit(shared: &Shared, joiner: MachineId, req: &JoinRequest) -> Result<Vec<u8>, String> {
-    let secret = hex::decode(&req.secret).map_err(|_| "malformed secret".to_string())?;
-    let hash = sha256(&secret);
-    let label: String = req
-        .label
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect();
-    let label = if label.trim().is_empty() {
-        joiner.short()
-    } else {
-        label.trim().to_string()
-    };
+/// Why the inviter did not admit a joiner: a refusal (the joiner is told why) or a
+/// failure to record the pairing here.
+#[derive(Debug, thiserror::Error)]
+enum AdmitError {
+    #[error(transparent)]
+    Refused(#[from] admission::Refusal),
+    #[error("the inviter could not record the pairing: {0}")]
+    Store(#[from] crate::machine::Error),
+}
+
+impl From<crate::store::StoreError> for AdmitError {
+    fn from(e: crate::store::StoreError) -> AdmitError {
+        AdmitError::Store(e.into())
+    }
+}
+
+/// Decides the join ([`admission::admit`]) and stores what it decided: the invitation's
+/// use, the new member, the joiner's addresses. Returns the mesh to send.
+fn admit(shared: &Shared, joiner: MachineId, req: &JoinRequest) -> Result<Vec<u8>, AdmitError> {
+    let key = admission::invitation_key(&req.secret)?;
     let mut m = lock(&shared.local.machine);
-    if m.mesh()
-        .member(joiner)
-        .is_some_and(|x| x.revoked_at.is_some())
-    {
-        return Err("this machine was revoked from the mesh and cannot rejoin".into());
-    }
-    let mut invite = m
-        .store()
-        .invite(&hash)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            "unknown invitation (wrong ticket, or issued by another machine)".to_string()
-        })?;
-    let id = joiner.to_string();
-    if invite.revoked {
-        return Err("this invitation was revoked".into());
-    }
-    if (now_secs().max(0) as u64) >= invite.expires_at {
-        return Err(
-            "this invitation has expired; ask for a new one (`leanspec-peer invite`)".into(),
-        );
-    }
-    if !invite.reusable && invite.used_by.iter().any(|u| *u != id) {
-        return Err(
-            "this invitation was already used; ask for a new one (`leanspec-peer invite`)".into(),
-        );
-    }
-    if !invite.used_by.contains(&id) {
-        invite.used_by.push(id);
-    }
-    m.store()
-        .put_invite(&hash, &invite)
-        .map_err(|e| e.to_string())?;
-    m.add_member(joiner, &label).map_err(|e| e.to_string())?;
+    let stored = m.store().invite(&key)?;
+    let now = now_secs().max(0) as u64;
+    let admitted = admission::admit(stored.as_ref(), m.mesh(), joiner, &req.label, now)?;
+    m.store().put_invite(&key, &admitted.invite)?;
+    m.add_member(joiner, &admitted.label)?;
     let mut record = m
         .store()
-        .peers()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|r| r.id == joiner.as_bytes())
-        .unwrap_or(PeerRecord {
-            id: joiner.as_bytes().to_vec(),
-            ..PeerRecord::default()
-        });
+        .peer(joiner)?
+        .unwrap_or_else(|| PeerRecord::new(joiner));
     for a in req.addrs.iter().take(16) {
         if a.parse::<std::net::SocketAddr>().is_ok() && !record.addrs.contains(a) {
             record.addrs.push(a.clone());
         }
     }
-    m.store().put_peer(&record).map_err(|e| e.to_string())?;
+    m.store().put_peer(&record)?;
     Ok(m.mesh_bytes())
 }
 
@@ -643,10 +625,9 @@ pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined
         ));
     }
     let record = PeerRecord {
-        id: inviter.as_bytes().to_vec(),
         addrs: ticket.addrs.clone(),
         relays: ticket.relays.clone(),
-        last_seen: 0,
+        ..PeerRecord::new(inviter)
     };
     let addr = endpoint_addr(&record)
         .ok_or_else(|| PeerError::Invalid("the ticket has no usable address".into()))?;
@@ -658,31 +639,25 @@ pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined
         addrs,
     })
     .map_err(|e| PeerError::Invalid(e.to_string()))?;
-    let unreachable = |reason: String| PeerError::Unreachable {
+    let unreachable = |reason: LinkError| PeerError::Unreachable {
         machine: inviter.short(),
-        reason,
+        reason: reason.to_string(),
     };
     let exchange = async {
-        let conn = shared
-            .endpoint
-            .connect(addr, JOIN_ALPN)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        frame::write(&mut send, KIND_JOIN_REQUEST, &request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let conn = shared.endpoint.connect(addr, JOIN_ALPN).await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        frame::write(&mut send, KIND_JOIN_REQUEST, &request).await?;
         let _ = send.finish();
-        let (kind, body) = frame::read(&mut recv).await.map_err(|e| e.to_string())?;
+        let (kind, body) = frame::read(&mut recv).await?;
         conn.close(0u32.into(), b"done");
         if kind != KIND_JOIN_RESPONSE {
-            return Err("unexpected answer".to_string());
+            return Err(LinkError::Protocol("unexpected answer"));
         }
-        serde_json::from_slice::<JoinResponse>(&body).map_err(|e| e.to_string())
+        Ok(serde_json::from_slice::<JoinResponse>(&body)?)
     };
     let response = tokio::time::timeout(CONNECT_TIMEOUT * 2, exchange)
         .await
-        .map_err(|_| unreachable("timed out".into()))?
+        .map_err(|_| unreachable(LinkError::TimedOut))?
         .map_err(unreachable)?;
     if !response.ok {
         return Err(PeerError::JoinRefused(
