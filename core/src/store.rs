@@ -59,6 +59,35 @@ pub enum StoreError {
     },
 }
 
+/// The keys of the meta table, each with its encoding (docs/design.md, "meta").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetaKey {
+    /// u32 LE: the store's schema version.
+    SchemaVersion,
+    /// 32 bytes: the machine whose store this is (checked against the key on open).
+    MachineId,
+    /// u64 BE: the last run's incarnation.
+    Incarnation,
+    /// u16 LE: the port the last run listened on.
+    BindPort,
+    /// JSON list of strings: relay URLs learned from tickets.
+    Relays,
+}
+
+impl MetaKey {
+    /// The key as stored (never changes: stores written by older versions use it).
+    pub fn name(self) -> &'static str {
+        match self {
+            MetaKey::SchemaVersion => "schema_version",
+            MetaKey::MachineId => "machine_id",
+            MetaKey::Incarnation => "incarnation",
+            MetaKey::BindPort => "bind_port",
+            MetaKey::Relays => "relays",
+        }
+    }
+}
+
 /// A project as stored locally (with its local paths).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectRecord {
@@ -281,7 +310,7 @@ impl Store {
 
     fn check_version(&self) -> Result<(), StoreError> {
         let found = self
-            .meta("schema_version")?
+            .meta(MetaKey::SchemaVersion)?
             .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
             .map(u32::from_le_bytes);
         match found {
@@ -297,8 +326,11 @@ impl Store {
                 let tx = self.db.begin_write().map_err(|e| self.err(e))?;
                 {
                     let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
-                    meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())
-                        .map_err(|e| self.err(e))?;
+                    meta.insert(
+                        MetaKey::SchemaVersion.name(),
+                        SCHEMA_VERSION.to_le_bytes().as_slice(),
+                    )
+                    .map_err(|e| self.err(e))?;
                     tx.open_table(PROJECTS).map_err(|e| self.err(e))?;
                     tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
                     tx.open_table(STAT_CACHE).map_err(|e| self.err(e))?;
@@ -319,7 +351,8 @@ impl Store {
     }
 
     /// A value of the meta table.
-    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.name();
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(META) {
             Ok(t) => t,
@@ -331,7 +364,8 @@ impl Store {
     }
 
     /// Sets a value of the meta table.
-    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    pub fn set_meta(&self, key: MetaKey, value: &[u8]) -> Result<(), StoreError> {
+        let key = key.name();
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         tx.open_table(META)
             .map_err(|e| self.err(e))?

@@ -147,7 +147,10 @@ fn a_newer_store_is_refused() {
     drop(m);
     let store = Store::open(&home.path().join(STORE_FILE)).expect("open");
     store
-        .set_meta("schema_version", &99u32.to_le_bytes())
+        .set_meta(
+            leanspec_peer_core::store::MetaKey::SchemaVersion,
+            &99u32.to_le_bytes(),
+        )
         .expect("set");
     drop(store);
     let e = Machine::open(home.path()).expect_err("newer store");

@@ -1,0 +1,99 @@
+//! Errors of machine operations.
+
+use crate::doc::DocError;
+use crate::identity::IdentityError;
+use crate::store::StoreError;
+use std::path::PathBuf;
+
+/// Errors of machine operations. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `init` has not been run for this home.
+    #[error("no machine in {} yet: run `leanspec-peer init` (or pass --home)", home.display())]
+    NotInitialized {
+        /// The home folder.
+        home: PathBuf,
+    },
+    /// Identity failure.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// Store failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Document failure.
+    #[error("{0}; the store may be damaged: move it aside and run `leanspec-peer init`")]
+    Doc(#[from] DocError),
+    /// A folder could not be used.
+    #[error("cannot use {}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// No specs folder in a project folder.
+    #[error("no specs folder in {}: expected one of specs/, .lean-spec/specs/, docs/specs/, doc/specs/ or specsDir in .lean-spec/config.json", root.display())]
+    NoSpecsDir {
+        /// The project root.
+        root: PathBuf,
+    },
+    /// Another project already has this name.
+    #[error("a project named {name:?} already exists ({}); pass --name to choose another", root.display())]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The other project's root.
+        root: PathBuf,
+    },
+    /// No project matches.
+    #[error(
+        "no project {selector:?} on this machine (projects: {known}); see `leanspec-peer project list`"
+    )]
+    UnknownProject {
+        /// What was asked for.
+        selector: String,
+        /// Known project names.
+        known: String,
+    },
+    /// No machine matches.
+    #[error("no machine {selector:?} (known: {known}); see `leanspec-peer status`")]
+    UnknownMachine {
+        /// What was asked for.
+        selector: String,
+        /// Known machines.
+        known: String,
+    },
+    /// No spec matches.
+    #[error(
+        "no spec {selector:?} in project {project}; see `leanspec-peer specs --project {project}`"
+    )]
+    UnknownSpec {
+        /// What was asked for.
+        selector: String,
+        /// The project name.
+        project: String,
+    },
+    /// Several specs match.
+    #[error("{selector:?} matches several specs: {candidates}; use the full name")]
+    AmbiguousSpec {
+        /// What was asked for.
+        selector: String,
+        /// The matches.
+        candidates: String,
+    },
+    /// A label that cannot be used.
+    #[error("invalid label {0:?}: use 1 to 64 characters without control characters")]
+    InvalidLabel(String),
+    /// Joining another mesh while this machine already has peers.
+    #[error(
+        "this machine is already paired with {members} other machine(s); two meshes are not merged: revoke them first or use another --home"
+    )]
+    AlreadyInMesh {
+        /// Other members.
+        members: usize,
+    },
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

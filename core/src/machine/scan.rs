@@ -1,0 +1,326 @@
+//! This machine's projects and scans: adding and removing project folders, the full
+//! and single-spec scans (stat cache first, parallel parsing), and their commits.
+
+use super::persist::Commit;
+use super::query::known;
+use super::{
+    DocKey, Error, Machine, Project, ProjectScan, Result, ScanProgress, ScanReport, check_label,
+    now_ns,
+};
+use crate::spec::{self, Spec};
+use crate::store::{ProjectRecord, StatKey};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+impl Machine {
+    pub(super) fn project_id(&self, root: &Path) -> String {
+        let mut bytes = self.id().as_bytes().to_vec();
+        bytes.extend_from_slice(root.as_os_str().as_encoded_bytes());
+        spec::sha256_hex(&bytes)[..16].to_string()
+    }
+
+    /// Every project, sorted by name.
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        let mut out: Vec<Project> = self
+            .store
+            .projects()?
+            .into_iter()
+            .map(|r| Project {
+                specs: self.doc.spec_count(&r.id),
+                specs_dir: spec::find_specs_dir(&r.root),
+                id: r.id,
+                name: r.name,
+                root: r.root,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// A project by id, name or root path.
+    pub fn project(&self, selector: &str) -> Result<Project> {
+        let projects = self.projects()?;
+        let as_path = fs::canonicalize(selector).ok();
+        projects
+            .iter()
+            .find(|p| {
+                p.id == selector
+                    || p.name == selector
+                    || as_path.as_deref() == Some(p.root.as_path())
+            })
+            .cloned()
+            .ok_or_else(|| Error::UnknownProject {
+                selector: selector.to_string(),
+                known: known(projects.iter().map(|p| p.name.as_str())),
+            })
+    }
+
+    /// Adds a project folder (idempotent for the same folder) and scans it.
+    pub fn add_project(
+        &mut self,
+        dir: &Path,
+        name: Option<&str>,
+    ) -> Result<(Project, ProjectScan)> {
+        let root = fs::canonicalize(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if !root.is_dir() {
+            return Err(Error::Io {
+                path: root,
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"),
+            });
+        }
+        if spec::find_specs_dir(&root).is_none() {
+            return Err(Error::NoSpecsDir { root });
+        }
+        let id = self.project_id(&root);
+        let name = match name {
+            Some(n) => {
+                check_label(n)?;
+                n.to_string()
+            }
+            None => root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "project".into()),
+        };
+        if let Some(other) = self
+            .projects()?
+            .into_iter()
+            .find(|p| p.name == name && p.id != id)
+        {
+            return Err(Error::NameTaken {
+                name,
+                root: other.root,
+            });
+        }
+        self.store.put_project(&ProjectRecord {
+            id: id.clone(),
+            name: name.clone(),
+            root: root.clone(),
+        })?;
+        self.doc.put_project(&id, &name);
+        self.commit(Commit::docs(&[DocKey::Machine(self.id())]))?;
+        let scan = self.scan_project(&id, &mut |_| {})?;
+        Ok((self.project(&id)?, scan))
+    }
+
+    /// Removes a project from this machine (the files are not touched).
+    pub fn remove_project(&mut self, selector: &str) -> Result<Project> {
+        let project = self.project(selector)?;
+        self.doc.remove_project(&project.id);
+        self.commit(
+            Commit::docs(&[DocKey::Machine(self.id())]).removing(std::slice::from_ref(&project.id)),
+        )?;
+        Ok(project)
+    }
+
+    /// Scans every project.
+    pub fn scan(&mut self, progress: &mut dyn FnMut(ScanProgress<'_>)) -> Result<ScanReport> {
+        let mut report = ScanReport::default();
+        for p in self.store.projects()? {
+            let (scan, bytes) = self.scan_inner(&p, progress)?;
+            report.change_bytes += bytes;
+            report.projects.push(scan);
+        }
+        Ok(report)
+    }
+
+    /// Scans one project by id.
+    pub fn scan_project(
+        &mut self,
+        id: &str,
+        progress: &mut dyn FnMut(ScanProgress<'_>),
+    ) -> Result<ProjectScan> {
+        let record = self
+            .store
+            .projects()?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| Error::UnknownProject {
+                selector: id.to_string(),
+                known: String::new(),
+            })?;
+        Ok(self.scan_inner(&record, progress)?.0)
+    }
+
+    pub(super) fn scan_inner(
+        &mut self,
+        p: &ProjectRecord,
+        progress: &mut dyn FnMut(ScanProgress<'_>),
+    ) -> Result<(ProjectScan, usize)> {
+        let mut scan = ProjectScan {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            ..ProjectScan::default()
+        };
+        self.doc.put_project(&p.id, &p.name);
+        // A missing folder is most often an unmounted disk or a moved checkout: keep the
+        // last known specs rather than announce them all deleted.
+        let Some(specs_dir) = spec::find_specs_dir(&p.root) else {
+            scan.warnings.push(format!(
+                "{} has no specs folder now (moved or unmounted?); keeping the last scanned specs",
+                p.root.display()
+            ));
+            scan.specs = self.doc.spec_count(&p.id);
+            return Ok((scan, 0));
+        };
+        let walk = spec::walk(&specs_dir);
+        scan.warnings.extend(walk.warnings);
+        scan.specs = walk.specs.len();
+        let cache = self.store.stat_cache(&p.id)?;
+        let in_doc: std::collections::HashSet<String> =
+            self.doc.spec_names(&p.id).into_iter().collect();
+        let now = now_ns();
+
+        // Decide, by stat alone, which folders must be read.
+        let mut to_read: Vec<(usize, Option<StatKey>)> = Vec::new();
+        for (i, folder) in walk.specs.iter().enumerate() {
+            let key = stat_key(&folder.dir);
+            let trusted = key.filter(|k| !k.is_racy(now));
+            let unchanged = in_doc.contains(&folder.name)
+                && trusted.is_some()
+                && cache.get(&folder.name) == trusted.as_ref();
+            if !unchanged {
+                to_read.push((i, trusted));
+            }
+        }
+        scan.read = to_read.len();
+        let total = walk.specs.len();
+        progress(ScanProgress {
+            project: &p.name,
+            done: total - to_read.len(),
+            total,
+        });
+
+        // Read and parse in parallel (pure work), then write to the document in order.
+        let loaded = load_parallel(&walk.specs, &to_read, &mut |done| {
+            progress(ScanProgress {
+                project: &p.name,
+                done: total - to_read.len() + done,
+                total,
+            })
+        });
+        let mut updates: Vec<(&str, &str, Option<StatKey>)> = Vec::new();
+        let mut warnings = Vec::new();
+        let mut new_specs = Vec::new();
+        for ((i, key), (spec, w)) in to_read.iter().zip(loaded) {
+            warnings.extend(w);
+            let name = walk.specs[*i].name.as_str();
+            scan.parse_errors += usize::from(spec.parse_error.is_some());
+            if !in_doc.contains(name) {
+                scan.added += 1;
+                new_specs.push(spec);
+            } else if self.doc.put_spec(&p.id, &spec) > 0 {
+                scan.updated += 1;
+            }
+            updates.push((&p.id, name, *key));
+        }
+        self.doc.insert_specs(&p.id, &new_specs);
+        scan.warnings.extend(warnings);
+        let on_disk: std::collections::HashSet<&str> =
+            walk.specs.iter().map(|f| f.name.as_str()).collect();
+        for name in &in_doc {
+            if !on_disk.contains(name.as_str()) {
+                self.doc.remove_spec(&p.id, name);
+                scan.removed += 1;
+                updates.push((&p.id, name, None));
+            }
+        }
+        // Specs not read this time keep the parse error the document holds.
+        let read: std::collections::HashSet<usize> = to_read.iter().map(|(i, _)| *i).collect();
+        scan.parse_errors += walk
+            .specs
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| !read.contains(i) && self.doc.has_parse_error(&p.id, &f.name))
+            .count();
+        let bytes = self.commit(Commit::docs(&[DocKey::Machine(self.id())]).stats(&updates))?;
+        Ok((scan, bytes))
+    }
+
+    /// Rescans one spec folder (the watcher's path): reads it, writes what changed,
+    /// removes it if the folder is gone. Returns the bytes of the stored change.
+    pub fn rescan_spec(&mut self, project_id: &str, name: &str) -> Result<usize> {
+        let record = self
+            .store
+            .projects()?
+            .into_iter()
+            .find(|p| p.id == project_id)
+            .ok_or_else(|| Error::UnknownProject {
+                selector: project_id.to_string(),
+                known: String::new(),
+            })?;
+        let Some(specs_dir) = spec::find_specs_dir(&record.root) else {
+            return Ok(0);
+        };
+        let dir = specs_dir.join(name);
+        let update = if dir.join("README.md").symlink_metadata().is_ok() {
+            let mut warnings = Vec::new();
+            let spec = spec::load(name, &dir, &mut warnings);
+            self.doc.put_spec(project_id, &spec);
+            stat_key(&dir).filter(|k| !k.is_racy(now_ns()))
+        } else {
+            self.doc.remove_spec(project_id, name);
+            None
+        };
+        self.commit(
+            Commit::docs(&[DocKey::Machine(self.id())]).stats(&[(project_id, name, update)]),
+        )
+    }
+
+    /// Local project records (with their paths), for the watcher.
+    pub fn project_records(&self) -> Result<Vec<ProjectRecord>> {
+        Ok(self.store.projects()?)
+    }
+}
+pub(super) fn stat_key(dir: &Path) -> Option<StatKey> {
+    let readme = fs::metadata(dir.join("README.md")).ok()?;
+    let d = fs::metadata(dir).ok()?;
+    Some(StatKey {
+        mtime_ns: readme.mtime() * 1_000_000_000 + readme.mtime_nsec(),
+        ctime_ns: readme.ctime() * 1_000_000_000 + readme.ctime_nsec(),
+        size: readme.size(),
+        ino: readme.ino(),
+        dir_mtime_ns: d.mtime() * 1_000_000_000 + d.mtime_nsec(),
+    })
+}
+
+type Loaded = (Spec, Vec<String>);
+
+/// Loads the selected folders on all cores; results come back in input order.
+pub(super) fn load_parallel(
+    folders: &[spec::SpecFolder],
+    selected: &[(usize, Option<StatKey>)],
+    progress: &mut dyn FnMut(usize),
+) -> Vec<Loaded> {
+    let load_one = |i: usize| {
+        let mut w = Vec::new();
+        let f = &folders[i];
+        (spec::load(&f.name, &f.dir, &mut w), w)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads <= 1 || selected.len() < 64 {
+        let out: Vec<Loaded> = selected.iter().map(|(i, _)| load_one(*i)).collect();
+        progress(out.len());
+        return out;
+    }
+    let chunk = selected.len().div_ceil(threads);
+    let results: Vec<Vec<Loaded>> = std::thread::scope(|s| {
+        let handles: Vec<_> = selected
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(|(i, _)| load_one(*i)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let out: Vec<Loaded> = results.into_iter().flatten().collect();
+    progress(out.len());
+    out
+}
