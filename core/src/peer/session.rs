@@ -76,33 +76,15 @@ fn machine_id(conn: &Connection) -> MachineId {
 /// Accepts a sync connection: members only.
 pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
     let peer = machine_id(&conn);
-    let refusal = {
-        let m = lock(&shared.local.machine);
-        match m.mesh().member(peer) {
-            None => Some("not a member of this mesh"),
-            Some(member) if member.revoked_at.is_some() => Some("revoked from the mesh"),
-            Some(_)
-                if m.mesh()
-                    .member(shared.me)
-                    .is_some_and(|x| x.revoked_at.is_some()) =>
-            {
-                Some("this machine was revoked")
-            }
-            Some(_) => None,
-        }
-    };
-    if let Some(reason) = refusal {
+    let admitted = link::admit_session(lock(&shared.local.machine).mesh(), shared.me, peer);
+    if let Err(refusal) = admitted {
+        let reason = refusal.to_string();
         tracing::warn!(peer = %peer, "refused connection: {reason}");
         shared.emit(Event::Refused {
             machine: peer.to_string(),
-            reason: reason.into(),
+            reason: reason.clone(),
         });
-        let code = if reason.starts_with("revoked") {
-            net::close::REVOKED
-        } else {
-            net::close::NOT_MEMBER
-        };
-        conn.close(code.into(), reason.as_bytes());
+        conn.close(refusal.close_code().into(), reason.as_bytes());
         return;
     }
     let Ok(Ok((send, mut recv))) = tokio::time::timeout(CONNECT_TIMEOUT, conn.accept_bi()).await
@@ -110,7 +92,7 @@ pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
         return;
     };
     let hello = match tokio::time::timeout(CONNECT_TIMEOUT, frame::read_max(&mut recv, 64)).await {
-        Ok(Ok((KIND_HELLO, body))) => parse_hello(&body),
+        Ok(Ok((KIND_HELLO, body))) => link::parse_hello(&body),
         _ => None,
     };
     let Some(incarnation) = hello else {
@@ -118,15 +100,6 @@ pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
         return;
     };
     run(shared, conn, peer, peer, incarnation, send, recv).await;
-}
-
-/// The hello's body: the sender's incarnation (u64 big-endian).
-fn hello(shared: &Shared) -> [u8; 8] {
-    shared.incarnation.to_be_bytes()
-}
-
-fn parse_hello(body: &[u8]) -> Option<u64> {
-    <[u8; 8]>::try_from(body).ok().map(u64::from_be_bytes)
 }
 
 fn register(
@@ -215,7 +188,7 @@ async fn run(
     let mut shutdown = shared.shutdown.subscribe();
     let result: Result<(), SessionEnd> = async {
         if dialer != shared.me {
-            frame::write(&mut send, KIND_HELLO, &hello(&shared)).await?;
+            frame::write(&mut send, KIND_HELLO, &link::hello(shared.incarnation)).await?;
         }
         if shared.gossip {
             send_addrs(&shared, peer, &mut send).await?;
@@ -449,12 +422,12 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
         let attempt = async {
             let conn = shared.endpoint.connect(addr, SYNC_ALPN).await?;
             let (mut send, mut recv) = conn.open_bi().await?;
-            frame::write(&mut send, KIND_HELLO, &hello(&shared)).await?;
+            frame::write(&mut send, KIND_HELLO, &link::hello(shared.incarnation)).await?;
             // The acceptor answers with its own hello once it registered the
             // connection (it closes it instead when the tie-break keeps another).
             let incarnation = match frame::read_max(&mut recv, 64).await? {
                 (KIND_HELLO, body) => {
-                    parse_hello(&body).ok_or(LinkError::Protocol("malformed hello"))?
+                    link::parse_hello(&body).ok_or(LinkError::Protocol("malformed hello"))?
                 }
                 _ => return Err(LinkError::Protocol("expected a hello")),
             };

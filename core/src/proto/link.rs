@@ -1,8 +1,54 @@
-//! Connection-level rules: which of two connections to one machine survives, and how
-//! long a dialer waits before trying again.
+//! Connection-level rules: who may open a sync session, the hello, which of two
+//! connections to one machine survives, and how long a dialer waits before trying again.
 
 use crate::identity::MachineId;
+use crate::mesh::MeshDoc;
+use crate::net::close;
 use std::time::Duration;
+
+/// Why a sync connection is refused before any of its bytes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("not a member of this mesh")]
+    NotMember,
+    #[error("revoked from the mesh")]
+    Revoked,
+    #[error("this machine was revoked")]
+    SelfRevoked,
+}
+
+impl Refusal {
+    /// The QUIC close code the remote sees.
+    pub(crate) fn close_code(self) -> u32 {
+        match self {
+            Refusal::NotMember => close::NOT_MEMBER,
+            Refusal::Revoked | Refusal::SelfRevoked => close::REVOKED,
+        }
+    }
+}
+
+/// Whether `peer` (the key the connection authenticated, never a claim in its bytes)
+/// may hold a sync session with `me`: both must be current members of the mesh.
+pub(crate) fn admit_session(mesh: &MeshDoc, me: MachineId, peer: MachineId) -> Result<(), Refusal> {
+    match mesh.member(peer) {
+        None => Err(Refusal::NotMember),
+        Some(m) if m.revoked_at.is_some() => Err(Refusal::Revoked),
+        Some(_) if mesh.member(me).is_some_and(|x| x.revoked_at.is_some()) => {
+            Err(Refusal::SelfRevoked)
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// The hello's body: the sender's incarnation, u64 big-endian.
+pub(crate) fn hello(incarnation: u64) -> [u8; 8] {
+    incarnation.to_be_bytes()
+}
+
+/// The incarnation in a hello; `None` unless the body is exactly 8 bytes.
+pub(crate) fn parse_hello(body: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(body).ok().map(u64::from_be_bytes)
+}
 
 /// A connection to a machine, as the tie-break sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +120,30 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_current_members_of_a_current_member_get_a_session() {
+        let (me, peer, stranger) = (id(1), id(2), id(3));
+        let mut mesh = MeshDoc::new(me, "me", 1);
+        mesh.add_member(peer, "peer", me, 1);
+        assert_eq!(admit_session(&mesh, me, peer), Ok(()));
+        assert_eq!(admit_session(&mesh, me, stranger), Err(Refusal::NotMember));
+        mesh.revoke(peer, me, 2);
+        assert_eq!(admit_session(&mesh, me, peer), Err(Refusal::Revoked));
+        assert_eq!(Refusal::Revoked.close_code(), close::REVOKED);
+        let mut theirs = MeshDoc::new(peer, "peer", 1);
+        theirs.add_member(me, "me", peer, 1);
+        theirs.revoke(me, peer, 2);
+        assert_eq!(admit_session(&theirs, me, peer), Err(Refusal::SelfRevoked));
+        assert_eq!(Refusal::NotMember.close_code(), close::NOT_MEMBER);
+    }
+
+    #[test]
+    fn a_hello_is_exactly_eight_bytes() {
+        assert_eq!(parse_hello(&hello(42)), Some(42));
+        assert_eq!(parse_hello(&[0; 7]), None);
+        assert_eq!(parse_hello(&[0; 9]), None);
+    }
 
     fn id(b: u8) -> MachineId {
         MachineId::from_bytes([b; 32])
