@@ -8,6 +8,7 @@
 
 mod addrs;
 mod deliver;
+mod join;
 mod relay;
 mod session;
 mod watch;
@@ -18,7 +19,7 @@ use crate::net::{self, JOIN_ALPN, OP_ALPN, SYNC_ALPN, Ticket};
 use crate::ops::{self, OpBody, Operation, Verdict};
 use crate::store::{InviteRecord, PeerRecord};
 use iroh::endpoint::{Connection, presets};
-use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr, RelayMode, RelayUrl, SecretKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -414,39 +415,6 @@ impl Drop for Peer {
     }
 }
 
-/// The protocol handler for [`SYNC_ALPN`].
-#[derive(Debug, Clone)]
-struct SyncProtocol(Arc<Shared>);
-
-impl ProtocolHandler for SyncProtocol {
-    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
-        session::accept(self.0.clone(), conn).await;
-        Ok(())
-    }
-}
-
-/// The protocol handler for [`JOIN_ALPN`].
-#[derive(Debug, Clone)]
-struct JoinProtocol(Arc<Shared>);
-
-impl ProtocolHandler for JoinProtocol {
-    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
-        session::accept_join(self.0.clone(), conn).await;
-        Ok(())
-    }
-}
-
-/// The protocol handler for [`OP_ALPN`].
-#[derive(Debug, Clone)]
-struct OpProtocol(Arc<Shared>);
-
-impl ProtocolHandler for OpProtocol {
-    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
-        deliver::accept(self.0.clone(), conn).await;
-        Ok(())
-    }
-}
-
 /// What a join did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Joined {
@@ -635,9 +603,9 @@ impl Peer {
             tasks: Mutex::new(Some(tokio::task::JoinSet::new())),
         });
         let router = Router::builder(endpoint)
-            .accept(SYNC_ALPN, SyncProtocol(shared.clone()))
-            .accept(JOIN_ALPN, JoinProtocol(shared.clone()))
-            .accept(OP_ALPN, OpProtocol(shared.clone()))
+            .accept(SYNC_ALPN, session::SyncProtocol(shared.clone()))
+            .accept(JOIN_ALPN, join::JoinProtocol(shared.clone()))
+            .accept(OP_ALPN, deliver::OpProtocol(shared.clone()))
             .spawn();
         let watcher = if options.watch {
             Some(watch::Watcher::start(shared.clone())?)
@@ -739,7 +707,7 @@ impl Peer {
 
     /// Joins the mesh of a ticket's inviter.
     pub(crate) async fn join(&self, ticket: &Ticket) -> Result<Joined, PeerError> {
-        session::join(&self.shared, ticket).await
+        join::join(&self.shared, ticket).await
     }
 
     /// Signs an operation of this machine for `target`, delivers it and records the

@@ -265,3 +265,15 @@ pub(crate) async fn deliver_bytes(
         ),
     }
 }
+
+/// The protocol handler for [`OP_ALPN`](crate::net::OP_ALPN): signed operations from
+/// members (anyone else is refused before its bytes are read).
+#[derive(Debug, Clone)]
+pub(crate) struct OpProtocol(pub(crate) Arc<Shared>);
+
+impl iroh::protocol::ProtocolHandler for OpProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), iroh::protocol::AcceptError> {
+        accept(self.0.clone(), conn).await;
+        Ok(())
+    }
+}

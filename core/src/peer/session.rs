@@ -1,30 +1,26 @@
-//! Sessions: one QUIC connection and one bi-stream per connected member, over which
-//! both sides run Automerge sync for every shared document; pairing (join) and the
-//! dialer.
+//! Sync sessions ([`SYNC_ALPN`]): one QUIC connection and one bi-stream per connected
+//! member, over which both sides run Automerge sync for every shared document (the
+//! rules are `proto::sync` and `proto::link`; this drives them); and the dialer.
 
-use super::{
-    Event, Joined, PeerError, Shared, addrs, endpoint_addr, lock, spawn_dialers, stopping,
-};
+use super::{Event, Shared, addrs, endpoint_addr, lock, spawn_dialers, stopping};
 use crate::identity::MachineId;
 use crate::machine::{DocKey, now_secs};
-use crate::net::{self, JOIN_ALPN, SYNC_ALPN, Ticket, frame};
+use crate::net::{self, SYNC_ALPN, frame};
+use crate::proto::link;
 use crate::proto::sync::SyncSession;
-use crate::proto::{admission, link};
 use crate::store::PeerRecord;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
-use serde::{Deserialize, Serialize};
+use iroh::protocol::{AcceptError, ProtocolHandler};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KIND_HELLO: u8 = 0;
 const KIND_SYNC: u8 = 1;
-const KIND_JOIN_REQUEST: u8 = 2;
-const KIND_JOIN_RESPONSE: u8 = 3;
 const KIND_ADDRS: u8 = 4;
 
 /// How long a dial or a join may take before we call the peer unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What we know of a peer's presence.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,7 +65,7 @@ pub(crate) fn presence_snapshot(shared: &Shared) -> HashMap<MachineId, Presence>
     p
 }
 
-fn machine_id(conn: &Connection) -> MachineId {
+pub(super) fn machine_id(conn: &Connection) -> MachineId {
     MachineId::from_bytes(*conn.remote_id().as_bytes())
 }
 
@@ -468,7 +464,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
 
 /// Why a connection attempt (a dial, a join exchange) failed.
 #[derive(Debug, thiserror::Error)]
-enum LinkError {
+pub(super) enum LinkError {
     #[error("{0}")]
     Connect(#[from] iroh::endpoint::ConnectError),
     #[error("{0}")]
@@ -483,176 +479,13 @@ enum LinkError {
     TimedOut,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct JoinRequest {
-    secret: String,
-    label: String,
-    addrs: Vec<String>,
-}
+/// The protocol handler for [`SYNC_ALPN`]: members' sync sessions.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncProtocol(pub(crate) Arc<Shared>);
 
-#[derive(Debug, Serialize, Deserialize)]
-struct JoinResponse {
-    ok: bool,
-    error: Option<String>,
-    /// The mesh document (base64 of a full save).
-    mesh: Option<String>,
-}
-
-/// Inviter side of pairing.
-pub(crate) async fn accept_join(shared: Arc<Shared>, conn: Connection) {
-    let joiner = machine_id(&conn);
-    let Ok(Ok((mut send, mut recv))) =
-        tokio::time::timeout(CONNECT_TIMEOUT, conn.accept_bi()).await
-    else {
-        return;
-    };
-    let request = match tokio::time::timeout(CONNECT_TIMEOUT, frame::read(&mut recv)).await {
-        Ok(Ok((KIND_JOIN_REQUEST, body))) if body.len() <= 4096 => {
-            serde_json::from_slice::<JoinRequest>(&body).ok()
-        }
-        _ => None,
-    };
-    let response = match request {
-        None => JoinResponse {
-            ok: false,
-            error: Some(admission::Refusal::Malformed.to_string()),
-            mesh: None,
-        },
-        Some(req) => match admit(&shared, joiner, &req) {
-            Ok(mesh) => JoinResponse {
-                ok: true,
-                error: None,
-                mesh: Some(data_encoding::BASE64.encode(&mesh)),
-            },
-            Err(e) => {
-                let reason = e.to_string();
-                tracing::warn!(machine = %joiner, "refused to pair: {reason}");
-                shared.emit(Event::Refused {
-                    machine: joiner.to_string(),
-                    reason: reason.clone(),
-                });
-                JoinResponse {
-                    ok: false,
-                    error: Some(reason),
-                    mesh: None,
-                }
-            }
-        },
-    };
-    let ok = response.ok;
-    if let Ok(body) = serde_json::to_vec(&response) {
-        let _ = frame::write(&mut send, KIND_JOIN_RESPONSE, &body).await;
-        let _ = send.finish();
-        let _ = tokio::time::timeout(CONNECT_TIMEOUT, send.stopped()).await;
+impl ProtocolHandler for SyncProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        accept(self.0.clone(), conn).await;
+        Ok(())
     }
-    if ok {
-        shared.announce(DocKey::Mesh, &[crate::machine::DocChange::MeshChanged]);
-    }
-}
-
-/// Why the inviter did not admit a joiner: a refusal (the joiner is told why) or a
-/// failure to record the pairing here.
-#[derive(Debug, thiserror::Error)]
-enum AdmitError {
-    #[error(transparent)]
-    Refused(#[from] admission::Refusal),
-    #[error("the inviter could not record the pairing: {0}")]
-    Store(#[from] crate::machine::Error),
-}
-
-impl From<crate::store::StoreError> for AdmitError {
-    fn from(e: crate::store::StoreError) -> AdmitError {
-        AdmitError::Store(e.into())
-    }
-}
-
-/// Decides the join ([`admission::admit`]) and stores what it decided: the invitation's
-/// use, the new member, the joiner's addresses. Returns the mesh to send.
-fn admit(shared: &Shared, joiner: MachineId, req: &JoinRequest) -> Result<Vec<u8>, AdmitError> {
-    let key = admission::invitation_key(&req.secret)?;
-    let mut m = lock(&shared.local.machine);
-    let stored = m.store().invite(&key)?;
-    let now = now_secs().max(0) as u64;
-    let admitted = admission::admit(stored.as_ref(), m.mesh(), joiner, &req.label, now)?;
-    m.store().put_invite(&key, &admitted.invite)?;
-    m.add_member(joiner, &admitted.label)?;
-    let mut record = m
-        .store()
-        .peer(joiner)?
-        .unwrap_or_else(|| PeerRecord::new(joiner));
-    for a in req.addrs.iter().take(16) {
-        if a.parse::<std::net::SocketAddr>().is_ok() && !record.addrs.contains(a) {
-            record.addrs.push(a.clone());
-        }
-    }
-    m.store().put_peer(&record)?;
-    Ok(m.mesh_bytes())
-}
-
-/// Joiner side of pairing.
-pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined, PeerError> {
-    let inviter = ticket.machine()?;
-    if inviter == shared.me {
-        return Err(PeerError::Invalid(
-            "this ticket was issued by this machine; use it on another one".into(),
-        ));
-    }
-    let record = PeerRecord {
-        addrs: ticket.addrs.clone(),
-        relays: ticket.relays.clone(),
-        ..PeerRecord::new(inviter)
-    };
-    let addr = endpoint_addr(&record)
-        .ok_or_else(|| PeerError::Invalid("the ticket has no usable address".into()))?;
-    let label = lock(&shared.local.machine).label();
-    let addrs = shared.advertised_addrs();
-    let request = serde_json::to_vec(&JoinRequest {
-        secret: ticket.secret.clone(),
-        label,
-        addrs,
-    })
-    .map_err(|e| PeerError::Invalid(e.to_string()))?;
-    let unreachable = |reason: LinkError| PeerError::Unreachable {
-        machine: inviter.short(),
-        reason: reason.to_string(),
-    };
-    let exchange = async {
-        let conn = shared.endpoint.connect(addr, JOIN_ALPN).await?;
-        let (mut send, mut recv) = conn.open_bi().await?;
-        frame::write(&mut send, KIND_JOIN_REQUEST, &request).await?;
-        let _ = send.finish();
-        let (kind, body) = frame::read(&mut recv).await?;
-        conn.close(0u32.into(), b"done");
-        if kind != KIND_JOIN_RESPONSE {
-            return Err(LinkError::Protocol("unexpected answer"));
-        }
-        Ok(serde_json::from_slice::<JoinResponse>(&body)?)
-    };
-    let response = tokio::time::timeout(CONNECT_TIMEOUT * 2, exchange)
-        .await
-        .map_err(|_| unreachable(LinkError::TimedOut))?
-        .map_err(unreachable)?;
-    if !response.ok {
-        return Err(PeerError::JoinRefused(
-            response.error.unwrap_or_else(|| "no reason given".into()),
-        ));
-    }
-    let mesh = response
-        .mesh
-        .and_then(|b| data_encoding::BASE64.decode(b.as_bytes()).ok())
-        .ok_or_else(|| PeerError::JoinRefused("the inviter sent no mesh".into()))?;
-    let members = {
-        let mut m = lock(&shared.local.machine);
-        m.adopt_mesh(&mesh)?;
-        m.store()
-            .put_peer(&record)
-            .map_err(crate::machine::Error::from)?;
-        if !ticket.relays.is_empty() {
-            m.learn_relays(&ticket.relays)?;
-        }
-        m.mesh().members().len()
-    };
-    shared.announce(DocKey::Mesh, &[crate::machine::DocChange::MeshChanged]);
-    spawn_dialers(shared);
-    Ok(Joined { inviter, members })
 }
