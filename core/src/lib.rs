@@ -8,11 +8,13 @@
 //! - [`node`]: the facade every host calls ([`Node`]): queries, mutations, the network;
 //! - [`machine`]: this machine's documents, store and projects (offline);
 //! - [`peer`]: the network half of a node (iroh endpoint, sessions, events);
+//! - [`authorship`]: signatures over document changes (who wrote a change, proven);
 //! - [`ops`]: signed operations (remote edits, execution requests) and the audit log.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod authorship;
 pub mod control;
 pub mod doc;
 mod error_kind;

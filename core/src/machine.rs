@@ -229,6 +229,9 @@ impl Machine {
             snapshot_bytes,
         };
         m.commit(Commit::docs(&[DocKey::Machine(me), DocKey::Mesh]))?;
+        if m.store.schema_version()? < 2 {
+            m.sign_history()?;
+        }
         Ok(m)
     }
 

@@ -12,11 +12,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tables::{
-    AUDIT, DOC_CHUNKS, INVITES, META, OPS_SEEN, PEERS, PROJECTS, STAT_CACHE, SYNC_STATES,
+    AUDIT, CHANGE_SIGS, DOC_CHUNKS, INVITES, META, OPS_SEEN, PEERS, PROJECTS, STAT_CACHE,
+    SYNC_STATES,
 };
 
-/// The store format this build reads and writes. History: 1 = first format.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The store format this build reads and writes. History: 1 = first format; 2 = change
+/// signatures (table `change_sigs`). A format-1 store is upgraded when its machine opens
+/// (`Machine::open`: the owner signs its own history, unsigned replicas are dropped to
+/// be fetched again) and then marked 2; a newer format is refused.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// File name of the store inside the home folder.
 pub const STORE_FILE: &str = "store.redb";
@@ -339,6 +343,7 @@ impl Store {
                     tx.open_table(INVITES).map_err(|e| self.err(e))?;
                     tx.open_table(AUDIT).map_err(|e| self.err(e))?;
                     tx.open_table(OPS_SEEN).map_err(|e| self.err(e))?;
+                    tx.open_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
                 }
                 tx.commit().map_err(|e| self.err(e))
             }
@@ -348,6 +353,19 @@ impl Store {
     /// Path of the store file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The format of the data in this store (1 for a store written before format 2).
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .meta(MetaKey::SchemaVersion)?
+            .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+            .map_or(1, u32::from_le_bytes))
+    }
+
+    /// Marks the data as upgraded to `version`.
+    pub fn set_schema_version(&self, version: u32) -> Result<(), StoreError> {
+        self.set_meta(MetaKey::SchemaVersion, &version.to_le_bytes())
     }
 
     /// A value of the meta table.
@@ -623,6 +641,13 @@ impl Store {
                         .map_err(|e| self.err(e))?;
                 }
             }
+            if !batch.signatures.is_empty() {
+                let mut sigs = tx.open_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
+                for (doc, hash, sig) in batch.signatures {
+                    sigs.insert((*doc, hash.as_slice()), sig.as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
             let mut projects = tx.open_table(PROJECTS).map_err(|e| self.err(e))?;
             let mut cache = tx.open_table(STAT_CACHE).map_err(|e| self.err(e))?;
             for id in batch.remove_projects {
@@ -643,6 +668,57 @@ impl Store {
                 }
                 .map_err(|e| self.err(e))?;
             }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The stored signatures (signer ‖ signature) of these changes of `doc`, in order;
+    /// `None` where there is none.
+    pub fn change_signatures(
+        &self,
+        doc: &[u8],
+        hashes: &[[u8; 32]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(CHANGE_SIGS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; hashes.len()]),
+            Err(e) => return Err(self.err(e)),
+        };
+        hashes
+            .iter()
+            .map(|h| {
+                table
+                    .get((doc, h.as_slice()))
+                    .map(|v| v.map(|v| v.value().to_vec()))
+                    .map_err(|e| self.err(e))
+            })
+            .collect()
+    }
+
+    /// Drops every change signature (what a format-1 store looks like), for upgrade tests.
+    #[cfg(test)]
+    pub(crate) fn forget_signatures(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        tx.delete_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Forgets a document: its chunks, its change signatures and every sync state for it
+    /// (a replica dropped to be fetched again), in one transaction.
+    pub fn remove_doc(&self, doc: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
+            chunks
+                .retain_in((doc, 0u64)..=(doc, u64::MAX), |_, _| false)
+                .map_err(|e| self.err(e))?;
+            let mut sigs = tx.open_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
+            sigs.retain(|(d, _), _| d != doc).map_err(|e| self.err(e))?;
+            let mut states = tx.open_table(SYNC_STATES).map_err(|e| self.err(e))?;
+            states
+                .retain(|(_, d), _| d != doc)
+                .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -698,6 +774,8 @@ pub struct Batch<'a> {
     pub remove_projects: &'a [String],
     /// `(project, spec, key)`: stat cache entries to set (`Some`) or delete (`None`).
     pub stat_updates: &'a [(&'a str, &'a str, Option<StatKey>)],
+    /// `(document key, change hash, signer ‖ signature)`: change signatures to store.
+    pub signatures: &'a [(&'a [u8], [u8; 32], [u8; 96])],
 }
 
 #[cfg(test)]

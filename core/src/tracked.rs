@@ -20,6 +20,18 @@ pub enum ReceiveError {
         /// The actor (hex).
         actor: String,
     },
+    /// A change came without a valid signature of the machine its actor names
+    /// (docs/threat-model.md: the actor id is a claim, the signature is the proof).
+    #[error("change {hash} (actor {actor}) has no valid signature of its author")]
+    Unsigned {
+        /// The change hash (hex).
+        hash: String,
+        /// The actor it claims (hex).
+        actor: String,
+    },
+    /// The signatures that came with the message are malformed.
+    #[error(transparent)]
+    Signatures(#[from] crate::authorship::DecodeError),
 }
 
 /// A document plus its save cursor.
@@ -83,24 +95,62 @@ impl Tracked {
         self.doc.get_heads()
     }
 
-    /// The next sync message for a peer, encoded, if there is anything to say.
-    pub(crate) fn generate_sync(&mut self, state: &mut sync::State) -> Option<Vec<u8>> {
-        self.doc
-            .sync()
-            .generate_sync_message(state)
-            .map(sync::Message::encode)
+    /// The next sync message for a peer, encoded, if there is anything to say, with the
+    /// hashes of the changes it carries (for their signatures).
+    pub(crate) fn generate_sync(
+        &mut self,
+        state: &mut sync::State,
+    ) -> Option<(Vec<u8>, Vec<ChangeHash>)> {
+        let before = state.sent_hashes.clone();
+        let message = self.doc.sync().generate_sync_message(state)?;
+        // A message that carries a whole document (Automerge does so when a peer lacks
+        // much of it) carries every change, also ones sent before in this session that
+        // the peer dropped: all of them need their signatures. Otherwise it carries
+        // exactly the hashes it added to `sent_hashes`.
+        let carried = if message.changes.iter().any(is_document_chunk) {
+            self.all_changes()
+        } else {
+            state.sent_hashes.difference(&before).copied().collect()
+        };
+        Some((message.encode(), carried))
     }
 
-    /// Applies a sync message and returns the actors of the changes it added (empty if
+    /// The actor of a change this document holds.
+    pub(crate) fn change_actor(&mut self, hash: &ChangeHash) -> Option<ActorId> {
+        self.doc
+            .get_change_by_hash(hash)
+            .map(|c| c.actor_id().clone())
+    }
+
+    /// Hashes of every change (its whole history).
+    pub(crate) fn all_changes(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_changes(&[]).iter().map(|c| c.hash()).collect()
+    }
+
+    /// Hashes of the changes by `actor` not saved yet (what its author signs at commit).
+    pub(crate) fn unsaved_changes_by(&mut self, actor: &ActorId) -> Vec<ChangeHash> {
+        let saved = self.saved_heads.clone();
+        self.changes_by(actor, &saved)
+    }
+
+    /// Hashes of the changes by `actor` not covered by `heads` (all of them for `[]`).
+    pub(crate) fn changes_by(&mut self, actor: &ActorId, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        self.doc
+            .get_changes(heads)
+            .iter()
+            .filter(|c| c.actor_id() == actor)
+            .map(|c| c.hash())
+            .collect()
+    }
+
+    /// Applies a sync message and returns the changes it added, `(hash, actor)` (empty if
     /// it added none). The caller checks them and, on refusal, reloads the document from
     /// the store: a change cannot be un-applied, but nothing is persisted before the check.
     pub(crate) fn receive_sync(
         &mut self,
         state: &mut sync::State,
-        message: &[u8],
-    ) -> Result<Vec<ActorId>, ReceiveError> {
-        let message =
-            sync::Message::decode(message).map_err(|e| ReceiveError::Decode(e.to_string()))?;
+        message: sync::Message,
+    ) -> Result<Vec<(ChangeHash, ActorId)>, ReceiveError> {
         let before = self.doc.get_heads();
         self.doc.sync().receive_sync_message(state, message)?;
         if self.doc.get_heads() == before {
@@ -110,7 +160,7 @@ impl Tracked {
             .doc
             .get_changes(&before)
             .iter()
-            .map(|c| c.actor_id().clone())
+            .map(|c| (c.hash(), c.actor_id().clone()))
             .collect())
     }
 
@@ -192,4 +242,10 @@ impl Tracked {
         }
         out
     }
+}
+
+/// Whether a chunk of a sync message is a whole document (Automerge's storage format:
+/// 4 magic bytes, 4 checksum bytes, then the chunk type, 0 for a document).
+fn is_document_chunk(chunk: &[u8]) -> bool {
+    chunk.get(8) == Some(&0)
 }

@@ -1,8 +1,9 @@
 //! Replication between machines at the document level (the network layer drives the
 //! same calls): documents converge, multi-hop works, forged authors are refused.
 
+use leanspec_peer_core::authorship::{ChangeSignature, SignedMessage};
 use leanspec_peer_core::doc::{MachineDoc, MachineInfo};
-use leanspec_peer_core::identity::Identity;
+use leanspec_peer_core::identity::{Identity, MachineId};
 use leanspec_peer_core::{DocKey, Machine, SyncError};
 use leanspec_peer_tests::{TempProject, spec_text};
 use std::collections::HashMap;
@@ -31,7 +32,8 @@ fn pair(inviter: &mut Machine, joiner: &mut Machine) {
     let label = joiner.label();
     inviter.add_member(joiner.id(), &label).expect("add member");
     let mesh = inviter.mesh_bytes();
-    joiner.adopt_mesh(&mesh).expect("adopt");
+    let signatures = inviter.mesh_signatures().expect("signatures");
+    joiner.adopt_mesh(&mesh, &signatures).expect("adopt");
 }
 
 /// Runs the sync protocol between two machines until neither has anything to say.
@@ -114,6 +116,45 @@ fn three_machines_converge_through_the_middle_one() {
     assert_eq!(titles(&reopened), want);
 }
 
+/// The signatures a forger attaches to the changes a message carries.
+type Signer<'a> = &'a dyn Fn(&[automerge::ChangeHash]) -> Vec<([u8; 32], ChangeSignature)>;
+
+/// Runs the sync protocol for document `key` between a hand-made Automerge document
+/// (`forged`, offered with `signatures`) and machine `to`, as if `from` sent it. Returns
+/// the first refusal.
+fn offer(
+    forged: &mut automerge::AutoCommit,
+    signatures: Signer<'_>,
+    to: &mut Machine,
+    from: MachineId,
+    key: DocKey,
+) -> Option<SyncError> {
+    use automerge::sync::SyncDoc;
+    let (mut st, mut rst) = (automerge::sync::State::new(), automerge::sync::State::new());
+    for _ in 0..10 {
+        let before = st.sent_hashes.clone();
+        let msg = forged.sync().generate_sync_message(&mut st)?;
+        let carried: Vec<_> = st.sent_hashes.difference(&before).copied().collect();
+        let wire = SignedMessage {
+            message: msg.encode(),
+            signatures: signatures(&carried),
+        }
+        .encode(key);
+        if let Err(e) = to.receive_sync(from, key, &mut rst, &wire) {
+            return Some(e);
+        }
+        if let Some(reply) = to.generate_sync(key, &mut rst) {
+            let (reply, _) = SignedMessage::decode(key, &reply).expect("decode");
+            let reply = automerge::sync::Message::decode(&reply).expect("decode");
+            forged
+                .sync()
+                .receive_sync_message(&mut st, reply)
+                .expect("forger receives");
+        }
+    }
+    None
+}
+
 #[test]
 fn changes_to_a_machine_document_by_another_author_are_refused() {
     let (mut a, mut b) = (node("a"), node("b"));
@@ -131,46 +172,78 @@ fn changes_to_a_machine_document_by_another_author_are_refused() {
     forged.put_project("p", "evil");
     forged.commit(1);
     let before = titles(&a.m);
-    let bytes = forged.save();
-    // Run the sync protocol for "B's document" between the forger and A.
-    let mut fdoc = automerge::AutoCommit::load(&bytes).expect("load");
-    let (mut st, mut rst) = (automerge::sync::State::new(), automerge::sync::State::new());
+    let mut fdoc = automerge::AutoCommit::load(&forged.save()).expect("load");
     let key = DocKey::Machine(b.m.id());
-    let mut refusal = None;
-    let mut last_msg = Vec::new();
-    for _ in 0..10 {
-        let Some(msg) = automerge::sync::SyncDoc::generate_sync_message(&fdoc.sync(), &mut st)
-        else {
-            break;
-        };
-        last_msg = msg.clone().encode();
-        match a.m.receive_sync(b.m.id(), key, &mut rst, &last_msg) {
-            Ok(_) => {}
-            Err(e) => {
-                refusal = Some(e);
-                break;
-            }
-        }
-        if let Some(reply) = a.m.generate_sync(key, &mut rst) {
-            let reply = automerge::sync::Message::decode(&reply).expect("decode");
-            automerge::sync::SyncDoc::receive_sync_message(&mut fdoc.sync(), &mut st, reply)
-                .expect("forger receives");
-        }
-    }
-    let e = refusal.expect("the forged changes must be refused");
-    assert!(e.to_string().contains("not allowed"), "{e}");
-    let msg = last_msg;
+    let e = offer(&mut fdoc, &|_| Vec::new(), &mut a.m, b.m.id(), key)
+        .expect("the forged changes must be refused");
+    assert!(e.to_string().contains("no valid signature"), "{e}");
     assert_eq!(titles(&a.m), before, "nothing applied");
     // Garbage is refused too, and a document of a non-member is unknown.
+    let mut rst = automerge::sync::State::new();
     assert!(
         a.m.receive_sync(b.m.id(), DocKey::Mesh, &mut rst, b"\x00garbage")
             .is_err()
     );
-    let stranger = DocKey::Machine(forger);
+    let empty = SignedMessage::default().encode(DocKey::Machine(forger));
     assert!(matches!(
-        a.m.receive_sync(b.m.id(), stranger, &mut rst, &msg),
+        a.m.receive_sync(b.m.id(), DocKey::Machine(forger), &mut rst, &empty),
         Err(SyncError::UnknownDoc)
     ));
+}
+
+/// Issue 11: a member writes a change with another member's actor id and next sequence
+/// number. The actor is a claim; without the owner's signature the change is refused by
+/// every machine, the owner included, nothing of it is stored, and the owner's real next
+/// change (the same actor and sequence number) still reaches everyone.
+#[test]
+fn a_change_forged_with_another_members_actor_is_refused_everywhere() {
+    let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
+    pair(&mut a.m, &mut b.m);
+    pair(&mut a.m, &mut c.m);
+    sync(&mut a.m, &mut b.m);
+    sync(&mut a.m, &mut c.m);
+    sync(&mut a.m, &mut b.m);
+    let (b_id, c_id) = (b.m.id(), c.m.id());
+    let key = DocKey::Machine(b_id);
+    // C, a member, holds B's document: it adds a change as B (B's actor, next seq).
+    let mut fdoc = automerge::AutoCommit::new();
+    for chunk in c.m.store().doc_chunks(b_id.as_bytes()).expect("chunks") {
+        fdoc.load_incremental(&chunk).expect("load");
+    }
+    fdoc.set_actor(automerge::ActorId::from(&b_id.actor_bytes()[..]));
+    use automerge::transaction::Transactable;
+    fdoc.put(automerge::ROOT, "forged", "by c").expect("put");
+    fdoc.commit();
+    let c_key = Identity::load(c._home.path()).expect("key").expect("key");
+    // Signed with C's own key (the wire names no signer for a machine document: the
+    // signature is checked against B, the owner) and unsigned.
+    let signed_by_c = |hashes: &[automerge::ChangeHash]| {
+        hashes
+            .iter()
+            .map(|h| (h.0, ChangeSignature::sign(&c_key, key, &h.0)))
+            .collect::<Vec<_>>()
+    };
+    let stored = |m: &Machine| m.store().doc_chunks(b_id.as_bytes()).expect("chunks");
+    for (to, name) in [(&mut a.m, "a"), (&mut b.m, "b (the owner)")] {
+        let before = stored(to);
+        let e = offer(&mut fdoc.clone(), &signed_by_c, to, c_id, key)
+            .unwrap_or_else(|| panic!("{name} accepted a forged change"));
+        assert!(e.to_string().contains("no valid signature"), "{name}: {e}");
+        let e = offer(&mut fdoc.clone(), &|_| Vec::new(), to, c_id, key)
+            .unwrap_or_else(|| panic!("{name} accepted an unsigned change"));
+        assert!(e.to_string().contains("no valid signature"), "{name}: {e}");
+        assert_eq!(stored(to), before, "{name} stored nothing");
+    }
+    // B's real next change, with the sequence number the forger used, reaches A and C.
+    b.project
+        .write("001-first", spec_text("in-progress", "b first"));
+    b.m.scan(&mut |_| {}).expect("scan");
+    sync(&mut a.m, &mut b.m);
+    sync(&mut a.m, &mut c.m);
+    for m in [&a.m, &c.m] {
+        let row = m.spec_on(Some("b"), "b", "1").expect("B's spec");
+        assert_eq!(row.spec.status.map(|s| s.as_str()), Some("in-progress"));
+    }
 }
 
 #[test]
@@ -179,6 +252,6 @@ fn a_machine_with_peers_cannot_adopt_another_mesh() {
     pair(&mut a.m, &mut b.m);
     c.m.add_member(b.m.id(), "b").expect("add");
     let mesh = c.m.mesh_bytes();
-    let e = b.m.adopt_mesh(&mesh).expect_err("two meshes");
+    let e = b.m.adopt_mesh(&mesh, &[]).expect_err("two meshes");
     assert!(e.to_string().contains("not merged"), "{e}");
 }

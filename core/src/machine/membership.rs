@@ -2,6 +2,7 @@
 
 use super::persist::Commit;
 use super::{DocKey, Error, Machine, Result, check_label, now_secs};
+use crate::authorship::ChangeSignature;
 use crate::doc::DocError;
 use crate::identity::MachineId;
 use crate::mesh::MeshDoc;
@@ -31,9 +32,15 @@ impl Machine {
         self.commit(Commit::docs(&[DocKey::Mesh])).map(|_| ())
     }
 
-    /// Replaces this machine's mesh by `mesh_bytes` (a full save received when joining).
-    /// Allowed only while this machine is alone in its mesh: two meshes are not merged.
-    pub fn adopt_mesh(&mut self, mesh_bytes: &[u8]) -> Result<()> {
+    /// Replaces this machine's mesh by `mesh_bytes` (a full save received when joining,
+    /// from the inviter the ticket names) and keeps the `signatures` of its changes that
+    /// verify (so this machine can forward them); the others are dropped. Allowed only
+    /// while this machine is alone in its mesh: two meshes are not merged.
+    pub fn adopt_mesh(
+        &mut self,
+        mesh_bytes: &[u8],
+        signatures: &[([u8; 32], ChangeSignature)],
+    ) -> Result<()> {
         let others = self
             .mesh
             .members()
@@ -48,11 +55,46 @@ impl Machine {
         let full = self.mesh.tracked().save();
         self.store.replace_chunks(b"mesh", &full)?;
         self.snapshot_bytes.insert(DocKey::Mesh, full.len() as u64);
+        let mut kept = Vec::new();
+        for (hash, s) in signatures {
+            let hash = automerge::ChangeHash(*hash);
+            let actor = self.mesh.tracked().change_actor(&hash);
+            let proven = actor.is_some_and(|a| {
+                s.signer.actor_bytes().as_slice() == a.to_bytes()
+                    && self.mesh.allows_actor(&a)
+                    && s.verifies(DocKey::Mesh, &hash.0)
+            });
+            if proven {
+                kept.push((DocKey::Mesh.to_bytes(), hash.0, s.to_stored()));
+            }
+        }
+        let rows: Vec<(&[u8], [u8; 32], [u8; 96])> = kept
+            .iter()
+            .map(|(k, h, s)| (k.as_slice(), *h, *s))
+            .collect();
+        self.commit(Commit::default().signatures(&rows))?;
         Ok(())
     }
 
     /// A full save of the mesh (sent to a joiner).
     pub fn mesh_bytes(&mut self) -> Vec<u8> {
         self.mesh.tracked().doc.save()
+    }
+
+    /// The stored signatures of the mesh's changes (sent to a joiner with the mesh).
+    pub fn mesh_signatures(&mut self) -> Result<Vec<([u8; 32], ChangeSignature)>> {
+        let hashes: Vec<[u8; 32]> = self
+            .mesh
+            .tracked()
+            .all_changes()
+            .iter()
+            .map(|h| h.0)
+            .collect();
+        let stored = self.store.change_signatures(b"mesh", &hashes)?;
+        Ok(hashes
+            .into_iter()
+            .zip(stored)
+            .filter_map(|(h, s)| Some((h, ChangeSignature::from_stored(&s?)?)))
+            .collect())
     }
 }

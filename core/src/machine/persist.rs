@@ -3,11 +3,14 @@
 //! small facts kept in the meta table (incarnation, last port, learned relays).
 
 use super::{DocKey, Machine, Result, now_secs};
+use crate::authorship::ChangeSignature;
 use crate::doc::{DocError, MachineDoc};
+use crate::identity::MachineId;
 use crate::mesh::MeshDoc;
 use crate::store::MetaKey;
 use crate::store::{Batch, StatKey};
 use crate::tracked::Tracked;
+use automerge::ActorId;
 
 /// When to fold the incremental chunks into one full save: once they outweigh the
 /// snapshot (so the stored size stays within ~2x a full save) or there are many.
@@ -23,6 +26,7 @@ pub(super) struct Commit<'a> {
     stat_updates: &'a [(&'a str, &'a str, Option<StatKey>)],
     remove_projects: &'a [String],
     sync_states: &'a [(&'a [u8], &'a [u8], &'a [u8])],
+    signatures: &'a [(&'a [u8], [u8; 32], [u8; 96])],
 }
 
 impl<'a> Commit<'a> {
@@ -48,6 +52,12 @@ impl<'a> Commit<'a> {
             remove_projects,
             ..self
         }
+    }
+
+    /// With `(document key, change hash, signer ‖ signature)` received change signatures
+    /// to store (this machine's own changes are signed by `commit` itself).
+    pub(super) fn signatures(self, signatures: &'a [(&'a [u8], [u8; 32], [u8; 96])]) -> Self {
+        Commit { signatures, ..self }
     }
 
     /// With `(peer, document key, state)` sync states to store.
@@ -77,26 +87,45 @@ impl Machine {
             stat_updates,
             remove_projects,
             sync_states,
+            signatures: received,
         } = commit;
         let now = now_secs();
         self.doc.commit(now);
         self.mesh.commit(now);
+        let me = ActorId::from(&self.id().actor_bytes()[..]);
         let mut owned: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut signed: Vec<(Vec<u8>, [u8; 32], [u8; 96])> = Vec::new();
         for key in keys {
-            if let Some(t) = self.tracked(*key) {
-                let chunk = t.save_incremental();
-                if !chunk.is_empty() {
-                    owned.push((key.to_bytes(), chunk));
-                }
+            let own = *key == DocKey::Mesh || *key == DocKey::Machine(self.id());
+            let Some(t) = self.tracked(*key) else {
+                continue;
+            };
+            // Our own new changes are signed in the transaction that stores them: a
+            // change of ours is never stored (nor sent) without its signature.
+            let hashes = if own {
+                t.unsaved_changes_by(&me)
+            } else {
+                Vec::new()
+            };
+            let chunk = t.save_incremental();
+            for h in hashes {
+                let s = ChangeSignature::sign(&self.identity, *key, &h.0);
+                signed.push((key.to_bytes(), h.0, s.to_stored()));
+            }
+            if !chunk.is_empty() {
+                owned.push((key.to_bytes(), chunk));
             }
         }
         if owned.is_empty()
             && stat_updates.is_empty()
             && remove_projects.is_empty()
             && sync_states.is_empty()
+            && received.is_empty()
         {
             return Ok(0);
         }
+        let mut signatures: Vec<(&[u8], [u8; 32], [u8; 96])> = received.to_vec();
+        signatures.extend(signed.iter().map(|(k, h, s)| (k.as_slice(), *h, *s)));
         let chunks: Vec<(&[u8], &[u8])> = owned
             .iter()
             .map(|(k, c)| (k.as_slice(), c.as_slice()))
@@ -106,12 +135,52 @@ impl Machine {
             sync_states,
             remove_projects,
             stat_updates,
+            signatures: &signatures,
         })?;
         let bytes = owned.iter().map(|(_, c)| c.len()).sum();
         for key in keys {
             self.maybe_compact(*key)?;
         }
         Ok(bytes)
+    }
+
+    /// Upgrades a store written before change signatures (format 1): signs this
+    /// machine's whole history (its document and its mesh changes) and drops the
+    /// replicas of other machines, which are fetched again with their owners'
+    /// signatures; the store is then marked format 2. Idempotent: a crash before the
+    /// mark repeats it.
+    pub(super) fn sign_history(&mut self) -> Result<()> {
+        let me = self.id();
+        let actor = ActorId::from(&me.actor_bytes()[..]);
+        let mut signatures: Vec<(Vec<u8>, [u8; 32], [u8; 96])> = Vec::new();
+        for key in [DocKey::Machine(me), DocKey::Mesh] {
+            let Some(t) = self.tracked(key) else {
+                continue;
+            };
+            let hashes = t.changes_by(&actor, &[]);
+            for h in hashes {
+                let s = ChangeSignature::sign(&self.identity, key, &h.0);
+                signatures.push((key.to_bytes(), h.0, s.to_stored()));
+            }
+        }
+        let rows: Vec<(&[u8], [u8; 32], [u8; 96])> = signatures
+            .iter()
+            .map(|(k, h, s)| (k.as_slice(), *h, *s))
+            .collect();
+        self.commit(Commit::default().signatures(&rows))?;
+        let replicas: Vec<MachineId> = self.replicas.keys().copied().collect();
+        for id in replicas {
+            self.store.remove_doc(id.as_bytes())?;
+            self.replicas.remove(&id);
+            self.snapshot_bytes.remove(&DocKey::Machine(id));
+        }
+        tracing::info!(
+            signed = rows.len(),
+            "upgraded the store to signed changes (other machines' copies are fetched again)"
+        );
+        self.store
+            .set_schema_version(crate::store::SCHEMA_VERSION)?;
+        Ok(())
     }
 
     pub(super) fn maybe_compact(&mut self, key: DocKey) -> Result<()> {
@@ -215,5 +284,94 @@ impl Machine {
         }
         let bytes = serde_json::to_vec(&all).unwrap_or_default();
         Ok(self.store.set_meta(MetaKey::Relays, &bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::SyncError;
+    use std::path::Path;
+
+    fn machine(dir: &Path, label: &str) -> Machine {
+        let project = dir.join(format!("{label}-project"));
+        let spec = project.join("specs/001-first");
+        std::fs::create_dir_all(&spec).expect("mkdir");
+        std::fs::write(
+            spec.join("README.md"),
+            "---\nstatus: planned\ncreated: '2025-01-01'\n---\n\n# first\n",
+        )
+        .expect("write");
+        let (mut m, _) = Machine::init(&dir.join(label), Some(label)).expect("init");
+        m.add_project(&project, Some(label)).expect("add");
+        m
+    }
+
+    type States = std::collections::HashMap<(MachineId, DocKey), automerge::sync::State>;
+
+    /// One round from `src` to `dst`: whether anything was sent. Panics on a refusal.
+    fn exchange(src: &mut Machine, dst: &mut Machine, states: &mut States) -> bool {
+        let mut sent = false;
+        for key in src.sync_keys() {
+            let st = states.entry((src.id(), key)).or_default();
+            if let Some(msg) = src.generate_sync(key, st) {
+                sent = true;
+                let rst = states.entry((dst.id(), key)).or_default();
+                match dst.receive_sync(src.id(), key, rst, &msg) {
+                    Ok(_) | Err(SyncError::UnknownDoc) => {}
+                    Err(e) => panic!("{} refused {key:?} from {}: {e}", dst.label(), src.label()),
+                }
+            }
+        }
+        sent
+    }
+
+    /// Runs sync between `a` and `b` until neither has anything to say.
+    fn sync(a: &mut Machine, b: &mut Machine) {
+        let mut states = States::new();
+        for _ in 0..50 {
+            let ab = exchange(a, b, &mut states);
+            let ba = exchange(b, a, &mut states);
+            if !ab && !ba {
+                return;
+            }
+        }
+        panic!("did not settle");
+    }
+
+    fn pair(inviter: &mut Machine, joiner: &mut Machine) {
+        inviter
+            .add_member(joiner.id(), &joiner.label())
+            .expect("member");
+        let mesh = inviter.mesh_bytes();
+        let sigs = inviter.mesh_signatures().expect("sigs");
+        joiner.adopt_mesh(&mesh, &sigs).expect("adopt");
+    }
+
+    #[test]
+    fn a_format_1_store_signs_its_history_and_fetches_other_machines_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut a, mut b) = (machine(dir.path(), "a"), machine(dir.path(), "b"));
+        pair(&mut a, &mut b);
+        sync(&mut a, &mut b);
+        assert!(a.replica(b.id()).is_some());
+        // What a store written before signatures looks like.
+        a.store.forget_signatures().expect("forget");
+        a.store.set_schema_version(1).expect("version");
+        let home = a.home().to_path_buf();
+        drop(a);
+        let mut a = Machine::open(&home).expect("upgrade");
+        assert_eq!(a.store.schema_version().expect("version"), 2);
+        assert!(a.replica(b.id()).is_none(), "B's unsigned copy is dropped");
+        // A machine that never saw A takes A's whole history: every change of it must
+        // come signed, or `sync` panics on the refusal.
+        let mut c = machine(dir.path(), "c");
+        pair(&mut a, &mut c);
+        sync(&mut a, &mut c);
+        assert!(c.spec_on(Some("a"), "a", "1").is_ok(), "C holds A's spec");
+        // B's document comes back to A, signed by B.
+        sync(&mut a, &mut b);
+        assert!(a.replica(b.id()).is_some(), "B's document fetched again");
+        assert!(a.spec_on(Some("b"), "b", "1").is_ok());
     }
 }

@@ -4,9 +4,11 @@
 
 use super::persist::Commit;
 use super::{Error, Machine, Result};
+use crate::authorship::{ChangeSignature, ReceivedSignatures, SignedMessage};
 use crate::doc::MachineDoc;
 use crate::identity::MachineId;
-use crate::tracked::Tracked;
+use crate::tracked::{ReceiveError, Tracked};
+use std::collections::HashMap;
 
 /// Which document: the mesh or one machine's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,7 +144,10 @@ impl Machine {
         self.tracked(key).map(|t| t.heads()).unwrap_or_default()
     }
 
-    /// The next sync message for `key` to a peer, if there is anything to say.
+    /// The next sync message for `key` to a peer, if there is anything to say: an
+    /// Automerge sync message with the stored signatures of the changes it carries
+    /// ([`crate::authorship`]). A change without a stored signature goes without one
+    /// (the receiver refuses it): only history written before signatures existed.
     pub fn generate_sync(
         &mut self,
         key: DocKey,
@@ -152,7 +157,52 @@ impl Machine {
             return None;
         }
         self.ensure_replica(key);
-        self.tracked(key)?.generate_sync(state)
+        let (message, carried) = self.tracked(key)?.generate_sync(state)?;
+        let hashes: Vec<[u8; 32]> = carried.iter().map(|h| h.0).collect();
+        let stored = match self.store.change_signatures(&key.to_bytes(), &hashes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot read change signatures: {e}");
+                vec![None; hashes.len()]
+            }
+        };
+        let signatures = hashes
+            .into_iter()
+            .zip(stored)
+            .filter_map(|(h, s)| Some((h, ChangeSignature::from_stored(&s?)?)))
+            .collect();
+        Some(
+            SignedMessage {
+                message,
+                signatures,
+            }
+            .encode(key),
+        )
+    }
+
+    /// Whether signer `s` may write a change with `actor` into `key`: the owner of a
+    /// machine document, or a machine of the mesh; and the actor must be the signer's.
+    fn may_write(&self, key: DocKey, s: &ChangeSignature, actor: &automerge::ActorId) -> bool {
+        s.signer.actor_bytes().as_slice() == actor.to_bytes()
+            && match key {
+                DocKey::Machine(owner) => s.signer == owner,
+                DocKey::Mesh => self.mesh.allows_actor(actor),
+            }
+    }
+
+    /// The signature that proves `actor` wrote change `hash` of `key`, among those that
+    /// came with the message: by the document's owner (machine documents) or by a
+    /// machine of the mesh (the mesh), whose actor the change carries.
+    fn proven_author(
+        &self,
+        key: DocKey,
+        hash: &automerge::ChangeHash,
+        actor: &automerge::ActorId,
+        sent: &ReceivedSignatures,
+    ) -> Option<ChangeSignature> {
+        sent.for_hash(&hash.0)
+            .find(|s| self.may_write(key, s, actor) && s.verifies(key, &hash.0))
+            .copied()
     }
 
     /// Applies a sync message from `peer` for `key`. Changes to a machine document must
@@ -168,35 +218,70 @@ impl Machine {
         if !self.is_shared(key) {
             return Err(SyncError::UnknownDoc);
         }
+        let (message, sent) = SignedMessage::decode(key, message)
+            .map_err(|e| SyncError::Refused(ReceiveError::from(e)))?;
+        let message = automerge::sync::Message::decode(&message)
+            .map_err(|e| SyncError::Refused(ReceiveError::Decode(e.to_string())))?;
+        // The signatures of the changes the message carries, checked now, whether or not
+        // the changes apply now: a change whose dependencies are missing waits in
+        // Automerge's queue and applies with a later message, which does not repeat its
+        // signature. They are stored with the message's result.
+        let carried = carried_signatures(key, &message, &sent);
         self.ensure_replica(key);
         let t = self.tracked(key).ok_or(SyncError::UnknownDoc)?;
         let before = t.heads();
-        let actors = match t.receive_sync(state, message) {
+        let added = match t.receive_sync(state, message) {
             Ok(a) => a,
             Err(e) => {
                 self.reload(key)?;
                 return Err(e.into());
             }
         };
-        if actors.is_empty() {
-            return Ok(Vec::new());
+        // Every new change must be proven by its author's signature (sent now, sent
+        // with an earlier message, or in a whole-document message); one that is not
+        // refuses the whole message (the document is reloaded as stored).
+        let unproven: Vec<[u8; 32]> = added
+            .iter()
+            .filter(|(h, _)| !carried.contains_key(&h.0))
+            .map(|(h, _)| h.0)
+            .collect();
+        let stored = self
+            .store
+            .change_signatures(&key.to_bytes(), &unproven)
+            .map_err(Error::from)?;
+        let earlier: HashMap<[u8; 32], ChangeSignature> = unproven
+            .into_iter()
+            .zip(stored)
+            .filter_map(|(h, s)| Some((h, ChangeSignature::from_stored(&s?)?)))
+            .collect();
+        let mut proofs: HashMap<[u8; 32], ChangeSignature> = carried;
+        for (hash, actor) in &added {
+            let known = proofs
+                .get(&hash.0)
+                .or_else(|| earlier.get(&hash.0))
+                .copied()
+                .filter(|s| self.may_write(key, s, actor));
+            match known.or_else(|| self.proven_author(key, hash, actor, &sent)) {
+                Some(s) => {
+                    proofs.insert(hash.0, s);
+                }
+                None => {
+                    self.reload(key)?;
+                    let (hash, actor) = (hash.to_string(), actor.to_hex_string());
+                    tracing::warn!(peer = %peer.short(), ?key, %hash, %actor, "refused a change without a valid signature of its author");
+                    return Err(ReceiveError::Unsigned { hash, actor }.into());
+                }
+            }
         }
-        let allowed = match key {
-            DocKey::Mesh => actors.iter().all(|a| self.mesh.allows_actor(a)),
-            DocKey::Machine(id) => actors.iter().all(|a| a.to_bytes() == id.actor_bytes()),
-        };
-        if !allowed {
-            let actor = actors
-                .iter()
-                .find(|a| match key {
-                    DocKey::Mesh => !self.mesh.allows_actor(a),
-                    DocKey::Machine(id) => a.to_bytes() != id.actor_bytes(),
-                })
-                .map(|a| a.to_hex_string())
-                .unwrap_or_default();
-            self.reload(key)?;
-            tracing::warn!(peer = %peer.short(), %actor, "refused changes not authored by the document's owner");
-            return Err(crate::tracked::ReceiveError::Unauthorized { actor }.into());
+        let key_bytes = key.to_bytes();
+        let signatures: Vec<(&[u8], [u8; 32], [u8; 96])> = proofs
+            .iter()
+            .map(|(h, s)| (key_bytes.as_slice(), *h, s.to_stored()))
+            .collect();
+        if added.is_empty() {
+            // Signatures of changes still waiting for their dependencies.
+            self.commit(Commit::default().signatures(&signatures))?;
+            return Ok(Vec::new());
         }
         let changes = match key {
             DocKey::Mesh => vec![DocChange::MeshChanged],
@@ -228,12 +313,15 @@ impl Machine {
             }
         };
         let state_bytes = state.encode();
-        let key_bytes = key.to_bytes();
-        self.commit(Commit::docs(&[key]).sync_states(&[(
-            peer.as_bytes().as_slice(),
-            key_bytes.as_slice(),
-            state_bytes.as_slice(),
-        )]))?;
+        self.commit(
+            Commit::docs(&[key])
+                .sync_states(&[(
+                    peer.as_bytes().as_slice(),
+                    key_bytes.as_slice(),
+                    state_bytes.as_slice(),
+                )])
+                .signatures(&signatures),
+        )?;
         Ok(changes)
     }
 
@@ -296,4 +384,35 @@ pub(super) fn doc_changes(
             },
         })
         .collect()
+}
+
+/// The valid signatures, among those sent, of the changes a message carries one by one
+/// (a whole-document chunk is left to the check after applying): each signed by the
+/// machine whose actor the change carries (for a machine document, its owner).
+/// Membership of the mesh is checked when the change applies.
+fn carried_signatures(
+    key: DocKey,
+    message: &automerge::sync::Message,
+    sent: &ReceivedSignatures,
+) -> HashMap<[u8; 32], ChangeSignature> {
+    let mut out = HashMap::new();
+    for chunk in message.changes.iter() {
+        let Ok(change) = automerge::Change::from_bytes(chunk.to_vec()) else {
+            continue;
+        };
+        let hash = change.hash();
+        let actor = change.actor_id().to_bytes();
+        let valid = sent.for_hash(&hash.0).find(|s| {
+            s.signer.actor_bytes().as_slice() == actor
+                && match key {
+                    DocKey::Machine(owner) => s.signer == owner,
+                    DocKey::Mesh => true,
+                }
+                && s.verifies(key, &hash.0)
+        });
+        if let Some(s) = valid {
+            out.insert(hash.0, *s);
+        }
+    }
+    out
 }

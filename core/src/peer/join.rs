@@ -5,6 +5,7 @@
 use super::Event;
 use super::session::{CONNECT_TIMEOUT, LinkError, machine_id};
 use super::{Joined, PeerError, Shared, endpoint_addr, lock, spawn_dialers};
+use crate::authorship::ChangeSignature;
 use crate::identity::MachineId;
 use crate::machine::{DocKey, now_secs};
 use crate::net::{JOIN_ALPN, Ticket, frame};
@@ -46,6 +47,10 @@ struct JoinResponse {
     error: Option<String>,
     /// The mesh document (base64 of a full save).
     mesh: Option<String>,
+    /// Signatures of the mesh's changes, each hex of hash ‖ signer ‖ signature, so the
+    /// joiner can forward them (absent from inviters older than signatures).
+    #[serde(default)]
+    signatures: Vec<String>,
 }
 
 /// Inviter side of pairing.
@@ -67,12 +72,21 @@ async fn accept_join(shared: Arc<Shared>, conn: Connection) {
             ok: false,
             error: Some(admission::Refusal::Malformed.to_string()),
             mesh: None,
+            signatures: Vec::new(),
         },
         Some(req) => match admit(&shared, joiner, &req) {
-            Ok(mesh) => JoinResponse {
+            Ok((mesh, signatures)) => JoinResponse {
                 ok: true,
                 error: None,
                 mesh: Some(data_encoding::BASE64.encode(&mesh)),
+                signatures: signatures
+                    .iter()
+                    .map(|(h, s)| {
+                        let mut b = h.to_vec();
+                        b.extend_from_slice(&s.to_stored());
+                        hex::encode(b)
+                    })
+                    .collect(),
             },
             Err(e) => {
                 let reason = e.to_string();
@@ -85,6 +99,7 @@ async fn accept_join(shared: Arc<Shared>, conn: Connection) {
                     ok: false,
                     error: Some(reason),
                     mesh: None,
+                    signatures: Vec::new(),
                 }
             }
         },
@@ -118,7 +133,13 @@ impl From<crate::store::StoreError> for AdmitError {
 
 /// Decides the join ([`admission::admit`]) and stores what it decided: the invitation's
 /// use, the new member, the joiner's addresses. Returns the mesh to send.
-fn admit(shared: &Shared, joiner: MachineId, req: &JoinRequest) -> Result<Vec<u8>, AdmitError> {
+type MeshWithSignatures = (Vec<u8>, Vec<([u8; 32], ChangeSignature)>);
+
+fn admit(
+    shared: &Shared,
+    joiner: MachineId,
+    req: &JoinRequest,
+) -> Result<MeshWithSignatures, AdmitError> {
     let key = admission::invitation_key(&req.secret)?;
     let mut m = lock(&shared.local.machine);
     let stored = m.store().invite(&key)?;
@@ -136,7 +157,8 @@ fn admit(shared: &Shared, joiner: MachineId, req: &JoinRequest) -> Result<Vec<u8
         }
     }
     m.store().put_peer(&record)?;
-    Ok(m.mesh_bytes())
+    let signatures = m.mesh_signatures()?;
+    Ok((m.mesh_bytes(), signatures))
 }
 
 /// Joiner side of pairing.
@@ -191,9 +213,19 @@ pub(crate) async fn join(shared: &Arc<Shared>, ticket: &Ticket) -> Result<Joined
         .mesh
         .and_then(|b| data_encoding::BASE64.decode(b.as_bytes()).ok())
         .ok_or_else(|| PeerError::JoinRefused("the inviter sent no mesh".into()))?;
+    // Malformed entries are skipped: each one is verified before it is kept anyway.
+    let signatures: Vec<([u8; 32], ChangeSignature)> = response
+        .signatures
+        .iter()
+        .filter_map(|h| {
+            let b = hex::decode(h).ok()?;
+            let hash: [u8; 32] = b.get(..32)?.try_into().ok()?;
+            Some((hash, ChangeSignature::from_stored(b.get(32..)?)?))
+        })
+        .collect();
     let members = {
         let mut m = lock(&shared.local.machine);
-        m.adopt_mesh(&mesh)?;
+        m.adopt_mesh(&mesh, &signatures)?;
         m.store()
             .put_peer(&record)
             .map_err(crate::machine::Error::from)?;

@@ -218,7 +218,10 @@ async fn run(
                         return Err(SessionEnd::MalformedSync);
                     };
                     let t0 = Instant::now();
-                    let step = session.on_frame(&mut lock(&shared.local.machine), key, msg)?;
+                    let mut step = session.on_frame(&mut lock(&shared.local.machine), key, msg)?;
+                    if let Some((key, why)) = step.refused.take() {
+                        tracing::warn!(peer = %peer.short(), ?key, "refused a sync message: {why}");
+                    }
                     tracing::debug!(peer = %peer.short(), ?key, bytes = msg.len(), replies = step.send.len(), took = ?t0.elapsed(), "sync frame");
                     // Announce before sending: the changes are stored already, and a
                     // send that fails (this connection lost, or closed as a duplicate)

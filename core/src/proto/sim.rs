@@ -105,6 +105,8 @@ struct Sim {
     /// Partition groups (node -> group); `None`: healed.
     partition: Option<Vec<u8>>,
     log: Vec<String>,
+    /// Messages refused (none may be: every machine here is honest).
+    refusals: Vec<String>,
 }
 
 fn scratch() -> tempfile::TempDir {
@@ -153,6 +155,7 @@ impl Sim {
             conns: Vec::new(),
             partition: None,
             log: Vec::new(),
+            refusals: Vec::new(),
         }
     }
 
@@ -359,6 +362,12 @@ impl Sim {
         let m = self.nodes[node].m.as_mut().expect("up");
         match self.conns[c].ends[side].session.on_frame(m, key, &msg) {
             Ok(step) => {
+                if let Some((key, why)) = &step.refused {
+                    // Every machine here is honest: a refusal is a bug (an unsigned
+                    // change, a signature lost on the way).
+                    self.refusals
+                        .push(format!("c{c} at {node} refused {key:?}: {why}"));
+                }
                 self.transmit(c, side, step.send);
                 if let Some((key, _)) = step.changed {
                     self.notify(node, Note::Changed(key));
@@ -423,7 +432,10 @@ impl Sim {
             .expect("add member");
         self.notify(inviter, Note::Changed(DocKey::Mesh));
         let mesh = self.m(inviter).mesh_bytes();
-        self.m(j).adopt_mesh(&mesh).expect("adopt mesh");
+        let signatures = self.m(inviter).mesh_signatures().expect("signatures");
+        self.m(j)
+            .adopt_mesh(&mesh, &signatures)
+            .expect("adopt mesh");
         self.nodes[j].joined = true;
         self.nodes[j].knows.insert(inviter);
         self.nodes[inviter].knows.insert(j);
@@ -632,6 +644,12 @@ impl Sim {
     /// The property: every member holds every member's latest document, and every
     /// session is in sync.
     fn check(&mut self) -> Result<(), String> {
+        if let Some(first) = self.refusals.first() {
+            return Err(format!(
+                "{} honest messages refused; first: {first}",
+                self.refusals.len()
+            ));
+        }
         let n = self.nodes.len();
         let mesh_heads = self.m(0).heads(DocKey::Mesh);
         for i in 0..n {

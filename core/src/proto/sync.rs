@@ -19,6 +19,9 @@
 //!    document: the document stalled until the next reconnect).
 //! 3. A message for a document we do not share is dropped without an answer (the peer
 //!    is ahead of us on the mesh; invariant 2 opens it once we catch up).
+//! 4. A message we refuse (malformed, or a change without its author's signature) is
+//!    refused for its document only: the session goes on syncing the others, so one
+//!    forged change cannot cut a machine off (issue 11).
 
 use crate::identity::MachineId;
 use crate::machine::{DocChange, DocKey, Machine, SyncError};
@@ -35,21 +38,14 @@ pub(crate) struct Step {
     pub(crate) send: Outgoing,
     /// A document that changed here, with what changed (for events and other sessions).
     pub(crate) changed: Option<(DocKey, Vec<DocChange>)>,
+    /// A message refused (invariant 4): the document and why, for the log.
+    pub(crate) refused: Option<(DocKey, crate::tracked::ReceiveError)>,
 }
 
 /// Why the session must end.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub(crate) enum SessionError {
-    /// The peer sent a sync message we refuse (malformed, or changes its author may not
-    /// make): the document is left as stored.
-    #[error("refused a sync message for {key:?}: {source}")]
-    Refused {
-        /// The document.
-        key: DocKey,
-        /// Why (boxed: the error is large and the path is rare).
-        source: Box<crate::tracked::ReceiveError>,
-    },
     /// Storing the synced changes failed.
     #[error("cannot store synced changes: {source}")]
     Store {
@@ -124,10 +120,12 @@ impl SyncSession {
                 return Ok(step);
             }
             Err(SyncError::Refused(source)) => {
-                return Err(SessionError::Refused {
-                    key,
-                    source: Box::new(source),
-                });
+                // Invariant 4: this document's message is refused, the session goes on
+                // for the others. Its sync state is dropped (the refused message had
+                // moved it): the next exchange starts from what is stored.
+                self.states.remove(&key);
+                step.refused = Some((key, source));
+                return Ok(step);
             }
             Err(SyncError::Machine(source)) => return Err(SessionError::Store { source }),
         };

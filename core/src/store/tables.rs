@@ -41,3 +41,10 @@ pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audi
 /// Operation ids this machine has accepted for checking, with the unix milliseconds
 /// after which the operation is expired anyway (then the id may be forgotten).
 pub(crate) const OPS_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("ops_seen");
+
+/// Author signatures of document changes by `(document key, change hash)`: the signer's
+/// machine id (32 bytes) then the ed25519 signature (64 bytes), see
+/// [`crate::authorship`]. Written in the same transaction as the chunks that hold the
+/// changes; sent with them to peers that lack them.
+pub(crate) const CHANGE_SIGS: TableDefinition<(&[u8], &[u8]), &[u8]> =
+    TableDefinition::new("change_sigs");
