@@ -231,8 +231,15 @@ impl Node {
         &self,
         f: impl FnOnce(&mut Machine) -> crate::machine::Result<R>,
     ) -> Result<R> {
-        let (r, changes) = self.local.change_own(f)?;
-        self.announce(DocKey::Machine(self.local.me), &changes);
+        let (r, changed) = self.local.change_own(f)?;
+        if let Some(changes) = changed {
+            match self.running() {
+                Some(p) => p.announce_own(&changes),
+                None => self
+                    .local
+                    .announce(DocKey::Machine(self.local.me), &changes),
+            }
+        }
         Ok(r)
     }
 

@@ -354,9 +354,19 @@ impl Shared {
         self: &Arc<Self>,
         f: impl FnOnce(&mut Machine) -> Result<R, E>,
     ) -> Result<R, E> {
-        let (r, changes) = self.local.change_own(f)?;
-        self.announce(DocKey::Machine(self.me), &changes);
+        let (r, changed) = self.local.change_own(f)?;
+        if let Some(changes) = changed {
+            self.announce_own(&changes);
+        }
         Ok(r)
+    }
+
+    /// Announces a change of this machine's document: events for what changed (if a
+    /// host listens), and the document to every session (always).
+    pub(crate) fn announce_own(self: &Arc<Self>, changes: &[DocChange]) {
+        let key = DocKey::Machine(self.me);
+        self.local.announce(key, changes);
+        let _ = self.changed.send(key);
     }
 
     /// Announces changes: events for hosts, document keys for sessions, and after a mesh
@@ -663,6 +673,11 @@ impl Peer {
     /// Announces a change made through the node (see [`Shared::announce`]).
     pub(crate) fn announce(&self, key: DocKey, changes: &[DocChange]) {
         self.shared.announce(key, changes);
+    }
+
+    /// Announces a change of this machine's document (see [`Shared::announce_own`]).
+    pub(crate) fn announce_own(&self, changes: &[DocChange]) {
+        self.shared.announce_own(changes);
     }
 
     /// Watches a specs folder added while running.

@@ -54,17 +54,28 @@ impl Local {
         self.events.subscribe()
     }
 
-    /// Runs `f` on the machine (locked) and returns what it changed in this machine's
-    /// document, for the caller to announce once the lock is released.
+    /// Runs `f` on the machine (locked) and returns whether it changed this machine's
+    /// document (`None`: it did not) and, when a host listens, the spec-level changes,
+    /// for the caller to announce once the lock is released. Nobody listening (a scan
+    /// before `up` starts, a command with no daemon): no diff is computed, which for a
+    /// first scan of a large project is most of the work and of the memory it leaves
+    /// behind (BENCHMARKS.md, idle RSS).
     pub(crate) fn change_own<R, E>(
         &self,
         f: impl FnOnce(&mut Machine) -> Result<R, E>,
-    ) -> Result<(R, Vec<DocChange>), E> {
+    ) -> Result<(R, Option<Vec<DocChange>>), E> {
         let mut m = lock(&self.machine);
         let before = m.own_heads();
         let r = f(&mut m)?;
-        let changes = m.own_changes_since(&before);
-        Ok((r, changes))
+        if m.own_heads() == before {
+            return Ok((r, None));
+        }
+        let changes = if self.events.receiver_count() > 0 {
+            m.own_changes_since(&before)
+        } else {
+            Vec::new()
+        };
+        Ok((r, Some(changes)))
     }
 
     /// Tells hosts about changes: one event per change, and after a mesh change the

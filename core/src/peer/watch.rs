@@ -4,7 +4,6 @@
 //! A periodic full (stat-only) rescan catches anything the watcher missed.
 
 use super::{PeerError, Shared, lock};
-use crate::machine::DocKey;
 use crate::spec;
 use notify::{RecursiveMode, Watcher as _};
 use std::collections::BTreeSet;
@@ -111,10 +110,16 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
 }
 
 fn handle(shared: &Arc<Shared>, paths: &[PathBuf]) {
-    let mut m = lock(&shared.local.machine);
-    let Ok(projects) = m.project_records() else {
-        return;
-    };
+    let rescanned = shared.change_own(|m| rescan_paths(m, paths));
+    if let Err(e) = rescanned {
+        tracing::warn!("cannot read the projects to rescan: {e}");
+    }
+}
+
+/// Rescans what `paths` touched: each spec folder once, a whole project when a path is
+/// not in a spec folder. A failed rescan of one target is logged; the others go on.
+fn rescan_paths(m: &mut crate::Machine, paths: &[PathBuf]) -> crate::machine::Result<()> {
+    let projects = m.project_records()?;
     let mut targets = BTreeSet::new();
     // Spec names once per batch, not once per event path.
     let dirs: Vec<(String, PathBuf, Vec<String>)> = projects
@@ -130,7 +135,6 @@ fn handle(shared: &Arc<Shared>, paths: &[PathBuf]) {
             }
         }
     }
-    let before = m.own_heads();
     for t in targets {
         let r = match &t {
             Target::Spec { project, name } => m.rescan_spec(project, name).map(|_| ()),
@@ -140,10 +144,7 @@ fn handle(shared: &Arc<Shared>, paths: &[PathBuf]) {
             tracing::warn!("rescan failed: {e}");
         }
     }
-    let changes = m.own_changes_since(&before);
-    let key = DocKey::Machine(m.id());
-    drop(m);
-    shared.announce(key, &changes);
+    Ok(())
 }
 
 /// The spec folder an event path belongs to: the deepest prefix (up to 3 levels) that
