@@ -309,7 +309,8 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
     })
 }
 
-/// Serves the control socket until the task is aborted.
+/// Serves the control socket until the returned task is aborted (which ends its
+/// connections too).
 pub async fn serve(node: Arc<Node>, home: &Path) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use std::os::unix::fs::PermissionsExt;
     let path = home.join(SOCKET_FILE);
@@ -320,16 +321,24 @@ pub async fn serve(node: Arc<Node>, home: &Path) -> std::io::Result<tokio::task:
     let listener = tokio::net::UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(tokio::spawn(async move {
+        // Connections are owned by this task: aborting the server ends them too (an
+        // `events` stream would otherwise keep the node, and its store, alive).
+        let mut connections = tokio::task::JoinSet::new();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let node = node.clone();
-            tokio::spawn(async move {
-                if let Err(e) = serve_one(node, stream).await {
-                    tracing::debug!("control connection: {e}");
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else {
+                        continue;
+                    };
+                    let node = node.clone();
+                    connections.spawn(async move {
+                        if let Err(e) = serve_one(node, stream).await {
+                            tracing::debug!("control connection: {e}");
+                        }
+                    });
                 }
-            });
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
         }
     }))
 }

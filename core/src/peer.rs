@@ -18,7 +18,7 @@ use crate::machine::{DocChange, DocKey, Machine, now_secs};
 use crate::net::{self, JOIN_ALPN, OP_ALPN, SYNC_ALPN, Ticket};
 use crate::ops::{self, OpBody, Operation, Verdict};
 use crate::store::{InviteRecord, PeerRecord};
-use iroh::endpoint::{Connection, presets};
+use iroh::endpoint::presets;
 use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr, RelayMode, RelayUrl, SecretKey};
 use serde::{Deserialize, Serialize};
@@ -760,20 +760,8 @@ impl Peer {
         if let Some(w) = watcher {
             w.stop().await;
         }
-        let conns: Vec<Connection> = lock(&self.shared.sessions)
-            .values()
-            .map(|s| s.conn.clone())
-            .collect();
-        for c in conns {
-            c.close(net::close::SHUTDOWN.into(), b"shutting down");
-        }
-        // Give sessions a moment to store their sync states (bounded).
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while !lock(&self.shared.sessions).is_empty() {
-                self.shared.session_changed.notified().await;
-            }
-        })
-        .await;
+        // Each protocol's `shutdown` runs here (sync sessions are closed politely and
+        // store their sync states), then the endpoint closes.
         if let Err(e) = self.router.shutdown().await {
             tracing::warn!("router shutdown: {e}");
         }

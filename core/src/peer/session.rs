@@ -491,4 +491,28 @@ impl ProtocolHandler for SyncProtocol {
         accept(self.0.clone(), conn).await;
         Ok(())
     }
+
+    /// Closes every session (dialed or accepted) politely, so members see this machine
+    /// offline at once, and gives them a moment (bounded) to store their sync states.
+    async fn shutdown(&self) {
+        let shared = &self.0;
+        let conns: Vec<Connection> = lock(&shared.sessions)
+            .values()
+            .map(|s| s.conn.clone())
+            .collect();
+        for c in conns {
+            c.close(net::close::SHUTDOWN.into(), b"shutting down");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                // Registered before the check, so a session ending in between wakes us.
+                let ended = shared.session_changed.notified();
+                if lock(&shared.sessions).is_empty() {
+                    return;
+                }
+                ended.await;
+            }
+        })
+        .await;
+    }
 }
