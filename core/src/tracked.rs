@@ -124,7 +124,11 @@ impl Tracked {
 
     /// Hashes of every change (its whole history).
     pub(crate) fn all_changes(&mut self) -> Vec<ChangeHash> {
-        self.doc.get_changes(&[]).iter().map(|c| c.hash()).collect()
+        self.doc
+            .get_changes_meta(&[])
+            .iter()
+            .map(|c| c.hash)
+            .collect()
     }
 
     /// Hashes of the changes by `actor` not saved yet (what its author signs at commit).
@@ -136,10 +140,10 @@ impl Tracked {
     /// Hashes of the changes by `actor` not covered by `heads` (all of them for `[]`).
     pub(crate) fn changes_by(&mut self, actor: &ActorId, heads: &[ChangeHash]) -> Vec<ChangeHash> {
         self.doc
-            .get_changes(heads)
+            .get_changes_meta(heads)
             .iter()
-            .filter(|c| c.actor_id() == actor)
-            .map(|c| c.hash())
+            .filter(|c| c.actor.as_ref() == actor)
+            .map(|c| c.hash)
             .collect()
     }
 
@@ -158,9 +162,9 @@ impl Tracked {
         }
         Ok(self
             .doc
-            .get_changes(&before)
-            .iter()
-            .map(|c| (c.hash(), c.actor_id().clone()))
+            .get_changes_meta(&before)
+            .into_iter()
+            .map(|c| (c.hash, c.actor.into_owned()))
             .collect())
     }
 
@@ -246,6 +250,6 @@ impl Tracked {
 
 /// Whether a chunk of a sync message is a whole document (Automerge's storage format:
 /// 4 magic bytes, 4 checksum bytes, then the chunk type, 0 for a document).
-fn is_document_chunk(chunk: &[u8]) -> bool {
+pub(crate) fn is_document_chunk(chunk: &[u8]) -> bool {
     chunk.get(8) == Some(&0)
 }

@@ -397,6 +397,9 @@ fn carried_signatures(
 ) -> HashMap<[u8; 32], ChangeSignature> {
     let mut out = HashMap::new();
     for chunk in message.changes.iter() {
+        if crate::tracked::is_document_chunk(chunk) {
+            continue;
+        }
         let Ok(change) = automerge::Change::from_bytes(chunk.to_vec()) else {
             continue;
         };
