@@ -9,6 +9,10 @@ use libfuzzer_sys::fuzz_target;
 #[derive(Debug, Arbitrary)]
 struct Input {
     text: String,
+    /// When set, the text is prefixed by a frontmatter of known keys, each followed by
+    /// the whitespace chosen here before its colon (Unicode and multi-byte included):
+    /// the shapes that once made the editor slice inside a character.
+    gaps: Option<Vec<u8>>,
     status: Option<u8>,
     priority: Option<u8>,
     add_tags: Vec<String>,
@@ -19,7 +23,35 @@ struct Input {
 
 const NOW: &str = "2026-01-01T00:00:00.000Z";
 
+/// Whitespace a key may be followed by before its colon.
+const GAPS: [&str; 7] = ["", " ", "\t", "\u{a0}", "\u{3000}", "\u{2003}", "\u{feff}"];
+const KEYS: [&str; 7] = [
+    "status: planned",
+    "priority: low",
+    "tags: [a, b]",
+    "depends_on:\n  - 001-x",
+    "created_at: '2025-01-01T00:00:00Z'",
+    "parent: 001-x",
+    "'quoted key': v",
+];
+
+fn templated(gaps: &[u8], rest: &str) -> String {
+    let mut t = String::from("---\n");
+    for (i, kv) in KEYS.iter().enumerate() {
+        let gap = GAPS[usize::from(gaps.get(i).copied().unwrap_or(0)) % GAPS.len()];
+        let (k, v) = kv.split_once(':').unwrap_or((kv, ""));
+        t.push_str(&format!("{k}{gap}:{v}\n"));
+    }
+    t.push_str("---\n");
+    t.push_str(rest);
+    t
+}
+
 fuzz_target!(|input: Input| {
+    let mut input = input;
+    if let Some(gaps) = &input.gaps {
+        input.text = templated(gaps, &input.text);
+    }
     let change = MetadataChange {
         status: input.status.map(|i| Status::ALL[usize::from(i) % Status::ALL.len()]),
         priority: input.priority.map(|i| Priority::ALL[usize::from(i) % Priority::ALL.len()]),

@@ -559,10 +559,17 @@ impl Lines {
     }
 
     fn key_colon_end(line: &str, key: &str) -> usize {
-        match line.chars().next() {
-            Some('\'') | Some('"') => key.len() + 3,
-            _ => key.len() + 1,
-        }
+        // `key_of` trims whitespace after the key, Unicode whitespace included
+        // (`status\u{a0}: x`), so the colon is searched for, never assumed to follow the
+        // key: an assumed offset can fall inside a multi-byte character. Both starts are
+        // character boundaries (the key is a prefix of the line, after its quote).
+        let start = match line.chars().next() {
+            Some('\'') | Some('"') => key.len() + 1,
+            _ => key.len(),
+        };
+        line.get(start..)
+            .and_then(|rest| rest.find(':'))
+            .map_or(line.len(), |i| start + i + 1)
     }
 
     /// Sets a scalar, keeping the old value's quoting and any trailing comment; inserts
@@ -870,6 +877,36 @@ mod tests {
         match apply_change(text, &change, NOW) {
             Ok(e) => e.text,
             Err(e) => panic!("edit failed: {e}"),
+        }
+    }
+
+    /// Issue 11: a key followed by Unicode whitespace before its colon made the editor
+    /// slice inside a character (a panic any member's edit could trigger).
+    #[test]
+    fn keys_followed_by_unicode_whitespace_are_edited_without_panic() {
+        for gap in ["\u{a0}", "\u{3000}", "\u{2003}\t", " ", "\u{feff}"] {
+            let t = format!(
+                "---\nstatus{gap}: planned\npriority{gap}: low\ntags{gap}: [a]\ncreated_at{gap}: '2025-01-01T00:00:00Z'\n---\n\n# T\n"
+            );
+            let change = MetadataChange {
+                status: Some(Status::InProgress),
+                priority: Some(Priority::High),
+                add_tags: vec!["b".into()],
+                ..Default::default()
+            };
+            // Either an edit that re-parses with the new values, or a clear refusal.
+            if let Ok(e) = apply_change(&t, &change, NOW) {
+                let layout = crate::spec::layout(&e.text);
+                let fm = crate::spec::parse_frontmatter(&e.text[layout.yaml.expect("frontmatter")]);
+                assert_eq!(
+                    fm.status,
+                    Some(Status::InProgress),
+                    "gap {gap:?}: {}",
+                    e.text
+                );
+                assert_eq!(fm.priority, Some(Priority::High), "gap {gap:?}");
+                assert!(fm.tags.contains(&"b".to_string()), "gap {gap:?}");
+            }
         }
     }
 
