@@ -254,6 +254,7 @@ impl Store {
 
     fn open_once(path: &Path) -> Result<Store, StoreError> {
         let p = path.to_path_buf();
+        Self::private_file(path)?;
         // redb checks page checksums with this on; without it a damaged file may panic.
         // The panic guard is belt and braces: a damaged store must be an error.
         let opened = std::panic::catch_unwind(|| {
@@ -274,6 +275,34 @@ impl Store {
         let store = Store { db, path: p };
         store.check_version()?;
         Ok(store)
+    }
+
+    /// The store holds local paths and every member's specs: only this user may read it.
+    /// A new store file is created 0600 (redb initialises an empty file); an existing one
+    /// readable by others (written by an older version, or copied) is made 0600.
+    fn private_file(path: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |e: std::io::Error| StoreError::Io {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(io)?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(io(e)),
+        }
     }
 
     fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {

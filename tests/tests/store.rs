@@ -197,3 +197,18 @@ fn key_problems_are_clear() {
     let e = Machine::init(home.path(), None).expect_err("store without key");
     assert!(e.to_string().contains("machine key is missing"), "{e}");
 }
+
+/// Issue 11: the store holds local paths and every member's specs. It was created 0644
+/// inside an existing home; now 0600, and an older store readable by others is tightened.
+#[test]
+fn the_store_is_readable_by_its_user_only() {
+    let home = tempfile::tempdir().expect("home");
+    let (m, _) = Machine::init(home.path(), Some("m")).expect("init");
+    drop(m);
+    let path = home.path().join(STORE_FILE);
+    let mode = |p: &std::path::Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600, "a new store");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+    drop(Machine::open(home.path()).expect("reopen"));
+    assert_eq!(mode(&path), 0o600, "an older store readable by others");
+}
