@@ -61,8 +61,11 @@ async fn accept_join(shared: Arc<Shared>, conn: Connection) {
     else {
         return;
     };
-    let request = match tokio::time::timeout(CONNECT_TIMEOUT, frame::read(&mut recv)).await {
-        Ok(Ok((KIND_JOIN_REQUEST, body))) if body.len() <= MAX_REQUEST => {
+    // Anyone may open this ALPN: a larger announced frame is refused before its body is
+    // read or allocated.
+    let read = frame::read_max(&mut recv, MAX_REQUEST);
+    let request = match tokio::time::timeout(CONNECT_TIMEOUT, read).await {
+        Ok(Ok((KIND_JOIN_REQUEST, body))) => {
             serde_json::from_slice::<JoinRequest>(&body).ok()
         }
         _ => None,
