@@ -86,10 +86,16 @@ pub struct BadMachineId(String);
 
 impl FromStr for MachineId {
     type Err = BadMachineId;
+    /// Only the canonical form: exactly 64 lowercase hex digits, nothing around them.
+    /// A lenient parse (trimmed, uppercase) let a second key in the mesh (`" <id>"`,
+    /// `"<ID>"`) name the same machine as a shadow record, one that could hide its
+    /// revocation (issue 11).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let canonical = s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s.trim(), &mut out)
-            .map_err(|_| BadMachineId(s.chars().take(80).collect()))?;
+        if !canonical || hex::decode_to_slice(s, &mut out).is_err() {
+            return Err(BadMachineId(s.chars().take(80).collect()));
+        }
         Ok(MachineId(out))
     }
 }

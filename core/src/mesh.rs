@@ -3,7 +3,14 @@
 //! is last-writer-wins, which is all membership needs.
 //!
 //! Schema: `members: { <machine id hex>: { label: str, added_by: str, added_at: int,
-//! revoked_at?: int, revoked_by?: str } }`.
+//! revoked_at?: int, revoked_by?: str } }`, `revocations: [ { id: str, by: str, at: int } ]`.
+//!
+//! Revocation is final: a member is revoked if its record says so in any of its
+//! concurrently written versions, or if any entry of the append-only `revocations` list
+//! (in any concurrently written version of the list) names it. A record written afresh
+//! at `members[id]` at the same time as a revocation therefore cannot undo it; a change
+//! that removes a revocation the receiver knew is refused on receipt
+//! (`Machine::receive_sync`).
 
 use crate::identity::MachineId;
 use crate::tracked::Tracked;
@@ -40,6 +47,8 @@ impl MeshDoc {
         let mut m = MeshDoc {
             t: Tracked::new(doc),
         };
+        // Created once, with the mesh: every member appends to this one list.
+        let _ = m.t.doc.put_object(ROOT, "revocations", ObjType::List);
         m.add_member(owner, label, owner, now);
         m.commit(now);
         m
@@ -109,20 +118,52 @@ impl MeshDoc {
             },
             _ => None,
         };
+        // A revocation anywhere counts: in any of the records concurrently written at
+        // `members[id]` (a fresh record written at the same time as the revocation would
+        // otherwise win the conflict and drop it), and in any conflicting value of
+        // `revoked_at`. The earliest one is reported.
+        let revoked_at = |objs: &[ObjId]| {
+            objs.iter()
+                .flat_map(|o| doc.get_all(o, "revoked_at").unwrap_or_default())
+                .filter_map(|(v, _)| match v {
+                    Value::Scalar(s) => match s.as_ref() {
+                        ScalarValue::Int(i) => Some(*i),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .min()
+        };
+        let listed = self.listed_revocations();
         doc.keys(&members)
             .filter_map(|key| {
+                // Canonical ids only: a shadow key (`" <id>"`, `"<ID>"`) is not a member.
                 let id: MachineId = key.parse().ok()?;
                 let obj = match doc.get(&members, key.as_str()) {
                     Ok(Some((Value::Object(ObjType::Map), o))) => o,
                     _ => return None,
                 };
+                let all: Vec<ObjId> = doc
+                    .get_all(&members, key.as_str())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(v, o)| matches!(v, Value::Object(ObjType::Map)).then_some(o))
+                    .collect();
+                let revoked_at = revoked_at(&all)
+                    .into_iter()
+                    .chain(listed.iter().filter(|(r, _)| *r == id).map(|(_, at)| *at))
+                    .min();
                 Some(Member {
                     id,
                     label: str_of(&obj, "label").unwrap_or_else(|| id.short()),
                     added_by: str_of(&obj, "added_by").unwrap_or_default(),
                     added_at: int_of(&obj, "added_at").unwrap_or(0),
-                    revoked_at: int_of(&obj, "revoked_at"),
-                    revoked_by: str_of(&obj, "revoked_by"),
+                    revoked_at,
+                    revoked_by: revoked_at.map(|_| {
+                        all.iter()
+                            .find_map(|o| str_of(o, "revoked_by"))
+                            .unwrap_or_default()
+                    }),
                 })
             })
             .collect()
@@ -155,13 +196,79 @@ impl MeshDoc {
         }
     }
 
-    /// Revokes a member.
+    /// Revokes a member: in its record and, append-only, in `revocations`.
     pub fn revoke(&mut self, id: MachineId, by: MachineId, now: i64) {
         if let Some(obj) = self.member_obj(id) {
             let doc = &mut self.t.doc;
             let _ = doc.put(&obj, "revoked_at", now);
             let _ = doc.put(&obj, "revoked_by", by.to_string());
         }
+        let list = match self.t.doc.get(ROOT, "revocations") {
+            Ok(Some((Value::Object(ObjType::List), list))) => Some(list),
+            _ => self
+                .t
+                .doc
+                .put_object(ROOT, "revocations", ObjType::List)
+                .ok(),
+        };
+        if let Some(list) = list {
+            let doc = &mut self.t.doc;
+            let at = doc.length(&list);
+            if let Ok(entry) = doc.insert_object(&list, at, ObjType::Map) {
+                let _ = doc.put(&entry, "id", id.to_string());
+                let _ = doc.put(&entry, "by", by.to_string());
+                let _ = doc.put(&entry, "at", now);
+            }
+        }
+    }
+
+    /// The machines revoked, each with its earliest revocation time, from every record
+    /// and every revocation entry (see the module doc).
+    pub fn revoked(&self) -> std::collections::BTreeMap<MachineId, i64> {
+        self.members()
+            .into_iter()
+            .filter_map(|m| Some((m.id, m.revoked_at?)))
+            .chain(self.listed_revocations())
+            .fold(std::collections::BTreeMap::new(), |mut all, (id, at)| {
+                let e = all.entry(id).or_insert(at);
+                *e = (*e).min(at);
+                all
+            })
+    }
+
+    /// `(id, at)` of every entry of every concurrently written `revocations` list.
+    fn listed_revocations(&self) -> Vec<(MachineId, i64)> {
+        let doc = &self.t.doc;
+        let lists = doc.get_all(ROOT, "revocations").unwrap_or_default();
+        let mut out = Vec::new();
+        for (v, list) in lists {
+            if !matches!(v, Value::Object(ObjType::List)) {
+                continue;
+            }
+            for i in 0..doc.length(&list) {
+                let Ok(Some((Value::Object(ObjType::Map), entry))) = doc.get(&list, i) else {
+                    continue;
+                };
+                let id = match doc.get(&entry, "id") {
+                    Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                        ScalarValue::Str(s) => s.parse::<MachineId>().ok(),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let at = match doc.get(&entry, "at") {
+                    Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                        ScalarValue::Int(i) => Some(*i),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let (Some(id), Some(at)) = (id, at) {
+                    out.push((id, at));
+                }
+            }
+        }
+        out
     }
 
     /// Commits pending writes.
@@ -176,5 +283,78 @@ impl MeshDoc {
         self.members()
             .iter()
             .any(|m| m.id.actor_bytes().as_slice() == actor.to_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    fn id() -> MachineId {
+        Identity::generate().expect("key").id()
+    }
+
+    /// Issue 11: two members write concurrently; the mesh they merge to keeps what each
+    /// wrote.
+    fn merged(a: &mut MeshDoc, b: &mut MeshDoc) {
+        let mut b_doc = b.t.doc.fork();
+        a.t.doc.merge(&mut b_doc).expect("merge");
+    }
+
+    #[test]
+    fn a_concurrent_fresh_record_does_not_undo_a_revocation() {
+        let (owner, other, r) = (id(), id(), id());
+        let mut a = MeshDoc::new(owner, "owner", 1);
+        a.add_member(other, "other", owner, 1);
+        a.add_member(r, "r", owner, 1);
+        a.commit(1);
+        let mut b = MeshDoc::load(other, [a.t.save().as_slice()]).expect("load");
+        // A revokes R while B (or R through B) writes a fresh record at members[R].
+        a.revoke(r, owner, 2);
+        a.commit(2);
+        let members = b.members_obj().expect("members");
+        let fresh =
+            b.t.doc
+                .put_object(&members, r.to_string().as_str(), ObjType::Map)
+                .expect("fresh record");
+        b.t.doc.put(&fresh, "label", "r-again").expect("label");
+        b.commit(2);
+        merged(&mut a, &mut b);
+        assert!(
+            a.member(r).is_some_and(|m| m.revoked_at.is_some()),
+            "still revoked"
+        );
+        assert!(!a.is_current_member(r));
+        assert_eq!(a.revoked().get(&r), Some(&2));
+        merged(&mut b, &mut a);
+        assert!(!b.is_current_member(r), "on both sides");
+    }
+
+    #[test]
+    fn shadow_keys_are_not_members() {
+        let (owner, r) = (id(), id());
+        let mut m = MeshDoc::new(owner, "owner", 1);
+        m.add_member(r, "r", owner, 1);
+        m.revoke(r, owner, 2);
+        let members = m.members_obj().expect("members");
+        for shadow in [
+            format!(" {r}"),
+            r.to_string().to_uppercase(),
+            format!("{r}\n"),
+        ] {
+            let obj =
+                m.t.doc
+                    .put_object(&members, shadow.as_str(), ObjType::Map)
+                    .expect("shadow");
+            m.t.doc.put(&obj, "label", "shadow").expect("label");
+        }
+        m.commit(3);
+        let listed: Vec<_> = m.members().into_iter().filter(|x| x.id == r).collect();
+        assert_eq!(listed.len(), 1, "one record for R: {listed:?}");
+        assert!(listed[0].revoked_at.is_some());
+        assert!(!m.is_current_member(r));
+        assert!(format!(" {r}").parse::<MachineId>().is_err());
+        assert!(r.to_string().to_uppercase().parse::<MachineId>().is_err());
     }
 }

@@ -29,6 +29,12 @@ pub enum ReceiveError {
         /// The actor it claims (hex).
         actor: String,
     },
+    /// A mesh change would remove a revocation this machine knows: revocation is final.
+    #[error("a mesh change would undo the revocation of machine {machine}")]
+    Unrevokes {
+        /// The revoked machine (hex).
+        machine: String,
+    },
     /// The signatures that came with the message are malformed.
     #[error(transparent)]
     Signatures(#[from] crate::authorship::DecodeError),

@@ -246,6 +246,58 @@ fn a_change_forged_with_another_members_actor_is_refused_everywhere() {
     }
 }
 
+/// Issue 11: revocation is final. A member (C, signing with its own key, so the
+/// signature check passes) writes a mesh change that removes B's revocation: A, which
+/// knew of the revocation, refuses it and B stays revoked.
+#[test]
+fn a_mesh_change_that_undoes_a_revocation_is_refused() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
+    pair(&mut a.m, &mut b.m);
+    pair(&mut a.m, &mut c.m);
+    sync(&mut a.m, &mut c.m);
+    let (b_id, c_id) = (b.m.id(), c.m.id());
+    a.m.revoke_machine(b_id).expect("revoke");
+    sync(&mut a.m, &mut c.m);
+    assert!(!c.m.mesh().is_current_member(b_id), "C knows B is revoked");
+    // C undoes it by hand: deletes B's revocation fields and the list's entries.
+    let mut fdoc = automerge::AutoCommit::new();
+    for chunk in c.m.store().doc_chunks(b"mesh").expect("chunks") {
+        fdoc.load_incremental(&chunk).expect("load");
+    }
+    fdoc.set_actor(automerge::ActorId::from(&c_id.actor_bytes()[..]));
+    let (_, members) = fdoc
+        .get(automerge::ROOT, "members")
+        .expect("get")
+        .expect("members");
+    let (_, record) = fdoc
+        .get(&members, b_id.to_string().as_str())
+        .expect("get")
+        .expect("record");
+    fdoc.delete(&record, "revoked_at").expect("delete");
+    fdoc.delete(&record, "revoked_by").expect("delete");
+    let (_, list) = fdoc
+        .get(automerge::ROOT, "revocations")
+        .expect("get")
+        .expect("list");
+    while fdoc.length(&list) > 0 {
+        fdoc.delete(&list, 0).expect("delete entry");
+    }
+    fdoc.commit();
+    let c_key = Identity::load(c._home.path()).expect("key").expect("key");
+    let signed_by_c = |hashes: &[automerge::ChangeHash]| {
+        hashes
+            .iter()
+            .map(|h| (h.0, ChangeSignature::sign(&c_key, DocKey::Mesh, &h.0)))
+            .collect::<Vec<_>>()
+    };
+    let e = offer(&mut fdoc, &signed_by_c, &mut a.m, c_id, DocKey::Mesh)
+        .expect("the un-revocation must be refused");
+    assert!(e.to_string().contains("undo the revocation"), "{e}");
+    assert!(!a.m.mesh().is_current_member(b_id), "B stays revoked");
+}
+
 #[test]
 fn a_machine_with_peers_cannot_adopt_another_mesh() {
     let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));

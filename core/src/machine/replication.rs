@@ -228,6 +228,10 @@ impl Machine {
         // signature. They are stored with the message's result.
         let carried = carried_signatures(key, &message, &sent);
         self.ensure_replica(key);
+        let revoked_before = match key {
+            DocKey::Mesh => self.mesh.revoked(),
+            DocKey::Machine(_) => Default::default(),
+        };
         let t = self.tracked(key).ok_or(SyncError::UnknownDoc)?;
         let before = t.heads();
         let added = match t.receive_sync(state, message) {
@@ -271,6 +275,16 @@ impl Machine {
                     tracing::warn!(peer = %peer.short(), ?key, %hash, %actor, "refused a change without a valid signature of its author");
                     return Err(ReceiveError::Unsigned { hash, actor }.into());
                 }
+            }
+        }
+        // Revocation is final: no received change may take one away (mesh module doc).
+        if key == DocKey::Mesh {
+            let after = self.mesh.revoked();
+            if let Some(id) = revoked_before.keys().find(|id| !after.contains_key(id)) {
+                let machine = id.to_string();
+                self.reload(key)?;
+                tracing::warn!(peer = %peer.short(), %machine, "refused a mesh change that undoes a revocation");
+                return Err(ReceiveError::Unrevokes { machine }.into());
             }
         }
         let key_bytes = key.to_bytes();

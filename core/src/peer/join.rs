@@ -65,9 +65,7 @@ async fn accept_join(shared: Arc<Shared>, conn: Connection) {
     // read or allocated.
     let read = frame::read_max(&mut recv, MAX_REQUEST);
     let request = match tokio::time::timeout(CONNECT_TIMEOUT, read).await {
-        Ok(Ok((KIND_JOIN_REQUEST, body))) => {
-            serde_json::from_slice::<JoinRequest>(&body).ok()
-        }
+        Ok(Ok((KIND_JOIN_REQUEST, body))) => serde_json::from_slice::<JoinRequest>(&body).ok(),
         _ => None,
     };
     let response = match request {
