@@ -148,6 +148,22 @@ def test_each_sees_the_others_specs_and_events_follow_file_edits(pair):
     eventually("B no longer lists A's spec", lambda: b.specs(SpecQuery(machine="alpha")) == [])
 
 
+def test_revoke_works_with_the_network_stopped(pair):
+    """As the CLI's: recorded at once, an event for the host, enforced at the next start."""
+    a, b, _, _, events = pair
+    b_id = b.machine_id()
+    asyncio.run(a.stop())
+    assert not a.is_running()
+    a.revoke("beta")
+    events.wait_for(
+        "B revoked",
+        lambda e: isinstance(e, PeerEvent.MACHINE_REVOKED) and e.machine == b_id,
+    )
+    assert [m.revoked for m in a.machines() if m.id == b_id] == [True]
+    asyncio.run(a.start())  # the fixture stops it again
+    assert [m.revoked for m in a.machines() if m.id == b_id] == [True]
+
+
 def test_stale_edit_is_rejected_with_the_current_hash_and_a_good_edit_applies(pair):
     a, b, projects, _, events = pair
     eventually("A lists B's spec", lambda: len(a.specs(SpecQuery(machine="beta"))) == 1)
