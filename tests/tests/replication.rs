@@ -298,6 +298,37 @@ fn a_mesh_change_that_undoes_a_revocation_is_refused() {
     assert!(!a.m.mesh().is_current_member(b_id), "B stays revoked");
 }
 
+/// Issue 11: a revoked machine's document stops syncing. Its last-known state stays
+/// listed (marked revoked); what it writes afterwards reaches no member, through any path.
+#[test]
+fn a_revoked_machines_document_stops_syncing() {
+    let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
+    pair(&mut a.m, &mut b.m);
+    pair(&mut a.m, &mut c.m);
+    sync(&mut a.m, &mut b.m);
+    sync(&mut a.m, &mut c.m);
+    sync(&mut a.m, &mut b.m);
+    let b_id = b.m.id();
+    a.m.revoke_machine(b_id).expect("revoke");
+    sync(&mut a.m, &mut c.m);
+    // B (not yet told, or ignoring it) changes its spec and offers its document to C.
+    b.project
+        .write("001-first", spec_text("complete", "b first"));
+    b.m.scan(&mut |_| {}).expect("scan");
+    sync(&mut b.m, &mut c.m);
+    for m in [&a.m, &c.m] {
+        assert!(!m.sync_keys().contains(&DocKey::Machine(b_id)));
+        let row = m
+            .spec_on(Some("b"), "b", "1")
+            .expect("B's last-known spec is kept");
+        assert_eq!(row.spec.status.map(|s| s.as_str()), Some("planned"));
+        assert!(
+            m.machines().iter().any(|r| r.id == b_id && r.revoked),
+            "listed as revoked"
+        );
+    }
+}
+
 #[test]
 fn a_machine_with_peers_cannot_adopt_another_mesh() {
     let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));

@@ -85,11 +85,13 @@ pub enum DocChange {
 impl Machine {
     // ---- replication -------------------------------------------------------------
 
-    /// The documents shared with members: the mesh, then every member's document.
+    /// The documents shared with members: the mesh, then every current member's
+    /// document. A revoked machine's document stops syncing: its last-known state is kept
+    /// here (listed, marked revoked) and nothing of it is sent or accepted any more.
     pub fn sync_keys(&self) -> Vec<DocKey> {
         let mut keys = vec![DocKey::Mesh, DocKey::Machine(self.id())];
         for m in self.mesh.members() {
-            if m.id != self.id() {
+            if m.id != self.id() && m.revoked_at.is_none() {
                 keys.push(DocKey::Machine(m.id));
             }
         }
@@ -99,7 +101,7 @@ impl Machine {
     pub(crate) fn is_shared(&self, key: DocKey) -> bool {
         match key {
             DocKey::Mesh => true,
-            DocKey::Machine(id) => id == self.id() || self.mesh.member(id).is_some(),
+            DocKey::Machine(id) => id == self.id() || self.mesh.is_current_member(id),
         }
     }
 
