@@ -48,7 +48,7 @@ impl Error {
             Error::UnknownProject { .. }
             | Error::UnknownMachine { .. }
             | Error::UnknownSpec { .. } => ErrorKind::NotFound,
-            Error::AmbiguousSpec { .. } => ErrorKind::Ambiguous,
+            Error::AmbiguousSpec { .. } | Error::AmbiguousMachine { .. } => ErrorKind::Ambiguous,
             Error::AlreadyInMesh { .. } => ErrorKind::Refused,
         }
     }

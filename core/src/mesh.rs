@@ -155,7 +155,10 @@ impl MeshDoc {
                     .min();
                 Some(Member {
                     id,
-                    label: str_of(&obj, "label").unwrap_or_else(|| id.short()),
+                    label: str_of(&obj, "label")
+                        .map(|l| clean_label(&l))
+                        .filter(|l| !l.is_empty())
+                        .unwrap_or_else(|| id.short()),
                     added_by: str_of(&obj, "added_by").unwrap_or_default(),
                     added_at: int_of(&obj, "added_at").unwrap_or(0),
                     revoked_at,
@@ -286,6 +289,20 @@ impl MeshDoc {
     }
 }
 
+/// A label as received from another member, made safe to show and to select by: control
+/// and bidirectional-override characters removed (they could rewrite a terminal line or
+/// disguise a label), at most 64 characters, trimmed.
+pub(crate) fn clean_label(label: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}');
+    label
+        .chars()
+        .filter(|c| !c.is_control() && !bidi(*c))
+        .take(64)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +346,23 @@ mod tests {
         assert_eq!(a.revoked().get(&r), Some(&2));
         merged(&mut b, &mut a);
         assert!(!b.is_current_member(r), "on both sides");
+    }
+
+    #[test]
+    fn labels_from_other_members_are_cleaned() {
+        let (owner, r) = (id(), id());
+        let mut m = MeshDoc::new(owner, "owner", 1);
+        m.add_member(r, "\u{1b}[2Kdesk\u{202e}top\n", owner, 1);
+        m.commit(1);
+        let label = m.member(r).expect("member").label;
+        assert_eq!(label, "[2Kdesktop");
+        m.rename(r, "\u{7}\u{202e}");
+        m.commit(2);
+        assert_eq!(
+            m.member(r).expect("member").label,
+            r.short(),
+            "empty: the short id"
+        );
     }
 
     #[test]

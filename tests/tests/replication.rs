@@ -329,6 +329,27 @@ fn a_revoked_machines_document_stops_syncing() {
     }
 }
 
+/// Issue 11: any member can pick any label, so a label that names several machines is
+/// refused as a selector (`edit`, `revoke`, `rename` would act on the wrong machine).
+#[test]
+fn a_label_that_names_several_machines_asks_for_the_id() {
+    let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
+    pair(&mut a.m, &mut b.m);
+    pair(&mut a.m, &mut c.m);
+    sync(&mut a.m, &mut c.m);
+    let c_id = c.m.id();
+    c.m.rename_machine(c_id, "b").expect("C takes B's label");
+    sync(&mut a.m, &mut c.m);
+    let e = a.m.find_machine("b").expect_err("ambiguous");
+    assert_eq!(e.kind(), leanspec_peer_core::ErrorKind::Ambiguous, "{e}");
+    assert!(e.to_string().contains("use the id"), "{e}");
+    assert_eq!(a.m.find_machine(&c_id.short()).expect("by id"), c_id);
+    assert_eq!(
+        a.m.find_machine(&b.m.id().to_string()).expect("by id"),
+        b.m.id()
+    );
+}
+
 #[test]
 fn a_machine_with_peers_cannot_adopt_another_mesh() {
     let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));

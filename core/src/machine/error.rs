@@ -64,6 +64,14 @@ pub enum Error {
         /// Known machines.
         known: String,
     },
+    /// Several machines match (labels are not unique: any member can pick any label).
+    #[error("{selector:?} names several machines: {candidates}; use the id instead")]
+    AmbiguousMachine {
+        /// What was asked for.
+        selector: String,
+        /// The matches, `label (short id)`.
+        candidates: String,
+    },
     /// No spec matches.
     #[error(
         "no spec {selector:?} in project {project}; see `leanspec-peer specs --project {project}`"

@@ -75,7 +75,15 @@ impl Machine {
             .collect();
         match hits.as_slice() {
             [one] => Ok(one.id),
-            _ => Err(Error::UnknownMachine {
+            [_, _, ..] => Err(Error::AmbiguousMachine {
+                selector: selector.to_string(),
+                candidates: hits
+                    .iter()
+                    .map(|r| format!("{} ({})", r.label, r.id.short()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+            [] => Err(Error::UnknownMachine {
                 selector: selector.to_string(),
                 known: rows
                     .iter()
