@@ -181,3 +181,27 @@ pub(crate) fn spec_text(r: &SpecRow) -> String {
     }
     out
 }
+
+/// Text for a terminal, with every character that could drive it escaped (`\u{1b}`):
+/// control characters (escape sequences, carriage returns that rewrite a line) and
+/// bidirectional overrides (which reorder what is shown). Titles, labels, tags and
+/// reasons come from other machines' files and documents. Line breaks are kept only
+/// when `newlines` (a multi-line table); an event is one line.
+pub(crate) fn terminal_safe(text: &str, newlines: bool) -> String {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !(newlines && c == '\n') && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

@@ -101,7 +101,7 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
     } else {
-        writeln!(out, "{text}")?;
+        writeln!(out, "{}", crate::output::terminal_safe(&text, true))?;
     }
     Ok(())
 }
@@ -314,7 +314,12 @@ fn status_text(s: &StatusReport) -> String {
 }
 
 /// One line per event, for people.
+/// One line for an event, safe for a terminal (fields come from other machines).
 pub(crate) fn event_text(ev: &Event) -> String {
+    crate::output::terminal_safe(&event_line(ev), false)
+}
+
+fn event_line(ev: &Event) -> String {
     let short = |id: &str| id.chars().take(10).collect::<String>();
     match ev {
         Event::SpecChanged {

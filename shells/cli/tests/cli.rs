@@ -156,6 +156,61 @@ fn init_add_scan_and_query_with_stable_json() {
     );
 }
 
+/// Issue 11: titles and tags come from files (and other machines); printed raw, an
+/// escape sequence or a bidi override in them would drive the terminal.
+#[test]
+fn text_output_escapes_what_could_drive_a_terminal() {
+    let home = tempfile::tempdir().expect("home");
+    let p = project();
+    write_spec(
+        p.path(),
+        "009-evil",
+        "---\nstatus: planned\ncreated: '2025-01-01'\ntags: [\"a\\rb\", \"\\u202egnp.exe\"]\n---\n\n# \u{1b}[2J\u{1b}[31mred title\n",
+    );
+    let dir = p.path().display().to_string();
+    assert!(run(home.path(), &["init"]).status.success());
+    let added = run(home.path(), &["project", "add", &dir]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let name = p
+        .path()
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    for args in [&["specs"][..], &["show", &name, "9"]] {
+        let out = run(home.path(), args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("utf8");
+        assert!(!text.contains('\u{1b}'), "{args:?}: raw escape in {text:?}");
+        assert!(
+            !text.contains('\u{202e}'),
+            "{args:?}: raw bidi override in {text:?}"
+        );
+        assert!(
+            !text.contains('\r'),
+            "{args:?}: raw carriage return in {text:?}"
+        );
+        assert!(text.contains("\\u{1b}[31mred title"), "{args:?}: {text}");
+    }
+    // JSON carries the values as they are (JSON escapes control characters itself).
+    let rows = ok_json(home.path(), &["specs"]);
+    let evil = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["spec"] == "009-evil" || r["name"] == "009-evil")
+        .expect("the spec");
+    assert!(evil["title"].as_str().expect("title").contains('\u{1b}'));
+}
+
 #[test]
 fn errors_go_to_stderr_with_a_next_step_and_an_exit_code_by_kind() {
     let home = tempfile::tempdir().expect("home");
