@@ -28,8 +28,33 @@ pub fn find_specs_dir(root: &Path) -> Option<PathBuf> {
     let config = fs::read(root.join(".lean-spec/config.json")).ok()?;
     let value: serde_json::Value = serde_json::from_slice(&config).ok()?;
     let dir = value.get("specsDir")?.as_str()?;
-    let p = root.join(dir);
-    p.is_dir().then_some(p)
+    inside(root, dir)
+}
+
+/// `dir` under `root`, if it stays there: a relative path of plain components that,
+/// symlinks resolved, is a folder inside `root`. A `specsDir` of `/etc` or `../other`
+/// would make the scan (and the watcher, and signed edits) reach outside the project.
+fn inside(root: &Path, dir: &str) -> Option<PathBuf> {
+    use std::path::Component;
+    let rel = Path::new(dir);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        tracing::warn!(specs_dir = dir, "ignoring a specsDir outside the project");
+        return None;
+    }
+    let p = root.join(rel);
+    let (real, real_root) = (p.canonicalize().ok()?, root.canonicalize().ok()?);
+    if !real.starts_with(&real_root) {
+        tracing::warn!(
+            specs_dir = dir,
+            "ignoring a specsDir that leads outside the project"
+        );
+        return None;
+    }
+    real.is_dir().then_some(p)
 }
 
 /// A spec folder found under the specs folder.
@@ -122,5 +147,36 @@ fn walk_into(dir: &Path, prefix: &str, depth: usize, out: &mut Walk) {
         } else if depth < MAX_DEPTH {
             walk_into(&path, &rel, depth + 1, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11: `specsDir` from `.lean-spec/config.json` must stay inside the project.
+    #[test]
+    fn a_specs_dir_outside_the_project_is_ignored() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (root, outside) = (tmp.path().join("project"), tmp.path().join("outside"));
+        for d in [
+            root.join(".lean-spec"),
+            root.join("my-specs"),
+            outside.clone(),
+        ] {
+            fs::create_dir_all(d).expect("mkdir");
+        }
+        std::os::unix::fs::symlink(&outside, root.join("link")).expect("symlink");
+        let with = |specs_dir: &str| {
+            let config = serde_json::json!({ "specsDir": specs_dir }).to_string();
+            fs::write(root.join(".lean-spec/config.json"), config).expect("config");
+            find_specs_dir(&root)
+        };
+        assert_eq!(with("my-specs"), Some(root.join("my-specs")));
+        assert_eq!(with("./my-specs"), Some(root.join("./my-specs")));
+        assert_eq!(with(&outside.display().to_string()), None, "absolute");
+        assert_eq!(with("../outside"), None, "parent");
+        assert_eq!(with("my-specs/../../outside"), None, "parent inside");
+        assert_eq!(with("link"), None, "a symlink out of the project");
     }
 }
