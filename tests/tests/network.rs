@@ -346,6 +346,14 @@ async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
         .await
         .expect_err("rejoin");
     assert!(e.to_string().contains("revoked"), "{e}");
+    // Nor under a new identity: the auth key B used is revoked with B.
+    let d = node("d").await;
+    let e = d
+        .peer()
+        .join(&reusable.to_string())
+        .await
+        .expect_err("a new machine with B's key");
+    assert!(e.to_string().contains("invitation was revoked"), "{e}");
     // B's own dialer is refused too: it stays offline on A's side.
     let home: PathBuf = b.home.path().to_path_buf();
     assert!(home.exists());

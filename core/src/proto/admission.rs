@@ -6,7 +6,9 @@
 //! 1. the secret is hex (else the request is malformed);
 //! 2. a revoked machine never rejoins, whatever it presents;
 //! 3. the invitation exists here (a ticket of another machine's store is unknown);
-//! 4. it is not revoked and not expired (`now >= expires_at` is expired);
+//! 4. it is not revoked and not expired (`now >= expires_at` is expired), and no machine
+//!    that used it has been revoked since (a revoked host holding a reusable auth key
+//!    would otherwise rejoin under a new identity);
 //! 5. a one-time invitation admits one machine; that machine may present it again (a
 //!    retried join after a lost answer is not a second use).
 
@@ -62,7 +64,11 @@ pub(crate) fn admit(
         return Err(Refusal::Revoked);
     }
     let mut invite = invite.ok_or(Refusal::Unknown)?.clone();
-    if invite.revoked {
+    let used_by_revoked = invite.used_by.iter().any(|u| {
+        u.parse::<MachineId>()
+            .is_ok_and(|m| mesh.member(m).is_some_and(|x| x.revoked_at.is_some()))
+    });
+    if invite.revoked || used_by_revoked {
         return Err(Refusal::InvitationRevoked);
     }
     if now >= invite.expires_at {
@@ -181,6 +187,20 @@ mod tests {
         );
         let key = admit(Some(&invite(true, &[a])), &mesh, b, "b", 0).expect("reusable");
         assert_eq!(key.invite.used_by, vec![a.to_string(), b.to_string()]);
+    }
+
+    #[test]
+    fn an_invitation_used_by_a_revoked_machine_is_revoked_with_it() {
+        let (r, d) = (id(), id());
+        let mesh = mesh_with(&[(r, true)]);
+        let key = invite(true, &[r]);
+        assert_eq!(
+            admit(Some(&key), &mesh, d, "d", 0),
+            Err(Refusal::InvitationRevoked),
+            "a new identity with the revoked machine's auth key"
+        );
+        let live = mesh_with(&[(r, false)]);
+        assert!(admit(Some(&key), &live, d, "d", 0).is_ok());
     }
 
     #[test]
