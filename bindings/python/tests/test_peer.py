@@ -3,6 +3,7 @@ pairing, replication, events, stale and applied edits, errors with kinds."""
 
 import asyncio
 import hashlib
+import os
 import queue
 import time
 from pathlib import Path
@@ -25,12 +26,17 @@ WAIT = 30.0  # seconds; every wait below is bounded by it
 
 
 def write_spec(root: Path, name: str, status: str, priority: str = "high") -> Path:
+    """Writes a spec as editors save: a temp file renamed over it. (A plain rewrite lets
+    the watcher read the file half-written, and the event for that state names a
+    status that is not the one the test waits for.)"""
     d = root / "specs" / name
     d.mkdir(parents=True, exist_ok=True)
     f = d / "README.md"
-    f.write_text(
+    tmp = d / ".README.md.tmp"
+    tmp.write_text(
         f"---\nstatus: {status}\ncreated: '2025-01-01'\npriority: {priority}\n---\n\n# {name}\n"
     )
+    os.replace(tmp, f)
     return f
 
 
