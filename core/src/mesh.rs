@@ -289,15 +289,18 @@ impl MeshDoc {
     }
 }
 
+/// Longest label shown (longer ones are cut).
+pub(crate) const MAX_LABEL_CHARS: usize = 64;
+
 /// A label as received from another member, made safe to show and to select by: control
 /// and bidirectional-override characters removed (they could rewrite a terminal line or
-/// disguise a label), at most 64 characters, trimmed.
+/// disguise a label), at most [`MAX_LABEL_CHARS`] characters, trimmed.
 pub(crate) fn clean_label(label: &str) -> String {
     let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}');
     label
         .chars()
         .filter(|c| !c.is_control() && !bidi(*c))
-        .take(64)
+        .take(MAX_LABEL_CHARS)
         .collect::<String>()
         .trim()
         .to_string()

@@ -708,6 +708,10 @@ impl Store {
         doc: &[u8],
         hashes: &[[u8; 32]],
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        // Most sync messages (acknowledgements) carry no change: no read transaction.
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(CHANGE_SIGS) {
             Ok(t) => t,

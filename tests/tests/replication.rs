@@ -84,6 +84,17 @@ fn titles(m: &Machine) -> Vec<String> {
     t
 }
 
+/// A, B and C, B and C paired through A, every document synced.
+fn three_members() -> (Node, Node, Node) {
+    let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
+    pair(&mut a.m, &mut b.m);
+    pair(&mut a.m, &mut c.m);
+    sync(&mut a.m, &mut b.m);
+    sync(&mut a.m, &mut c.m);
+    sync(&mut a.m, &mut b.m);
+    (a, b, c)
+}
+
 #[test]
 fn three_machines_converge_through_the_middle_one() {
     let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
@@ -197,12 +208,7 @@ fn changes_to_a_machine_document_by_another_author_are_refused() {
 /// change (the same actor and sequence number) still reaches everyone.
 #[test]
 fn a_change_forged_with_another_members_actor_is_refused_everywhere() {
-    let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
-    pair(&mut a.m, &mut b.m);
-    pair(&mut a.m, &mut c.m);
-    sync(&mut a.m, &mut b.m);
-    sync(&mut a.m, &mut c.m);
-    sync(&mut a.m, &mut b.m);
+    let (mut a, mut b, mut c) = three_members();
     let (b_id, c_id) = (b.m.id(), c.m.id());
     let key = DocKey::Machine(b_id);
     // C, a member, holds B's document: it adds a change as B (B's actor, next seq).
@@ -253,10 +259,7 @@ fn a_change_forged_with_another_members_actor_is_refused_everywhere() {
 fn a_mesh_change_that_undoes_a_revocation_is_refused() {
     use automerge::ReadDoc;
     use automerge::transaction::Transactable;
-    let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
-    pair(&mut a.m, &mut b.m);
-    pair(&mut a.m, &mut c.m);
-    sync(&mut a.m, &mut c.m);
+    let (mut a, b, mut c) = three_members();
     let (b_id, c_id) = (b.m.id(), c.m.id());
     a.m.revoke_machine(b_id).expect("revoke");
     sync(&mut a.m, &mut c.m);
@@ -302,12 +305,7 @@ fn a_mesh_change_that_undoes_a_revocation_is_refused() {
 /// listed (marked revoked); what it writes afterwards reaches no member, through any path.
 #[test]
 fn a_revoked_machines_document_stops_syncing() {
-    let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
-    pair(&mut a.m, &mut b.m);
-    pair(&mut a.m, &mut c.m);
-    sync(&mut a.m, &mut b.m);
-    sync(&mut a.m, &mut c.m);
-    sync(&mut a.m, &mut b.m);
+    let (mut a, mut b, mut c) = three_members();
     let b_id = b.m.id();
     a.m.revoke_machine(b_id).expect("revoke");
     sync(&mut a.m, &mut c.m);
@@ -333,10 +331,7 @@ fn a_revoked_machines_document_stops_syncing() {
 /// refused as a selector (`edit`, `revoke`, `rename` would act on the wrong machine).
 #[test]
 fn a_label_that_names_several_machines_asks_for_the_id() {
-    let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
-    pair(&mut a.m, &mut b.m);
-    pair(&mut a.m, &mut c.m);
-    sync(&mut a.m, &mut c.m);
+    let (mut a, b, mut c) = three_members();
     let c_id = c.m.id();
     c.m.rename_machine(c_id, "b").expect("C takes B's label");
     sync(&mut a.m, &mut c.m);

@@ -1,6 +1,6 @@
 //! Mesh membership: adding, renaming and revoking members, adopting an inviter's mesh.
 
-use super::persist::Commit;
+use super::persist::{Commit, borrowed};
 use super::{DocKey, Error, Machine, Result, check_label, now_secs};
 use crate::authorship::ChangeSignature;
 use crate::doc::DocError;
@@ -68,10 +68,7 @@ impl Machine {
                 kept.push((DocKey::Mesh.to_bytes(), hash.0, s.to_stored()));
             }
         }
-        let rows: Vec<(&[u8], [u8; 32], [u8; 96])> = kept
-            .iter()
-            .map(|(k, h, s)| (k.as_slice(), *h, *s))
-            .collect();
+        let rows = borrowed(&kept);
         self.commit(Commit::default().signatures(&rows))?;
         Ok(())
     }

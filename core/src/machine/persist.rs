@@ -18,6 +18,16 @@ use automerge::ActorId;
 const COMPACT_MIN_BYTES: u64 = 4096;
 const COMPACT_MAX_CHUNKS: u64 = 512;
 
+/// A change signature as stored: document key, change hash, signer ‖ signature.
+pub(super) type SignatureRow = (Vec<u8>, [u8; 32], [u8; 96]);
+
+/// The borrowed form [`Commit::signatures`] takes.
+pub(super) fn borrowed(rows: &[SignatureRow]) -> Vec<(&[u8], [u8; 32], [u8; 96])> {
+    rows.iter()
+        .map(|(k, h, s)| (k.as_slice(), *h, *s))
+        .collect()
+}
+
 /// What one store transaction writes: the new chunks of `docs`, plus the stat cache
 /// updates, project removals and sync states that must land with them (or not at all).
 #[derive(Debug, Default, Clone, Copy)]
@@ -94,7 +104,7 @@ impl Machine {
         self.mesh.commit(now);
         let me = ActorId::from(&self.id().actor_bytes()[..]);
         let mut owned: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut signed: Vec<(Vec<u8>, [u8; 32], [u8; 96])> = Vec::new();
+        let mut signed: Vec<SignatureRow> = Vec::new();
         for key in keys {
             let own = *key == DocKey::Mesh || *key == DocKey::Machine(self.id());
             let Some(t) = self.tracked(*key) else {
@@ -125,7 +135,7 @@ impl Machine {
             return Ok(0);
         }
         let mut signatures: Vec<(&[u8], [u8; 32], [u8; 96])> = received.to_vec();
-        signatures.extend(signed.iter().map(|(k, h, s)| (k.as_slice(), *h, *s)));
+        signatures.extend(borrowed(&signed));
         let chunks: Vec<(&[u8], &[u8])> = owned
             .iter()
             .map(|(k, c)| (k.as_slice(), c.as_slice()))
@@ -152,7 +162,7 @@ impl Machine {
     pub(super) fn sign_history(&mut self) -> Result<()> {
         let me = self.id();
         let actor = ActorId::from(&me.actor_bytes()[..]);
-        let mut signatures: Vec<(Vec<u8>, [u8; 32], [u8; 96])> = Vec::new();
+        let mut signatures: Vec<SignatureRow> = Vec::new();
         for key in [DocKey::Machine(me), DocKey::Mesh] {
             let Some(t) = self.tracked(key) else {
                 continue;
@@ -163,10 +173,7 @@ impl Machine {
                 signatures.push((key.to_bytes(), h.0, s.to_stored()));
             }
         }
-        let rows: Vec<(&[u8], [u8; 32], [u8; 96])> = signatures
-            .iter()
-            .map(|(k, h, s)| (k.as_slice(), *h, *s))
-            .collect();
+        let rows = borrowed(&signatures);
         self.commit(Commit::default().signatures(&rows))?;
         let replicas: Vec<MachineId> = self.replicas.keys().copied().collect();
         for id in replicas {

@@ -73,23 +73,20 @@ impl Machine {
                 r.id.to_string() == selector || r.id.short() == selector || r.label == selector
             })
             .collect();
+        let describe = |rows: &mut dyn Iterator<Item = &MachineRow>| {
+            rows.map(|r| format!("{} ({})", r.label, r.id.short()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match hits.as_slice() {
             [one] => Ok(one.id),
             [_, _, ..] => Err(Error::AmbiguousMachine {
                 selector: selector.to_string(),
-                candidates: hits
-                    .iter()
-                    .map(|r| format!("{} ({})", r.label, r.id.short()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                candidates: describe(&mut hits.iter().copied()),
             }),
             [] => Err(Error::UnknownMachine {
                 selector: selector.to_string(),
-                known: rows
-                    .iter()
-                    .map(|r| format!("{} ({})", r.label, r.id.short()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: describe(&mut rows.iter()),
             }),
         }
     }

@@ -16,9 +16,6 @@ use crate::identity::MachineId;
 use crate::mesh::MeshDoc;
 use crate::store::InviteRecord;
 
-/// Longest label a joiner can give itself (longer ones are cut).
-const MAX_LABEL_CHARS: usize = 64;
-
 /// Why a join is refused; the text is what the joiner is told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Refusal {
@@ -87,17 +84,12 @@ pub(crate) fn admit(
     })
 }
 
-/// The label a joiner asked for, without control characters, at most 64 characters,
-/// trimmed; its short id when nothing is left.
+/// The label a joiner asked for, cleaned as every label received from a member is
+/// ([`crate::mesh::clean_label`]); its short id when nothing is left.
 fn joiner_label(requested: &str, joiner: MachineId) -> String {
-    let label: String = requested
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_LABEL_CHARS)
-        .collect();
-    match label.trim() {
-        "" => joiner.short(),
-        l => l.to_string(),
+    match crate::mesh::clean_label(requested) {
+        l if l.is_empty() => joiner.short(),
+        l => l,
     }
 }
 
@@ -214,6 +206,9 @@ mod tests {
         };
         assert_eq!(label("  desk\u{7}top \n"), "desktop");
         assert_eq!(label("\n\t "), j.short());
-        assert_eq!(label(&"x".repeat(500)).chars().count(), MAX_LABEL_CHARS);
+        assert_eq!(
+            label(&"x".repeat(500)).chars().count(),
+            crate::mesh::MAX_LABEL_CHARS
+        );
     }
 }
