@@ -204,6 +204,16 @@ pub struct StatusInfo {
     pub running: bool,
     /// Changes of this machine some member has not acknowledged yet.
     pub pending: u64,
+    /// Connections from machines that are not members, refused since the node opened.
+    pub refused_strangers: u64,
+    /// Connections from revoked machines, refused since the node opened.
+    pub refused_revoked: u64,
+    /// Operations refused for going over their sender's rate.
+    pub refused_rate_limited: u64,
+    /// Sync messages refused for going over a limit.
+    pub refused_over_limit: u64,
+    /// Join attempts refused.
+    pub refused_joins: u64,
 }
 
 impl From<StatusReport> for StatusInfo {
@@ -218,6 +228,11 @@ impl From<StatusReport> for StatusInfo {
             peers: s.peers.into_iter().map(Into::into).collect(),
             running: s.running,
             pending: s.pending as u64,
+            refused_strangers: s.refused.strangers,
+            refused_revoked: s.refused.revoked,
+            refused_rate_limited: s.refused.rate_limited,
+            refused_over_limit: s.refused.over_limit,
+            refused_joins: s.refused.joins,
         }
     }
 }

@@ -28,4 +28,6 @@ pub mod close {
     pub const PROTOCOL: u32 = 4;
     /// The machine is shutting down.
     pub const SHUTDOWN: u32 = 5;
+    /// The sender went over its operation rate; the reason says when to try again.
+    pub const RATE_LIMITED: u32 = 6;
 }

@@ -13,8 +13,11 @@
 //! - the store is closed when the node is dropped: the network's tasks are owned by it.
 
 mod local;
+mod refusals;
 mod report;
 
+pub use refusals::RefusalReport;
+pub(crate) use refusals::{Refused, Refusals};
 pub use report::{MachineReport, StatusReport, StoreReport};
 
 pub(crate) use local::Local;
@@ -183,7 +186,12 @@ impl Node {
         let presence = self.presence();
         let running = self.is_running();
         let mut m = lock(&self.local.machine);
-        Ok(report::status_report(&mut m, &presence, running)?)
+        Ok(report::status_report(
+            &mut m,
+            &presence,
+            running,
+            self.local.refusals.report(),
+        )?)
     }
 
     /// Every machine of the mesh (this one too) with its presence.

@@ -241,6 +241,8 @@ pub enum Reason {
     EditFailed,
     /// The target could not be reached.
     Unreachable,
+    /// The sender went over its operation rate (see `proto::budget`); try again later.
+    RateLimited,
 }
 
 /// The answer to an operation.

@@ -4,6 +4,7 @@
 //! through an in-memory network that cuts, duplicates and partitions connections.
 
 pub(crate) mod admission;
+pub(crate) mod budget;
 pub(crate) mod link;
 pub(crate) mod sync;
 

@@ -450,6 +450,36 @@ async fn every_refusal_leaves_the_file_untouched_and_is_audited() {
     );
 }
 
+/// A machine that never paired, with B's address in its book: it can dial B.
+async fn stranger(b: &Node) -> (tempfile::TempDir, Peer, Identity) {
+    let home = tempfile::tempdir().expect("home");
+    let (dm, _) = Machine::init(home.path(), Some("d")).expect("init");
+    dm.store()
+        .put_peer(&PeerRecord {
+            addrs: b.peer().addrs().iter().map(ToString::to_string).collect(),
+            ..PeerRecord::new(b.id())
+        })
+        .expect("peer");
+    let key = Identity::load(home.path()).expect("k").expect("k");
+    drop(dm);
+    let d = Peer::open(home.path(), options()).expect("open d");
+    d.start().await.expect("start d");
+    (home, d, key)
+}
+
+/// A refusal at accept: the sender is told why, the target stored nothing (no audit
+/// record, the file untouched) and counted it.
+fn assert_refused_unread(b: &Node, before: &[u8], audit_before: usize, v: &Verdict, reason: Reason) {
+    assert_eq!(v.result, Outcome::Rejected, "{v:?}");
+    assert_eq!(v.reason, Some(reason), "{v:?}");
+    assert_eq!(b.file_bytes(), before, "the file must be untouched");
+    assert_eq!(
+        b.peer().audit(usize::MAX).expect("audit").len(),
+        audit_before,
+        "a refusal at accept is counted, never audited"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_and_revoked_authors_are_refused() {
     let (a, b) = two().await;
@@ -457,49 +487,117 @@ async fn strangers_and_revoked_authors_are_refused() {
     pair(&b, &c).await;
     let before = b.file_bytes();
 
-    // C revoked by B: its operations are refused.
+    // A member's operation sent by another member is refused (and audited: the sender
+    // is a member, authenticated by its connection).
+    let op = edit_op(a.id(), &b, "001-first", status_change("complete"));
+    let v = c
+        .peer()
+        .deliver_raw(b.id(), &op.sign(&a.identity()).expect("sign").to_bytes())
+        .await
+        .expect("deliver");
+    assert_refused(&b, &before, &v, Reason::WrongSender, "relayed by another member");
+
+    // C revoked by B: refused when it connects, before its operation is read.
     b.peer().revoke(&c.id().to_string()).expect("revoke");
-    let key = c.identity();
+    let audit_before = b.peer().audit(usize::MAX).expect("audit").len();
     let op = edit_op(c.id(), &b, "001-first", status_change("complete"));
     let v = c
         .peer()
-        .deliver_raw(b.id(), &op.sign(&key).expect("sign").to_bytes())
+        .deliver_raw(b.id(), &op.sign(&c.identity()).expect("sign").to_bytes())
         .await
         .expect("deliver");
-    assert_refused(&b, &before, &v, Reason::Revoked, "revoked author");
+    assert_refused_unread(&b, &before, audit_before, &v, Reason::Revoked);
 
     // D never paired; it knows B's address and signs with its own key.
-    let d_home = tempfile::tempdir().expect("home");
-    let (dm, _) = Machine::init(d_home.path(), Some("d")).expect("init");
-    dm.store()
-        .put_peer(&PeerRecord {
-            addrs: b.peer().addrs().iter().map(ToString::to_string).collect(),
-            ..PeerRecord::new(b.id())
-        })
-        .expect("peer");
-    let d_key = Identity::load(d_home.path()).expect("k").expect("k");
-    drop(dm);
-    let d = Peer::open(d_home.path(), options()).expect("open d");
-    d.start().await.expect("start d");
+    let (_d_home, d, d_key) = stranger(&b).await;
     let op = edit_op(d.id(), &b, "001-first", status_change("complete"));
     let v = d
         .deliver_raw(b.id(), &op.sign(&d_key).expect("sign").to_bytes())
         .await
         .expect("deliver");
-    assert_refused(&b, &before, &v, Reason::NotMember, "non-member");
-    // A member's operation sent by another machine is refused too.
+    assert_refused_unread(&b, &before, audit_before, &v, Reason::NotMember);
+    // A member's operation carried by a stranger: refused the same way.
     let op = edit_op(a.id(), &b, "001-first", status_change("complete"));
     let v = d
         .deliver_raw(b.id(), &op.sign(&a.identity()).expect("sign").to_bytes())
         .await
         .expect("deliver");
-    assert_refused(
-        &b,
-        &before,
-        &v,
-        Reason::WrongSender,
-        "relayed by a stranger",
+    assert_refused_unread(&b, &before, audit_before, &v, Reason::NotMember);
+    let refused = b.peer().status().expect("status").refused;
+    // At least these (C's sync dialer may knock too).
+    assert!(refused.strangers >= 2 && refused.revoked >= 1, "{refused:?}");
+    d.stop().await.expect("stop d");
+}
+
+/// Issue 11, must show: 10,000 operations from a stranger and a revoked machine are
+/// refused at accept; the target's audit table and store file do not grow, and it
+/// keeps syncing with its members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_strangers_costs_the_target_no_storage() {
+    const EACH: usize = 5_000;
+    const IN_FLIGHT: usize = 32;
+    let (a, b) = two().await;
+    let c = node("c").await;
+    pair(&b, &c).await;
+    b.peer().revoke(&c.id().to_string()).expect("revoke");
+    let (_d_home, d, d_key) = stranger(&b).await;
+    let audit_before = b.peer().audit(usize::MAX).expect("audit").len();
+    let store_before = b.peer().status().expect("status").store.file_bytes;
+    let before = b.file_bytes();
+
+    let from_c = edit_op(c.id(), &b, "001-first", status_change("complete"))
+        .sign(&c.identity())
+        .expect("sign")
+        .to_bytes();
+    let from_d = edit_op(d.id(), &b, "001-first", status_change("complete"))
+        .sign(&d_key)
+        .expect("sign")
+        .to_bytes();
+    let t0 = Instant::now();
+    let mut refused = [0usize; 2];
+    for _ in 0..=(EACH / (IN_FLIGHT / 2)) {
+        let mut set = Vec::new();
+        for _ in 0..IN_FLIGHT / 2 {
+            set.push(c.peer().deliver_raw(b.id(), &from_c));
+            set.push(d.deliver_raw(b.id(), &from_d));
+        }
+        for (i, v) in futures::future::join_all(set).await.into_iter().enumerate() {
+            let v = v.expect("deliver");
+            assert_eq!(v.result, Outcome::Rejected, "{v:?}");
+            refused[i % 2] += 1;
+        }
+        if refused[0] >= EACH && refused[1] >= EACH {
+            break;
+        }
+    }
+    let took = t0.elapsed();
+    let status = b.peer().status().expect("status");
+    eprintln!(
+        "{} operations refused in {took:?}; store {store_before} -> {} bytes; {:?}",
+        refused[0] + refused[1],
+        status.store.file_bytes,
+        status.refused
     );
+    assert!(status.refused.revoked >= EACH as u64, "{:?}", status.refused);
+    assert!(status.refused.strangers >= EACH as u64, "{:?}", status.refused);
+    assert_eq!(
+        b.peer().audit(usize::MAX).expect("audit").len(),
+        audit_before,
+        "nothing refused at accept may reach the audit log"
+    );
+    assert_eq!(status.store.file_bytes, store_before, "the store must not grow");
+    assert_eq!(b.file_bytes(), before);
+
+    // B still syncs with A.
+    std::fs::write(&b.file, spec_text("in-progress", "after the flood")).expect("write");
+    wait_until(a.peer(), "A sees B's change after the flood", || {
+        a.peer()
+            .specs(&SpecFilter::default())
+            .expect("specs")
+            .iter()
+            .any(|s| s.spec.title == "after the flood")
+    })
+    .await;
     d.stop().await.expect("stop d");
 }
 

@@ -19,6 +19,10 @@ pub(crate) struct Local {
     /// Members as last announced (label, revoked), to turn a mesh change into
     /// added / renamed / revoked events, once each across restarts of the network.
     members_seen: Mutex<HashMap<MachineId, (String, bool)>>,
+    /// What was refused without being stored (see [`super::Refusals`]).
+    pub(crate) refusals: super::Refusals,
+    /// Operations each member may still send (see [`crate::proto::budget`]).
+    pub(crate) op_budget: Mutex<crate::proto::budget::OpBudget>,
 }
 
 impl std::fmt::Debug for Local {
@@ -43,6 +47,8 @@ impl Local {
             machine: Mutex::new(machine),
             events,
             members_seen: Mutex::new(members_seen),
+            refusals: super::Refusals::default(),
+            op_budget: Mutex::new(crate::proto::budget::OpBudget::default()),
         }
     }
 

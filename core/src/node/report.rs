@@ -61,6 +61,9 @@ pub struct StatusReport {
     /// Changes to this machine's document that some member has not acknowledged yet
     /// (the largest count over members).
     pub pending: usize,
+    /// What this process refused without storing it (strangers, revoked machines,
+    /// rate and size limits), counted since the node was opened.
+    pub refused: super::RefusalReport,
 }
 
 /// This machine, its projects and store, and every other machine with its presence
@@ -69,6 +72,7 @@ pub(crate) fn status_report(
     m: &mut Machine,
     presence: &HashMap<MachineId, Presence>,
     running: bool,
+    refused: super::RefusalReport,
 ) -> Result<StatusReport, crate::machine::Error> {
     let projects = m.projects()?;
     let stats = m.doc_stats()?;
@@ -91,6 +95,7 @@ pub(crate) fn status_report(
         peers,
         running,
         pending,
+        refused,
     })
 }
 

@@ -5,7 +5,9 @@
 use super::{Event, PeerError, Shared, endpoint_addr, lock};
 use crate::identity::MachineId;
 use crate::machine::DocKey;
-use crate::net::{self, OP_ALPN, frame};
+use crate::net::{self, OP_ALPN, close, frame};
+use crate::node::Refused;
+use crate::proto::{budget, link};
 use crate::ops::verify::{self, Received};
 use crate::ops::{
     AuditRecord, Direction, OpBody, Operation, Outcome, Reason, SignedOperation, Verdict,
@@ -31,6 +33,35 @@ pub(crate) fn now_ms() -> i64 {
 /// Target side: one operation per connection.
 pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
     let sender = MachineId::from_bytes(*conn.remote_id().as_bytes());
+    // Members only, and within their rate, decided on the key the connection
+    // authenticated, before a byte of the operation is read: a stranger's flood is
+    // counted, never audited or stored.
+    let admitted = link::admit_session(lock(&shared.local.machine).mesh(), shared.me, sender);
+    if let Err(refusal) = admitted {
+        super::session::refuse(&shared, &conn, sender, refusal);
+        return;
+    }
+    let wait = {
+        let mut budget = lock(&shared.local.op_budget);
+        if budget.allow(sender, std::time::Instant::now()) {
+            None
+        } else {
+            Some(budget.retry_after(sender))
+        }
+    };
+    if let Some(wait) = wait {
+        if shared.local.refusals.count(Refused::RateLimited) {
+            tracing::warn!(peer = %sender.short(), "refused an operation: over the rate of {} per second", budget::OP_PER_SECOND);
+        }
+        let reason = format!(
+            "too many operations: {} per second after a burst of {}; try again in {} ms",
+            budget::OP_PER_SECOND,
+            budget::OP_BURST,
+            wait.as_millis().max(1)
+        );
+        conn.close(close::RATE_LIMITED.into(), reason.as_bytes());
+        return;
+    }
     let Ok(Ok((mut send, mut recv))) =
         tokio::time::timeout(RECEIVE_TIMEOUT, conn.accept_bi()).await
     else {
@@ -234,24 +265,36 @@ pub(crate) async fn deliver_bytes(
             .endpoint
             .connect(addr, OP_ALPN)
             .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        frame::write(&mut send, KIND_OP, bytes)
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = send.finish();
-        let (kind, body) = frame::read_max(&mut recv, MAX_VERDICT_BYTES)
-            .await
-            .map_err(|e| format!("no answer: {e}"))?;
-        conn.close(0u32.into(), b"done");
-        if kind != KIND_VERDICT {
-            return Err("the target answered with an unexpected frame".to_string());
-        }
-        serde_json::from_slice::<Verdict>(&body).map_err(|e| format!("unreadable answer: {e}"))
+            .map_err(|e| Failed::Other(format!("cannot connect: {e}")))?;
+        let answer = async {
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+            frame::write(&mut send, KIND_OP, bytes)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = send.finish();
+            let (kind, body) = frame::read_max(&mut recv, MAX_VERDICT_BYTES)
+                .await
+                .map_err(|e| format!("no answer: {e}"))?;
+            conn.close(0u32.into(), b"done");
+            if kind != KIND_VERDICT {
+                return Err("the target answered with an unexpected frame".to_string());
+            }
+            serde_json::from_slice::<Verdict>(&body)
+                .map_err(|e| format!("unreadable answer: {e}"))
+        };
+        answer.await.map_err(|e| match refused_at_accept(&conn) {
+            Some((reason, why)) => Failed::Refused(reason, why),
+            None => Failed::Other(e),
+        })
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => Verdict::unavailable(
+        Ok(Err(Failed::Refused(reason, why))) => Verdict::rejected(
+            op_id.to_string(),
+            reason,
+            format!("{} refused the connection: {why}", target.short()),
+        ),
+        Ok(Err(Failed::Other(e))) => Verdict::unavailable(
             op_id.to_string(),
             format!("{} is unreachable: {e}", target.short()),
         ),
@@ -264,6 +307,35 @@ pub(crate) async fn deliver_bytes(
             ),
         ),
     }
+}
+
+/// Why an exchange with the target failed.
+enum Failed {
+    /// The target closed the connection at accept, with a reason code.
+    Refused(Reason, String),
+    Other(String),
+}
+
+/// The target's refusal, when it closed the connection at accept.
+fn refused_at_accept(conn: &Connection) -> Option<(Reason, String)> {
+    let iroh::endpoint::ConnectionError::ApplicationClosed(c) = conn.close_reason()? else {
+        return None;
+    };
+    let code = u32::try_from(c.error_code.into_inner()).ok()?;
+    let reason = match code {
+        close::NOT_MEMBER => Reason::NotMember,
+        close::REVOKED => Reason::Revoked,
+        close::RATE_LIMITED => Reason::RateLimited,
+        _ => return None,
+    };
+    // The reason is the target's text: shown, so kept short and free of control
+    // characters.
+    let why = String::from_utf8_lossy(&c.reason)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
+    Some((reason, why))
 }
 
 /// The protocol handler for [`OP_ALPN`](crate::net::OP_ALPN): signed operations from

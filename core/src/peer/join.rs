@@ -91,11 +91,13 @@ async fn accept_join(shared: Arc<Shared>, conn: Connection) {
             },
             Err(e) => {
                 let reason = e.to_string();
-                tracing::warn!(machine = %joiner, "refused to pair: {reason}");
-                shared.emit(Event::Refused {
-                    machine: joiner.to_string(),
-                    reason: reason.clone(),
-                });
+                if shared.local.refusals.count(crate::node::Refused::Join) {
+                    tracing::warn!(machine = %joiner, "refused to pair: {reason}");
+                    shared.emit(Event::Refused {
+                        machine: joiner.to_string(),
+                        reason: reason.clone(),
+                    });
+                }
                 JoinResponse {
                     ok: false,
                     error: Some(reason),

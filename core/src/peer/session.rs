@@ -69,18 +69,30 @@ pub(super) fn machine_id(conn: &Connection) -> MachineId {
     MachineId::from_bytes(*conn.remote_id().as_bytes())
 }
 
-/// Accepts a sync connection: members only.
-pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
-    let peer = machine_id(&conn);
-    let admitted = link::admit_session(lock(&shared.local.machine).mesh(), shared.me, peer);
-    if let Err(refusal) = admitted {
-        let reason = refusal.to_string();
+/// Closes a connection refused at accept, before any of its bytes are read: counted,
+/// logged and told to hosts sparingly (a flood costs a few lines), never stored.
+pub(crate) fn refuse(shared: &Shared, conn: &Connection, peer: MachineId, refusal: link::Refusal) {
+    let reason = refusal.to_string();
+    let kind = match refusal {
+        link::Refusal::NotMember => crate::node::Refused::Stranger,
+        link::Refusal::Revoked | link::Refusal::SelfRevoked => crate::node::Refused::Revoked,
+    };
+    if shared.local.refusals.count(kind) {
         tracing::warn!(peer = %peer, "refused connection: {reason}");
         shared.emit(Event::Refused {
             machine: peer.to_string(),
             reason: reason.clone(),
         });
-        conn.close(refusal.close_code().into(), reason.as_bytes());
+    }
+    conn.close(refusal.close_code().into(), reason.as_bytes());
+}
+
+/// Accepts a sync connection: members only.
+pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
+    let peer = machine_id(&conn);
+    let admitted = link::admit_session(lock(&shared.local.machine).mesh(), shared.me, peer);
+    if let Err(refusal) = admitted {
+        refuse(&shared, &conn, peer, refusal);
         return;
     }
     let Ok(Ok((send, mut recv))) = tokio::time::timeout(CONNECT_TIMEOUT, conn.accept_bi()).await

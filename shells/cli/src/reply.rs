@@ -240,6 +240,7 @@ fn status_json(s: &StatusReport) -> Value {
         "store": {"path": s.store.path.display().to_string(), "file_bytes": s.store.file_bytes, "doc_chunks": s.store.doc_chunks, "doc_bytes": s.store.doc_bytes},
         "peers": peers,
         "pending": s.pending,
+        "refused": s.refused,
     })
 }
 
@@ -270,6 +271,13 @@ fn status_text(s: &StatusReport) -> String {
             p.name,
             p.specs,
             p.root.display()
+        ));
+    }
+    let r = &s.refused;
+    if r.strangers + r.revoked + r.rate_limited + r.over_limit + r.joins > 0 {
+        out.push_str(&format!(
+            "\nrefused  {} stranger and {} revoked connection(s), {} operation(s) over the rate, {} sync message(s) over a limit, {} join(s)",
+            r.strangers, r.revoked, r.rate_limited, r.over_limit, r.joins
         ));
     }
     if s.peers.is_empty() {
