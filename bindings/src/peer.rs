@@ -5,8 +5,8 @@
 use crate::error::{ErrorKind, PeerError};
 use crate::events::{EventListener, Subscription};
 use crate::records::{
-    AuditEntry, EditResult, Invite, JoinResult, MachineInfo, PeerConfig, ProjectInfo, SpecChange,
-    SpecInfo, SpecQuery, StatusInfo,
+    AuditEntry, EditResult, Invite, InviteInfo, JoinResult, MachineInfo, PeerConfig, ProjectInfo,
+    SpecChange, SpecInfo, SpecQuery, StatusInfo,
 };
 use leanspec_peer_core as core;
 use leanspec_peer_core::peer::PeerOptions;
@@ -197,6 +197,17 @@ impl Peer {
             reusable: t.reusable,
             ticket: t.to_string(),
         })
+    }
+
+    /// The invitations this machine made, newest first.
+    pub fn invites(&self) -> Result<Vec<InviteInfo>, PeerError> {
+        Ok(self.inner.invites()?.into_iter().map(Into::into).collect())
+    }
+
+    /// Revokes the invitation whose id starts with `id` (4 or more hex characters):
+    /// every later join with it is refused.
+    pub fn revoke_invite(&self, id: String) -> Result<InviteInfo, PeerError> {
+        Ok(self.inner.revoke_invite(&id)?.into())
     }
 
     /// Joins the mesh of the machine that made `ticket` (with the network stopped, a

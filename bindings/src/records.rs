@@ -248,6 +248,64 @@ pub struct Invite {
     pub reusable: bool,
 }
 
+/// Where an invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum InviteState {
+    /// Usable.
+    Active,
+    /// A one-time invitation its machine used.
+    Used,
+    /// Past its expiry.
+    Expired,
+    /// Revoked with `revoke_invite`.
+    Revoked,
+    /// A machine that used it was revoked since: refused for everyone.
+    RevokedWithMachine,
+}
+
+impl From<core::machine::InviteState> for InviteState {
+    fn from(s: core::machine::InviteState) -> InviteState {
+        use core::machine::InviteState as S;
+        match s {
+            S::Active => InviteState::Active,
+            S::Used => InviteState::Used,
+            S::Expired => InviteState::Expired,
+            S::Revoked => InviteState::Revoked,
+            S::RevokedWithMachine => InviteState::RevokedWithMachine,
+        }
+    }
+}
+
+/// An invitation this machine made, as `invite list` shows it.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct InviteInfo {
+    /// Its id (16 hex characters; `revoke_invite` takes it or a prefix of 4 or more).
+    pub id: String,
+    /// Unix seconds it was made (0: before this was recorded).
+    pub created_at: u64,
+    /// Unix seconds after which it is refused.
+    pub expires_at: u64,
+    /// Usable by many machines.
+    pub reusable: bool,
+    /// Where it stands now.
+    pub state: InviteState,
+    /// Ids (hex) of the machines that joined with it.
+    pub used_by: Vec<String>,
+}
+
+impl From<core::machine::InviteInfo> for InviteInfo {
+    fn from(i: core::machine::InviteInfo) -> InviteInfo {
+        InviteInfo {
+            id: i.id,
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+            reusable: i.reusable,
+            state: i.state.into(),
+            used_by: i.used_by.iter().map(|u| u.id.to_string()).collect(),
+        }
+    }
+}
+
 /// A mesh joined.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct JoinResult {

@@ -69,6 +69,13 @@ pub enum Request {
         /// Usable more than once.
         reusable: bool,
     },
+    /// The invitations this machine issued.
+    InviteList,
+    /// Revoke an invitation.
+    InviteRevoke {
+        /// Its id, or a prefix of 4 or more characters.
+        id: String,
+    },
     /// Join a mesh.
     Join {
         /// The ticket.
@@ -152,6 +159,10 @@ pub enum Reply {
         /// Reusable.
         reusable: bool,
     },
+    /// Invitations.
+    Invites(Vec<crate::machine::InviteInfo>),
+    /// An invitation was revoked.
+    InviteRevoked(crate::machine::InviteInfo),
     /// Joined a mesh.
     Joined {
         /// Inviter id.
@@ -279,6 +290,8 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
                 ticket: t.to_string(),
             }
         }
+        Request::InviteList => Reply::Invites(node.invites()?),
+        Request::InviteRevoke { id } => Reply::InviteRevoked(node.revoke_invite(&id)?),
         Request::Join { ticket } => {
             let j = node.join(&ticket).await?;
             Reply::Joined {

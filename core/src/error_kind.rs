@@ -42,13 +42,17 @@ impl Error {
             Error::NotInitialized { .. } => ErrorKind::NotInitialized,
             Error::Identity(_) | Error::Store(_) | Error::Doc(_) => ErrorKind::Store,
             Error::Io { .. } => ErrorKind::Io,
-            Error::NoSpecsDir { .. } | Error::NameTaken { .. } | Error::InvalidLabel(_) => {
-                ErrorKind::InvalidArgument
-            }
+            Error::NoSpecsDir { .. }
+            | Error::NameTaken { .. }
+            | Error::InvalidLabel(_)
+            | Error::InvalidInvite(_) => ErrorKind::InvalidArgument,
             Error::UnknownProject { .. }
             | Error::UnknownMachine { .. }
-            | Error::UnknownSpec { .. } => ErrorKind::NotFound,
-            Error::AmbiguousSpec { .. } | Error::AmbiguousMachine { .. } => ErrorKind::Ambiguous,
+            | Error::UnknownSpec { .. }
+            | Error::UnknownInvite { .. } => ErrorKind::NotFound,
+            Error::AmbiguousSpec { .. }
+            | Error::AmbiguousMachine { .. }
+            | Error::AmbiguousInvite { .. } => ErrorKind::Ambiguous,
             Error::AlreadyInMesh { .. } => ErrorKind::Refused,
         }
     }

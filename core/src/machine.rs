@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 mod error;
+mod invites;
 mod membership;
 mod persist;
 mod query;
@@ -28,6 +29,7 @@ mod rows;
 mod scan;
 
 pub use error::{Error, Result};
+pub use invites::{InviteInfo, InviteState, InviteUser};
 pub use replication::{DocChange, DocKey, SyncError};
 pub use rows::{
     MachineRow, MachineSummary, Project, ProjectScan, ScanProgress, ScanReport, SpecFilter, SpecRow,
@@ -45,6 +47,11 @@ pub struct Machine {
     replicas: BTreeMap<MachineId, MachineDoc>,
     /// Size of the first (full) stored chunk of each document, for compaction.
     snapshot_bytes: HashMap<DocKey, u64>,
+    /// What received messages may cost (see [`crate::limits`]).
+    limits: crate::limits::Limits,
+    /// Per document: stored bytes as of the last commit, and changes received that wait
+    /// for missing dependencies (bounded by `limits.max_orphans`).
+    received: HashMap<DocKey, replication::Received>,
 }
 
 /// The software version written into the document.
@@ -133,6 +140,8 @@ impl Machine {
             mesh,
             replicas: BTreeMap::new(),
             snapshot_bytes: HashMap::new(),
+            limits: Default::default(),
+            received: HashMap::new(),
         };
         m.commit(Commit::docs(&[DocKey::Machine(m.id()), DocKey::Mesh]))?;
         Ok((m, true))
@@ -212,7 +221,8 @@ impl Machine {
             }
         };
         let mut info = doc.machine_info();
-        let mesh = mesh.unwrap_or_else(|| MeshDoc::new(me, &info.label, now_secs()));
+        let mut mesh = mesh.unwrap_or_else(|| MeshDoc::new(me, &info.label, now_secs()));
+        mesh.pin(&Machine::stored_revocations(&store));
         // Keep the software version current; a no-op write is not committed.
         if info.version != VERSION || info.os != std::env::consts::OS {
             info.version = VERSION.into();
@@ -227,6 +237,8 @@ impl Machine {
             mesh,
             replicas,
             snapshot_bytes,
+            limits: Default::default(),
+            received: HashMap::new(),
         };
         m.commit(Commit::docs(&[DocKey::Machine(me), DocKey::Mesh]))?;
         if m.store.schema_version()? < 2 {

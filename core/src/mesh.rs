@@ -38,6 +38,9 @@ pub struct Member {
 #[derive(Debug)]
 pub struct MeshDoc {
     t: Tracked,
+    /// Revocations this machine has seen, kept in its store (never synced): a machine
+    /// revoked here stays revoked whatever the document says later.
+    pinned: std::collections::BTreeMap<MachineId, i64>,
 }
 
 impl MeshDoc {
@@ -46,6 +49,7 @@ impl MeshDoc {
         let doc = AutoCommit::new().with_actor(ActorId::from(&owner.actor_bytes()[..]));
         let mut m = MeshDoc {
             t: Tracked::new(doc),
+            pinned: Default::default(),
         };
         // Created once, with the mesh: every member appends to this one list.
         let _ = m.t.doc.put_object(ROOT, "revocations", ObjType::List);
@@ -61,14 +65,34 @@ impl MeshDoc {
     ) -> Result<MeshDoc, automerge::AutomergeError> {
         let mut t = Tracked::load(chunks)?;
         t.doc.set_actor(ActorId::from(&owner.actor_bytes()[..]));
-        Ok(MeshDoc { t })
+        Ok(MeshDoc {
+            t,
+            pinned: Default::default(),
+        })
     }
 
     /// An empty mesh (before a join fills it), writing as `owner`.
     pub fn empty(owner: MachineId) -> MeshDoc {
         let mut t = Tracked::empty();
         t.doc.set_actor(ActorId::from(&owner.actor_bytes()[..]));
-        MeshDoc { t }
+        MeshDoc {
+            t,
+            pinned: Default::default(),
+        }
+    }
+
+    /// Adds revocations seen before (from this machine's store): they count whatever
+    /// the document says.
+    pub fn pin(&mut self, revocations: &std::collections::BTreeMap<MachineId, i64>) {
+        for (id, at) in revocations {
+            let e = self.pinned.entry(*id).or_insert(*at);
+            *e = (*e).min(*at);
+        }
+    }
+
+    /// The revocations pinned so far.
+    pub fn pinned(&self) -> &std::collections::BTreeMap<MachineId, i64> {
+        &self.pinned
     }
 
     pub(crate) fn tracked(&mut self) -> &mut Tracked {
@@ -98,8 +122,21 @@ impl MeshDoc {
         }
     }
 
-    /// Every member ever added (revoked ones included), sorted by id.
+    /// Every member ever added (revoked ones included), sorted by id; a pinned
+    /// revocation counts whatever the document says.
     pub fn members(&self) -> Vec<Member> {
+        let mut all = self.document_members();
+        for m in &mut all {
+            if let Some(at) = self.pinned.get(&m.id) {
+                m.revoked_at = Some(m.revoked_at.map_or(*at, |d| d.min(*at)));
+                m.revoked_by.get_or_insert_with(String::new);
+            }
+        }
+        all
+    }
+
+    /// The members as the document alone says.
+    fn document_members(&self) -> Vec<Member> {
         let Some(members) = self.members_obj() else {
             return Vec::new();
         };
@@ -225,10 +262,21 @@ impl MeshDoc {
         }
     }
 
-    /// The machines revoked, each with its earliest revocation time, from every record
-    /// and every revocation entry (see the module doc).
+    /// The machines revoked, each with its earliest revocation time, from every record,
+    /// every revocation entry (see the module doc) and the pinned ones.
     pub fn revoked(&self) -> std::collections::BTreeMap<MachineId, i64> {
-        self.members()
+        let mut all = self.revoked_in_document();
+        for (id, at) in &self.pinned {
+            let e = all.entry(*id).or_insert(*at);
+            *e = (*e).min(*at);
+        }
+        all
+    }
+
+    /// The revocations the document itself holds (pinned ones left out): what a
+    /// received change must not take away.
+    pub(crate) fn revoked_in_document(&self) -> std::collections::BTreeMap<MachineId, i64> {
+        self.document_members()
             .into_iter()
             .filter_map(|m| Some((m.id, m.revoked_at?)))
             .chain(self.listed_revocations())
@@ -237,6 +285,42 @@ impl MeshDoc {
                 *e = (*e).min(at);
                 all
             })
+    }
+
+    /// The changes that revoked `id` (its record's `revoked_at` values and its entries
+    /// in `revocations`), for the rule that a revoked machine's later changes are
+    /// refused (`Machine::receive_sync`).
+    pub(crate) fn revocation_changes(&self, id: MachineId) -> Vec<automerge::ChangeHash> {
+        let doc = &self.t.doc;
+        let key = id.to_string();
+        let mut out = Vec::new();
+        if let Some(members) = self.members_obj() {
+            for (v, obj) in doc.get_all(&members, key.as_str()).unwrap_or_default() {
+                if !matches!(v, Value::Object(ObjType::Map)) {
+                    continue;
+                }
+                for (_, op) in doc.get_all(&obj, "revoked_at").unwrap_or_default() {
+                    out.extend(doc.hash_for_opid(&op));
+                }
+            }
+        }
+        for (v, list) in doc.get_all(ROOT, "revocations").unwrap_or_default() {
+            if !matches!(v, Value::Object(ObjType::List)) {
+                continue;
+            }
+            for i in 0..doc.length(&list) {
+                let Ok(Some((Value::Object(ObjType::Map), entry))) = doc.get(&list, i) else {
+                    continue;
+                };
+                let names = matches!(doc.get(&entry, "id"), Ok(Some((Value::Scalar(s), _))) if s.as_str() == Some(key.as_str()));
+                if names {
+                    out.extend(doc.hash_for_opid(&entry));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// `(id, at)` of every entry of every concurrently written `revocations` list.
@@ -313,6 +397,17 @@ mod tests {
 
     fn id() -> MachineId {
         Identity::generate().expect("key").id()
+    }
+
+    #[test]
+    fn a_pinned_revocation_counts_whatever_the_document_says() {
+        let (owner, other) = (id(), id());
+        let mut mesh = MeshDoc::new(owner, "o", 1);
+        mesh.add_member(other, "x", owner, 1);
+        assert!(mesh.is_current_member(other));
+        mesh.pin(&[(other, 5)].into_iter().collect());
+        assert_eq!(mesh.member(other).and_then(|m| m.revoked_at), Some(5));
+        assert_eq!(mesh.revoked().get(&other), Some(&5));
     }
 
     /// Issue 11: two members write concurrently; the mesh they merge to keeps what each

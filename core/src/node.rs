@@ -17,7 +17,7 @@ mod refusals;
 mod report;
 
 pub use refusals::RefusalReport;
-pub(crate) use refusals::{Refused, Refusals};
+pub(crate) use refusals::{Refusals, Refused};
 pub use report::{MachineReport, StatusReport, StoreReport};
 
 pub(crate) use local::Local;
@@ -65,10 +65,11 @@ impl Node {
         Ok(Node::with_machine(Machine::open(home)?, options))
     }
 
-    fn with_machine(machine: Machine, options: PeerOptions) -> Node {
+    fn with_machine(mut machine: Machine, options: PeerOptions) -> Node {
+        machine.set_limits(options.limits.clone());
         Node {
             home: machine.home().to_path_buf(),
-            local: Arc::new(Local::new(machine)),
+            local: Arc::new(Local::new(machine, &options.limits)),
             options,
             network: Mutex::new(None),
             lifecycle: tokio::sync::Mutex::new(()),
@@ -315,6 +316,16 @@ impl Node {
             )
         })?;
         peer.invite(ttl, reusable)
+    }
+
+    /// Every invitation this machine issued, newest first, with where each stands.
+    pub fn invites(&self) -> Result<Vec<crate::machine::InviteInfo>> {
+        Ok(lock(&self.local.machine).invites()?)
+    }
+
+    /// Revokes the invitation whose id starts with `id` (4 or more hex characters).
+    pub fn revoke_invite(&self, id: &str) -> Result<crate::machine::InviteInfo> {
+        Ok(lock(&self.local.machine).revoke_invite(id)?)
     }
 
     /// Joins the mesh of the machine that made `ticket` (text as `invite` prints it).

@@ -14,10 +14,10 @@ mod session;
 mod watch;
 
 use crate::identity::MachineId;
-use crate::machine::{DocChange, DocKey, Machine, now_secs};
+use crate::machine::{DocChange, DocKey, Machine};
 use crate::net::{self, JOIN_ALPN, OP_ALPN, SYNC_ALPN, Ticket};
 use crate::ops::{self, OpBody, Operation, Verdict};
-use crate::store::{InviteRecord, PeerRecord};
+use crate::store::PeerRecord;
 use iroh::endpoint::presets;
 use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr, RelayMode, RelayUrl, SecretKey};
@@ -64,6 +64,8 @@ pub struct PeerOptions {
     /// With no `relays` given, use the relays learned from tickets
     /// ([`Machine::learned_relays`]).
     pub learned_relays: bool,
+    /// What members may make this machine spend (docs/limits.md).
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for PeerOptions {
@@ -81,6 +83,7 @@ impl Default for PeerOptions {
             relay_ca: None,
             remember_port: false,
             learned_relays: false,
+            limits: crate::limits::Limits::default(),
         }
     }
 }
@@ -689,20 +692,7 @@ impl Peer {
 
     /// Creates an invitation ticket valid for `ttl`.
     pub(crate) fn invite(&self, ttl: Duration, reusable: bool) -> Result<Ticket, PeerError> {
-        let mut secret = [0u8; 16];
-        getrandom::fill(&mut secret)
-            .map_err(|e| PeerError::Invalid(format!("no randomness: {e}")))?;
-        let expires_at = now_secs().max(0) as u64 + ttl.as_secs();
-        let record = InviteRecord {
-            expires_at,
-            reusable,
-            used_by: Vec::new(),
-            revoked: false,
-        };
-        let m = lock(&self.shared.local.machine);
-        m.store()
-            .put_invite(&sha256(&secret), &record)
-            .map_err(crate::machine::Error::from)?;
+        let (secret, expires_at) = lock(&self.shared.local.machine).new_invite(ttl, reusable)?;
         let addr = self.shared.endpoint.addr();
         Ok(Ticket {
             id: self.shared.me.to_string(),

@@ -77,6 +77,12 @@ pub enum MetaKey {
     BindPort,
     /// JSON list of strings: relay URLs learned from tickets.
     Relays,
+    /// u64 LE: bytes of the audit records kept (maintained with each append).
+    AuditBytes,
+    /// JSON object `{machine id hex: unix seconds}`: every revocation this machine has
+    /// seen. Never synced, never cleared: revocation is final here whatever a document
+    /// says later.
+    Revocations,
 }
 
 impl MetaKey {
@@ -88,8 +94,19 @@ impl MetaKey {
             MetaKey::Incarnation => "incarnation",
             MetaKey::BindPort => "bind_port",
             MetaKey::Relays => "relays",
+            MetaKey::Revocations => "revocations",
+            MetaKey::AuditBytes => "audit_bytes",
         }
     }
+}
+
+/// How much of the audit log is kept: the oldest records go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditRetention {
+    /// Records kept.
+    pub max_records: u64,
+    /// Bytes of records kept.
+    pub max_bytes: u64,
 }
 
 /// A project as stored locally (with its local paths).
@@ -159,6 +176,9 @@ pub struct InviteRecord {
     pub used_by: Vec<String>,
     /// Revoked by the issuer.
     pub revoked: bool,
+    /// Unix seconds it was made (0 for invitations stored before this field).
+    #[serde(default)]
+    pub created_at: u64,
 }
 
 /// What a scan saw of one spec's files: enough to tell, without reading, that nothing
@@ -540,16 +560,46 @@ impl Store {
     }
 
     /// Appends one record to the audit log (its own transaction, committed before the
-    /// call returns). Returns its sequence number.
-    pub fn append_audit(&self, record: &[u8]) -> Result<u64, StoreError> {
+    /// call returns) and drops the oldest records beyond `keep`, in the same
+    /// transaction; the newest record always stays. Returns its sequence number.
+    pub fn append_audit(&self, record: &[u8], keep: AuditRetention) -> Result<u64, StoreError> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         let seq = {
             let mut table = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            let stored = meta
+                .get(MetaKey::AuditBytes.name())
+                .map_err(|e| self.err(e))?
+                .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+                .map(u64::from_le_bytes);
+            // A store from before retention: count once.
+            let mut total = match stored {
+                Some(t) => t,
+                None => {
+                    let mut t = 0u64;
+                    for row in table.iter().map_err(|e| self.err(e))? {
+                        let (_, v) = row.map_err(|e| self.err(e))?;
+                        t += v.value().len() as u64;
+                    }
+                    t
+                }
+            };
             let next = table
                 .last()
                 .map_err(|e| self.err(e))?
                 .map_or(1, |(k, _)| k.value() + 1);
             table.insert(next, record).map_err(|e| self.err(e))?;
+            total += record.len() as u64;
+            let mut count = redb::ReadableTableMetadata::len(&table).map_err(|e| self.err(e))?;
+            while count > 1 && (count > keep.max_records || total > keep.max_bytes) {
+                let Some((_, v)) = table.pop_first().map_err(|e| self.err(e))? else {
+                    break;
+                };
+                total = total.saturating_sub(v.value().len() as u64);
+                count -= 1;
+            }
+            meta.insert(MetaKey::AuditBytes.name(), total.to_le_bytes().as_slice())
+                .map_err(|e| self.err(e))?;
             next
         };
         tx.commit().map_err(|e| self.err(e))?;
@@ -606,6 +656,24 @@ impl Store {
             .get(secret_hash)
             .map_err(|e| self.err(e))?
             .and_then(|v| serde_json::from_slice(v.value()).ok()))
+    }
+
+    /// Every invitation, by the SHA-256 of its secret (unreadable records skipped).
+    pub fn invites(&self) -> Result<Vec<(Vec<u8>, InviteRecord)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(INVITES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            if let Ok(r) = serde_json::from_slice(v.value()) {
+                out.push((k.value().to_vec(), r));
+            }
+        }
+        Ok(out)
     }
 
     /// Adds or replaces an invitation.

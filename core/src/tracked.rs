@@ -35,6 +35,15 @@ pub enum ReceiveError {
         /// The revoked machine (hex).
         machine: String,
     },
+    /// A mesh change by a machine written after its revocation.
+    #[error("a mesh change by machine {machine}, written after it was revoked")]
+    RevokedAuthor {
+        /// The revoked machine (hex).
+        machine: String,
+    },
+    /// The message goes over a limit (docs/limits.md).
+    #[error(transparent)]
+    OverLimit(#[from] crate::limits::Exceeded),
     /// The signatures that came with the message are malformed.
     #[error(transparent)]
     Signatures(#[from] crate::authorship::DecodeError),
@@ -86,10 +95,48 @@ impl Tracked {
         bytes
     }
 
-    /// The whole document, compressed.
+    /// The whole document, compressed; changes still waiting for their dependencies
+    /// are left out (Automerge keeps them by default: a member's orphans would be
+    /// stored and sent to every joiner).
     pub(crate) fn save(&mut self) -> Vec<u8> {
         self.saved_heads = self.doc.get_heads();
-        self.doc.save()
+        self.doc.save_with_options(automerge::SaveOptions {
+            retain_orphans: false,
+            ..Default::default()
+        })
+    }
+
+    /// Whether changes wait for missing dependencies.
+    pub(crate) fn has_orphans(&self) -> bool {
+        use automerge::ReadDoc;
+        !self.doc.get_missing_deps(&[]).is_empty()
+    }
+
+    /// Whether change `later` has `earlier` in its history (the walk is bounded by the
+    /// document's changes; false when either is unknown).
+    pub(crate) fn descends_from(&mut self, later: ChangeHash, earlier: &[ChangeHash]) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        let mut next = vec![later];
+        while let Some(h) = next.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            let Some(meta) = self.doc.get_change_meta_by_hash(&h) else {
+                continue;
+            };
+            for d in &meta.deps {
+                if earlier.contains(d) {
+                    return true;
+                }
+                next.push(*d);
+            }
+        }
+        false
+    }
+
+    /// Whether this document holds change `hash`.
+    pub(crate) fn has_change(&mut self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_meta_by_hash(hash).is_some()
     }
 
     /// How many changes are not covered by `heads` (what a peer holding `heads` lacks).

@@ -2,6 +2,7 @@
 //! catch-up, offline machines, refusals. Every wait is on a condition with a bounded
 //! timeout (re-checked on each event).
 
+use leanspec_peer_core::machine::InviteState;
 use leanspec_peer_core::peer::{Event, PeerOptions};
 use leanspec_peer_core::{Machine, Node as Peer, SpecFilter};
 use leanspec_peer_tests::{TempProject, WAIT, spec_text, wait_until};
@@ -354,6 +355,45 @@ async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
         .await
         .expect_err("a new machine with B's key");
     assert!(e.to_string().contains("invitation was revoked"), "{e}");
+    // The key is listed as revoked with B, naming B.
+    let invites = a.peer().invites().expect("invites");
+    let key = invites
+        .iter()
+        .find(|i| i.reusable)
+        .expect("the auth key is listed");
+    assert_eq!(key.state, InviteState::RevokedWithMachine, "{key:?}");
+    assert!(
+        key.used_by.iter().any(|u| u.id == b_id && u.revoked),
+        "{key:?}"
+    );
+    // A new key works; revoked by id (a prefix), it is refused.
+    let fresh = a
+        .peer()
+        .invite(Duration::from_secs(600), true)
+        .expect("a new key");
+    let id = a
+        .peer()
+        .invites()
+        .expect("invites")
+        .into_iter()
+        .find(|i| invites.iter().all(|old| old.id != i.id))
+        .expect("the new key is listed")
+        .id;
+    let revoked = a.peer().revoke_invite(&id[..6]).expect("revoke by prefix");
+    assert_eq!(revoked.state, InviteState::Revoked);
+    let e = d
+        .peer()
+        .join(&fresh.to_string())
+        .await
+        .expect_err("a revoked key");
+    assert!(e.to_string().contains("invitation was revoked"), "{e}");
+    assert!(a.peer().revoke_invite("zz").is_err(), "not an id");
+    // A reusable key lives at most the cap.
+    let e = a
+        .peer()
+        .invite(Duration::from_secs(91 * 86_400), true)
+        .expect_err("over max_reusable_ttl");
+    assert!(e.to_string().contains("at most 90 days"), "{e}");
     // B's own dialer is refused too: it stays offline on A's side.
     let home: PathBuf = b.home.path().to_path_buf();
     assert!(home.exists());

@@ -31,10 +31,14 @@ fn options() -> PeerOptions {
 }
 
 async fn node(label: &str) -> Node {
+    node_with(label, options()).await
+}
+
+async fn node_with(label: &str, options: PeerOptions) -> Node {
     let project = TempProject::new();
     let file = project.write("001-first", spec_text("planned", &format!("{label} first")));
     let home = tempfile::tempdir().expect("home");
-    let (peer, _) = Peer::init(home.path(), Some(label), options()).expect("init");
+    let (peer, _) = Peer::init(home.path(), Some(label), options).expect("init");
     peer.add_project(project.root(), Some(label)).expect("add");
     peer.start().await.expect("start");
     Node {
@@ -469,7 +473,13 @@ async fn stranger(b: &Node) -> (tempfile::TempDir, Peer, Identity) {
 
 /// A refusal at accept: the sender is told why, the target stored nothing (no audit
 /// record, the file untouched) and counted it.
-fn assert_refused_unread(b: &Node, before: &[u8], audit_before: usize, v: &Verdict, reason: Reason) {
+fn assert_refused_unread(
+    b: &Node,
+    before: &[u8],
+    audit_before: usize,
+    v: &Verdict,
+    reason: Reason,
+) {
     assert_eq!(v.result, Outcome::Rejected, "{v:?}");
     assert_eq!(v.reason, Some(reason), "{v:?}");
     assert_eq!(b.file_bytes(), before, "the file must be untouched");
@@ -495,7 +505,13 @@ async fn strangers_and_revoked_authors_are_refused() {
         .deliver_raw(b.id(), &op.sign(&a.identity()).expect("sign").to_bytes())
         .await
         .expect("deliver");
-    assert_refused(&b, &before, &v, Reason::WrongSender, "relayed by another member");
+    assert_refused(
+        &b,
+        &before,
+        &v,
+        Reason::WrongSender,
+        "relayed by another member",
+    );
 
     // C revoked by B: refused when it connects, before its operation is read.
     b.peer().revoke(&c.id().to_string()).expect("revoke");
@@ -525,8 +541,59 @@ async fn strangers_and_revoked_authors_are_refused() {
     assert_refused_unread(&b, &before, audit_before, &v, Reason::NotMember);
     let refused = b.peer().status().expect("status").refused;
     // At least these (C's sync dialer may knock too).
-    assert!(refused.strangers >= 2 && refused.revoked >= 1, "{refused:?}");
+    assert!(
+        refused.strangers >= 2 && refused.revoked >= 1,
+        "{refused:?}"
+    );
     d.stop().await.expect("stop d");
+}
+
+/// A member over its operation rate is refused at accept (told when to try again),
+/// counted, not audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_over_its_operation_rate_is_refused() {
+    let a = node("a").await;
+    let b = node_with(
+        "b",
+        PeerOptions {
+            limits: leanspec_peer_core::limits::Limits {
+                op_burst: 10,
+                ops_per_second: 1,
+                ..Default::default()
+            },
+            ..options()
+        },
+    )
+    .await;
+    pair(&b, &a).await;
+    let bytes = edit_op(a.id(), &b, "001-first", status_change("planned"))
+        .sign(&a.identity())
+        .expect("sign")
+        .to_bytes();
+    let mut limited = 0;
+    for _ in 0..80 {
+        let v = a.peer().deliver_raw(b.id(), &bytes).await.expect("deliver");
+        if v.reason == Some(Reason::RateLimited) {
+            assert_eq!(v.result, Outcome::Rejected);
+            assert!(v.message.contains("try again in"), "{}", v.message);
+            limited += 1;
+        }
+    }
+    // The burst is 10 and the rate 1/s: 80 operations sent as fast as the network
+    // allows cannot all pass.
+    assert!(limited >= 30, "only {limited} of 80 were limited");
+    let audited = b
+        .peer()
+        .audit(usize::MAX)
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.direction == Direction::Received)
+        .count();
+    assert_eq!(audited, 80 - limited, "a limited operation is not audited");
+    assert_eq!(
+        b.peer().status().expect("status").refused.rate_limited,
+        limited as u64
+    );
 }
 
 /// Issue 11, must show: 10,000 operations from a stranger and a revoked machine are
@@ -578,14 +645,25 @@ async fn a_flood_from_strangers_costs_the_target_no_storage() {
         status.store.file_bytes,
         status.refused
     );
-    assert!(status.refused.revoked >= EACH as u64, "{:?}", status.refused);
-    assert!(status.refused.strangers >= EACH as u64, "{:?}", status.refused);
+    assert!(
+        status.refused.revoked >= EACH as u64,
+        "{:?}",
+        status.refused
+    );
+    assert!(
+        status.refused.strangers >= EACH as u64,
+        "{:?}",
+        status.refused
+    );
     assert_eq!(
         b.peer().audit(usize::MAX).expect("audit").len(),
         audit_before,
         "nothing refused at accept may reach the audit log"
     );
-    assert_eq!(status.store.file_bytes, store_before, "the store must not grow");
+    assert_eq!(
+        status.store.file_bytes, store_before,
+        "the store must not grow"
+    );
     assert_eq!(b.file_bytes(), before);
 
     // B still syncs with A.

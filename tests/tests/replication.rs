@@ -301,6 +301,34 @@ fn a_mesh_change_that_undoes_a_revocation_is_refused() {
     assert!(!a.m.mesh().is_current_member(b_id), "B stays revoked");
 }
 
+/// Issue 11: a revoked machine writes no more. B, revoked by A, learns of it and then
+/// writes the mesh (adds a machine of its own, renames itself): the change has the
+/// revocation in its history, so every member that could apply it refuses it. The
+/// revocation is kept in A's store apart from the document: reopened, A still has it.
+#[test]
+fn a_mesh_change_by_a_revoked_machine_is_refused_and_revocation_survives_restarts() {
+    let (mut a, mut b, mut c) = three_members();
+    let b_id = b.m.id();
+    a.m.revoke_machine(b_id).expect("revoke");
+    sync(&mut a.m, &mut c.m);
+    // B gets the revoked mesh (as through a member that still talks to it).
+    deliver_once(&mut c.m, &mut b.m, DocKey::Mesh).expect("B receives its revocation");
+    assert!(!b.m.mesh().is_current_member(b_id));
+    let sneaky = Identity::generate().expect("id").id();
+    b.m.add_member(sneaky, "sneaky").expect("add");
+    for to in [&mut a.m, &mut c.m] {
+        let e = deliver_once(&mut b.m, to, DocKey::Mesh).expect_err("refused");
+        assert!(e.to_string().contains("after it was revoked"), "{e}");
+        assert!(to.mesh().member(sneaky).is_none(), "nothing of it applied");
+    }
+    // Restart A: the revocation is kept in its store, apart from the mesh document.
+    let home = a._home.path().to_path_buf();
+    drop(a.m);
+    let reopened = Machine::open(&home).expect("reopen");
+    assert!(reopened.mesh().pinned().contains_key(&b_id));
+    assert!(!reopened.mesh().is_current_member(b_id));
+}
+
 /// Issue 11: a revoked machine's document stops syncing. Its last-known state stays
 /// listed (marked revoked); what it writes afterwards reaches no member, through any path.
 #[test]
@@ -353,4 +381,228 @@ fn a_machine_with_peers_cannot_adopt_another_mesh() {
     let mesh = c.m.mesh_bytes();
     let e = b.m.adopt_mesh(&mesh, &[]).expect_err("two meshes");
     assert!(e.to_string().contains("not merged"), "{e}");
+}
+
+/// A sync message for `key` carrying `chunks` as they are, each change signed by `key`
+/// (the sender is a member that means harm: its signatures are valid).
+fn raw_message(chunks: Vec<Vec<u8>>, key: DocKey, signer: &Identity) -> Vec<u8> {
+    let signatures = chunks
+        .iter()
+        .filter_map(|c| automerge::Change::from_bytes(c.clone()).ok())
+        .map(|c| (c.hash().0, ChangeSignature::sign(signer, key, &c.hash().0)))
+        .collect();
+    let message = automerge::sync::Message {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: chunks.into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    };
+    SignedMessage {
+        message: message.encode(),
+        signatures,
+    }
+    .encode(key)
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Issue 11, must show: a member sends a compressed change that inflates to 1 GiB (a
+/// 1 MiB frame): refused before Automerge parses it, counted against the inflate budget
+/// as it inflates, so the receiver's memory does not grow by the bomb's size.
+#[test]
+fn a_decompression_bomb_from_a_member_is_refused_with_bounded_memory() {
+    use std::io::Write;
+    let (mut a, mut b) = (node("a"), node("b"));
+    pair(&mut a.m, &mut b.m);
+    sync(&mut a.m, &mut b.m);
+    let key = DocKey::Machine(b.m.id());
+    let b_key = Identity::load(b._home.path()).expect("key").expect("key");
+    const INFLATED: usize = 1 << 30;
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..INFLATED / zeros.len() {
+        e.write_all(&zeros).expect("deflate");
+    }
+    let data = e.finish().expect("deflate");
+    // A compressed change chunk: magic, checksum, type 2, LEB128 length, data.
+    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    let mut len = data.len() as u64;
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        chunk.push(if len == 0 { byte } else { byte | 0x80 });
+        if len == 0 {
+            break;
+        }
+    }
+    chunk.extend(&data);
+    let frame = raw_message(vec![chunk], key, &b_key);
+    let before = (
+        titles(&a.m),
+        a.m.store().doc_chunks(b.m.id().as_bytes()).expect("chunks"),
+    );
+    let peak_before = peak_rss();
+    let mut st = automerge::sync::State::new();
+    let e =
+        a.m.receive_sync(b.m.id(), key, &mut st, &frame)
+            .expect_err("the bomb must be refused");
+    let grew = peak_rss().saturating_sub(peak_before);
+    eprintln!(
+        "bomb: {} byte frame inflating to {INFLATED} bytes refused; peak RSS grew {grew} bytes",
+        frame.len()
+    );
+    assert!(e.to_string().contains("max_inflated_bytes"), "{e}");
+    assert!(
+        grew < (INFLATED / 4) as u64,
+        "peak RSS grew {grew} bytes for a refused bomb"
+    );
+    let after = (
+        titles(&a.m),
+        a.m.store().doc_chunks(b.m.id().as_bytes()).expect("chunks"),
+    );
+    assert_eq!(after, before, "nothing of it was applied or stored");
+}
+
+/// Issue 11, must show: a member floods changes whose dependencies never come. A few
+/// wait (an honest peer's Bloom-filter false positive resolves in a round trip); past
+/// `max_orphans` the message is refused, nothing is stored, and waiting changes are
+/// never saved (they would be sent to every joiner).
+#[test]
+fn a_flood_of_orphan_changes_is_refused_past_the_limit() {
+    use automerge::transaction::Transactable;
+    let (mut a, mut b) = (node("a"), node("b"));
+    pair(&mut a.m, &mut b.m);
+    sync(&mut a.m, &mut b.m);
+    let b_id = b.m.id();
+    let key = DocKey::Machine(b_id);
+    let b_key = Identity::load(b._home.path()).expect("key").expect("key");
+    let max = leanspec_peer_core::limits::Limits::default().max_orphans;
+    // B's document as A holds it, then a change A never gets (the missing dependency)
+    // and `max + 10` changes on top of it.
+    let mut fork = automerge::AutoCommit::new();
+    for chunk in a.m.store().doc_chunks(b_id.as_bytes()).expect("chunks") {
+        fork.load_incremental(&chunk).expect("load");
+    }
+    fork.set_actor(automerge::ActorId::from(&b_id.actor_bytes()[..]));
+    let heads = fork.get_heads();
+    fork.put(automerge::ROOT, "missing", "never sent")
+        .expect("put");
+    fork.commit();
+    let missing = fork.get_changes(&heads).len();
+    assert_eq!(missing, 1);
+    let after_missing = fork.get_heads();
+    for i in 0..max + 10 {
+        fork.put(automerge::ROOT, "orphan", i as i64).expect("put");
+        fork.commit();
+    }
+    let orphans: Vec<Vec<u8>> = fork
+        .get_changes(&after_missing)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let stored = |m: &Machine| m.store().doc_chunks(b_id.as_bytes()).expect("chunks");
+    let before = stored(&a.m);
+
+    // All at once: refused, nothing stored.
+    let mut st = automerge::sync::State::new();
+    let e =
+        a.m.receive_sync(
+            b_id,
+            key,
+            &mut st,
+            &raw_message(orphans.clone(), key, &b_key),
+        )
+        .expect_err("a flood of orphans must be refused");
+    assert!(e.to_string().contains("max_orphans"), "{e}");
+    assert_eq!(stored(&a.m), before);
+
+    // In small messages: they wait until the limit, then the next one is refused.
+    let mut accepted = 0;
+    let mut refused = None;
+    for batch in orphans.chunks(16) {
+        match a.m.receive_sync(
+            b_id,
+            key,
+            &mut st,
+            &raw_message(batch.to_vec(), key, &b_key),
+        ) {
+            Ok(_) => accepted += batch.len(),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let e = refused.expect("the limit applies across messages");
+    assert!(e.to_string().contains("max_orphans"), "{e}");
+    assert!(accepted <= max, "{accepted} orphans waited");
+    // Waiting changes are not stored (a compaction leaves them out too).
+    a.m.compact().expect("compact");
+    assert_eq!(stored(&a.m), before, "waiting changes are never stored");
+}
+
+/// Syncs `key` from `from` to `to` (a few rounds); the first refusal, as text.
+fn deliver_once(from: &mut Machine, to: &mut Machine, key: DocKey) -> Result<(), String> {
+    let mut states = (automerge::sync::State::new(), automerge::sync::State::new());
+    for _ in 0..10 {
+        let Some(msg) = from.generate_sync(key, &mut states.0) else {
+            return Ok(());
+        };
+        to.receive_sync(from.id(), key, &mut states.1, &msg)
+            .map_err(|e| e.to_string())?;
+        if let Some(reply) = to.generate_sync(key, &mut states.1) {
+            from.receive_sync(to.id(), key, &mut states.0, &reply)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Limits on what a member can make another store: members in the mesh, bytes of a
+/// document. Past them the message is refused (for that document only: the session
+/// driver goes on, see `proto/sync.rs` invariant 4).
+#[test]
+fn mesh_size_and_document_size_are_bounded() {
+    let (mut a, mut b, mut c) = three_members();
+    a.m.set_limits(leanspec_peer_core::limits::Limits {
+        max_members: 4,
+        ..Default::default()
+    });
+    // C adds two machines: the mesh would list five.
+    for _ in 0..2 {
+        let id = Identity::generate().expect("id").id();
+        c.m.add_member(id, "extra").expect("add");
+    }
+    let e = deliver_once(&mut c.m, &mut a.m, DocKey::Mesh).expect_err("over max_members");
+    assert!(e.to_string().contains("max_members"), "{e}");
+    assert_eq!(a.m.mesh().members().len(), 3);
+    // A already stores more than one byte of every document: B's next change is
+    // refused, and so is any further mesh change.
+    a.m.set_limits(leanspec_peer_core::limits::Limits {
+        max_document_bytes: 1,
+        ..Default::default()
+    });
+    b.project
+        .write("002-second", spec_text("planned", "b second"));
+    b.m.scan(&mut |_| {}).expect("scan");
+    let b_id = b.m.id();
+    let e = deliver_once(&mut b.m, &mut a.m, DocKey::Machine(b_id))
+        .expect_err("over max_document_bytes");
+    assert!(e.to_string().contains("max_document_bytes"), "{e}");
+    assert!(!titles(&a.m).contains(&"b second".to_string()));
+    b.m.rename_machine(b_id, "b2").expect("rename");
+    let e = deliver_once(&mut b.m, &mut a.m, DocKey::Mesh).expect_err("the mesh too");
+    assert!(e.to_string().contains("max_document_bytes"), "{e}");
 }

@@ -212,3 +212,49 @@ fn the_store_is_readable_by_its_user_only() {
     drop(Machine::open(home.path()).expect("reopen"));
     assert_eq!(mode(&path), 0o600, "an older store readable by others");
 }
+
+/// The audit log keeps at most `max_records` records and `max_bytes` bytes, oldest
+/// dropped first, in the append's own transaction; the newest record always stays.
+#[test]
+fn the_audit_log_keeps_the_newest_records_within_its_caps() {
+    use leanspec_peer_core::store::AuditRetention;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join(STORE_FILE)).expect("open");
+    let keep = AuditRetention {
+        max_records: 5,
+        max_bytes: 1_000_000,
+    };
+    for i in 0..20u8 {
+        store.append_audit(&[i; 100], keep).expect("append");
+    }
+    let rows = store.audit(100).expect("audit");
+    let seqs: Vec<u64> = rows.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        vec![20, 19, 18, 17, 16],
+        "the newest five, numbering goes on"
+    );
+    let by_bytes = AuditRetention {
+        max_records: 1_000,
+        max_bytes: 350,
+    };
+    store.append_audit(&[9; 100], by_bytes).expect("append");
+    assert_eq!(
+        store.audit(100).expect("audit").len(),
+        3,
+        "3 x 100 <= 350 bytes"
+    );
+    store.append_audit(&[7; 1_000], by_bytes).expect("append");
+    let rows = store.audit(100).expect("audit");
+    assert_eq!(rows.len(), 1, "one record over the cap is kept alone");
+    assert_eq!(rows[0].1.len(), 1_000);
+    // The running total survives a reopen.
+    drop(store);
+    let store = Store::open(&dir.path().join(STORE_FILE)).expect("reopen");
+    store.append_audit(&[1; 10], by_bytes).expect("append");
+    assert_eq!(
+        store.audit(100).expect("audit").len(),
+        1,
+        "1,010 bytes > 350"
+    );
+}

@@ -90,6 +90,23 @@ pub enum Error {
         /// The matches.
         candidates: String,
     },
+    /// No invitation matches.
+    #[error("no invitation {selector:?}; see `leanspec-peer invite list`")]
+    UnknownInvite {
+        /// What was asked for.
+        selector: String,
+    },
+    /// Several invitations match the prefix.
+    #[error("{selector:?} matches several invitations: {candidates}; give more of the id")]
+    AmbiguousInvite {
+        /// What was asked for.
+        selector: String,
+        /// The matching ids.
+        candidates: String,
+    },
+    /// An invitation that cannot be made.
+    #[error("{0}")]
+    InvalidInvite(String),
     /// A label that cannot be used.
     #[error("invalid label {0:?}: use 1 to 64 characters without control characters")]
     InvalidLabel(String),

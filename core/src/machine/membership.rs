@@ -50,7 +50,8 @@ impl Machine {
         if others > 0 {
             return Err(Error::AlreadyInMesh { members: others });
         }
-        let mesh = MeshDoc::load(self.id(), [mesh_bytes]).map_err(DocError::from)?;
+        let mut mesh = MeshDoc::load(self.id(), [mesh_bytes]).map_err(DocError::from)?;
+        mesh.pin(self.mesh.pinned());
         self.mesh = mesh;
         let full = self.mesh.tracked().save();
         self.store.replace_chunks(b"mesh", &full)?;

@@ -11,6 +11,7 @@ use crate::store::MetaKey;
 use crate::store::{Batch, StatKey};
 use crate::tracked::Tracked;
 use automerge::ActorId;
+use std::collections::BTreeMap;
 
 /// When to fold the incremental chunks into one full save: once they outweigh the
 /// snapshot (so the stored size stays within ~2x a full save) or there are many.
@@ -148,6 +149,9 @@ impl Machine {
             signatures: &signatures,
         })?;
         let bytes = owned.iter().map(|(_, c)| c.len()).sum();
+        if keys.contains(&DocKey::Mesh) {
+            self.pin_revocations()?;
+        }
         for key in keys {
             self.maybe_compact(*key)?;
         }
@@ -192,6 +196,7 @@ impl Machine {
 
     pub(super) fn maybe_compact(&mut self, key: DocKey) -> Result<()> {
         let stats = self.store.stats(&key.to_bytes())?;
+        self.received.entry(key).or_default().stored_bytes = stats.chunk_bytes;
         let snapshot = self.snapshot_bytes.get(&key).copied().unwrap_or(0);
         let incremental = stats.chunk_bytes.saturating_sub(snapshot);
         if stats.chunks >= COMPACT_MAX_CHUNKS || incremental > snapshot.max(COMPACT_MIN_BYTES) {
@@ -223,9 +228,15 @@ impl Machine {
     /// Reloads one document from the store, dropping anything not stored.
     pub(super) fn reload(&mut self, key: DocKey) -> Result<()> {
         let chunks = self.store.doc_chunks(&key.to_bytes())?;
+        // Changes waiting for dependencies are not stored: none wait after a reload.
+        self.received.entry(key).or_default().orphans = 0;
         let slices = chunks.iter().map(Vec::as_slice);
         match key {
-            DocKey::Mesh => self.mesh = MeshDoc::load(self.id(), slices).map_err(DocError::from)?,
+            DocKey::Mesh => {
+                let pinned = self.mesh.pinned().clone();
+                self.mesh = MeshDoc::load(self.id(), slices).map_err(DocError::from)?;
+                self.mesh.pin(&pinned);
+            }
             DocKey::Machine(id) if id == self.id() => self.doc = MachineDoc::load(id, slices)?,
             DocKey::Machine(id) => {
                 if chunks.is_empty() {
@@ -269,6 +280,50 @@ impl Machine {
         Ok(self
             .store
             .set_meta(MetaKey::BindPort, &port.to_le_bytes())?)
+    }
+
+    /// The revocations kept in the store (see [`MetaKey::Revocations`]); unreadable ones
+    /// count as none (logged): the mesh document still holds them.
+    pub(super) fn stored_revocations(store: &crate::store::Store) -> BTreeMap<MachineId, i64> {
+        let bytes = match store.meta(MetaKey::Revocations) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("cannot read the stored revocations: {e}");
+                return BTreeMap::new();
+            }
+        };
+        let Some(bytes) = bytes else {
+            return BTreeMap::new();
+        };
+        let map: BTreeMap<String, i64> = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!("unreadable stored revocations: {e}");
+            BTreeMap::new()
+        });
+        map.into_iter()
+            .filter_map(|(k, at)| Some((k.parse().ok()?, at)))
+            .collect()
+    }
+
+    /// Keeps every revocation the mesh shows in the store and pins it in the mesh, so no
+    /// later document (a reload, a merge, a change that slipped past the receipt check)
+    /// can take it away. Writes only when there is a new one.
+    pub(super) fn pin_revocations(&mut self) -> Result<()> {
+        let seen = self.mesh.revoked();
+        if seen
+            .iter()
+            .all(|(id, _)| self.mesh.pinned().contains_key(id))
+        {
+            return Ok(());
+        }
+        self.mesh.pin(&seen);
+        let map: BTreeMap<String, i64> = self
+            .mesh
+            .pinned()
+            .iter()
+            .map(|(id, at)| (id.to_string(), *at))
+            .collect();
+        let bytes = serde_json::to_vec(&map).unwrap_or_default();
+        Ok(self.store.set_meta(MetaKey::Revocations, &bytes)?)
     }
 
     /// Relay URLs learned from tickets this machine joined with (store meta `relays`).

@@ -7,8 +7,20 @@ use super::{Error, Machine, Result};
 use crate::authorship::{ChangeSignature, ReceivedSignatures, SignedMessage};
 use crate::doc::MachineDoc;
 use crate::identity::MachineId;
+use crate::limits::{Exceeded, Limits};
+use crate::proto::inspect;
 use crate::tracked::{ReceiveError, Tracked};
 use std::collections::HashMap;
+
+/// What received messages have cost one document so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Received {
+    /// Bytes stored for it, as of the last commit.
+    pub(crate) stored_bytes: u64,
+    /// Received changes that may still wait for missing dependencies (an upper bound:
+    /// reset when none wait).
+    pub(crate) orphans: usize,
+}
 
 /// Which document: the mesh or one machine's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -207,6 +219,76 @@ impl Machine {
             .copied()
     }
 
+    /// Sets what received messages may cost (the defaults until called).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// How much of the audit log to keep (from the limits).
+    pub fn audit_retention(&self) -> crate::store::AuditRetention {
+        crate::store::AuditRetention {
+            max_records: self.limits.audit_max_records,
+            max_bytes: self.limits.audit_max_bytes,
+        }
+    }
+
+    /// Measures a received message against the limits before it is applied: its
+    /// chunks (inflated within the budget), changes and their operations, the changes
+    /// that would wait for missing dependencies, the document's stored size. Returns
+    /// the valid signatures the message carries and how many of its changes would wait.
+    fn check_limits(
+        &mut self,
+        key: DocKey,
+        message: &automerge::sync::Message,
+        sent: &ReceivedSignatures,
+    ) -> std::result::Result<(HashMap<[u8; 32], ChangeSignature>, usize), Exceeded> {
+        if message.changes.is_empty() {
+            return Ok((HashMap::new(), 0));
+        }
+        let limits: &Limits = &self.limits;
+        let so_far = self.received.get(&key).copied().unwrap_or_default();
+        if so_far.stored_bytes > limits.max_document_bytes {
+            return Err(Exceeded::Document {
+                bytes: so_far.stored_bytes,
+                max: limits.max_document_bytes,
+            });
+        }
+        let inspected = inspect::inspect(message.changes.iter(), limits)?;
+        let mut changes = Vec::with_capacity(inspected.changes.len());
+        let mut ops: u64 = 0;
+        for chunk in inspected.changes {
+            // A chunk Automerge cannot parse is left to it (it refuses the message).
+            if let Ok(c) = automerge::Change::from_bytes(chunk.to_vec()) {
+                ops = ops.saturating_add(c.len() as u64);
+                changes.push(c);
+            }
+        }
+        if ops > limits.max_ops_per_message {
+            return Err(Exceeded::Ops {
+                count: ops,
+                max: limits.max_ops_per_message,
+            });
+        }
+        let max_orphans = limits.max_orphans;
+        let carried = carried_signatures(key, &changes, sent);
+        // Orphans: changes that cannot apply, their dependencies (or theirs) being
+        // neither here nor in the message. An honest peer sends a few (a Bloom-filter
+        // false positive, resolved in one round trip); a flood of them would wait in
+        // memory forever.
+        let t = self
+            .tracked(key)
+            .ok_or(Exceeded::Malformed("unknown document"))?;
+        let orphans = waiting(&changes, |h| t.has_change(h));
+        let count = so_far.orphans.saturating_add(orphans);
+        if count > max_orphans {
+            return Err(Exceeded::Orphans {
+                count,
+                max: max_orphans,
+            });
+        }
+        Ok((carried, count))
+    }
+
     /// Applies a sync message from `peer` for `key`. Changes to a machine document must
     /// be authored by that machine; changes to the mesh by a machine in it. A refused
     /// message leaves the document as stored. Returns what changed.
@@ -224,14 +306,17 @@ impl Machine {
             .map_err(|e| SyncError::Refused(ReceiveError::from(e)))?;
         let message = automerge::sync::Message::decode(&message)
             .map_err(|e| SyncError::Refused(ReceiveError::Decode(e.to_string())))?;
-        // The signatures of the changes the message carries, checked now, whether or not
-        // the changes apply now: a change whose dependencies are missing waits in
+        self.ensure_replica(key);
+        // What the message would cost, measured before Automerge parses it; the
+        // signatures of the changes it carries, checked now, whether or not the
+        // changes apply now: a change whose dependencies are missing waits in
         // Automerge's queue and applies with a later message, which does not repeat its
         // signature. They are stored with the message's result.
-        let carried = carried_signatures(key, &message, &sent);
-        self.ensure_replica(key);
+        let (carried, orphans) = self
+            .check_limits(key, &message, &sent)
+            .map_err(|e| SyncError::Refused(e.into()))?;
         let revoked_before = match key {
-            DocKey::Mesh => self.mesh.revoked(),
+            DocKey::Mesh => self.mesh.revoked_in_document(),
             DocKey::Machine(_) => Default::default(),
         };
         let t = self.tracked(key).ok_or(SyncError::UnknownDoc)?;
@@ -279,9 +364,42 @@ impl Machine {
                 }
             }
         }
+        if key == DocKey::Mesh && self.mesh.members().len() > self.limits.max_members {
+            let count = self.mesh.members().len();
+            self.reload(key)?;
+            let max = self.limits.max_members;
+            return Err(ReceiveError::from(Exceeded::Members { count, max }).into());
+        }
+        let waiting = self.tracked(key).is_some_and(|t| t.has_orphans());
+        self.received.entry(key).or_default().orphans = if waiting { orphans } else { 0 };
+        // A revoked machine writes no more: a mesh change by it that comes after its
+        // revocation (has the revocation in its history) is refused. Every machine
+        // that can apply such a change holds the revocation too, so all refuse it
+        // alike: no two honest members diverge. (A change it made before learning of
+        // its revocation, concurrent with it, is kept: docs/threat-model.md.)
+        if key == DocKey::Mesh {
+            let revoked = self.mesh.revoked();
+            for (hash, actor) in &added {
+                let Some(id) = revoked
+                    .keys()
+                    .find(|id| id.actor_bytes().as_slice() == actor.to_bytes())
+                    .copied()
+                else {
+                    continue;
+                };
+                let revocations = self.mesh.revocation_changes(id);
+                let late = self.mesh.tracked().descends_from(*hash, &revocations);
+                if late {
+                    self.reload(key)?;
+                    let machine = id.to_string();
+                    tracing::warn!(peer = %peer.short(), %machine, "refused a mesh change by a revoked machine");
+                    return Err(ReceiveError::RevokedAuthor { machine }.into());
+                }
+            }
+        }
         // Revocation is final: no received change may take one away (mesh module doc).
         if key == DocKey::Mesh {
-            let after = self.mesh.revoked();
+            let after = self.mesh.revoked_in_document();
             if let Some(id) = revoked_before.keys().find(|id| !after.contains_key(id)) {
                 let machine = id.to_string();
                 self.reload(key)?;
@@ -402,23 +520,73 @@ pub(super) fn doc_changes(
         .collect()
 }
 
-/// The valid signatures, among those sent, of the changes a message carries one by one
-/// (a whole-document chunk is left to the check after applying): each signed by the
-/// machine whose actor the change carries (for a machine document, its owner).
-/// Membership of the mesh is checked when the change applies.
+/// How many of `changes` cannot apply: a dependency is neither held (`held`) nor among
+/// `changes`, or is one of them that cannot apply. Linear in changes and dependencies
+/// (a depth-first walk with an explicit stack: a long chain cannot overflow it).
+fn waiting(
+    changes: &[automerge::Change],
+    mut held: impl FnMut(&automerge::ChangeHash) -> bool,
+) -> usize {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Unknown,
+        Visiting,
+        Applies,
+        Waits,
+    }
+    let index: HashMap<automerge::ChangeHash, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.hash(), i))
+        .collect();
+    let mut mark = vec![Mark::Unknown; changes.len()];
+    for root in 0..changes.len() {
+        if mark[root] != Mark::Unknown {
+            continue;
+        }
+        // (change, next dependency to look at)
+        let mut stack = vec![(root, 0usize)];
+        mark[root] = Mark::Visiting;
+        while let Some((i, next)) = stack.pop() {
+            let deps = changes[i].deps();
+            let Some(dep) = deps.get(next) else {
+                mark[i] = Mark::Applies;
+                continue;
+            };
+            let waits = match index.get(dep) {
+                Some(&j) => match mark[j] {
+                    Mark::Applies => false,
+                    Mark::Waits | Mark::Visiting => true,
+                    Mark::Unknown => {
+                        stack.push((i, next));
+                        stack.push((j, 0));
+                        mark[j] = Mark::Visiting;
+                        continue;
+                    }
+                },
+                None => !held(dep),
+            };
+            if waits {
+                mark[i] = Mark::Waits;
+            } else {
+                stack.push((i, next + 1));
+            }
+        }
+    }
+    mark.iter().filter(|m| **m == Mark::Waits).count()
+}
+
+/// The valid signatures, among those sent, of `changes` (a whole-document chunk is
+/// left to the check after applying): each signed by the machine whose actor the change
+/// carries (for a machine document, its owner). Membership of the mesh is checked when
+/// the change applies.
 fn carried_signatures(
     key: DocKey,
-    message: &automerge::sync::Message,
+    changes: &[automerge::Change],
     sent: &ReceivedSignatures,
 ) -> HashMap<[u8; 32], ChangeSignature> {
     let mut out = HashMap::new();
-    for chunk in message.changes.iter() {
-        if crate::tracked::is_document_chunk(chunk) {
-            continue;
-        }
-        let Ok(change) = automerge::Change::from_bytes(chunk.to_vec()) else {
-            continue;
-        };
+    for change in changes {
         let hash = change.hash();
         let actor = change.actor_id().to_bytes();
         let valid = sent.for_hash(&hash.0).find(|s| {

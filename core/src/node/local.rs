@@ -34,7 +34,7 @@ impl std::fmt::Debug for Local {
 }
 
 impl Local {
-    pub(crate) fn new(machine: Machine) -> Local {
+    pub(crate) fn new(machine: Machine, limits: &crate::limits::Limits) -> Local {
         let members_seen = machine
             .mesh()
             .members()
@@ -48,7 +48,10 @@ impl Local {
             events,
             members_seen: Mutex::new(members_seen),
             refusals: super::Refusals::default(),
-            op_budget: Mutex::new(crate::proto::budget::OpBudget::default()),
+            op_budget: Mutex::new(crate::proto::budget::OpBudget::new(
+                limits.op_burst,
+                limits.ops_per_second,
+            )),
         }
     }
 

@@ -71,7 +71,7 @@ pub fn receive(m: &mut Machine, sender: Option<MachineId>, bytes: &[u8], now_ms:
 pub(crate) fn append(m: &Machine, record: AuditRecord) {
     match serde_json::to_vec(&record) {
         Ok(bytes) => {
-            if let Err(e) = m.store().append_audit(&bytes) {
+            if let Err(e) = m.store().append_audit(&bytes, m.audit_retention()) {
                 tracing::error!("cannot append to the audit log: {e}");
             }
         }

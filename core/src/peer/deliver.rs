@@ -7,12 +7,12 @@ use crate::identity::MachineId;
 use crate::machine::DocKey;
 use crate::net::{self, OP_ALPN, close, frame};
 use crate::node::Refused;
-use crate::proto::{budget, link};
 use crate::ops::verify::{self, Received};
 use crate::ops::{
     AuditRecord, Direction, OpBody, Operation, Outcome, Reason, SignedOperation, Verdict,
     wire::MAX_OP_BYTES,
 };
+use crate::proto::link;
 use iroh::endpoint::Connection;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,19 +46,17 @@ pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
         if budget.allow(sender, std::time::Instant::now()) {
             None
         } else {
-            Some(budget.retry_after(sender))
+            Some((budget.retry_after(sender), budget.rate()))
         }
     };
-    if let Some(wait) = wait {
-        if shared.local.refusals.count(Refused::RateLimited) {
-            tracing::warn!(peer = %sender.short(), "refused an operation: over the rate of {} per second", budget::OP_PER_SECOND);
-        }
+    if let Some((wait, (burst, per_second))) = wait {
         let reason = format!(
-            "too many operations: {} per second after a burst of {}; try again in {} ms",
-            budget::OP_PER_SECOND,
-            budget::OP_BURST,
+            "too many operations: {per_second} per second after a burst of {burst}; try again in {} ms",
             wait.as_millis().max(1)
         );
+        if shared.local.refusals.count(Refused::RateLimited) {
+            tracing::warn!(peer = %sender.short(), "refused an operation: {reason}");
+        }
         conn.close(close::RATE_LIMITED.into(), reason.as_bytes());
         return;
     }
@@ -279,8 +277,7 @@ pub(crate) async fn deliver_bytes(
             if kind != KIND_VERDICT {
                 return Err("the target answered with an unexpected frame".to_string());
             }
-            serde_json::from_slice::<Verdict>(&body)
-                .map_err(|e| format!("unreadable answer: {e}"))
+            serde_json::from_slice::<Verdict>(&body).map_err(|e| format!("unreadable answer: {e}"))
         };
         answer.await.map_err(|e| match refused_at_accept(&conn) {
             Some((reason, why)) => Failed::Refused(reason, why),

@@ -232,7 +232,10 @@ async fn run(
                     let t0 = Instant::now();
                     let mut step = session.on_frame(&mut lock(&shared.local.machine), key, msg)?;
                     if let Some((key, why)) = step.refused.take() {
-                        tracing::warn!(peer = %peer.short(), ?key, "refused a sync message: {why}");
+                        let over = matches!(why, crate::tracked::ReceiveError::OverLimit(_));
+                        if !over || shared.local.refusals.count(crate::node::Refused::OverLimit) {
+                            tracing::warn!(peer = %peer.short(), ?key, "refused a sync message: {why}");
+                        }
                     }
                     tracing::debug!(peer = %peer.short(), ?key, bytes = msg.len(), replies = step.send.len(), took = ?t0.elapsed(), "sync frame");
                     // Announce before sending: the changes are stored already, and a

@@ -40,6 +40,41 @@ pub(crate) fn invitation_key(secret_hex: &str) -> Result<Vec<u8>, Refusal> {
     Ok(crate::peer::sha256(&secret))
 }
 
+/// Where an invitation stands (what `invite list` shows), by rule 4 and 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteState {
+    /// Usable (a one-time invitation not used yet, or a reusable key).
+    Active,
+    /// A one-time invitation its machine used (only that machine may present it again).
+    Used,
+    /// Past its expiry.
+    Expired,
+    /// Revoked by `invite revoke`.
+    Revoked,
+    /// A machine that used it was revoked since: refused for everyone.
+    RevokedWithMachine,
+}
+
+/// The state of `invite` in `mesh` at `now` (Unix seconds).
+pub(crate) fn state(invite: &InviteRecord, mesh: &MeshDoc, now: u64) -> InviteState {
+    let used_by_revoked = invite.used_by.iter().any(|u| {
+        u.parse::<MachineId>()
+            .is_ok_and(|m| mesh.member(m).is_some_and(|x| x.revoked_at.is_some()))
+    });
+    if invite.revoked {
+        InviteState::Revoked
+    } else if used_by_revoked {
+        InviteState::RevokedWithMachine
+    } else if now >= invite.expires_at {
+        InviteState::Expired
+    } else if !invite.reusable && !invite.used_by.is_empty() {
+        InviteState::Used
+    } else {
+        InviteState::Active
+    }
+}
+
 /// What admitting a machine changes: the invitation to store back, and the label the
 /// joiner is added under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,15 +96,12 @@ pub(crate) fn admit(
         return Err(Refusal::Revoked);
     }
     let mut invite = invite.ok_or(Refusal::Unknown)?.clone();
-    let used_by_revoked = invite.used_by.iter().any(|u| {
-        u.parse::<MachineId>()
-            .is_ok_and(|m| mesh.member(m).is_some_and(|x| x.revoked_at.is_some()))
-    });
-    if invite.revoked || used_by_revoked {
-        return Err(Refusal::InvitationRevoked);
-    }
-    if now >= invite.expires_at {
-        return Err(Refusal::Expired);
+    match state(&invite, mesh, now) {
+        InviteState::Revoked | InviteState::RevokedWithMachine => {
+            return Err(Refusal::InvitationRevoked);
+        }
+        InviteState::Expired => return Err(Refusal::Expired),
+        InviteState::Active | InviteState::Used => {}
     }
     let id = joiner.to_string();
     if !invite.reusable && invite.used_by.iter().any(|u| *u != id) {
@@ -108,6 +140,7 @@ mod tests {
             reusable,
             used_by: used_by.iter().map(ToString::to_string).collect(),
             revoked: false,
+            created_at: 0,
         }
     }
 
@@ -193,6 +226,25 @@ mod tests {
         );
         let live = mesh_with(&[(r, false)]);
         assert!(admit(Some(&key), &live, d, "d", 0).is_ok());
+        assert_eq!(state(&key, &mesh, 0), InviteState::RevokedWithMachine);
+        assert_eq!(state(&key, &live, 0), InviteState::Active);
+    }
+
+    #[test]
+    fn states_follow_the_rules() {
+        let (a, mesh) = (id(), mesh_with(&[]));
+        assert_eq!(state(&invite(false, &[]), &mesh, 0), InviteState::Active);
+        assert_eq!(state(&invite(false, &[a]), &mesh, 0), InviteState::Used);
+        assert_eq!(state(&invite(true, &[a]), &mesh, 0), InviteState::Active);
+        assert_eq!(
+            state(&invite(true, &[]), &mesh, 1_000),
+            InviteState::Expired
+        );
+        let revoked = InviteRecord {
+            revoked: true,
+            ..invite(true, &[])
+        };
+        assert_eq!(state(&revoked, &mesh, 2_000), InviteState::Revoked);
     }
 
     #[test]

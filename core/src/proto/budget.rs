@@ -1,14 +1,10 @@
 //! Per-peer budgets: how many operations a machine may send us, as a token bucket per
-//! sender. IO-less (the caller passes the time), so the rule is tested without sockets.
+//! sender (burst and rate from [`crate::limits::Limits`]). IO-less (the caller passes the time), so the rule is tested without sockets.
 
 use crate::identity::MachineId;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Operations a member may send in a burst before the rate applies.
-pub(crate) const OP_BURST: u32 = 30;
-/// Operations per second a member may sustain after its burst.
-pub(crate) const OP_PER_SECOND: u32 = 5;
 /// Senders remembered at once; the oldest bucket is forgotten beyond this (only
 /// members reach the bucket, so this bounds memory, not fairness).
 const MAX_SENDERS: usize = 4096;
@@ -21,13 +17,12 @@ pub(crate) struct OpBudget {
     buckets: HashMap<MachineId, (f64, Instant)>,
 }
 
-impl Default for OpBudget {
-    fn default() -> Self {
-        OpBudget::new(OP_BURST, OP_PER_SECOND)
-    }
-}
-
 impl OpBudget {
+    /// The burst and sustained rate, for messages.
+    pub(crate) fn rate(&self) -> (f64, f64) {
+        (self.burst, self.per_second)
+    }
+
     pub(crate) fn new(burst: u32, per_second: u32) -> OpBudget {
         OpBudget {
             burst: f64::from(burst.max(1)),
@@ -40,7 +35,11 @@ impl OpBudget {
     /// (the operation is refused without being read).
     pub(crate) fn allow(&mut self, sender: MachineId, now: Instant) -> bool {
         if !self.buckets.contains_key(&sender) && self.buckets.len() >= MAX_SENDERS {
-            let oldest = self.buckets.iter().min_by_key(|(_, b)| b.1).map(|(k, _)| *k);
+            let oldest = self
+                .buckets
+                .iter()
+                .min_by_key(|(_, b)| b.1)
+                .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 self.buckets.remove(&k);
             }
@@ -101,7 +100,10 @@ mod tests {
         for i in 0..(MAX_SENDERS + 100) {
             let mut k = [0u8; 32];
             k[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            b.allow(MachineId::from_bytes(k), t + Duration::from_micros(i as u64));
+            b.allow(
+                MachineId::from_bytes(k),
+                t + Duration::from_micros(i as u64),
+            );
         }
         assert!(b.buckets.len() <= MAX_SENDERS);
     }

@@ -51,9 +51,15 @@ pub(crate) enum Command {
     Status,
     /// List every machine of the mesh with its presence.
     Machines,
-    /// Create a ticket another machine can join with (needs `up` running).
+    /// Create a ticket another machine can join with (needs `up` running); `invite list`
+    /// and `invite revoke ID` manage the invitations made.
+    #[command(args_conflicts_with_subcommands = true)]
     Invite {
-        /// How long the ticket stays valid (`10m`, `1h`, `7d`).
+        /// `list` or `revoke ID`; none: make a new invitation.
+        #[command(subcommand)]
+        action: Option<InviteAction>,
+        /// How long the ticket stays valid (`10m`, `1h`, `7d`; a reusable key at most
+        /// 90 days).
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         ttl: std::time::Duration,
         /// Allow many machines to join with it (a headless/CI auth key).
@@ -230,4 +236,16 @@ fn parse_status(s: &str) -> Result<Status, String> {
 
 fn parse_priority(s: &str) -> Result<Priority, String> {
     s.parse::<Priority>().map_err(|e| e.to_string())
+}
+
+/// What `invite` does besides making a ticket.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum InviteAction {
+    /// List the invitations this machine made: id, expiry, state, who joined with each.
+    List,
+    /// Refuse every later join with an invitation.
+    Revoke {
+        /// The invitation's id (from `invite list`), or 4 or more of its first characters.
+        id: String,
+    },
 }

@@ -8,7 +8,7 @@ mod output;
 mod reply;
 
 use anyhow::{Context, bail};
-use args::{Cli, Command, ProjectCommand, SpecsArgs, UpArgs};
+use args::{Cli, Command, InviteAction, ProjectCommand, SpecsArgs, UpArgs};
 use clap::Parser;
 use leanspec_peer_core::control::{self, Reply, Request};
 use leanspec_peer_core::ops::{Change, Outcome};
@@ -257,10 +257,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Status => Request::Status,
         Command::Machines => Request::Machines,
-        Command::Invite { ttl, reusable } => Request::Invite {
+        Command::Invite {
+            action: None,
+            ttl,
+            reusable,
+        } => Request::Invite {
             ttl_secs: ttl.as_secs(),
             reusable,
         },
+        Command::Invite {
+            action: Some(InviteAction::List),
+            ..
+        } => Request::InviteList,
+        Command::Invite {
+            action: Some(InviteAction::Revoke { id }),
+            ..
+        } => Request::InviteRevoke { id },
         Command::Join { ticket, bind } => {
             local_options.bind = bind;
             Request::Join { ticket }

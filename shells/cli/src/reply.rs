@@ -5,6 +5,7 @@ use crate::output::{
     specs_table,
 };
 use leanspec_peer_core::control::{MachineReport, Reply, StatusReport};
+use leanspec_peer_core::machine::InviteInfo;
 use leanspec_peer_core::ops::{AuditRecord, Direction, Outcome, Reason, Verdict};
 use leanspec_peer_core::peer::Event;
 use leanspec_peer_core::{Project, ScanReport};
@@ -77,6 +78,17 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
                 ticket.clone(),
             )
         }
+        Reply::Invites(list) => (
+            json!(list.iter().map(invite_json).collect::<Vec<_>>()),
+            invites_text(list),
+        ),
+        Reply::InviteRevoked(i) => (
+            invite_json(i),
+            format!(
+                "revoked invitation {}: every later join with it is refused",
+                i.id
+            ),
+        ),
         Reply::Joined {
             inviter,
             inviter_label,
@@ -104,6 +116,69 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
         writeln!(out, "{}", crate::output::terminal_safe(&text, true))?;
     }
     Ok(())
+}
+
+fn invite_json(i: &InviteInfo) -> Value {
+    json!({
+        "id": i.id,
+        "created_at": i.created_at,
+        "expires_at": i.expires_at,
+        "reusable": i.reusable,
+        "state": i.state,
+        "used_by": i.used_by.iter().map(|u| json!({"id": u.id.to_string(), "label": u.label, "revoked": u.revoked})).collect::<Vec<_>>(),
+    })
+}
+
+fn invites_text(list: &[InviteInfo]) -> String {
+    if list.is_empty() {
+        return "no invitations yet: make one with `leanspec-peer invite`".into();
+    }
+    let mut out = format!(
+        "{:<16}  {:<8}  {:<20}  {:<24}  {}\n",
+        "ID", "KIND", "STATE", "EXPIRES", "USED BY"
+    );
+    for i in list {
+        let state = serde_json::to_value(i.state)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+            .unwrap_or_default();
+        let used = i
+            .used_by
+            .iter()
+            .map(|u| {
+                let name = if u.label.is_empty() {
+                    u.id.short()
+                } else {
+                    format!("{} ({})", u.label, u.id.short())
+                };
+                if u.revoked {
+                    format!("{name}, revoked")
+                } else {
+                    name
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        out.push_str(&format!(
+            "{:<16}  {:<8}  {:<20}  {:<24}  {}\n",
+            i.id,
+            if i.reusable { "reusable" } else { "one use" },
+            state,
+            leanspec_peer_core::time::rfc3339_millis(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(i.expires_at)
+            ),
+            if used.is_empty() {
+                "-".to_string()
+            } else {
+                used
+            }
+        ));
+    }
+    out.push_str(&format!(
+        "{} invitation(s); revoke one with `leanspec-peer invite revoke ID`",
+        list.len()
+    ));
+    out
 }
 
 fn scan_report_json(r: &ScanReport) -> Value {

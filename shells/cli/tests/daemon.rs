@@ -161,5 +161,31 @@ fn up_with_an_authkey_joins_on_start() {
     });
     let _ = child.kill();
     let _ = child.wait();
+    // `invite list --json`: both keys, the first used by the CI machine.
+    let list = cli_json(m_a.home(), &["invite", "list"]);
+    let list = list.as_array().expect("a list");
+    assert_eq!(list.len(), 2, "{list:?}");
+    let used = list
+        .iter()
+        .find(|i| i["used_by"].as_array().is_some_and(|u| u.len() == 1))
+        .expect("the key the CI machine used");
+    assert_eq!(used["state"], "active", "a reusable key stays active");
+    assert_eq!(used["used_by"][0]["label"], "ci");
+    // Revoked by id, through the daemon; listed as revoked; twice is fine.
+    let id = used["id"].as_str().expect("id").to_string();
+    let revoked = cli_json(m_a.home(), &["invite", "revoke", &id]);
+    assert_eq!(revoked["state"], "revoked");
+    let list = cli_json(m_a.home(), &["invite", "list"]);
+    assert!(
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .any(|i| i["id"] == id.as_str() && i["state"] == "revoked")
+    );
+    let out = cli(m_a.home(), &["invite", "revoke", "ffff0000"]);
+    assert_eq!(out.status.code(), Some(7), "not_found");
+    let out = cli(m_a.home(), &["invite", "--reusable", "--ttl", "100d"]);
+    assert_eq!(out.status.code(), Some(9), "invalid_argument");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 90 days"));
     assert!(a.stop().success());
 }
