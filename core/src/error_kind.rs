@@ -41,7 +41,7 @@ impl Error {
         match self {
             Error::NotInitialized { .. } => ErrorKind::NotInitialized,
             Error::Identity(_) | Error::Store(_) | Error::Doc(_) => ErrorKind::Store,
-            Error::Io { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::UnsafeHome { .. } => ErrorKind::Io,
             Error::NoSpecsDir { .. }
             | Error::NameTaken { .. }
             | Error::InvalidLabel(_)

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 mod error;
+mod home;
 mod invites;
 mod membership;
 mod persist;
@@ -104,6 +105,7 @@ impl Machine {
                 path: home.to_path_buf(),
                 source,
             })?;
+        home::secure(home)?;
         if Identity::load(home)?.is_some() {
             let mut m = Machine::open(home)?;
             if let Some(l) = label {
@@ -149,6 +151,9 @@ impl Machine {
 
     /// Opens the machine in `home`.
     pub fn open(home: &Path) -> Result<Machine> {
+        if home.exists() {
+            home::secure(home)?;
+        }
         let identity = Identity::load(home)?.ok_or_else(|| Error::NotInitialized {
             home: home.to_path_buf(),
         })?;

@@ -586,7 +586,15 @@ impl Peer {
         let mut options = options;
         if options.relays.is_empty() && options.learned_relays {
             options.relays = lock(&local.machine).learned_relays();
+            // The token is for relays the user named, not ones a ticket named: a ticket
+            // from a member could point at a relay that collects tokens.
+            if options.relay_token.take().is_some() && !options.relays.is_empty() {
+                tracing::warn!(
+                    "the relay token is not sent to relays learned from tickets; name the relay with --relay to use it"
+                );
+            }
         }
+        relay::check_token_transport(&options)?;
         if !options.direct && options.relays.is_empty() {
             return Err(PeerError::Invalid(
                 "direct paths are off and there is no relay: give a relay URL (or join with a ticket that names one)".into(),

@@ -258,3 +258,27 @@ fn the_audit_log_keeps_the_newest_records_within_its_caps() {
         "1,010 bytes > 350"
     );
 }
+
+/// The home folder: writable by others is refused (with the command that fixes it);
+/// readable by others is made private; the store inside is 0600.
+#[test]
+fn a_home_others_can_write_is_refused_and_a_readable_one_made_private() {
+    let p = TempProject::new();
+    let (m, dir) = machine_with(&p, 1);
+    drop(m);
+    let home = dir.path();
+    fs::set_permissions(home, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let e = Machine::open(home).expect_err("refused");
+    assert!(e.to_string().contains("chmod 700"), "{e}");
+    assert!(Machine::init(home, None).is_err(), "init refuses it too");
+    fs::set_permissions(home, fs::Permissions::from_mode(0o755)).expect("chmod");
+    Machine::open(home).expect("opens");
+    let mode = fs::metadata(home).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let store = fs::metadata(home.join(STORE_FILE))
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(store, 0o600);
+}

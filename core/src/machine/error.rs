@@ -90,6 +90,14 @@ pub enum Error {
         /// The matches.
         candidates: String,
     },
+    /// The home folder can be written by other users.
+    #[error("the home folder {} can be written by other users (mode {mode:o}); run `chmod 700 {}`", path.display(), path.display())]
+    UnsafeHome {
+        /// The home folder.
+        path: std::path::PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// No invitation matches.
     #[error("no invitation {selector:?}; see `leanspec-peer invite list`")]
     UnknownInvite {

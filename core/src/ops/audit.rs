@@ -28,8 +28,13 @@ pub struct AuditRecord {
     pub op_id: String,
     /// `edit`, `exec_request`, or `unknown` (undecodable).
     pub kind: String,
-    /// Author machine id (hex; for undecodable input, the sending machine).
+    /// Author machine id the operation names (hex; for undecodable input, the sending
+    /// machine). A claim: proven only when the reason is not `bad_signature`.
     pub author: String,
+    /// The machine whose connection delivered it (hex; authenticated by the
+    /// connection, empty for this machine's own calls and records sent).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sender: String,
     /// Target machine id (hex; empty if undecodable).
     pub target: String,
     /// Project id, for edits.
@@ -134,6 +139,7 @@ impl AuditRecord {
             op_id: String::new(),
             kind: String::new(),
             author: String::new(),
+            sender: String::new(),
             target: String::new(),
             project: String::new(),
             spec: String::new(),

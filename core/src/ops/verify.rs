@@ -56,10 +56,9 @@ pub fn receive(m: &mut Machine, sender: Option<MachineId>, bytes: &[u8], now_ms:
         }
     };
     let (verdict, changes) = decide(m, sender, &signed, now_ms);
-    append(
-        m,
-        AuditRecord::of(&signed.op, Direction::Received, &verdict, now_ms),
-    );
+    let mut record = AuditRecord::of(&signed.op, Direction::Received, &verdict, now_ms);
+    record.sender = sender.map(|s| s.to_string()).unwrap_or_default();
+    append(m, record);
     Received {
         verdict,
         op: Some(signed.op),

@@ -147,8 +147,11 @@ pub(crate) fn receive_local(
                 tracing::info!(author = %op.author.short(), op = %op.id_hex(), "{} an operation", v.result.as_str());
             }
             match &op.body {
+                // The machine that delivered it (authenticated by its connection),
+                // not the author the operation claims: a refused operation's claim is
+                // unproven.
                 OpBody::Edit { project, spec, .. } => shared.emit(Event::EditReceived {
-                    machine: op.author.to_string(),
+                    machine: sender.unwrap_or(op.author).to_string(),
                     op_id: op.id_hex(),
                     project: project.clone(),
                     spec: spec.clone(),

@@ -89,6 +89,41 @@ enum Problem {
     NoAnswer,
 }
 
+/// A relay token travels only over TLS, or to a relay on this machine: refuses to start
+/// with a token and a plain `http://` relay elsewhere (the token would be readable by
+/// anyone on the path).
+pub(crate) fn check_token_transport(options: &PeerOptions) -> Result<(), PeerError> {
+    if options.relay_token.is_none() {
+        return Ok(());
+    }
+    for r in &options.relays {
+        if !token_may_travel_to(r) {
+            return Err(PeerError::Invalid(format!(
+                "the relay token would travel in clear text to {r}: use an https:// relay URL, or no token"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `https://` anywhere, `http://` only to a loopback address or `localhost`.
+fn token_may_travel_to(relay: &str) -> bool {
+    let Ok(url) = relay.parse::<iroh::RelayUrl>() else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => true,
+        "http" => url.host_str().is_some_and(|h| {
+            let ip = h.trim_start_matches('[').trim_end_matches(']');
+            h.eq_ignore_ascii_case("localhost")
+                || ip
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }),
+        _ => false,
+    }
+}
+
 async fn check(url: &str, options: &PeerOptions, secret: &iroh::SecretKey) -> Result<(), Problem> {
     let parsed: iroh::RelayUrl = url.parse()?;
     let tls = ca_config(options)?
@@ -144,5 +179,46 @@ fn refusal(e: &iroh_relay::client::ConnectError) -> Option<Refusal> {
                 matches!(r, rustls::Error::InvalidCertificate(_)).then_some(Refusal::Certificate)
             }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_travels_only_over_tls_or_to_this_machine() {
+        for ok in [
+            "https://relay.example.com",
+            "http://127.0.0.1:3340",
+            "http://[::1]:3340",
+            "http://localhost:3340",
+        ] {
+            assert!(token_may_travel_to(ok), "{ok}");
+        }
+        for bad in [
+            "http://relay.example.com",
+            "http://10.0.0.1:3340",
+            "http://localhost.evil.com",
+            "ftp://x",
+            "not a url",
+        ] {
+            assert!(!token_may_travel_to(bad), "{bad}");
+        }
+        let options = PeerOptions {
+            relays: vec!["http://relay.example.com".into()],
+            relay_token: Some("secret".into()),
+            ..PeerOptions::default()
+        };
+        let e = check_token_transport(&options).expect_err("refused");
+        assert!(e.to_string().contains("clear text"), "{e}");
+        let options = PeerOptions {
+            relay_token: None,
+            ..options
+        };
+        assert!(
+            check_token_transport(&options).is_ok(),
+            "no token, no concern"
+        );
     }
 }

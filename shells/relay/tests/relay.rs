@@ -141,6 +141,68 @@ fn a_peer_with_the_wrong_token_is_refused_with_a_clear_error() {
     p.stop();
 }
 
+/// Issue 11: the relay token goes only to relays the user named (`--relay`), never to
+/// one learned from a ticket (a member's ticket could name a relay that collects
+/// tokens), and never in clear text to a relay elsewhere.
+#[test]
+fn the_relay_token_goes_only_to_relays_the_user_named() {
+    let (_relay_proc, url) = relay("127.0.0.1:0", Some(TOKEN));
+    let m_a = MachineDirs::with_spec("001-alpha", "planned");
+    let m_b = MachineDirs::with_spec("001-beta", "planned");
+    // A: direct paths and the relay, so its ticket names both.
+    let a = Proc::spawn(
+        Command::new(peer_bin())
+            .args([
+                "up",
+                "--bind",
+                "127.0.0.1:0",
+                "--relay",
+                &url,
+                "--relay-token",
+                TOKEN,
+            ])
+            .args(["--label", "alpha", "--project"])
+            .arg(m_a.project())
+            .env("LEANSPEC_PEER_HOME", m_a.home())
+            .env("LEANSPEC_PEER_LOG", "info"),
+    );
+    a.wait_line("Ctrl-C to stop");
+    let ticket = String::from_utf8(cli(m_a.home(), &["invite"]).stdout).expect("utf8");
+    assert!(cli(m_b.home(), &["init"]).status.success());
+    cli_json(m_b.home(), &["join", ticket.trim()]);
+    // B names no relay: it uses the one it learned from the ticket, without the token.
+    let b = Proc::spawn(
+        Command::new(peer_bin())
+            .args(["up", "--no-direct", "--relay-token", TOKEN])
+            .args(["--label", "beta", "--project"])
+            .arg(m_b.project())
+            .env("LEANSPEC_PEER_HOME", m_b.home())
+            .env("LEANSPEC_PEER_LOG", "info"),
+    );
+    b.wait_line("not sent to relays learned from tickets");
+    let line = b.wait_line("relay refused");
+    assert!(line.contains("not authorized"), "{line}");
+    b.stop();
+    a.stop();
+    // A token with a plain-http relay that is not on this machine: refused at start.
+    let out = cli(
+        m_b.home(),
+        &[
+            "up",
+            "--relay",
+            "http://relay.example.com",
+            "--relay-token",
+            TOKEN,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("clear text"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_relay_with_an_untrusted_certificate_is_refused_with_a_clear_error() {
     use rcgen::{CertificateParams, KeyPair};
