@@ -38,11 +38,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_inflated_bytes: 256 * 1024 * 1024,
+            max_inflated_bytes: 64 * 1024 * 1024,
             max_changes_per_message: 100_000,
             max_ops_per_message: 5_000_000,
             max_orphans: 256,
-            max_document_bytes: 256 * 1024 * 1024,
+            max_document_bytes: 64 * 1024 * 1024,
             max_members: 1_000,
             op_burst: 100,
             ops_per_second: 20,

@@ -305,7 +305,16 @@ async fn strangers_and_bad_tickets_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
-    let (a, b) = (node("a").await, node("b").await);
+    // A comes back on its port after a restart, so B can still knock.
+    let a = node_with(
+        "a",
+        PeerOptions {
+            remember_port: true,
+            ..options()
+        },
+    )
+    .await;
+    let b = node("b").await;
     let mut a_events = a.peer().subscribe().1;
     let mut b_events = b.peer().subscribe().1;
     let reusable = a
@@ -402,6 +411,34 @@ async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
             .machines()
             .iter()
             .any(|r| r.machine.id == b_id && r.machine.revoked)
+    );
+    // A restarts (its network, then the whole node from its home): B stays cut off.
+    a.peer().stop().await.expect("stop");
+    a.peer().start().await.expect("start");
+    let refused_before = a.peer().status().expect("status").refused.revoked;
+    let v = b
+        .peer()
+        .deliver_raw(a.peer().id(), b"anything")
+        .await
+        .expect("deliver");
+    assert_eq!(
+        v.reason,
+        Some(leanspec_peer_core::ops::Reason::Revoked),
+        "{v:?}"
+    );
+    assert!(a.peer().status().expect("status").refused.revoked > refused_before);
+    let mut a = a;
+    if let Some(p) = a.peer.take() {
+        p.stop().await.expect("stop");
+        drop(p);
+    }
+    let reopened = Peer::open(a.home.path(), options()).expect("reopen");
+    assert!(
+        reopened
+            .machines()
+            .iter()
+            .any(|r| r.machine.id == b_id && r.machine.revoked),
+        "still revoked after a restart"
     );
 }
 
