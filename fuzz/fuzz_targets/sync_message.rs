@@ -16,12 +16,17 @@ use std::sync::{Mutex, OnceLock};
 enum Input {
     Raw { mesh: bool, bytes: Vec<u8> },
     Chunks { mesh: bool, chunks: Vec<Vec<u8>>, heads: u8 },
+    /// A real signed message of B's document (a whole document, then a change), with
+    /// bytes flipped: reaches the chunk walk, signature checks and Automerge.
+    Template { whole: bool, flips: Vec<(u16, u8)>, cut: Option<u16> },
 }
 
 struct World {
     a: Machine,
     b: Machine,
     b_key: Identity,
+    /// B's document as a first sync sends it (whole), and one later change.
+    templates: [Vec<u8>; 2],
     _homes: (tempfile::TempDir, tempfile::TempDir),
 }
 
@@ -52,7 +57,19 @@ fn world() -> &'static Mutex<World> {
     W.get_or_init(|| {
         let (ha, hb) = (tempfile::tempdir().expect("home"), tempfile::tempdir().expect("home"));
         let (mut a, _) = Machine::init(ha.path(), Some("a")).expect("init");
+        let proj = tempfile::tempdir().expect("project");
+        let spec = proj.path().join("specs/001-x");
+        std::fs::create_dir_all(&spec).expect("mkdir");
+        let write = |status: &str| {
+            std::fs::write(
+                spec.join("README.md"),
+                format!("---\nstatus: {status}\ncreated: '2025-01-01'\ntags: [a]\n---\n\n# X\n"),
+            )
+            .expect("write")
+        };
+        write("planned");
         let (mut b, _) = Machine::init(hb.path(), Some("b")).expect("init");
+        b.add_project(proj.path(), Some("p")).expect("add");
         a.set_limits(Limits {
             max_inflated_bytes: 1 << 20,
             max_changes_per_message: 1_000,
@@ -63,9 +80,29 @@ fn world() -> &'static Mutex<World> {
         let mesh = a.mesh_bytes();
         let signatures = a.mesh_signatures().expect("signatures");
         b.adopt_mesh(&mesh, &signatures).expect("adopt");
+        // The whole document, as B sends it to a machine that has none of it.
+        let key = DocKey::Machine(b.id());
+        let whole = b
+            .generate_sync(key, &mut automerge::sync::State::new())
+            .expect("a first message");
         sync(&mut a, &mut b);
+        // One more change, as B sends it to a machine that holds the rest (a state
+        // saying so; A does not apply it, so the template stays new to A).
+        let before = b.heads(key);
+        write("complete");
+        b.scan(&mut |_| {}).expect("scan");
+        let mut st = automerge::sync::State::new();
+        st.their_heads = Some(before.clone());
+        st.their_need = Some(Vec::new());
+        st.their_have = Some(vec![automerge::sync::Have {
+            last_sync: before.clone(),
+            bloom: automerge::sync::BloomFilter::default(),
+        }]);
+        st.shared_heads = before;
+        let change = b.generate_sync(key, &mut st).unwrap_or_default();
         let b_key = Identity::load(hb.path()).expect("key").expect("key");
-        Mutex::new(World { a, b, b_key, _homes: (ha, hb) })
+        std::mem::forget(proj);
+        Mutex::new(World { a, b, b_key, templates: [whole, change], _homes: (ha, hb) })
     })
 }
 
@@ -90,6 +127,19 @@ fuzz_target!(|input: Input| {
                 version: automerge::sync::MessageVersion::V1,
             };
             (key, SignedMessage { message: message.encode(), signatures }.encode(key))
+        }
+        Input::Template { whole, flips, cut } => {
+            let mut bytes = w.templates[usize::from(!whole)].clone();
+            for (at, x) in flips {
+                let n = bytes.len().max(1);
+                if let Some(b) = bytes.get_mut(usize::from(at) % n) {
+                    *b ^= x;
+                }
+            }
+            if let Some(c) = cut {
+                bytes.truncate(usize::from(c));
+            }
+            (DocKey::Machine(b_id), bytes)
         }
     };
     let stored = |m: &Machine| m.store().doc_chunks(&key.to_bytes()).unwrap_or_default();

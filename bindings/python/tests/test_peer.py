@@ -13,6 +13,7 @@ import pytest
 from leanspec_peer import (
     ErrorKind,
     EventListener,
+    InviteState,
     Outcome,
     Peer,
     PeerConfig,
@@ -168,6 +169,32 @@ def test_revoke_works_with_the_network_stopped(pair):
     assert [m.revoked for m in a.machines() if m.id == b_id] == [True]
     asyncio.run(a.start())  # the fixture stops it again
     assert [m.revoked for m in a.machines() if m.id == b_id] == [True]
+
+
+def test_invitations_are_listed_and_revoked_and_a_revoked_machine_takes_its_key_down(pair):
+    """B's invitation that A used is listed as used by A; a reusable key is revoked by id
+    prefix; revoking A makes the invitation it used refused for everyone."""
+    a, b, _, _, _ = pair
+    listed = b.invites()
+    assert len(listed) == 1
+    assert listed[0].state == InviteState.USED and listed[0].used_by == [a.machine_id()]
+    key = b.invite(3600, True)
+    assert key.reusable
+    fresh = [i for i in b.invites() if i.reusable]
+    assert len(fresh) == 1 and fresh[0].state == InviteState.ACTIVE
+    revoked = b.revoke_invite(fresh[0].id[:6])
+    assert revoked.state == InviteState.REVOKED
+    with pytest.raises(PeerError.Failed) as e:
+        b.invite(91 * 86400, True)
+    assert e.value.kind == ErrorKind.INVALID_ARGUMENT
+    with pytest.raises(PeerError.Failed) as e:
+        b.revoke_invite("ffffffff")
+    assert e.value.kind == ErrorKind.NOT_FOUND
+    b.revoke(a.machine_id())
+    used = [i for i in b.invites() if not i.reusable]
+    assert used[0].state == InviteState.REVOKED_WITH_MACHINE
+    status = b.status()
+    assert status.refused_strangers >= 0 and status.refused_over_limit == 0
 
 
 def test_stale_edit_is_rejected_with_the_current_hash_and_a_good_edit_applies(pair):

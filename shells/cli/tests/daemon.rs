@@ -171,16 +171,33 @@ fn up_with_an_authkey_joins_on_start() {
         .expect("the key the CI machine used");
     assert_eq!(used["state"], "active", "a reusable key stays active");
     assert_eq!(used["used_by"][0]["label"], "ci");
-    // Revoked by id, through the daemon; listed as revoked; twice is fine.
-    let id = used["id"].as_str().expect("id").to_string();
-    let revoked = cli_json(m_a.home(), &["invite", "revoke", &id]);
-    assert_eq!(revoked["state"], "revoked");
-    let list = cli_json(m_a.home(), &["invite", "list"]);
-    assert!(
-        list.as_array()
+    let used_id = used["id"].as_str().expect("id").to_string();
+    let state_of = |id: &str| {
+        cli_json(m_a.home(), &["invite", "list"])
+            .as_array()
             .expect("a list")
             .iter()
-            .any(|i| i["id"] == id.as_str() && i["state"] == "revoked")
+            .find(|i| i["id"] == id)
+            .map(|i| i["state"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    // Revoking the CI machine takes down the key it joined with, for everyone.
+    assert!(cli(m_a.home(), &["revoke", "ci"]).status.success());
+    assert_eq!(state_of(&used_id), "revoked_with_machine");
+    // The other key, revoked by id (through the daemon); twice is fine.
+    let other = list
+        .iter()
+        .find(|i| i["id"] != used_id.as_str())
+        .and_then(|i| i["id"].as_str())
+        .expect("the other key")
+        .to_string();
+    let revoked = cli_json(m_a.home(), &["invite", "revoke", &other[..6]]);
+    assert_eq!(revoked["state"], "revoked");
+    assert_eq!(state_of(&other), "revoked");
+    assert!(
+        cli(m_a.home(), &["invite", "revoke", &other])
+            .status
+            .success()
     );
     let out = cli(m_a.home(), &["invite", "revoke", "ffff0000"]);
     assert_eq!(out.status.code(), Some(7), "not_found");
