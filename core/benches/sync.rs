@@ -77,6 +77,12 @@ async fn node_via(label: &str, specs: usize, relay: Option<&str>) -> Node {
         bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         direct: relay.is_none(),
         relays: relay.map(|r| vec![r.to_string()]).unwrap_or_default(),
+        // The edit benchmark sends hundreds of operations back to back to time each
+        // round trip; the per-member rate (docs/limits.md) is a policy, not a cost.
+        limits: leanspec_peer_core::limits::Limits {
+            op_burst: 1_000_000,
+            ..Default::default()
+        },
         ..PeerOptions::default()
     };
     let (peer, _) = Peer::init(home.path(), Some(label), options).expect("init");
