@@ -842,6 +842,11 @@ public protocol PeerProtocol: AnyObject, Sendable {
     func invite(ttlSecs: UInt64, reusable: Bool) throws  -> Invite
     
     /**
+     * The invitations this machine made, newest first.
+     */
+    func invites() throws  -> [InviteInfo]
+    
+    /**
      * Whether the network part runs.
      */
     func isRunning()  -> Bool
@@ -882,6 +887,12 @@ public protocol PeerProtocol: AnyObject, Sendable {
      * Works with the network stopped too (replicated at the next start).
      */
     func revoke(machine: String) throws 
+    
+    /**
+     * Revokes the invitation whose id starts with `id` (4 or more hex characters):
+     * every later join with it is refused.
+     */
+    func revokeInvite(id: String) throws  -> InviteInfo
     
     /**
      * Rescans every project now.
@@ -1088,6 +1099,18 @@ open func invite(ttlSecs: UInt64, reusable: Bool)throws  -> Invite  {
 }
     
     /**
+     * The invitations this machine made, newest first.
+     */
+open func invites()throws  -> [InviteInfo]  {
+    return try  FfiConverterSequenceTypeInviteInfo.lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
+        uniffiCallStatus in
+    uniffi_leanspec_peer_ffi_fn_method_peer_invites(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Whether the network part runs.
      */
 open func isRunning() -> Bool  {
@@ -1192,6 +1215,20 @@ open func revoke(machine: String)throws   {try rustCallWithError(FfiConverterTyp
         FfiConverterString.lower(machine),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Revokes the invitation whose id starts with `id` (4 or more hex characters):
+     * every later join with it is refused.
+     */
+open func revokeInvite(id: String)throws  -> InviteInfo  {
+    return try  FfiConverterTypeInviteInfo_lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
+        uniffiCallStatus in
+    uniffi_leanspec_peer_ffi_fn_method_peer_revoke_invite(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1858,6 +1895,115 @@ public func FfiConverterTypeInvite_lift(_ buf: RustBuffer) throws -> Invite {
 #endif
 public func FfiConverterTypeInvite_lower(_ value: Invite) -> RustBuffer {
     return FfiConverterTypeInvite.lower(value)
+}
+
+
+/**
+ * An invitation this machine made, as `invite list` shows it.
+ */
+public struct InviteInfo: Equatable, Hashable {
+    /**
+     * Its id (16 hex characters; `revoke_invite` takes it or a prefix of 4 or more).
+     */
+    public var id: String
+    /**
+     * Unix seconds it was made (0: before this was recorded).
+     */
+    public var createdAt: UInt64
+    /**
+     * Unix seconds after which it is refused.
+     */
+    public var expiresAt: UInt64
+    /**
+     * Usable by many machines.
+     */
+    public var reusable: Bool
+    /**
+     * Where it stands now.
+     */
+    public var state: InviteState
+    /**
+     * Ids (hex) of the machines that joined with it.
+     */
+    public var usedBy: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its id (16 hex characters; `revoke_invite` takes it or a prefix of 4 or more).
+         */id: String, 
+        /**
+         * Unix seconds it was made (0: before this was recorded).
+         */createdAt: UInt64, 
+        /**
+         * Unix seconds after which it is refused.
+         */expiresAt: UInt64, 
+        /**
+         * Usable by many machines.
+         */reusable: Bool, 
+        /**
+         * Where it stands now.
+         */state: InviteState, 
+        /**
+         * Ids (hex) of the machines that joined with it.
+         */usedBy: [String]) {
+        self.id = id
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.reusable = reusable
+        self.state = state
+        self.usedBy = usedBy
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension InviteInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInviteInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InviteInfo {
+        return
+            try InviteInfo(
+                id: FfiConverterString.read(from: &buf), 
+                createdAt: FfiConverterUInt64.read(from: &buf), 
+                expiresAt: FfiConverterUInt64.read(from: &buf), 
+                reusable: FfiConverterBool.read(from: &buf), 
+                state: FfiConverterTypeInviteState.read(from: &buf), 
+                usedBy: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: InviteInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterUInt64.write(value.createdAt, into: &buf)
+        FfiConverterUInt64.write(value.expiresAt, into: &buf)
+        FfiConverterBool.write(value.reusable, into: &buf)
+        FfiConverterTypeInviteState.write(value.state, into: &buf)
+        FfiConverterSequenceString.write(value.usedBy, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInviteInfo_lift(_ buf: RustBuffer) throws -> InviteInfo {
+    return try FfiConverterTypeInviteInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInviteInfo_lower(_ value: InviteInfo) -> RustBuffer {
+    return FfiConverterTypeInviteInfo.lower(value)
 }
 
 
@@ -2804,6 +2950,26 @@ public struct StatusInfo: Equatable, Hashable {
      * Changes of this machine some member has not acknowledged yet.
      */
     public var pending: UInt64
+    /**
+     * Connections from machines that are not members, refused since the node opened.
+     */
+    public var refusedStrangers: UInt64
+    /**
+     * Connections from revoked machines, refused since the node opened.
+     */
+    public var refusedRevoked: UInt64
+    /**
+     * Operations refused for going over their sender's rate.
+     */
+    public var refusedRateLimited: UInt64
+    /**
+     * Sync messages refused for going over a limit.
+     */
+    public var refusedOverLimit: UInt64
+    /**
+     * Join attempts refused.
+     */
+    public var refusedJoins: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2834,7 +3000,22 @@ public struct StatusInfo: Equatable, Hashable {
          */running: Bool, 
         /**
          * Changes of this machine some member has not acknowledged yet.
-         */pending: UInt64) {
+         */pending: UInt64, 
+        /**
+         * Connections from machines that are not members, refused since the node opened.
+         */refusedStrangers: UInt64, 
+        /**
+         * Connections from revoked machines, refused since the node opened.
+         */refusedRevoked: UInt64, 
+        /**
+         * Operations refused for going over their sender's rate.
+         */refusedRateLimited: UInt64, 
+        /**
+         * Sync messages refused for going over a limit.
+         */refusedOverLimit: UInt64, 
+        /**
+         * Join attempts refused.
+         */refusedJoins: UInt64) {
         self.machineId = machineId
         self.label = label
         self.version = version
@@ -2844,6 +3025,11 @@ public struct StatusInfo: Equatable, Hashable {
         self.peers = peers
         self.running = running
         self.pending = pending
+        self.refusedStrangers = refusedStrangers
+        self.refusedRevoked = refusedRevoked
+        self.refusedRateLimited = refusedRateLimited
+        self.refusedOverLimit = refusedOverLimit
+        self.refusedJoins = refusedJoins
     }
 
     
@@ -2870,7 +3056,12 @@ public struct FfiConverterTypeStatusInfo: FfiConverterRustBuffer {
                 specs: FfiConverterUInt64.read(from: &buf), 
                 peers: FfiConverterSequenceTypeMachineInfo.read(from: &buf), 
                 running: FfiConverterBool.read(from: &buf), 
-                pending: FfiConverterUInt64.read(from: &buf)
+                pending: FfiConverterUInt64.read(from: &buf), 
+                refusedStrangers: FfiConverterUInt64.read(from: &buf), 
+                refusedRevoked: FfiConverterUInt64.read(from: &buf), 
+                refusedRateLimited: FfiConverterUInt64.read(from: &buf), 
+                refusedOverLimit: FfiConverterUInt64.read(from: &buf), 
+                refusedJoins: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -2884,6 +3075,11 @@ public struct FfiConverterTypeStatusInfo: FfiConverterRustBuffer {
         FfiConverterSequenceTypeMachineInfo.write(value.peers, into: &buf)
         FfiConverterBool.write(value.running, into: &buf)
         FfiConverterUInt64.write(value.pending, into: &buf)
+        FfiConverterUInt64.write(value.refusedStrangers, into: &buf)
+        FfiConverterUInt64.write(value.refusedRevoked, into: &buf)
+        FfiConverterUInt64.write(value.refusedRateLimited, into: &buf)
+        FfiConverterUInt64.write(value.refusedOverLimit, into: &buf)
+        FfiConverterUInt64.write(value.refusedJoins, into: &buf)
     }
 }
 
@@ -3074,6 +3270,111 @@ public func FfiConverterTypeErrorKind_lift(_ buf: RustBuffer) throws -> ErrorKin
 #endif
 public func FfiConverterTypeErrorKind_lower(_ value: ErrorKind) -> RustBuffer {
     return FfiConverterTypeErrorKind.lower(value)
+}
+
+
+
+/**
+ * Where an invitation stands.
+ */
+
+public enum InviteState: Equatable, Hashable {
+    
+    /**
+     * Usable.
+     */
+    case active
+    /**
+     * A one-time invitation its machine used.
+     */
+    case used
+    /**
+     * Past its expiry.
+     */
+    case expired
+    /**
+     * Revoked with `revoke_invite`.
+     */
+    case revoked
+    /**
+     * A machine that used it was revoked since: refused for everyone.
+     */
+    case revokedWithMachine
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension InviteState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInviteState: FfiConverterRustBuffer {
+    typealias SwiftType = InviteState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InviteState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .active
+        
+        case 2: return .used
+        
+        case 3: return .expired
+        
+        case 4: return .revoked
+        
+        case 5: return .revokedWithMachine
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: InviteState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .active:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .used:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .revoked:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .revokedWithMachine:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInviteState_lift(_ buf: RustBuffer) throws -> InviteState {
+    return try FfiConverterTypeInviteState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInviteState_lower(_ value: InviteState) -> RustBuffer {
+    return FfiConverterTypeInviteState.lower(value)
 }
 
 
@@ -3707,6 +4008,31 @@ fileprivate struct FfiConverterSequenceTypeAuditEntry: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeInviteInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [InviteInfo]
+
+    public static func write(_ value: [InviteInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeInviteInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [InviteInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [InviteInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeInviteInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeMachineInfo: FfiConverterRustBuffer {
     typealias SwiftType = [MachineInfo]
 
@@ -3879,6 +4205,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_invite() != 30143) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_invites() != 26191) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_is_running() != 19412) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3901,6 +4230,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_revoke() != 43486) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_revoke_invite() != 15712) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_scan() != 60326) {

@@ -339,6 +339,11 @@ RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_home(uint64_t ptr, RustCallSt
 RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_invite(uint64_t ptr, uint64_t ttl_secs, int8_t reusable, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_INVITES
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_INVITES
+RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_invites(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_IS_RUNNING
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_IS_RUNNING
 int8_t uniffi_leanspec_peer_ffi_fn_method_peer_is_running(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -377,6 +382,11 @@ void uniffi_leanspec_peer_ffi_fn_method_peer_rename(uint64_t ptr, RustBuffer mac
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_REVOKE
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_REVOKE
 void uniffi_leanspec_peer_ffi_fn_method_peer_revoke(uint64_t ptr, RustBuffer machine, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_REVOKE_INVITE
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_REVOKE_INVITE
+RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_revoke_invite(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_SCAN
@@ -734,6 +744,12 @@ uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_invite(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_INVITES
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_INVITES
+uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_invites(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_IS_RUNNING
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_IS_RUNNING
 uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_is_running(void
@@ -779,6 +795,12 @@ uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_rename(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_REVOKE
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_REVOKE
 uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_revoke(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_REVOKE_INVITE
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_REVOKE_INVITE
+uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_revoke_invite(void
     
 );
 #endif
