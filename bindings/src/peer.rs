@@ -6,7 +6,7 @@ use crate::error::{ErrorKind, PeerError};
 use crate::events::{EventListener, Subscription};
 use crate::records::{
     AuditEntry, EditResult, Invite, InviteInfo, JoinResult, MachineInfo, PeerConfig, ProjectInfo,
-    SpecChange, SpecInfo, SpecQuery, StatusInfo,
+    SearchHit, SpecChange, SpecInfo, SpecQuery, StatusInfo,
 };
 use leanspec_peer_core as core;
 use leanspec_peer_core::peer::PeerOptions;
@@ -164,6 +164,21 @@ impl Peer {
             .specs(&filter)?
             .into_iter()
             .map(Into::into)
+            .collect())
+    }
+
+    /// Specs of every machine matching `query` (LeanSpec's search language: words,
+    /// "phrases", `word~`, `status:` `tag:` `machine:` ... , `AND` `OR` `NOT`), best
+    /// first, at most `limit`. A malformed query is `INVALID_ARGUMENT`, saying where.
+    pub fn search(&self, query: String, limit: u32) -> Result<Vec<SearchHit>, PeerError> {
+        Ok(self
+            .inner
+            .search(&query, limit as usize)?
+            .into_iter()
+            .map(|h| SearchHit {
+                score: h.score,
+                spec: h.row.into(),
+            })
             .collect())
     }
 

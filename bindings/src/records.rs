@@ -248,6 +248,15 @@ pub struct Invite {
     pub reusable: bool,
 }
 
+/// A spec that matches a search, with its score (higher first).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SearchHit {
+    /// How well it matches (0 when the query only names fields).
+    pub score: u32,
+    /// The spec.
+    pub spec: SpecInfo,
+}
+
 /// Where an invitation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum InviteState {

@@ -33,6 +33,13 @@ pub enum Request {
         /// The filter.
         filter: SpecFilter,
     },
+    /// Specs of every machine matching a query.
+    Search {
+        /// LeanSpec's search language.
+        query: String,
+        /// At most this many.
+        limit: usize,
+    },
     /// One spec.
     Show {
         /// Machine (id, short id or label); this one if absent.
@@ -131,6 +138,8 @@ pub use crate::node::{MachineReport, StatusReport, StoreReport};
 pub enum Reply {
     /// Specs.
     Specs(Vec<SpecRow>),
+    /// Search hits, best first.
+    Hits(Vec<crate::query::SearchHit>),
     /// One spec.
     Spec(SpecRow),
     /// Status.
@@ -259,6 +268,7 @@ pub async fn handle(node: &Node, req: Request) -> Reply {
 async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
     Ok(match req {
         Request::Specs { filter } => Reply::Specs(node.specs(&filter)?),
+        Request::Search { query, limit } => Reply::Hits(node.search(&query, limit)?),
         Request::Show {
             machine,
             project,

@@ -27,6 +27,7 @@ pub mod node;
 pub mod ops;
 pub mod peer;
 mod proto;
+pub mod query;
 pub mod spec;
 pub mod store;
 pub mod time;

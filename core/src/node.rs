@@ -221,6 +221,15 @@ impl Node {
         Ok(self.read(|m| m.specs(filter))?)
     }
 
+    /// Specs of every machine matching `query` (LeanSpec's search language, see
+    /// [`crate::query`]), best first, at most `limit`.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<crate::query::SearchHit>> {
+        let q = crate::query::parse(query)
+            .map_err(|e| PeerError::Invalid(format!("invalid query: {e}")))?;
+        let rows = self.specs(&SpecFilter::default())?;
+        Ok(crate::query::search(&q, rows, limit))
+    }
+
     /// One spec: `machine` (id, short id or label; this one if `None`), project id or
     /// name, spec name, number or slug.
     pub fn spec(&self, machine: Option<&str>, project: &str, spec: &str) -> Result<SpecRow> {

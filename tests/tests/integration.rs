@@ -5,4 +5,5 @@ mod corpus;
 mod network;
 mod ops;
 mod replication;
+mod search;
 mod store;

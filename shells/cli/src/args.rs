@@ -37,6 +37,16 @@ pub(crate) enum Command {
     Up(UpArgs),
     /// List specs, optionally filtered.
     Specs(SpecsArgs),
+    /// Search the specs of every machine: words, "phrases", word~ (typos),
+    /// status: priority: tag: assignee: machine: project: title: name: parent:
+    /// depends_on: created:>2025-11, AND OR NOT and parentheses.
+    Search {
+        /// The query (quote it for the shell).
+        query: String,
+        /// At most this many results.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Show one spec.
     Show {
         /// Machine (id, short id or label); default: this one.

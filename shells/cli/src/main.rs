@@ -246,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Specs(args) => Request::Specs {
             filter: filter(args),
         },
+        Command::Search { query, limit } => Request::Search { query, limit },
         Command::Show {
             machine,
             project,

@@ -27,6 +27,25 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
             specs_table(rows),
         ),
         Reply::Spec(row) => (spec_detail_json(row), spec_text(row)),
+        Reply::Hits(hits) => (
+            json!(
+                hits.iter()
+                    .map(|h| {
+                        let mut v = spec_row_json(&h.row);
+                        if let Value::Object(m) = &mut v {
+                            m.insert("score".into(), json!(h.score));
+                        }
+                        v
+                    })
+                    .collect::<Vec<_>>()
+            ),
+            if hits.is_empty() {
+                "no spec matches".to_string()
+            } else {
+                let rows: Vec<_> = hits.iter().map(|h| h.row.clone()).collect();
+                specs_table(&rows)
+            },
+        ),
         Reply::Status(s) => (status_json(s), status_text(s)),
         Reply::Machines(rows) => (
             json!(rows.iter().map(machine_report_json).collect::<Vec<_>>()),

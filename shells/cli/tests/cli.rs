@@ -283,3 +283,39 @@ fn up_once_initialises_and_shares_a_project_on_a_fresh_home() {
     let specs = ok_json(home.path(), &["specs"]);
     assert_eq!(specs.as_array().expect("array").len(), 2);
 }
+
+/// `search`: the query language over every machine's specs, ranked, as JSON with a
+/// score; a malformed query says where and exits 9 (`invalid_argument`).
+#[test]
+fn search_finds_ranks_and_explains_bad_queries() {
+    let home = tempfile::tempdir().expect("home");
+    let p = project();
+    ok_json(home.path(), &["init", "--label", "laptop"]);
+    let added = run(
+        home.path(),
+        &["project", "add", p.path().to_str().expect("utf8")],
+    );
+    assert!(added.status.success());
+    let hits = ok_json(home.path(), &["search", "tag:core OR tag:ui"]);
+    let names: Vec<&str> = hits
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|h| h["spec"].as_str())
+        .collect();
+    assert_eq!(names, vec!["001-alpha", "002-beta"]);
+    let hits = ok_json(home.path(), &["search", "beta OR depends_on:1"]);
+    assert_eq!(hits[0]["spec"], "002-beta");
+    assert!(hits[0]["score"].as_u64().is_some_and(|s| s > 0));
+    let hits = ok_json(home.path(), &["search", "status:complete machine:laptop"]);
+    assert_eq!(hits.as_array().map(Vec::len), Some(1));
+    let out = run(home.path(), &["search", "status:planned (core OR"]);
+    assert_eq!(out.status.code(), Some(9), "invalid_argument");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid query") && err.contains("at character"),
+        "{err}"
+    );
+    let text = run(home.path(), &["search", "alpha"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("001-alpha"));
+}

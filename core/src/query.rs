@@ -1,0 +1,9 @@
+//! Fleet queries: LeanSpec's search language over the specs of every machine. One
+//! implementation; the CLI, the bindings and the servers to come call it through
+//! [`crate::Node::search`].
+
+mod parse;
+mod search;
+
+pub use parse::{Cmp, Field, MAX_QUERY_BYTES, Query, QueryError, Term, parse};
+pub use search::{SearchHit, score, search};

@@ -1,0 +1,169 @@
+//! Fleet search over the real LeanSpec corpus: every answer checked against an
+//! expectation computed independently from the files (serde_yaml over the frontmatter,
+//! the first `# ` line for the title), not through the machine's parser.
+
+use leanspec_peer_core::query::{parse, search};
+use leanspec_peer_core::{Machine, SpecFilter};
+use leanspec_peer_tests::{corpus_dir, frontmatter_lines};
+use std::collections::BTreeSet;
+
+/// What the test reads from one file by itself.
+struct Expect {
+    name: String,
+    title: String,
+    status: String,
+    priority: Option<String>,
+    tags: Vec<String>,
+    created: String,
+}
+
+fn expectations() -> Vec<Expect> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(corpus_dir()).expect("corpus") {
+        let dir = entry.expect("entry").path();
+        let Ok(text) = std::fs::read_to_string(dir.join("README.md")) else {
+            continue;
+        };
+        let yaml: serde_yaml::Mapping =
+            serde_yaml::from_str(&frontmatter_lines(&text).join("\n")).expect("yaml");
+        let get = |k: &str| yaml.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let tags = yaml
+            .get("tags")
+            .and_then(|v| v.as_sequence())
+            .map(|s| {
+                s.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let title = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# "))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        out.push(Expect {
+            name: dir
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+            title,
+            status: get("status").unwrap_or_default(),
+            priority: get("priority"),
+            tags,
+            created: get("created").unwrap_or_default(),
+        });
+    }
+    assert_eq!(out.len(), 304);
+    out
+}
+
+fn corpus_machine() -> (Machine, tempfile::TempDir, tempfile::TempDir) {
+    let home = tempfile::tempdir().expect("home");
+    let project = tempfile::tempdir().expect("project");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(corpus_dir())
+        .arg(project.path().join("specs"))
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let (mut m, _) = Machine::init(home.path(), Some("desk")).expect("init");
+    m.add_project(project.path(), Some("lean-spec"))
+        .expect("add");
+    (m, home, project)
+}
+
+fn found(m: &Machine, q: &str) -> BTreeSet<String> {
+    let rows = m.specs(&SpecFilter::default()).expect("specs");
+    let query = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    search(&query, rows, usize::MAX)
+        .into_iter()
+        .map(|h| h.row.spec.name)
+        .collect()
+}
+
+fn expected(all: &[Expect], keep: impl Fn(&Expect) -> bool) -> BTreeSet<String> {
+    all.iter()
+        .filter(|e| keep(e))
+        .map(|e| e.name.clone())
+        .collect()
+}
+
+#[test]
+fn search_over_the_corpus_matches_what_the_files_say() {
+    let all = expectations();
+    let (m, _home, _project) = corpus_machine();
+    let has_tag = |e: &Expect, t: &str| e.tags.iter().any(|x| x == t);
+    let cases: Vec<(&str, BTreeSet<String>)> = vec![
+        (
+            "status:archived",
+            expected(&all, |e| e.status == "archived"),
+        ),
+        (
+            "NOT status:complete",
+            expected(&all, |e| e.status != "complete"),
+        ),
+        (
+            "priority:high tag:cli",
+            expected(&all, |e| {
+                e.priority.as_deref() == Some("high") && has_tag(e, "cli")
+            }),
+        ),
+        (
+            "tag:mcp OR tag:search",
+            expected(&all, |e| has_tag(e, "mcp") || has_tag(e, "search")),
+        ),
+        (
+            "(tag:mcp OR tag:search) AND NOT priority:low",
+            expected(&all, |e| {
+                (has_tag(e, "mcp") || has_tag(e, "search")) && e.priority.as_deref() != Some("low")
+            }),
+        ),
+        (
+            "created:>=2025-12",
+            expected(&all, |e| e.created.as_str() >= "2025-12"),
+        ),
+        (
+            "created:2025-11-01..2025-11-15",
+            expected(&all, |e| {
+                ("2025-11-01"..="2025-11-15").contains(&e.created.as_str())
+            }),
+        ),
+        (
+            "search",
+            expected(&all, |e| {
+                e.name.contains("search")
+                    || e.title.to_lowercase().contains("search")
+                    || e.tags.iter().any(|t| t.to_lowercase().contains("search"))
+            }),
+        ),
+        (
+            "\"web ui\"",
+            expected(&all, |e| {
+                e.name.contains("web ui") || e.title.to_lowercase().contains("web ui")
+            }),
+        ),
+        ("name:124", expected(&all, |e| e.name.starts_with("124-"))),
+        ("machine:desk project:lean-spec", expected(&all, |_| true)),
+        ("machine:laptop", BTreeSet::new()),
+    ];
+    for (q, want) in cases {
+        let got = found(&m, q);
+        assert_eq!(got, want, "{q}");
+        if !matches!(q, "machine:laptop") {
+            assert!(!got.is_empty(), "{q}: the expectation should not be empty");
+        }
+    }
+    // Ranking: a title match outranks a tag-only match.
+    let rows = m.specs(&SpecFilter::default()).expect("specs");
+    let hits = search(&parse("search").expect("parse"), rows, 5);
+    assert!(
+        hits[0].row.spec.title.to_lowercase().contains("search"),
+        "{:?}",
+        hits[0].row.spec.title
+    );
+    // A typo still finds the spec.
+    assert!(found(&m, "advnced~").contains("124-advanced-search-capabilities"));
+}
