@@ -163,6 +163,8 @@ pub struct ProjectInfo {
     pub id: String,
     /// Name.
     pub name: String,
+    /// Identity across machines: the normalised git `origin` URL, else the name.
+    pub fleet: String,
     /// Root folder.
     pub root: String,
     /// Specs folder, if found.
@@ -176,6 +178,7 @@ impl From<core::Project> for ProjectInfo {
         ProjectInfo {
             id: p.id,
             name: p.name,
+            fleet: p.fleet,
             root: p.root.display().to_string(),
             specs_dir: p.specs_dir.map(|d| d.display().to_string()),
             specs: p.specs as u64,

@@ -56,6 +56,9 @@ pub struct ProjectEntry {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// Identity across machines: the normalised `origin` remote, else the name
+    /// (`spec::fleet_id`); the name for documents written before it existed.
+    pub fleet: String,
 }
 
 /// One machine's document.
@@ -234,16 +237,22 @@ impl MachineDoc {
             .filter_map(|id| {
                 let obj = self.map(&p, &id)?;
                 let name = self.get_str(&obj, "name").unwrap_or_else(|| id.clone());
-                Some(ProjectEntry { id, name })
+                let fleet = self
+                    .get_str(&obj, "fleet")
+                    .map(|f| crate::mesh::clean_label(&f))
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or_else(|| name.clone());
+                Some(ProjectEntry { id, name, fleet })
             })
             .collect()
     }
 
-    /// Adds a project or renames it.
-    pub fn put_project(&mut self, id: &str, name: &str) {
+    /// Adds a project, or changes its name or fleet identity.
+    pub fn put_project(&mut self, id: &str, name: &str, fleet: &str) {
         let p = self.ensure_map(&ROOT, "projects");
         let obj = self.ensure_map(&p, id);
         self.put_if_changed(&obj, "name", Some(ScalarValue::Str(name.into())));
+        self.put_if_changed(&obj, "fleet", Some(ScalarValue::Str(fleet.into())));
         self.ensure_map(&obj, "specs");
     }
 
@@ -383,7 +392,7 @@ impl MachineDoc {
             return;
         }
         if self.specs_obj(project).is_none() {
-            self.put_project(project, project);
+            self.put_project(project, project, project);
         }
         let Some(specs_obj) = self.specs_obj(project) else {
             return;
@@ -438,7 +447,7 @@ impl MachineDoc {
         let specs = match self.specs_obj(project) {
             Some(s) => s,
             None => {
-                self.put_project(project, project);
+                self.put_project(project, project, project);
                 match self.specs_obj(project) {
                     Some(s) => s,
                     None => return 0,
@@ -498,7 +507,7 @@ impl MachineDoc {
     pub fn fresh_copy_size(&self, owner: MachineId) -> usize {
         let mut fresh = MachineDoc::new(owner, &self.machine_info(), 0);
         for p in self.projects() {
-            fresh.put_project(&p.id, &p.name);
+            fresh.put_project(&p.id, &p.name, &p.fleet);
             fresh.insert_specs(&p.id, &self.specs(&p.id));
         }
         fresh.commit(0);
@@ -532,7 +541,7 @@ mod tests {
     #[test]
     fn batch_inserts_and_field_updates_read_back_the_same() {
         let (mut d, id) = doc();
-        d.put_project("p", "proj");
+        d.put_project("p", "proj", "proj");
         let first = vec![
             spec("001-a", "draft", "x, y"),
             spec("002-b", "complete", ""),

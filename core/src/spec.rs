@@ -8,6 +8,7 @@ mod frontmatter;
 mod hash;
 mod load;
 mod model;
+mod origin;
 mod write;
 
 pub use discover::{MAX_DEPTH, SPECS_DIR_CANDIDATES, SpecFolder, Walk, find_specs_dir, walk};
@@ -16,4 +17,5 @@ pub use frontmatter::{Frontmatter, Layout, Transition, layout, parse as parse_fr
 pub use hash::sha256_hex;
 pub use load::{MAX_SPEC_BYTES, load, parse_bytes, read_capped, sub_files};
 pub use model::{Priority, Spec, Status, UnknownValue};
+pub use origin::{fleet_id, normalize_remote, origin_url};
 pub use write::write_atomic;

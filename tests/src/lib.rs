@@ -206,3 +206,55 @@ pub async fn pair(inviter: &leanspec_peer_core::Node, joiner: &leanspec_peer_cor
     let joined = joiner.join(&ticket.to_string()).await.expect("join");
     assert_eq!(joined.inviter, inviter.id());
 }
+
+/// Pairs `joiner` into `inviter`'s mesh, as the join protocol does.
+pub fn pair_machines(
+    inviter: &mut leanspec_peer_core::Machine,
+    joiner: &mut leanspec_peer_core::Machine,
+) {
+    let label = joiner.label();
+    inviter.add_member(joiner.id(), &label).expect("add member");
+    let mesh = inviter.mesh_bytes();
+    let signatures = inviter.mesh_signatures().expect("signatures");
+    joiner.adopt_mesh(&mesh, &signatures).expect("adopt");
+}
+
+/// Runs the sync protocol between two machines until neither has anything to say.
+pub fn sync_machines(a: &mut leanspec_peer_core::Machine, b: &mut leanspec_peer_core::Machine) {
+    let mut states: std::collections::HashMap<
+        (bool, leanspec_peer_core::DocKey),
+        automerge::sync::State,
+    > = std::collections::HashMap::new();
+    for _round in 0..50 {
+        let mut sent = false;
+        for from_a in [true, false] {
+            let (src, dst) = if from_a {
+                (&mut *a, &mut *b)
+            } else {
+                (&mut *b, &mut *a)
+            };
+            let mut keys = src.sync_keys();
+            for k in dst.sync_keys() {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            for key in keys {
+                let st = states.entry((from_a, key)).or_default();
+                if let Some(msg) = src.generate_sync(key, st) {
+                    sent = true;
+                    let src_id = src.id();
+                    let rst = states.entry((!from_a, key)).or_default();
+                    match dst.receive_sync(src_id, key, rst, &msg) {
+                        Ok(_) | Err(leanspec_peer_core::SyncError::UnknownDoc) => {}
+                        Err(e) => panic!("sync refused: {e}"),
+                    }
+                }
+            }
+        }
+        if !sent {
+            return;
+        }
+    }
+    panic!("sync did not settle in 50 rounds");
+}

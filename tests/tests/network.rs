@@ -413,8 +413,21 @@ async fn a_revoked_machine_is_cut_off_and_cannot_rejoin() {
             .any(|r| r.machine.id == b_id && r.machine.revoked)
     );
     // A restarts (its network, then the whole node from its home): B stays cut off.
+    // B knows A's address only as it was: A must come back on its port. When the old
+    // socket is still held (a connection handler finishing), `remember_port` would take
+    // another one; wait (bounded) until the port can be bound again.
+    let addrs_before = a.peer().addrs();
     a.peer().stop().await.expect("stop");
+    let port_free = std::time::Instant::now();
+    while addrs_before
+        .iter()
+        .any(|addr| std::net::UdpSocket::bind(addr).is_err())
+    {
+        assert!(port_free.elapsed() < WAIT, "A's old port stayed busy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     a.peer().start().await.expect("start");
+    assert_eq!(a.peer().addrs(), addrs_before, "A is back on its port");
     let refused_before = a.peer().status().expect("status").refused.revoked;
     let v = b
         .peer()

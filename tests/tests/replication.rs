@@ -6,7 +6,6 @@ use leanspec_peer_core::doc::{MachineDoc, MachineInfo};
 use leanspec_peer_core::identity::{Identity, MachineId};
 use leanspec_peer_core::{DocKey, Machine, SyncError};
 use leanspec_peer_tests::{TempProject, spec_text};
-use std::collections::HashMap;
 
 struct Node {
     m: Machine,
@@ -27,50 +26,12 @@ fn node(label: &str) -> Node {
     }
 }
 
-/// Pairs `joiner` into `inviter`'s mesh, as the join protocol does.
 fn pair(inviter: &mut Machine, joiner: &mut Machine) {
-    let label = joiner.label();
-    inviter.add_member(joiner.id(), &label).expect("add member");
-    let mesh = inviter.mesh_bytes();
-    let signatures = inviter.mesh_signatures().expect("signatures");
-    joiner.adopt_mesh(&mesh, &signatures).expect("adopt");
+    leanspec_peer_tests::pair_machines(inviter, joiner);
 }
 
-/// Runs the sync protocol between two machines until neither has anything to say.
 fn sync(a: &mut Machine, b: &mut Machine) {
-    let mut states: HashMap<(bool, DocKey), automerge::sync::State> = HashMap::new();
-    for _round in 0..50 {
-        let mut sent = false;
-        for from_a in [true, false] {
-            let (src, dst) = if from_a {
-                (&mut *a, &mut *b)
-            } else {
-                (&mut *b, &mut *a)
-            };
-            let mut keys = src.sync_keys();
-            for k in dst.sync_keys() {
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
-            for key in keys {
-                let st = states.entry((from_a, key)).or_default();
-                if let Some(msg) = src.generate_sync(key, st) {
-                    sent = true;
-                    let src_id = src.id();
-                    let rst = states.entry((!from_a, key)).or_default();
-                    match dst.receive_sync(src_id, key, rst, &msg) {
-                        Ok(_) | Err(SyncError::UnknownDoc) => {}
-                        Err(e) => panic!("sync refused: {e}"),
-                    }
-                }
-            }
-        }
-        if !sent {
-            return;
-        }
-    }
-    panic!("sync did not settle in 50 rounds");
+    leanspec_peer_tests::sync_machines(a, b);
 }
 
 fn titles(m: &Machine) -> Vec<String> {
@@ -180,7 +141,7 @@ fn changes_to_a_machine_document_by_another_author_are_refused() {
         os: "linux".into(),
     };
     let mut forged = MachineDoc::new(forger, &info, 0);
-    forged.put_project("p", "evil");
+    forged.put_project("p", "evil", "evil");
     forged.commit(1);
     let before = titles(&a.m);
     let mut fdoc = automerge::AutoCommit::load(&forged.save()).expect("load");

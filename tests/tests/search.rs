@@ -59,8 +59,8 @@ fn expectations() -> Vec<Expect> {
     out
 }
 
-fn corpus_machine() -> (Machine, tempfile::TempDir, tempfile::TempDir) {
-    let home = tempfile::tempdir().expect("home");
+/// A project folder holding a copy of the corpus as its `specs/`.
+fn corpus_copy() -> tempfile::TempDir {
     let project = tempfile::tempdir().expect("project");
     let status = std::process::Command::new("cp")
         .arg("-r")
@@ -69,6 +69,12 @@ fn corpus_machine() -> (Machine, tempfile::TempDir, tempfile::TempDir) {
         .status()
         .expect("cp");
     assert!(status.success());
+    project
+}
+
+fn corpus_machine() -> (Machine, tempfile::TempDir, tempfile::TempDir) {
+    let home = tempfile::tempdir().expect("home");
+    let project = corpus_copy();
     let (mut m, _) = Machine::init(home.path(), Some("desk")).expect("init");
     m.add_project(project.path(), Some("lean-spec"))
         .expect("add");
@@ -166,4 +172,68 @@ fn search_over_the_corpus_matches_what_the_files_say() {
     );
     // A typo still finds the spec.
     assert!(found(&m, "advnced~").contains("124-advanced-search-capabilities"));
+}
+
+/// A copy of the corpus as a git checkout whose `origin` is `url`.
+fn corpus_checkout(url: &str) -> tempfile::TempDir {
+    let project = corpus_copy();
+    std::fs::create_dir(project.path().join(".git")).expect(".git");
+    std::fs::write(
+        project.path().join(".git/config"),
+        format!("[core]\n\tbare = false\n[remote \"origin\"]\n\turl = {url}\n"),
+    )
+    .expect("config");
+    project
+}
+
+/// Issue 14: one project across machines. Two machines hold the corpus under the same
+/// repository cloned by different URL forms (and named differently): both have one
+/// fleet identity, replicated, and a project filter or query by any form of the URL
+/// finds both machines' specs.
+#[test]
+fn one_project_across_machines_is_known_by_its_origin() {
+    let (ha, hb) = (
+        tempfile::tempdir().expect("home"),
+        tempfile::tempdir().expect("home"),
+    );
+    let pa = corpus_checkout("git@github.com:codervisor/lean-spec.git");
+    let pb = corpus_checkout("https://github.com/codervisor/lean-spec");
+    let (mut a, _) = Machine::init(ha.path(), Some("desk")).expect("init");
+    let (mut b, _) = Machine::init(hb.path(), Some("laptop")).expect("init");
+    let (project_a, _) = a.add_project(pa.path(), Some("lean-spec")).expect("add");
+    let (project_b, _) = b.add_project(pb.path(), Some("ls-fork")).expect("add");
+    assert_eq!(project_a.fleet, "github.com/codervisor/lean-spec");
+    assert_eq!(project_b.fleet, project_a.fleet);
+    leanspec_peer_tests::pair_machines(&mut a, &mut b);
+    leanspec_peer_tests::sync_machines(&mut a, &mut b);
+    for by in [
+        "github.com/codervisor/lean-spec",
+        "ssh://git@github.com/codervisor/lean-spec.git",
+    ] {
+        let rows = a
+            .specs(&SpecFilter {
+                project: Some(by.into()),
+                ..SpecFilter::default()
+            })
+            .expect("specs");
+        let machines: BTreeSet<&str> = rows.iter().map(|r| r.machine_label.as_str()).collect();
+        assert_eq!(machines, BTreeSet::from(["desk", "laptop"]), "{by}");
+        assert_eq!(rows.len(), 2 * 304, "{by}");
+    }
+    // By name, only the machine that calls it so.
+    let q = parse("project:ls-fork status:archived").expect("parse");
+    let hits = search(
+        &q,
+        a.specs(&SpecFilter::default()).expect("specs"),
+        usize::MAX,
+    );
+    assert!(!hits.is_empty() && hits.iter().all(|h| h.row.machine_label == "laptop"));
+    let q =
+        parse("project:\"https://github.com/codervisor/lean-spec.git\" name:124").expect("parse");
+    let hits = search(
+        &q,
+        a.specs(&SpecFilter::default()).expect("specs"),
+        usize::MAX,
+    );
+    assert_eq!(hits.len(), 2, "spec 124 on both machines");
 }

@@ -4,6 +4,7 @@
 use super::{Error, Machine, MachineRow, Result, SpecFilter, SpecRow};
 use crate::doc::MachineDoc;
 use crate::identity::MachineId;
+use crate::spec;
 use std::fs;
 
 impl Machine {
@@ -107,7 +108,13 @@ impl Machine {
             let mut projects = doc.projects();
             projects.sort_by(|a, b| a.name.cmp(&b.name));
             if let Some(sel) = &filter.project {
-                projects.retain(|p| p.id == *sel || p.name == *sel);
+                let as_remote = spec::normalize_remote(sel);
+                projects.retain(|p| {
+                    p.id == *sel
+                        || p.name == *sel
+                        || p.fleet == *sel
+                        || as_remote.as_ref() == Some(&p.fleet)
+                });
                 if projects.is_empty()
                     && (filter.machine.is_some() || id == self.id())
                     && self.machines().len() == 1
@@ -131,6 +138,7 @@ impl Machine {
                         machine_label: label.clone(),
                         project_id: p.id.clone(),
                         project: p.name.clone(),
+                        fleet: p.fleet.clone(),
                         spec,
                     });
                 }
@@ -181,6 +189,7 @@ impl Machine {
             machine_label: self.machine_label(id),
             project_id: p.id.clone(),
             project: p.name.clone(),
+            fleet: p.fleet.clone(),
             spec,
         })
     }

@@ -32,6 +32,8 @@ pub struct Project {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// Identity across machines: the normalised git `origin` URL, else the name.
+    pub fleet: String,
     /// Root folder on this machine.
     pub root: PathBuf,
     /// The specs folder found now, if any.
@@ -88,7 +90,7 @@ pub struct ScanReport {
 pub struct SpecFilter {
     /// Machine id, short id or label.
     pub machine: Option<String>,
-    /// Project id or name.
+    /// Project id, name or fleet identity.
     pub project: Option<String>,
     /// Only this status.
     pub status: Option<Status>,
@@ -109,6 +111,9 @@ pub struct SpecRow {
     pub project_id: String,
     /// Project name.
     pub project: String,
+    /// The project's identity across machines (see [`Project::fleet`]).
+    #[serde(default)]
+    pub fleet: String,
     /// The spec.
     pub spec: Spec,
 }

@@ -29,6 +29,7 @@ impl Machine {
             .map(|r| Project {
                 specs: self.doc.spec_count(&r.id),
                 specs_dir: spec::find_specs_dir(&r.root),
+                fleet: spec::fleet_id(&r.root, &r.name),
                 id: r.id,
                 name: r.name,
                 root: r.root,
@@ -101,7 +102,8 @@ impl Machine {
             name: name.clone(),
             root: root.clone(),
         })?;
-        self.doc.put_project(&id, &name);
+        self.doc
+            .put_project(&id, &name, &spec::fleet_id(&root, &name));
         self.commit(Commit::docs(&[DocKey::Machine(self.id())]))?;
         let scan = self.scan_project(&id, &mut |_| {})?;
         Ok((self.project(&id)?, scan))
@@ -156,7 +158,8 @@ impl Machine {
             name: p.name.clone(),
             ..ProjectScan::default()
         };
-        self.doc.put_project(&p.id, &p.name);
+        self.doc
+            .put_project(&p.id, &p.name, &spec::fleet_id(&p.root, &p.name));
         // A missing folder is most often an unmounted disk or a moved checkout: keep the
         // last known specs rather than announce them all deleted.
         let Some(specs_dir) = spec::find_specs_dir(&p.root) else {

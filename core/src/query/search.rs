@@ -105,7 +105,12 @@ fn field_matches(field: Field, cmp: &Cmp, value: &str, row: &SpecRow) -> bool {
         Field::Machine => {
             row.machine_label.to_lowercase() == v || (v.len() >= 4 && row.machine.starts_with(&v))
         }
-        Field::Project => row.project.to_lowercase() == v || row.project_id == value,
+        Field::Project => {
+            row.project.to_lowercase() == v
+                || row.project_id == value
+                || row.fleet.to_lowercase() == v
+                || crate::spec::normalize_remote(value).is_some_and(|n| n == row.fleet)
+        }
         Field::Title => spec.title.to_lowercase().contains(&v),
         Field::Name => spec.name.to_lowercase().contains(&v) || same_number(&spec.name, value),
         Field::Parent => spec
@@ -178,6 +183,7 @@ mod tests {
             machine_label: "laptop".into(),
             project_id: "p1".into(),
             project: "lean-spec".into(),
+            fleet: "github.com/codervisor/lean-spec".into(),
             spec: Spec {
                 name: name.into(),
                 title: title.into(),

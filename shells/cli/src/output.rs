@@ -19,6 +19,7 @@ pub(crate) fn project_json(p: &Project) -> Value {
     json!({
         "id": p.id,
         "name": p.name,
+        "fleet": p.fleet,
         "root": p.root.display().to_string(),
         "specs_dir": p.specs_dir.as_ref().map(|d| d.display().to_string()),
         "specs": p.specs,
@@ -46,6 +47,7 @@ pub(crate) fn spec_row_json(r: &SpecRow) -> Value {
         "machine": r.machine,
         "machine_label": r.machine_label,
         "project": r.project,
+        "fleet": r.fleet,
         "spec": s.name,
         "title": s.title,
         "status": s.status.map(|v| v.as_str()),

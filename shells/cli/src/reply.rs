@@ -222,11 +222,12 @@ fn projects_text(ps: &[Project]) -> String {
     ps.iter()
         .map(|p| {
             format!(
-                "{}  {}  {} specs  {}",
+                "{}  {}  {} specs  {}  ({})",
                 p.id,
                 p.name,
                 p.specs,
-                p.root.display()
+                p.root.display(),
+                p.fleet
             )
         })
         .collect::<Vec<_>>()

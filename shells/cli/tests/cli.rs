@@ -82,6 +82,7 @@ fn init_add_scan_and_query_with_stable_json() {
         "machine",
         "machine_label",
         "project",
+        "fleet",
         "spec",
         "title",
         "status",
@@ -100,6 +101,7 @@ fn init_add_scan_and_query_with_stable_json() {
     assert_eq!(rows[0]["spec"], "001-alpha");
     assert_eq!(rows[0]["machine_label"], "laptop");
     assert_eq!(rows[0]["project"], "demo");
+    assert_eq!(rows[0]["fleet"], "demo", "no git remote: the name");
     assert_eq!(rows[0]["tags"], serde_json::json!(["core", "sync"]));
     assert_eq!(rows[1]["depends_on"], serde_json::json!(["001-alpha"]));
     let file = fs::read(p.path().join("specs/001-alpha/README.md")).expect("read");
