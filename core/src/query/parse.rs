@@ -13,8 +13,12 @@
 
 use std::fmt;
 
-/// Longest query accepted, in bytes (a query is typed or sent by an agent).
+/// Longest query accepted, in bytes of its printed (canonical) form: measured on the
+/// printed form so that every accepted query's printed form is accepted too (a typed
+/// query can print longer: quotes, `AND`s).
 pub const MAX_QUERY_BYTES: usize = 4096;
+/// Longest text parsed at all.
+const MAX_INPUT_BYTES: usize = 4 * MAX_QUERY_BYTES;
 /// Deepest nesting of parentheses and `NOT`s accepted.
 const MAX_DEPTH: usize = 64;
 
@@ -243,11 +247,12 @@ fn escape(s: &str) -> String {
 
 /// Parses a query. Empty text is an error (there is nothing to search for).
 pub fn parse(input: &str) -> Result<Query, QueryError> {
-    if input.len() > MAX_QUERY_BYTES {
-        return Err(QueryError {
-            message: format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
-            at: MAX_QUERY_BYTES,
-        });
+    let too_long = || QueryError {
+        message: format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
+        at: input.len().min(MAX_QUERY_BYTES),
+    };
+    if input.len() > MAX_INPUT_BYTES {
+        return Err(too_long());
     }
     let toks = tokens(input)?;
     let mut p = Parser {
@@ -267,6 +272,9 @@ pub fn parse(input: &str) -> Result<Query, QueryError> {
             message: "unexpected ')'".into(),
             at: *at,
         });
+    }
+    if q.to_string().len() > MAX_QUERY_BYTES {
+        return Err(too_long());
     }
     Ok(q)
 }
@@ -716,5 +724,9 @@ mod tests {
         let deep = format!("{}a{}", "(".repeat(100), ")".repeat(100));
         assert!(parse(&deep).is_err());
         assert!(parse(&"a ".repeat(3000)).is_err(), "over the size limit");
+        // Found by the fuzzer: a query whose printed form (quotes, ANDs) is longer than
+        // the limit must be refused, or its printed form would not parse.
+        assert!(parse(&"~ ".repeat(1000)).is_err());
+        round_trip(&"~ ".repeat(100));
     }
 }
