@@ -900,6 +900,13 @@ public protocol PeerProtocol: AnyObject, Sendable {
     func scan() throws 
     
     /**
+     * Specs of every machine matching `query` (LeanSpec's search language: words,
+     * "phrases", `word~`, `status:` `tag:` `machine:` ... , `AND` `OR` `NOT`), best
+     * first, at most `limit`. A malformed query is `INVALID_ARGUMENT`, saying where.
+     */
+    func search(query: String, limit: UInt32) throws  -> [SearchHit]
+    
+    /**
      * One spec (`machine`: id, short id or label; `name`: folder name, number or slug).
      */
     func spec(machine: String, project: String, name: String) throws  -> SpecInfo
@@ -1240,6 +1247,22 @@ open func scan()throws   {try rustCallWithError(FfiConverterTypePeerError_lift) 
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Specs of every machine matching `query` (LeanSpec's search language: words,
+     * "phrases", `word~`, `status:` `tag:` `machine:` ... , `AND` `OR` `NOT`), best
+     * first, at most `limit`. A malformed query is `INVALID_ARGUMENT`, saying where.
+     */
+open func search(query: String, limit: UInt32)throws  -> [SearchHit]  {
+    return try  FfiConverterSequenceTypeSearchHit.lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
+        uniffiCallStatus in
+    uniffi_leanspec_peer_ffi_fn_method_peer_search(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(query),
+        FfiConverterUInt32.lower(limit),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -2387,6 +2410,10 @@ public struct ProjectInfo: Equatable, Hashable {
      */
     public var name: String
     /**
+     * Identity across machines: the normalised git `origin` URL, else the name.
+     */
+    public var fleet: String
+    /**
      * Root folder.
      */
     public var root: String
@@ -2409,6 +2436,9 @@ public struct ProjectInfo: Equatable, Hashable {
          * Name.
          */name: String, 
         /**
+         * Identity across machines: the normalised git `origin` URL, else the name.
+         */fleet: String, 
+        /**
          * Root folder.
          */root: String, 
         /**
@@ -2419,6 +2449,7 @@ public struct ProjectInfo: Equatable, Hashable {
          */specs: UInt64) {
         self.id = id
         self.name = name
+        self.fleet = fleet
         self.root = root
         self.specsDir = specsDir
         self.specs = specs
@@ -2442,6 +2473,7 @@ public struct FfiConverterTypeProjectInfo: FfiConverterRustBuffer {
             try ProjectInfo(
                 id: FfiConverterString.read(from: &buf), 
                 name: FfiConverterString.read(from: &buf), 
+                fleet: FfiConverterString.read(from: &buf), 
                 root: FfiConverterString.read(from: &buf), 
                 specsDir: FfiConverterOptionString.read(from: &buf), 
                 specs: FfiConverterUInt64.read(from: &buf)
@@ -2451,6 +2483,7 @@ public struct FfiConverterTypeProjectInfo: FfiConverterRustBuffer {
     public static func write(_ value: ProjectInfo, into buf: inout [UInt8]) {
         FfiConverterString.write(value.id, into: &buf)
         FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.fleet, into: &buf)
         FfiConverterString.write(value.root, into: &buf)
         FfiConverterOptionString.write(value.specsDir, into: &buf)
         FfiConverterUInt64.write(value.specs, into: &buf)
@@ -2470,6 +2503,75 @@ public func FfiConverterTypeProjectInfo_lift(_ buf: RustBuffer) throws -> Projec
 #endif
 public func FfiConverterTypeProjectInfo_lower(_ value: ProjectInfo) -> RustBuffer {
     return FfiConverterTypeProjectInfo.lower(value)
+}
+
+
+/**
+ * A spec that matches a search, with its score (higher first).
+ */
+public struct SearchHit: Equatable, Hashable {
+    /**
+     * How well it matches (0 when the query only names fields).
+     */
+    public var score: UInt32
+    /**
+     * The spec.
+     */
+    public var spec: SpecInfo
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * How well it matches (0 when the query only names fields).
+         */score: UInt32, 
+        /**
+         * The spec.
+         */spec: SpecInfo) {
+        self.score = score
+        self.spec = spec
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SearchHit: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSearchHit: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SearchHit {
+        return
+            try SearchHit(
+                score: FfiConverterUInt32.read(from: &buf), 
+                spec: FfiConverterTypeSpecInfo.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SearchHit, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.score, into: &buf)
+        FfiConverterTypeSpecInfo.write(value.spec, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSearchHit_lift(_ buf: RustBuffer) throws -> SearchHit {
+    return try FfiConverterTypeSearchHit.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSearchHit_lower(_ value: SearchHit) -> RustBuffer {
+    return FfiConverterTypeSearchHit.lower(value)
 }
 
 
@@ -4083,6 +4185,31 @@ fileprivate struct FfiConverterSequenceTypeProjectInfo: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeSearchHit: FfiConverterRustBuffer {
+    typealias SwiftType = [SearchHit]
+
+    public static func write(_ value: [SearchHit], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSearchHit.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SearchHit] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SearchHit]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSearchHit.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeSpecInfo: FfiConverterRustBuffer {
     typealias SwiftType = [SpecInfo]
 
@@ -4236,6 +4363,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_scan() != 60326) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_search() != 62334) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_spec() != 14230) {

@@ -394,6 +394,11 @@ RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_revoke_invite(uint64_t ptr, R
 void uniffi_leanspec_peer_ffi_fn_method_peer_scan(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_SEARCH
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_SEARCH
+RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_search(uint64_t ptr, RustBuffer query, uint32_t limit, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_SPEC
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_SPEC
 RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_spec(uint64_t ptr, RustBuffer machine, RustBuffer project, RustBuffer name, RustCallStatus *_Nonnull out_status
@@ -807,6 +812,12 @@ uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_revoke_invite(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_SCAN
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_SCAN
 uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_scan(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_SEARCH
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_SEARCH
+uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_search(void
     
 );
 #endif
