@@ -117,6 +117,13 @@ def test_each_sees_the_others_specs_and_events_follow_file_edits(pair):
 
     machines = {m.label: m for m in a.machines()}
     assert machines["alpha"].is_self and not machines["beta"].is_self
+
+    # Search over both machines; a malformed query says where.
+    hits = a.search("status:planned machine:beta OR name:1", 10)
+    assert {h.spec.name for h in hits} == {"001-alpha", "001-beta"}
+    with pytest.raises(PeerError.Failed) as e:
+        a.search("status:planned (", 10)
+    assert e.value.kind == ErrorKind.INVALID_ARGUMENT and "at character" in e.value.detail
     eventually("B online for A", lambda: {m.label: m for m in a.machines()}["beta"].online)
 
     # A file edit on B reaches A's listener as a spec-changed event for B's machine.
