@@ -5,8 +5,8 @@
 use crate::error::{ErrorKind, PeerError};
 use crate::events::{EventListener, Subscription};
 use crate::records::{
-    AuditEntry, EditResult, Invite, InviteInfo, JoinResult, MachineInfo, PeerConfig, ProjectInfo,
-    SearchHit, SpecChange, SpecInfo, SpecQuery, StatusInfo,
+    AuditEntry, CheckResult, EditResult, Invite, InviteInfo, JoinResult, MachineInfo, PeerConfig,
+    ProjectInfo, SearchHit, SpecChange, SpecInfo, SpecQuery, StatusInfo,
 };
 use leanspec_peer_core as core;
 use leanspec_peer_core::peer::PeerOptions;
@@ -180,6 +180,13 @@ impl Peer {
                 spec: h.row.into(),
             })
             .collect())
+    }
+
+    /// What is wrong across the fleet: a spec number used twice in one project, one spec
+    /// with different metadata on different machines, unreadable specs, dangling
+    /// dependencies.
+    pub fn check(&self) -> Result<CheckResult, PeerError> {
+        Ok(self.inner.check()?.into())
     }
 
     /// One spec (`machine`: id, short id or label; `name`: folder name, number or slug).

@@ -251,6 +251,43 @@ pub struct Invite {
     pub reusable: bool,
 }
 
+/// One problem `check` found.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CheckProblem {
+    /// `duplicate_number`, `divergent`, `parse_error` or `dangling_dependency`.
+    pub kind: String,
+    /// What is wrong, naming the machines and specs.
+    pub detail: String,
+}
+
+/// What `check` found across the fleet.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CheckResult {
+    /// Specs looked at (every machine's).
+    pub specs: u64,
+    /// Projects (across machines) looked at.
+    pub projects: u64,
+    /// The problems; empty when nothing is wrong.
+    pub problems: Vec<CheckProblem>,
+}
+
+impl From<core::query::CheckReport> for CheckResult {
+    fn from(r: core::query::CheckReport) -> CheckResult {
+        CheckResult {
+            specs: r.specs as u64,
+            projects: r.projects as u64,
+            problems: r
+                .problems
+                .iter()
+                .map(|p| CheckProblem {
+                    kind: p.kind().into(),
+                    detail: p.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A spec that matches a search, with its score (higher first).
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct SearchHit {

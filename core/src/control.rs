@@ -40,6 +40,8 @@ pub enum Request {
         /// At most this many.
         limit: usize,
     },
+    /// What is wrong across the fleet.
+    Check,
     /// One spec.
     Show {
         /// Machine (id, short id or label); this one if absent.
@@ -138,6 +140,8 @@ pub use crate::node::{MachineReport, StatusReport, StoreReport};
 pub enum Reply {
     /// Specs.
     Specs(Vec<SpecRow>),
+    /// What `check` found.
+    Check(crate::query::CheckReport),
     /// Search hits, best first.
     Hits(Vec<crate::query::SearchHit>),
     /// One spec.
@@ -269,6 +273,7 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
     Ok(match req {
         Request::Specs { filter } => Reply::Specs(node.specs(&filter)?),
         Request::Search { query, limit } => Reply::Hits(node.search(&query, limit)?),
+        Request::Check => Reply::Check(node.check()?),
         Request::Show {
             machine,
             project,

@@ -230,6 +230,13 @@ impl Node {
         Ok(crate::query::search(&q, rows, limit))
     }
 
+    /// What is wrong across the fleet: duplicate spec numbers in one project across
+    /// machines, one spec with different metadata on different machines, unreadable
+    /// specs, dangling dependencies (see [`crate::query::check`]).
+    pub fn check(&self) -> Result<crate::query::CheckReport> {
+        Ok(crate::query::check(&self.specs(&SpecFilter::default())?))
+    }
+
     /// One spec: `machine` (id, short id or label; this one if `None`), project id or
     /// name, spec name, number or slug.
     pub fn spec(&self, machine: Option<&str>, project: &str, spec: &str) -> Result<SpecRow> {

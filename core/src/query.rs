@@ -2,8 +2,10 @@
 //! implementation; the CLI, the bindings and the servers to come call it through
 //! [`crate::Node::search`].
 
+mod check;
 mod parse;
 mod search;
 
+pub use check::{CheckReport, Copy, Place, Problem, check};
 pub use parse::{Cmp, Field, MAX_QUERY_BYTES, Query, QueryError, Term, parse};
 pub use search::{SearchHit, score, search};

@@ -14,6 +14,7 @@ struct Expect {
     status: String,
     priority: Option<String>,
     tags: Vec<String>,
+    depends_on: Vec<String>,
     created: String,
 }
 
@@ -27,15 +28,17 @@ fn expectations() -> Vec<Expect> {
         let yaml: serde_yaml::Mapping =
             serde_yaml::from_str(&frontmatter_lines(&text).join("\n")).expect("yaml");
         let get = |k: &str| yaml.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let tags = yaml
-            .get("tags")
-            .and_then(|v| v.as_sequence())
-            .map(|s| {
-                s.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let list = |k: &str| -> Vec<String> {
+            yaml.get(k)
+                .and_then(|v| v.as_sequence())
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let tags = list("tags");
         let title = text
             .lines()
             .find_map(|l| l.strip_prefix("# "))
@@ -52,6 +55,7 @@ fn expectations() -> Vec<Expect> {
             status: get("status").unwrap_or_default(),
             priority: get("priority"),
             tags,
+            depends_on: list("depends_on"),
             created: get("created").unwrap_or_default(),
         });
     }
@@ -236,4 +240,162 @@ fn one_project_across_machines_is_known_by_its_origin() {
         usize::MAX,
     );
     assert_eq!(hits.len(), 2, "spec 124 on both machines");
+}
+
+/// Issue 14, must show: three machines hold the corpus under one repository (three URL
+/// forms); one changes a spec's status (and its `updated_at`), another a priority, and
+/// two create spec 305 under different names. `check` finds exactly those, plus what the
+/// corpus itself holds, computed here from the files: numbers used by two folders and
+/// `depends_on` entries naming no folder.
+#[test]
+fn check_finds_exactly_the_fleet_problems() {
+    use leanspec_peer_core::query::{Problem, check};
+    let urls = [
+        "git@github.com:codervisor/lean-spec.git",
+        "https://github.com/codervisor/lean-spec",
+        "ssh://git@github.com/codervisor/lean-spec.git",
+    ];
+    let dirs: Vec<tempfile::TempDir> = urls.iter().map(|u| corpus_checkout(u)).collect();
+    let homes: Vec<tempfile::TempDir> =
+        (0..3).map(|_| tempfile::tempdir().expect("home")).collect();
+    let edit = |dir: &tempfile::TempDir, spec: &str, from: &str, to: &str| {
+        let f = dir.path().join("specs").join(spec).join("README.md");
+        let text = std::fs::read_to_string(&f).expect("read");
+        assert!(text.contains(from), "{spec}: {from}");
+        std::fs::write(&f, text.replacen(from, to, 1)).expect("write");
+    };
+    let spec124 = "124-advanced-search-capabilities";
+    edit(&dirs[1], spec124, "status: complete", "status: archived");
+    edit(
+        &dirs[1],
+        spec124,
+        "updated_at: '2025-11-26T07:51:30.760Z'",
+        "updated_at: '2026-11-29T00:00:00.000Z'",
+    );
+    let spec075 = "075-intelligent-search-engine";
+    edit(&dirs[2], spec075, "priority: critical", "priority: low");
+    for (dir, name) in [(&dirs[1], "900-bee-feature"), (&dirs[2], "900-cee-feature")] {
+        let d = dir.path().join("specs").join(name);
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::write(
+            d.join("README.md"),
+            "---\nstatus: planned\ncreated: '2026-11-29'\n---\n\n# New\n",
+        )
+        .expect("write");
+    }
+    let labels = ["a", "b", "c"];
+    let mut machines: Vec<Machine> = homes
+        .iter()
+        .zip(&dirs)
+        .zip(labels)
+        .map(|((h, d), l)| {
+            let (mut m, _) = Machine::init(h.path(), Some(l)).expect("init");
+            m.add_project(d.path(), Some("lean-spec")).expect("add");
+            m
+        })
+        .collect();
+    let (a, rest) = machines.split_at_mut(1);
+    let (b, c) = rest.split_at_mut(1);
+    let (a, b, c) = (&mut a[0], &mut b[0], &mut c[0]);
+    leanspec_peer_tests::pair_machines(a, b);
+    leanspec_peer_tests::pair_machines(a, c);
+    leanspec_peer_tests::sync_machines(a, b);
+    leanspec_peer_tests::sync_machines(a, c);
+    leanspec_peer_tests::sync_machines(a, b);
+    let report = check(&a.specs(&SpecFilter::default()).expect("specs"));
+    assert_eq!(report.specs, 3 * 304 + 2);
+    assert_eq!(report.projects, 1, "one fleet project");
+
+    // What the corpus holds, from the files alone.
+    let corpus = expectations();
+    let names: Vec<String> = corpus.iter().map(|e| e.name.clone()).collect();
+    let num = |n: &str| -> Option<u64> {
+        n.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
+    };
+    let mut corpus_dups: BTreeSet<u64> = BTreeSet::new();
+    for n in &names {
+        if names
+            .iter()
+            .any(|o| o != n && num(o).is_some() && num(o) == num(n))
+        {
+            corpus_dups.extend(num(n));
+        }
+    }
+    let mut dangling: BTreeSet<(String, String)> = BTreeSet::new();
+    for e in &corpus {
+        for d in &e.depends_on {
+            let exists = names.iter().any(|n| {
+                n == d
+                    || n.ends_with(&format!("-{d}"))
+                    || (d.chars().all(|c| c.is_ascii_digit()) && num(n) == d.parse().ok())
+            });
+            if !exists {
+                dangling.insert((e.name.clone(), d.clone()));
+            }
+        }
+    }
+
+    let mut dup_numbers = BTreeSet::new();
+    let mut divergent = BTreeSet::new();
+    let mut found_dangling = BTreeSet::new();
+    for p in &report.problems {
+        match p {
+            Problem::DuplicateNumber { number, specs, .. } => {
+                dup_numbers.insert(*number);
+                if *number == 900 {
+                    let at: BTreeSet<(&str, &str)> = specs
+                        .iter()
+                        .map(|s| (s.machine_label.as_str(), s.spec.as_str()))
+                        .collect();
+                    assert_eq!(
+                        at,
+                        BTreeSet::from([("b", "900-bee-feature"), ("c", "900-cee-feature")])
+                    );
+                }
+            }
+            Problem::Divergent {
+                spec,
+                fields,
+                latest,
+                ..
+            } => {
+                divergent.insert((spec.clone(), fields.clone(), latest.clone()));
+            }
+            Problem::DanglingDependency { place, depends_on } => {
+                found_dangling.insert((
+                    place.machine_label.clone(),
+                    place.spec.clone(),
+                    depends_on.clone(),
+                ));
+            }
+            Problem::ParseError { place, error } => panic!("{place:?}: {error}"),
+        }
+    }
+    let mut want_dups = corpus_dups.clone();
+    want_dups.insert(900);
+    assert_eq!(dup_numbers, want_dups);
+    assert_eq!(
+        divergent,
+        BTreeSet::from([
+            (
+                spec124.to_string(),
+                vec!["status".to_string()],
+                Some("b".to_string())
+            ),
+            (spec075.to_string(), vec!["priority".to_string()], None),
+        ])
+    );
+    let want_dangling: BTreeSet<(String, String, String)> = labels
+        .iter()
+        .flat_map(|l| {
+            dangling
+                .iter()
+                .map(move |(s, d)| (l.to_string(), s.clone(), d.clone()))
+        })
+        .collect();
+    assert_eq!(found_dangling, want_dangling);
 }

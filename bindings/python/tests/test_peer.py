@@ -118,6 +118,10 @@ def test_each_sees_the_others_specs_and_events_follow_file_edits(pair):
     machines = {m.label: m for m in a.machines()}
     assert machines["alpha"].is_self and not machines["beta"].is_self
 
+    # Two projects with no common origin: nothing to report.
+    report = a.check()
+    assert report.specs == 2 and report.projects == 2 and report.problems == []
+
     # Search over both machines; a malformed query says where.
     hits = a.search("status:planned machine:beta OR name:1", 10)
     assert {h.spec.name for h in hits} == {"001-alpha", "001-beta"}

@@ -37,6 +37,10 @@ pub(crate) enum Command {
     Up(UpArgs),
     /// List specs, optionally filtered.
     Specs(SpecsArgs),
+    /// What is wrong across machines: a spec number used twice in one project, one spec
+    /// with different metadata on different machines, unreadable specs, dangling
+    /// depends_on. Exit 1 when it finds any (for CI).
+    Check,
     /// Search the specs of every machine: words, "phrases", word~ (typos),
     /// status: priority: tag: assignee: machine: project: title: name: parent:
     /// depends_on: created:>2025-11, AND OR NOT and parentheses.

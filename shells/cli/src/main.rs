@@ -247,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             filter: filter(args),
         },
         Command::Search { query, limit } => Request::Search { query, limit },
+        Command::Check => Request::Check,
         Command::Show {
             machine,
             project,
@@ -309,6 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Outcome::Rejected => ExitCode::from(3),
             Outcome::Unavailable => ExitCode::from(4),
         },
+        Reply::Check(r) if !r.problems.is_empty() => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
 }

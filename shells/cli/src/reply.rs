@@ -27,6 +27,7 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
             specs_table(rows),
         ),
         Reply::Spec(row) => (spec_detail_json(row), spec_text(row)),
+        Reply::Check(r) => (serde_json::to_value(r)?, check_text(r)),
         Reply::Hits(hits) => (
             json!(
                 hits.iter()
@@ -135,6 +136,21 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
         writeln!(out, "{}", crate::output::terminal_safe(&text, true))?;
     }
     Ok(())
+}
+
+fn check_text(r: &leanspec_peer_core::query::CheckReport) -> String {
+    let mut out = String::new();
+    for p in &r.problems {
+        out.push_str(&p.to_string());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "{} problem(s) in {} spec(s) of {} project(s)",
+        r.problems.len(),
+        r.specs,
+        r.projects
+    ));
+    out
 }
 
 fn invite_json(i: &InviteInfo) -> Value {

@@ -286,10 +286,8 @@ fn up_once_initialises_and_shares_a_project_on_a_fresh_home() {
     assert_eq!(specs.as_array().expect("array").len(), 2);
 }
 
-/// `search`: the query language over every machine's specs, ranked, as JSON with a
-/// score; a malformed query says where and exits 9 (`invalid_argument`).
-#[test]
-fn search_finds_ranks_and_explains_bad_queries() {
+/// A machine labelled `laptop` sharing [`project`].
+fn initialised_with_project() -> (tempfile::TempDir, tempfile::TempDir) {
     let home = tempfile::tempdir().expect("home");
     let p = project();
     ok_json(home.path(), &["init", "--label", "laptop"]);
@@ -298,6 +296,14 @@ fn search_finds_ranks_and_explains_bad_queries() {
         &["project", "add", p.path().to_str().expect("utf8")],
     );
     assert!(added.status.success());
+    (home, p)
+}
+
+/// `search`: the query language over every machine's specs, ranked, as JSON with a
+/// score; a malformed query says where and exits 9 (`invalid_argument`).
+#[test]
+fn search_finds_ranks_and_explains_bad_queries() {
+    let (home, _project) = initialised_with_project();
     let hits = ok_json(home.path(), &["search", "tag:core OR tag:ui"]);
     let names: Vec<&str> = hits
         .as_array()
@@ -320,4 +326,29 @@ fn search_finds_ranks_and_explains_bad_queries() {
     );
     let text = run(home.path(), &["search", "alpha"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("001-alpha"));
+}
+
+/// `check`: exit 0 when nothing is wrong, 1 (for CI) with the problems listed when
+/// something is: here a dependency on a spec that is not there.
+#[test]
+fn check_exits_one_when_it_finds_problems() {
+    let (home, p) = initialised_with_project();
+    let clean = ok_json(home.path(), &["check"]);
+    assert_eq!(clean["problems"], serde_json::json!([]));
+    assert_eq!(clean["specs"], 2);
+    write_spec(
+        p.path(),
+        "003-gamma",
+        "---\nstatus: draft\ncreated: '2025-03-01'\ndepends_on:\n  - 042-missing\n---\n\n# Gamma\n",
+    );
+    assert!(run(home.path(), &["scan"]).status.success());
+    let out = run(home.path(), &["check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["problems"][0]["kind"], "dangling_dependency");
+    assert_eq!(report["problems"][0]["depends_on"], "042-missing");
+    assert_eq!(report["problems"][0]["place"]["spec"], "003-gamma");
+    let text = run(home.path(), &["check"]);
+    assert_eq!(text.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("depends on 042-missing"));
 }

@@ -818,6 +818,13 @@ public protocol PeerProtocol: AnyObject, Sendable {
     func audit(limit: UInt32) throws  -> [AuditEntry]
     
     /**
+     * What is wrong across the fleet: a spec number used twice in one project, one spec
+     * with different metadata on different machines, unreadable specs, dangling
+     * dependencies.
+     */
+    func check() throws  -> CheckResult
+    
+    /**
      * Asks `machine` (this one too) to change a spec's metadata. `base_hash` defaults
      * to the file hash this machine has seen; the target applies the change only if
      * its file still has it. Nothing is queued: an unreachable target is `Unavailable`.
@@ -1033,6 +1040,20 @@ open func audit(limit: UInt32)throws  -> [AuditEntry]  {
     uniffi_leanspec_peer_ffi_fn_method_peer_audit(
             self.uniffiCloneHandle(),
         FfiConverterUInt32.lower(limit),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * What is wrong across the fleet: a spec number used twice in one project, one spec
+     * with different metadata on different machines, unreadable specs, dangling
+     * dependencies.
+     */
+open func check()throws  -> CheckResult  {
+    return try  FfiConverterTypeCheckResult_lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
+        uniffiCallStatus in
+    uniffi_leanspec_peer_ffi_fn_method_peer_check(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -1730,6 +1751,154 @@ public func FfiConverterTypeAuditEntry_lift(_ buf: RustBuffer) throws -> AuditEn
 #endif
 public func FfiConverterTypeAuditEntry_lower(_ value: AuditEntry) -> RustBuffer {
     return FfiConverterTypeAuditEntry.lower(value)
+}
+
+
+/**
+ * One problem `check` found.
+ */
+public struct CheckProblem: Equatable, Hashable {
+    /**
+     * `duplicate_number`, `divergent`, `parse_error` or `dangling_dependency`.
+     */
+    public var kind: String
+    /**
+     * What is wrong, naming the machines and specs.
+     */
+    public var detail: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `duplicate_number`, `divergent`, `parse_error` or `dangling_dependency`.
+         */kind: String, 
+        /**
+         * What is wrong, naming the machines and specs.
+         */detail: String) {
+        self.kind = kind
+        self.detail = detail
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CheckProblem: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCheckProblem: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CheckProblem {
+        return
+            try CheckProblem(
+                kind: FfiConverterString.read(from: &buf), 
+                detail: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CheckProblem, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterString.write(value.detail, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCheckProblem_lift(_ buf: RustBuffer) throws -> CheckProblem {
+    return try FfiConverterTypeCheckProblem.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCheckProblem_lower(_ value: CheckProblem) -> RustBuffer {
+    return FfiConverterTypeCheckProblem.lower(value)
+}
+
+
+/**
+ * What `check` found across the fleet.
+ */
+public struct CheckResult: Equatable, Hashable {
+    /**
+     * Specs looked at (every machine's).
+     */
+    public var specs: UInt64
+    /**
+     * Projects (across machines) looked at.
+     */
+    public var projects: UInt64
+    /**
+     * The problems; empty when nothing is wrong.
+     */
+    public var problems: [CheckProblem]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Specs looked at (every machine's).
+         */specs: UInt64, 
+        /**
+         * Projects (across machines) looked at.
+         */projects: UInt64, 
+        /**
+         * The problems; empty when nothing is wrong.
+         */problems: [CheckProblem]) {
+        self.specs = specs
+        self.projects = projects
+        self.problems = problems
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CheckResult: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCheckResult: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CheckResult {
+        return
+            try CheckResult(
+                specs: FfiConverterUInt64.read(from: &buf), 
+                projects: FfiConverterUInt64.read(from: &buf), 
+                problems: FfiConverterSequenceTypeCheckProblem.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CheckResult, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.specs, into: &buf)
+        FfiConverterUInt64.write(value.projects, into: &buf)
+        FfiConverterSequenceTypeCheckProblem.write(value.problems, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCheckResult_lift(_ buf: RustBuffer) throws -> CheckResult {
+    return try FfiConverterTypeCheckResult.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCheckResult_lower(_ value: CheckResult) -> RustBuffer {
+    return FfiConverterTypeCheckResult.lower(value)
 }
 
 
@@ -4110,6 +4279,31 @@ fileprivate struct FfiConverterSequenceTypeAuditEntry: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeCheckProblem: FfiConverterRustBuffer {
+    typealias SwiftType = [CheckProblem]
+
+    public static func write(_ value: [CheckProblem], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCheckProblem.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CheckProblem] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CheckProblem]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCheckProblem.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeInviteInfo: FfiConverterRustBuffer {
     typealias SwiftType = [InviteInfo]
 
@@ -4318,6 +4512,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_audit() != 58894) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_check() != 8205) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_edit() != 17010) {

@@ -319,6 +319,11 @@ RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_add_project(uint64_t ptr, Rus
 RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_audit(uint64_t ptr, uint32_t limit, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_CHECK
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_CHECK
+RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_check(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_EDIT
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_EDIT
 uint64_t uniffi_leanspec_peer_ffi_fn_method_peer_edit(uint64_t ptr, RustBuffer machine, RustBuffer project, RustBuffer spec, RustBuffer change, RustBuffer base_hash
@@ -722,6 +727,12 @@ uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_add_project(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_AUDIT
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_AUDIT
 uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_audit(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_CHECK
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_CHECK
+uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_check(void
     
 );
 #endif
