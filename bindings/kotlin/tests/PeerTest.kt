@@ -16,11 +16,23 @@ import java.util.concurrent.TimeUnit
 
 const val WAIT_MS = 30_000L
 
+/**
+ * Writes a spec as editors save: a temp file renamed over it. (A plain rewrite lets the
+ * watcher read the file half-written, and the awaited event can name that state; the
+ * Python suite had the same flake.)
+ */
 fun writeSpec(root: File, name: String, status: String, priority: String = "high"): File {
     val dir = File(root, "specs/$name")
     dir.mkdirs()
     val f = File(dir, "README.md")
-    f.writeText("---\nstatus: $status\ncreated: '2025-01-01'\npriority: $priority\n---\n\n# $name\n")
+    val tmp = File(dir, ".README.md.tmp")
+    tmp.writeText("---\nstatus: $status\ncreated: '2025-01-01'\npriority: $priority\n---\n\n# $name\n")
+    java.nio.file.Files.move(
+        tmp.toPath(),
+        f.toPath(),
+        java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+    )
     return f
 }
 
