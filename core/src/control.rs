@@ -42,6 +42,8 @@ pub enum Request {
     },
     /// What is wrong across the fleet.
     Check,
+    /// Counts per machine and for the fleet.
+    Stats,
     /// One spec.
     Show {
         /// Machine (id, short id or label); this one if absent.
@@ -142,6 +144,8 @@ pub enum Reply {
     Specs(Vec<SpecRow>),
     /// What `check` found.
     Check(crate::query::CheckReport),
+    /// Counts.
+    Stats(crate::query::Stats),
     /// Search hits, best first.
     Hits(Vec<crate::query::SearchHit>),
     /// One spec.
@@ -274,6 +278,7 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
         Request::Specs { filter } => Reply::Specs(node.specs(&filter)?),
         Request::Search { query, limit } => Reply::Hits(node.search(&query, limit)?),
         Request::Check => Reply::Check(node.check()?),
+        Request::Stats => Reply::Stats(node.stats()?),
         Request::Show {
             machine,
             project,

@@ -230,6 +230,12 @@ impl Node {
         Ok(crate::query::search(&q, rows, limit))
     }
 
+    /// Counts by status, priority and tag, per machine and for the fleet (each spec
+    /// once; see [`crate::query::stats`]).
+    pub fn stats(&self) -> Result<crate::query::Stats> {
+        Ok(crate::query::stats(&self.specs(&SpecFilter::default())?))
+    }
+
     /// What is wrong across the fleet: duplicate spec numbers in one project across
     /// machines, one spec with different metadata on different machines, unreadable
     /// specs, dangling dependencies (see [`crate::query::check`]).

@@ -5,7 +5,9 @@
 mod check;
 mod parse;
 mod search;
+mod stats;
 
 pub use check::{CheckReport, Copy, Place, Problem, check};
 pub use parse::{Cmp, Field, MAX_QUERY_BYTES, Query, QueryError, Term, parse};
 pub use search::{SearchHit, score, search};
+pub use stats::{Counts, MachineStats, Stats, stats};

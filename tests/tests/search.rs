@@ -399,3 +399,74 @@ fn check_finds_exactly_the_fleet_problems() {
         .collect();
     assert_eq!(found_dangling, want_dangling);
 }
+
+/// `stats`: per machine and for the fleet, where a spec held by two machines counts
+/// once, as its most recently updated copy says; checked against the files.
+#[test]
+fn stats_count_per_machine_and_each_fleet_spec_once() {
+    use leanspec_peer_core::query::stats;
+    let all = expectations();
+    let dirs = [
+        corpus_checkout("git@github.com:codervisor/lean-spec.git"),
+        corpus_checkout("https://github.com/codervisor/lean-spec"),
+    ];
+    // The laptop archives spec 124 and says so in updated_at: the fleet follows it.
+    let f = dirs[1]
+        .path()
+        .join("specs/124-advanced-search-capabilities/README.md");
+    let text = std::fs::read_to_string(&f).expect("read");
+    let text = text
+        .replacen("status: complete", "status: archived", 1)
+        .replacen(
+            "updated_at: '2025-11-26T07:51:30.760Z'",
+            "updated_at: '2026-11-29T00:00:00.000Z'",
+            1,
+        );
+    std::fs::write(&f, text).expect("write");
+    let homes = [
+        tempfile::tempdir().expect("home"),
+        tempfile::tempdir().expect("home"),
+    ];
+    let (mut a, _) = Machine::init(homes[0].path(), Some("desk")).expect("init");
+    let (mut b, _) = Machine::init(homes[1].path(), Some("laptop")).expect("init");
+    a.add_project(dirs[0].path(), Some("lean-spec"))
+        .expect("add");
+    b.add_project(dirs[1].path(), Some("lean-spec"))
+        .expect("add");
+    leanspec_peer_tests::pair_machines(&mut a, &mut b);
+    leanspec_peer_tests::sync_machines(&mut a, &mut b);
+    let s = stats(&a.specs(&SpecFilter::default()).expect("specs"));
+    let count = |status: &str| all.iter().filter(|e| e.status == status).count();
+    let desk = &s.machines[0];
+    assert_eq!(desk.machine_label, "desk");
+    assert_eq!(desk.counts.specs, 304);
+    assert_eq!(
+        desk.counts.by_status.get("complete"),
+        Some(&count("complete"))
+    );
+    assert_eq!(
+        desk.counts.by_status.get("archived"),
+        Some(&count("archived"))
+    );
+    let tagged_cli = all
+        .iter()
+        .filter(|e| e.tags.iter().any(|t| t == "cli"))
+        .count();
+    assert_eq!(desk.counts.by_tag.get("cli"), Some(&tagged_cli));
+    assert_eq!(
+        s.machines[1].counts.by_status.get("archived"),
+        Some(&(count("archived") + 1))
+    );
+    assert_eq!(s.fleet.specs, 304, "each fleet spec once");
+    assert_eq!(
+        s.fleet.by_status.get("archived"),
+        Some(&(count("archived") + 1))
+    );
+    let live = 304 - (count("archived") + 1);
+    let rate = (count("complete") - 1) as f64 / live as f64;
+    assert!(
+        (s.fleet.completion_rate - rate).abs() < 1e-9,
+        "{}",
+        s.fleet.completion_rate
+    );
+}

@@ -37,6 +37,9 @@ pub(crate) enum Command {
     Up(UpArgs),
     /// List specs, optionally filtered.
     Specs(SpecsArgs),
+    /// Counts by status, priority and tag, per machine and for the fleet (a spec held by
+    /// several machines counts once), with the completion rate.
+    Stats,
     /// What is wrong across machines: a spec number used twice in one project, one spec
     /// with different metadata on different machines, unreadable specs, dangling
     /// depends_on. Exit 1 when it finds any (for CI).

@@ -248,6 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Search { query, limit } => Request::Search { query, limit },
         Command::Check => Request::Check,
+        Command::Stats => Request::Stats,
         Command::Show {
             machine,
             project,

@@ -28,6 +28,7 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
         ),
         Reply::Spec(row) => (spec_detail_json(row), spec_text(row)),
         Reply::Check(r) => (serde_json::to_value(r)?, check_text(r)),
+        Reply::Stats(s) => (serde_json::to_value(s)?, stats_text(s)),
         Reply::Hits(hits) => (
             json!(
                 hits.iter()
@@ -136,6 +137,31 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
         writeln!(out, "{}", crate::output::terminal_safe(&text, true))?;
     }
     Ok(())
+}
+
+fn stats_text(s: &leanspec_peer_core::query::Stats) -> String {
+    let line = |name: &str, c: &leanspec_peer_core::query::Counts| {
+        let join = |m: &std::collections::BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "{name}: {} specs, {:.0}% complete\n  status: {}\n  priority: {}",
+            c.specs,
+            c.completion_rate * 100.0,
+            join(&c.by_status),
+            join(&c.by_priority)
+        )
+    };
+    let mut out: Vec<String> = s
+        .machines
+        .iter()
+        .map(|m| line(&m.machine_label, &m.counts))
+        .collect();
+    out.push(line("fleet (each spec once)", &s.fleet));
+    out.join("\n")
 }
 
 fn check_text(r: &leanspec_peer_core::query::CheckReport) -> String {

@@ -326,6 +326,12 @@ fn search_finds_ranks_and_explains_bad_queries() {
     );
     let text = run(home.path(), &["search", "alpha"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("001-alpha"));
+    // `stats`: one machine, one planned and one complete spec.
+    let s = ok_json(home.path(), &["stats"]);
+    assert_eq!(s["fleet"]["specs"], 2);
+    assert_eq!(s["fleet"]["by_status"]["planned"], 1);
+    assert_eq!(s["fleet"]["completion_rate"], 0.5);
+    assert_eq!(s["machines"][0]["machine_label"], "laptop");
 }
 
 /// `check`: exit 0 when nothing is wrong, 1 (for CI) with the problems listed when
