@@ -15,33 +15,16 @@ use leanspec_peer_core::doc::{MachineDoc, MachineInfo};
 use leanspec_peer_core::identity::Identity;
 use leanspec_peer_core::spec::{self, MetadataChange, Priority};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-fn env_usize(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
+mod common;
+use common::{corpus, env_usize, pct};
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn corpus() -> PathBuf {
-    std::env::var_os("LEANSPEC_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/lean-spec-specs")
-        })
 }
 
 fn generate(root: &Path, n: usize) -> Vec<String> {
