@@ -7,7 +7,7 @@ mod parse;
 mod search;
 mod stats;
 
-pub use check::{CheckReport, Copy, Place, Problem, check};
+pub use check::{CheckReport, Place, Problem, SpecCopy, check};
 pub use parse::{Cmp, Field, MAX_QUERY_BYTES, Query, QueryError, Term, parse};
 pub use search::{SearchHit, score, search};
 pub use stats::{Counts, MachineStats, Stats, stats};

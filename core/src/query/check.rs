@@ -38,7 +38,7 @@ impl Place {
 
 /// One copy of a spec whose metadata differs between machines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Copy {
+pub struct SpecCopy {
     /// Where.
     pub place: Place,
     /// Its `updated_at` (RFC 3339), if it has one.
@@ -69,7 +69,7 @@ pub enum Problem {
         /// The fields that differ.
         fields: Vec<String>,
         /// Each machine's copy.
-        copies: Vec<Copy>,
+        copies: Vec<SpecCopy>,
         /// The machine whose copy was updated last (by `updated_at`), if any says.
         latest: Option<String>,
     },
@@ -297,10 +297,10 @@ pub fn check(rows: &[SpecRow]) -> CheckReport {
             if fields.is_empty() {
                 continue;
             }
-            let mut list: Vec<Copy> = copies
+            let mut list: Vec<SpecCopy> = copies
                 .iter()
                 .zip(&metas)
-                .map(|(r, m)| Copy {
+                .map(|(r, m)| SpecCopy {
                     place: Place::of(r),
                     updated_at: r.spec.updated_at.clone(),
                     values: m
@@ -313,7 +313,7 @@ pub fn check(rows: &[SpecRow]) -> CheckReport {
             list.sort_by(|a, b| a.place.cmp(&b.place));
             // The copy updated last, when one `updated_at` is later than every other.
             let newest = list.iter().filter_map(|c| c.updated_at.as_ref()).max();
-            let at_newest: Vec<&Copy> = list
+            let at_newest: Vec<&SpecCopy> = list
                 .iter()
                 .filter(|c| newest.is_some() && c.updated_at.as_ref() == newest)
                 .collect();
