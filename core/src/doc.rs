@@ -21,8 +21,12 @@ use crate::identity::MachineId;
 use crate::spec::{Priority, Spec, Status};
 use crate::tracked::Tracked;
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate};
+use automerge::{
+    ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, Value,
+    ValueRef, hydrate,
+};
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 /// Errors reading a machine document.
 #[derive(Debug, thiserror::Error)]
@@ -61,10 +65,34 @@ pub struct ProjectEntry {
     pub fleet: String,
 }
 
+/// A project's specs as read out of a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectSpecs {
+    /// The project.
+    pub project: ProjectEntry,
+    /// Its specs, sorted by name.
+    pub specs: Vec<Spec>,
+    /// Their titles, names and tags folded for text queries, in the same order.
+    pub folded: crate::query::FoldedText,
+}
+
+/// Every spec of a document, read once per content version (queries over 10,000
+/// specs spend almost all their time reading Automerge values otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpecTable {
+    /// Projects sorted by id.
+    pub projects: Vec<ProjectSpecs>,
+}
+
 /// One machine's document.
+///
+/// Invariant: `table`, when set, is what [`MachineDoc::read_table`] returns for the
+/// document's current content. Every write to `t.doc` goes through [`MachineDoc::doc_mut`]
+/// or [`MachineDoc::tracked`], which clear it.
 #[derive(Debug)]
 pub struct MachineDoc {
     t: Tracked,
+    table: OnceLock<Arc<SpecTable>>,
 }
 
 const ALL_FIELDS: [&str; 15] = [
@@ -103,6 +131,7 @@ impl MachineDoc {
         let doc = AutoCommit::new().with_actor(ActorId::from(&owner.actor_bytes()[..]));
         let mut d = MachineDoc {
             t: Tracked::new(doc),
+            table: OnceLock::new(),
         };
         d.set_machine_info(info);
         d.commit(now);
@@ -116,7 +145,10 @@ impl MachineDoc {
     ) -> Result<MachineDoc, DocError> {
         let mut t = Tracked::load(chunks)?;
         t.doc.set_actor(ActorId::from(&owner.actor_bytes()[..]));
-        let d = MachineDoc { t };
+        let d = MachineDoc {
+            t,
+            table: OnceLock::new(),
+        };
         if d.map(&ROOT, "machine").is_none() {
             return Err(DocError::Malformed("no machine record"));
         }
@@ -127,12 +159,49 @@ impl MachineDoc {
     pub(crate) fn empty_replica() -> MachineDoc {
         MachineDoc {
             t: Tracked::empty(),
+            table: OnceLock::new(),
         }
     }
 
-    /// The Automerge document and its save cursor (for the store and sync).
+    /// The Automerge document and its save cursor, to receive changes into.
     pub(crate) fn tracked(&mut self) -> &mut Tracked {
+        self.table = OnceLock::new();
         &mut self.t
+    }
+
+    /// The Automerge document and its save cursor, for what leaves the content as it
+    /// is (saving, generating sync messages, reading heads and history): the spec
+    /// table stays cached.
+    pub(crate) fn tracked_unchanged(&mut self) -> &mut Tracked {
+        &mut self.t
+    }
+
+    fn doc_mut(&mut self) -> &mut AutoCommit {
+        self.table = OnceLock::new();
+        &mut self.t.doc
+    }
+
+    /// Every project and spec, from the cache when the content has not changed since
+    /// the last read.
+    pub fn table(&self) -> Arc<SpecTable> {
+        Arc::clone(self.table.get_or_init(|| Arc::new(self.read_table())))
+    }
+
+    fn read_table(&self) -> SpecTable {
+        SpecTable {
+            projects: self
+                .projects()
+                .into_iter()
+                .map(|project| {
+                    let specs = self.read_specs(&project.id);
+                    ProjectSpecs {
+                        folded: crate::query::FoldedText::of(&specs),
+                        specs,
+                        project,
+                    }
+                })
+                .collect(),
+        }
     }
 
     /// True when the document has no machine record yet (an empty replica).
@@ -152,8 +221,7 @@ impl MachineDoc {
             return id;
         }
         // put_object on a map we own cannot fail; fall back to root if it ever did.
-        self.t
-            .doc
+        self.doc_mut()
             .put_object(parent, key, ObjType::Map)
             .unwrap_or(ROOT)
     }
@@ -162,16 +230,6 @@ impl MachineDoc {
         match self.t.doc.get(obj, key) {
             Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
                 ScalarValue::Str(s) => Some(s.to_string()),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    fn get_bytes(&self, obj: &ObjId, key: &str) -> Option<Vec<u8>> {
-        match self.t.doc.get(obj, key) {
-            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                ScalarValue::Bytes(b) => Some(b.clone()),
                 _ => None,
             },
             _ => None,
@@ -190,8 +248,8 @@ impl MachineDoc {
             return false;
         }
         let result = match value {
-            Some(v) => self.t.doc.put(obj, key, v),
-            None => self.t.doc.delete(obj, key),
+            Some(v) => self.doc_mut().put(obj, key, v),
+            None => self.doc_mut().delete(obj, key),
         };
         result.is_ok()
     }
@@ -259,7 +317,7 @@ impl MachineDoc {
     /// Removes a project and its specs.
     pub fn remove_project(&mut self, id: &str) -> bool {
         match self.projects_obj() {
-            Some(p) if self.map(&p, id).is_some() => self.t.doc.delete(&p, id).is_ok(),
+            Some(p) if self.map(&p, id).is_some() => self.doc_mut().delete(&p, id).is_ok(),
             _ => false,
         }
     }
@@ -287,49 +345,72 @@ impl MachineDoc {
     pub fn spec(&self, project: &str, name: &str) -> Option<Spec> {
         let specs = self.specs_obj(project)?;
         let obj = self.map(&specs, name)?;
-        Some(self.read_spec(&obj, name))
+        Some(self.read_spec_fields(&obj, name))
     }
 
     /// Every spec of a project, sorted by name.
     pub fn specs(&self, project: &str) -> Vec<Spec> {
+        self.table()
+            .projects
+            .iter()
+            .find(|p| p.project.id == project)
+            .map(|p| p.specs.clone())
+            .unwrap_or_default()
+    }
+
+    fn read_specs(&self, project: &str) -> Vec<Spec> {
         let Some(specs) = self.specs_obj(project) else {
             return Vec::new();
         };
+        // One pass over the specs map and one over each spec's fields: ~5x faster
+        // than a lookup per key.
         self.t
             .doc
-            .keys(&specs)
-            .filter_map(|name| {
-                let obj = self.map(&specs, &name)?;
-                Some(self.read_spec(&obj, &name))
-            })
+            .map_range(&specs, ..)
+            .filter(|item| matches!(item.value, ValueRef::Object(ObjType::Map)))
+            .map(|item| self.read_spec_fields(&item.id(), &item.key))
             .collect()
     }
 
-    fn read_spec(&self, obj: &ObjId, name: &str) -> Spec {
-        let s = |k| self.get_str(obj, k);
-        let list = |k| {
-            s(k).and_then(|j| serde_json::from_str::<Vec<String>>(&j).ok())
-                .unwrap_or_default()
-        };
-        let hash = |k| self.get_bytes(obj, k).map(hex::encode).unwrap_or_default();
-        Spec {
+    fn read_spec_fields(&self, obj: &ObjId, name: &str) -> Spec {
+        let mut spec = Spec {
             name: name.to_string(),
-            title: s("title").unwrap_or_default(),
-            status: s("status").and_then(|v| v.parse::<Status>().ok()),
-            priority: s("priority").and_then(|v| v.parse::<Priority>().ok()),
-            tags: list("tags"),
-            depends_on: list("depends_on"),
-            parent: s("parent"),
-            assignee: s("assignee"),
-            created: s("created"),
-            created_at: s("created_at"),
-            updated_at: s("updated_at"),
-            completed_at: s("completed_at"),
-            content_hash: hash("content_hash"),
-            file_hash: hash("file_hash"),
-            sub_files: list("sub_files"),
-            parse_error: s("parse_error"),
+            ..Spec::default()
+        };
+        for item in self.t.doc.map_range(obj, ..) {
+            let ValueRef::Scalar(value) = &item.value else {
+                continue;
+            };
+            match value {
+                ScalarValueRef::Str(v) => {
+                    let v: &str = v;
+                    let list = || serde_json::from_str::<Vec<String>>(v).unwrap_or_default();
+                    match &*item.key {
+                        "title" => spec.title = v.to_string(),
+                        "status" => spec.status = v.parse::<Status>().ok(),
+                        "priority" => spec.priority = v.parse::<Priority>().ok(),
+                        "tags" => spec.tags = list(),
+                        "depends_on" => spec.depends_on = list(),
+                        "sub_files" => spec.sub_files = list(),
+                        "parent" => spec.parent = Some(v.to_string()),
+                        "assignee" => spec.assignee = Some(v.to_string()),
+                        "created" => spec.created = Some(v.to_string()),
+                        "created_at" => spec.created_at = Some(v.to_string()),
+                        "updated_at" => spec.updated_at = Some(v.to_string()),
+                        "completed_at" => spec.completed_at = Some(v.to_string()),
+                        "parse_error" => spec.parse_error = Some(v.to_string()),
+                        _ => {}
+                    }
+                }
+                ScalarValueRef::Bytes(b) => match &*item.key {
+                    "content_hash" => spec.content_hash = hex::encode(b),
+                    "file_hash" => spec.file_hash = hex::encode(b),
+                    _ => {}
+                },
+                _ => {}
+            }
         }
+        spec
     }
 
     /// The spec's fields as stored (absent keys omitted).
@@ -406,8 +487,7 @@ impl MachineDoc {
             if let Some(project_obj) = project_obj {
                 let value = hydrate::Value::Map(hydrate::Map::from(map));
                 if self
-                    .t
-                    .doc
+                    .doc_mut()
                     .batch_create_object(&project_obj, "specs", &value, false)
                     .is_ok()
                 {
@@ -419,8 +499,7 @@ impl MachineDoc {
             // A spec already present, or one the batch insert refused, goes field by field.
             let created = self.map(&specs_obj, &spec.name).is_none()
                 && self
-                    .t
-                    .doc
+                    .doc_mut()
                     .batch_create_object(
                         &specs_obj,
                         spec.name.as_str(),
@@ -470,7 +549,7 @@ impl MachineDoc {
     /// Removes a spec; returns whether it was there.
     pub fn remove_spec(&mut self, project: &str, name: &str) -> bool {
         match self.specs_obj(project) {
-            Some(s) if self.map(&s, name).is_some() => self.t.doc.delete(&s, name).is_ok(),
+            Some(s) if self.map(&s, name).is_some() => self.doc_mut().delete(&s, name).is_ok(),
             _ => false,
         }
     }
@@ -572,6 +651,42 @@ mod tests {
         assert_eq!(loaded.spec("p", "001-a").unwrap(), changed);
         assert!(d.remove_spec("p", "002-b"));
         assert!(d.spec("p", "002-b").is_none());
+    }
+
+    /// The cached table follows every write: a field, a new spec, a removed spec, a
+    /// removed project; a write of the same value keeps it.
+    #[test]
+    fn the_spec_table_follows_every_write() {
+        let (mut d, _) = doc();
+        d.put_project("p", "proj", "proj");
+        d.insert_specs("p", &[spec("001-a", "draft", "x")]);
+        let first = d.table();
+        assert_eq!(first.projects[0].specs.len(), 1);
+        assert!(Arc::ptr_eq(&first, &d.table()), "read once");
+        let mut a = spec("001-a", "draft", "x");
+        assert_eq!(d.put_spec("p", &a), 0);
+        assert!(
+            Arc::ptr_eq(&first, &d.table()),
+            "an unchanged write keeps it"
+        );
+        a.status = Some(Status::Complete);
+        d.put_spec("p", &a);
+        assert_eq!(
+            d.table().projects[0].specs[0].status,
+            Some(Status::Complete)
+        );
+        assert_eq!(d.table().projects[0].folded.get(0).name, "001-a");
+        d.insert_specs("p", &[spec("002-b", "planned", "")]);
+        assert_eq!(d.table().projects[0].specs.len(), 2);
+        d.remove_spec("p", "001-a");
+        assert_eq!(d.table().projects[0].specs[0].name, "002-b");
+        d.remove_project("p");
+        assert!(d.table().projects.is_empty());
+        d.tracked();
+        assert!(
+            d.table.get().is_none(),
+            "handing out the document for writes drops it"
+        );
     }
 
     #[test]

@@ -226,8 +226,13 @@ impl Node {
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<crate::query::SearchHit>> {
         let q = crate::query::parse(query)
             .map_err(|e| PeerError::Invalid(format!("invalid query: {e}")))?;
-        let rows = self.specs(&SpecFilter::default())?;
-        Ok(crate::query::search(&q, rows, limit))
+        // The lock is held only to share the cached tables; matching runs without it.
+        let tables = self.read(|m| m.spec_tables(None))?;
+        Ok(crate::query::search(
+            &q,
+            crate::query::all_views(&tables),
+            limit,
+        ))
     }
 
     /// Counts by status, priority and tag, per machine and for the fleet (each spec

@@ -3,11 +3,15 @@
 //! [`crate::Node::search`].
 
 mod check;
+mod folded;
 mod parse;
 mod search;
 mod stats;
+mod view;
 
 pub use check::{CheckReport, Place, Problem, SpecCopy, check};
+pub use folded::{Folded, FoldedText};
 pub use parse::{Cmp, Field, MAX_QUERY_BYTES, Query, QueryError, Term, parse};
 pub use search::{SearchHit, score, search};
 pub use stats::{Counts, MachineStats, Stats, stats};
+pub use view::{MachineSpecs, SpecView, all_views};

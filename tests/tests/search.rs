@@ -2,7 +2,7 @@
 //! expectation computed independently from the files (serde_yaml over the frontmatter,
 //! the first `# ` line for the title), not through the machine's parser.
 
-use leanspec_peer_core::query::{parse, search};
+use leanspec_peer_core::query::{all_views, parse, search};
 use leanspec_peer_core::{Machine, SpecFilter};
 use leanspec_peer_tests::{corpus_dir, frontmatter_lines};
 use std::collections::BTreeSet;
@@ -86,9 +86,9 @@ fn corpus_machine() -> (Machine, tempfile::TempDir, tempfile::TempDir) {
 }
 
 fn found(m: &Machine, q: &str) -> BTreeSet<String> {
-    let rows = m.specs(&SpecFilter::default()).expect("specs");
+    let tables = m.spec_tables(None).expect("tables");
     let query = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
-    search(&query, rows, usize::MAX)
+    search(&query, all_views(&tables), usize::MAX)
         .into_iter()
         .map(|h| h.row.spec.name)
         .collect()
@@ -167,8 +167,8 @@ fn search_over_the_corpus_matches_what_the_files_say() {
         }
     }
     // Ranking: a title match outranks a tag-only match.
-    let rows = m.specs(&SpecFilter::default()).expect("specs");
-    let hits = search(&parse("search").expect("parse"), rows, 5);
+    let tables = m.spec_tables(None).expect("tables");
+    let hits = search(&parse("search").expect("parse"), all_views(&tables), 5);
     assert!(
         hits[0].row.spec.title.to_lowercase().contains("search"),
         "{:?}",
@@ -224,11 +224,45 @@ fn one_project_across_machines_is_known_by_its_origin() {
         assert_eq!(machines, BTreeSet::from(["desk", "laptop"]), "{by}");
         assert_eq!(rows.len(), 2 * 304, "{by}");
     }
+    // A change synced from the other machine shows in the next query (each machine's
+    // table is cached until its document changes).
+    let q = parse("machine:laptop name:124 status:archived").expect("parse");
+    let before = search(&q, all_views(&b.spec_tables(None).expect("tables")), 9);
+    let spec_124 = b
+        .specs(&SpecFilter::default())
+        .expect("specs")
+        .into_iter()
+        .find(|r| r.machine_label == "laptop" && r.spec.name.starts_with("124-"))
+        .expect("spec 124");
+    let file = pb
+        .path()
+        .join("specs")
+        .join(&spec_124.spec.name)
+        .join("README.md");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let old_status = format!("status: {}", spec_124.spec.status.expect("status").as_str());
+    assert!(text.contains(&old_status), "{old_status}");
+    std::fs::write(&file, text.replacen(&old_status, "status: archived", 1)).expect("write");
+    b.rescan_spec(&project_b.id, &spec_124.spec.name)
+        .expect("rescan");
+    let q_a = parse("machine:laptop name:124 status:archived").expect("parse");
+    let cached_on_a = search(&q_a, all_views(&a.spec_tables(None).expect("tables")), 9);
+    assert!(
+        before.is_empty() && cached_on_a.is_empty(),
+        "not archived before"
+    );
+    leanspec_peer_tests::sync_machines(&mut a, &mut b);
+    let after = search(&q_a, all_views(&a.spec_tables(None).expect("tables")), 9);
+    assert_eq!(
+        after.len(),
+        1,
+        "the synced change replaced the cached table"
+    );
     // By name, only the machine that calls it so.
     let q = parse("project:ls-fork status:archived").expect("parse");
     let hits = search(
         &q,
-        a.specs(&SpecFilter::default()).expect("specs"),
+        all_views(&a.spec_tables(None).expect("tables")),
         usize::MAX,
     );
     assert!(!hits.is_empty() && hits.iter().all(|h| h.row.machine_label == "laptop"));
@@ -236,7 +270,7 @@ fn one_project_across_machines_is_known_by_its_origin() {
         parse("project:\"https://github.com/codervisor/lean-spec.git\" name:124").expect("parse");
     let hits = search(
         &q,
-        a.specs(&SpecFilter::default()).expect("specs"),
+        all_views(&a.spec_tables(None).expect("tables")),
         usize::MAX,
     );
     assert_eq!(hits.len(), 2, "spec 124 on both machines");

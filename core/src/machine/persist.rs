@@ -81,7 +81,22 @@ impl<'a> Commit<'a> {
 }
 
 impl Machine {
+    /// A document's Automerge state for what leaves its content as it is (saving,
+    /// generating sync messages, reading heads): cached spec tables stay valid. Use
+    /// [`Machine::tracked_mut`] to change the content.
     pub(super) fn tracked(&mut self, key: DocKey) -> Option<&mut Tracked> {
+        match key {
+            DocKey::Mesh => Some(self.mesh.tracked()),
+            DocKey::Machine(id) if id == self.identity.id() => Some(self.doc.tracked_unchanged()),
+            DocKey::Machine(id) => self
+                .replicas
+                .get_mut(&id)
+                .map(MachineDoc::tracked_unchanged),
+        }
+    }
+
+    /// A document's Automerge state, to receive changes into.
+    pub(super) fn tracked_mut(&mut self, key: DocKey) -> Option<&mut Tracked> {
         match key {
             DocKey::Mesh => Some(self.mesh.tracked()),
             DocKey::Machine(id) if id == self.identity.id() => Some(self.doc.tracked()),

@@ -2,8 +2,9 @@
 //! selector (name, number or slug).
 
 use super::{Error, Machine, MachineRow, Result, SpecFilter, SpecRow};
-use crate::doc::MachineDoc;
+use crate::doc::{MachineDoc, ProjectSpecs};
 use crate::identity::MachineId;
+use crate::query::MachineSpecs;
 use crate::spec;
 use std::fs;
 
@@ -92,41 +93,55 @@ impl Machine {
         }
     }
 
-    /// Specs matching `filter` on every known machine (this one first), sorted by
-    /// project name then spec name within each machine.
-    pub fn specs(&self, filter: &SpecFilter) -> Result<Vec<SpecRow>> {
-        let machines = match &filter.machine {
+    /// Every known machine's specs (this one first), or one machine's: cheap, the
+    /// tables are cached per document and shared.
+    pub fn spec_tables(&self, machine: Option<&str>) -> Result<Vec<MachineSpecs>> {
+        let ids = match machine {
             Some(sel) => vec![self.find_machine(sel)?],
             None => self.machines().into_iter().map(|r| r.id).collect(),
         };
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| {
+                let doc = self.machine_doc(id)?;
+                Some(MachineSpecs {
+                    machine: id.to_string(),
+                    label: self.machine_label(id),
+                    table: doc.table(),
+                })
+            })
+            .collect())
+    }
+
+    /// Specs matching `filter` on every known machine (this one first), sorted by
+    /// project name then spec name within each machine.
+    pub fn specs(&self, filter: &SpecFilter) -> Result<Vec<SpecRow>> {
+        let tables = self.spec_tables(filter.machine.as_deref())?;
+        let as_remote = filter.project.as_deref().and_then(spec::normalize_remote);
         let mut out = Vec::new();
-        for id in machines {
-            let Some(doc) = self.machine_doc(id) else {
-                continue;
-            };
-            let label = self.machine_label(id);
-            let mut projects = doc.projects();
-            projects.sort_by(|a, b| a.name.cmp(&b.name));
+        for t in &tables {
+            let mut projects: Vec<&ProjectSpecs> = t.table.projects.iter().collect();
+            projects.sort_by(|a, b| a.project.name.cmp(&b.project.name));
             if let Some(sel) = &filter.project {
-                let as_remote = spec::normalize_remote(sel);
                 projects.retain(|p| {
+                    let p = &p.project;
                     p.id == *sel
                         || p.name == *sel
                         || p.fleet == *sel
                         || as_remote.as_ref() == Some(&p.fleet)
                 });
                 if projects.is_empty()
-                    && (filter.machine.is_some() || id == self.id())
+                    && (filter.machine.is_some() || t.machine == self.id().to_string())
                     && self.machines().len() == 1
                 {
                     return Err(Error::UnknownProject {
                         selector: sel.clone(),
-                        known: known(doc.projects().iter().map(|p| p.name.as_str())),
+                        known: known(t.table.projects.iter().map(|p| p.project.name.as_str())),
                     });
                 }
             }
             for p in projects {
-                for spec in doc.specs(&p.id) {
+                for spec in &p.specs {
                     if filter.status.is_some_and(|s| spec.status != Some(s))
                         || filter.priority.is_some_and(|pr| spec.priority != Some(pr))
                         || filter.tag.as_ref().is_some_and(|t| !spec.tags.contains(t))
@@ -134,12 +149,12 @@ impl Machine {
                         continue;
                     }
                     out.push(SpecRow {
-                        machine: id.to_string(),
-                        machine_label: label.clone(),
-                        project_id: p.id.clone(),
-                        project: p.name.clone(),
-                        fleet: p.fleet.clone(),
-                        spec,
+                        machine: t.machine.clone(),
+                        machine_label: t.label.clone(),
+                        project_id: p.project.id.clone(),
+                        project: p.project.name.clone(),
+                        fleet: p.project.fleet.clone(),
+                        spec: spec.clone(),
                     });
                 }
             }

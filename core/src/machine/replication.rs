@@ -319,7 +319,7 @@ impl Machine {
             DocKey::Mesh => self.mesh.revoked_in_document(),
             DocKey::Machine(_) => Default::default(),
         };
-        let t = self.tracked(key).ok_or(SyncError::UnknownDoc)?;
+        let t = self.tracked_mut(key).ok_or(SyncError::UnknownDoc)?;
         let before = t.heads();
         let added = match t.receive_sync(state, message) {
             Ok(a) => a,
@@ -476,18 +476,18 @@ impl Machine {
                 &stored
             }
         };
-        self.doc.tracked().changes_after(heads)
+        self.doc.tracked_unchanged().changes_after(heads)
     }
 
     /// The heads of this machine's document (to diff against later).
     pub fn own_heads(&mut self) -> Vec<automerge::ChangeHash> {
-        self.doc.tracked().heads()
+        self.doc.tracked_unchanged().heads()
     }
 
     /// Spec-level changes to this machine's document since `before`.
     pub fn own_changes_since(&mut self, before: &[automerge::ChangeHash]) -> Vec<DocChange> {
         let me = self.id();
-        let t = self.doc.tracked();
+        let t = self.doc.tracked_unchanged();
         let after = t.heads();
         if after == before {
             return Vec::new();

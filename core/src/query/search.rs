@@ -4,7 +4,9 @@
 //! matches 1); field conditions only filter. `AND` adds its parts' scores, `OR` keeps
 //! the best, `NOT` filters. Hits sort by score, then machine label, project, name.
 
+use super::folded::Folded;
 use super::parse::{Cmp, Field, Query, Term};
+use super::view::SpecView;
 use crate::machine::SpecRow;
 use crate::spec::{Priority, Status};
 
@@ -17,118 +19,195 @@ pub struct SearchHit {
     pub row: SpecRow,
 }
 
-/// The rows matching `query`, best first, at most `limit`.
-pub fn search(query: &Query, rows: Vec<SpecRow>, limit: usize) -> Vec<SearchHit> {
-    let mut hits: Vec<SearchHit> = rows
+/// The specs matching `query`, best first, at most `limit`. Only the returned rows
+/// are copied.
+pub fn search<'a>(
+    query: &Query,
+    specs: impl IntoIterator<Item = SpecView<'a>>,
+    limit: usize,
+) -> Vec<SearchHit> {
+    let matcher = Matcher::new(query);
+    let mut hits: Vec<(u32, SpecView<'a>)> = specs
         .into_iter()
-        .filter_map(|row| score(query, &row).map(|score| SearchHit { score, row }))
+        .filter_map(|v| matcher.score(&v).map(|score| (score, v)))
         .collect();
-    hits.sort_by(|a, b| {
-        b.score
-            .cmp(&a.score)
-            .then_with(|| a.row.machine_label.cmp(&b.row.machine_label))
-            .then_with(|| a.row.project.cmp(&b.row.project))
-            .then_with(|| a.row.spec.name.cmp(&b.row.spec.name))
-            .then_with(|| a.row.machine.cmp(&b.row.machine))
-    });
-    hits.truncate(limit);
-    hits
-}
-
-/// `Some(score)` when `row` matches.
-pub fn score(query: &Query, row: &SpecRow) -> Option<u32> {
-    match query {
-        Query::Term(t) => term(t, row),
-        Query::And(qs) => qs
-            .iter()
-            .try_fold(0u32, |sum, q| Some(sum.saturating_add(score(q, row)?))),
-        Query::Or(qs) => qs.iter().filter_map(|q| score(q, row)).max(),
-        Query::Not(q) => match score(q, row) {
-            Some(_) => None,
-            None => Some(0),
-        },
+    let order = |a: &(u32, SpecView<'_>), b: &(u32, SpecView<'_>)| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.machine_label.cmp(b.1.machine_label))
+            .then_with(|| a.1.project.cmp(b.1.project))
+            .then_with(|| a.1.spec.name.cmp(&b.1.spec.name))
+            .then_with(|| a.1.machine.cmp(b.1.machine))
+    };
+    // Only the best `limit` need an order: partition first, then sort those.
+    if limit < hits.len() {
+        hits.select_nth_unstable_by(limit, order);
+        hits.truncate(limit);
     }
+    hits.sort_by(order);
+    hits.into_iter()
+        .map(|(score, v)| SearchHit {
+            score,
+            row: v.to_row(),
+        })
+        .collect()
 }
 
-fn term(t: &Term, row: &SpecRow) -> Option<u32> {
-    let spec = &row.spec;
-    match t {
-        Term::Text {
-            text, fuzzy: true, ..
-        } => {
-            let want = text.to_lowercase();
-            let close = words(&spec.title)
-                .chain(words(&spec.name))
-                .chain(spec.tags.iter().map(|t| t.to_lowercase()))
-                .any(|w| typo_close(&w, &want));
-            close.then_some(1)
-        }
-        Term::Text { text, .. } => {
-            let want = text.to_lowercase();
-            let title = spec.title.to_lowercase();
-            let mut s = 0;
-            if title.contains(&want) {
-                s += 3;
-                if words(&spec.title).any(|w| w == want) {
-                    s += 2;
+/// `Some(score)` when `spec` matches.
+pub fn score(query: &Query, spec: &SpecView<'_>) -> Option<u32> {
+    Matcher::new(query).score(spec)
+}
+
+/// A query prepared once per search: text folded to lower case, values parsed, so
+/// matching a row allocates nothing for ASCII text.
+#[derive(Debug)]
+enum Matcher {
+    Text {
+        want: String,
+        chars: usize,
+        fuzzy: bool,
+    },
+    Field {
+        field: Field,
+        cmp: Cmp,
+        value: String,
+        lower: String,
+        status: Option<Status>,
+        priority: Option<Priority>,
+        remote: Option<String>,
+    },
+    And(Vec<Matcher>),
+    Or(Vec<Matcher>),
+    Not(Box<Matcher>),
+}
+
+impl Matcher {
+    fn new(query: &Query) -> Matcher {
+        match query {
+            Query::Term(Term::Text { text, fuzzy, .. }) => {
+                let want = text.to_lowercase();
+                Matcher::Text {
+                    chars: want.chars().count(),
+                    want,
+                    fuzzy: *fuzzy,
                 }
             }
-            if spec.name.to_lowercase().contains(&want) {
-                s += 2;
-            }
-            if spec.tags.iter().any(|t| t.to_lowercase().contains(&want)) {
-                s += 2;
-            }
-            (s > 0).then_some(s)
+            Query::Term(Term::Field { field, cmp, value }) => Matcher::Field {
+                field: *field,
+                cmp: cmp.clone(),
+                lower: value.to_lowercase(),
+                status: value.parse().ok(),
+                priority: value.parse().ok(),
+                remote: (*field == Field::Project)
+                    .then(|| crate::spec::normalize_remote(value))
+                    .flatten(),
+                value: value.clone(),
+            },
+            Query::And(qs) => Matcher::And(qs.iter().map(Matcher::new).collect()),
+            Query::Or(qs) => Matcher::Or(qs.iter().map(Matcher::new).collect()),
+            Query::Not(q) => Matcher::Not(Box::new(Matcher::new(q))),
         }
-        Term::Field { field, cmp, value } => field_matches(*field, cmp, value, row).then_some(0),
+    }
+
+    fn score(&self, row: &SpecView<'_>) -> Option<u32> {
+        match self {
+            Matcher::Text { want, chars, fuzzy } => text_score(want, *chars, *fuzzy, &row.text),
+            Matcher::Field { .. } => self.field_matches(row).then_some(0),
+            Matcher::And(ms) => ms
+                .iter()
+                .try_fold(0u32, |sum, m| Some(sum.saturating_add(m.score(row)?))),
+            Matcher::Or(ms) => ms.iter().filter_map(|m| m.score(row)).max(),
+            Matcher::Not(m) => match m.score(row) {
+                Some(_) => None,
+                None => Some(0),
+            },
+        }
+    }
+
+    fn field_matches(&self, row: &SpecView<'_>) -> bool {
+        let Matcher::Field {
+            field,
+            cmp,
+            value,
+            lower,
+            status,
+            priority,
+            remote,
+        } = self
+        else {
+            return false;
+        };
+        let spec = row.spec;
+        match field {
+            Field::Status => status.is_some() && spec.status == *status,
+            Field::Priority => priority.is_some() && spec.priority == *priority,
+            Field::Tag => row.text.tags().any(|t| t == lower),
+            Field::Assignee => spec
+                .assignee
+                .as_deref()
+                .is_some_and(|a| folded_eq(a, lower)),
+            Field::Machine => {
+                folded_eq(row.machine_label, lower)
+                    || (lower.len() >= 4 && row.machine.starts_with(lower.as_str()))
+            }
+            Field::Project => {
+                folded_eq(row.project, lower)
+                    || row.project_id == value
+                    || folded_eq(row.fleet, lower)
+                    || remote.as_deref() == Some(row.fleet)
+            }
+            Field::Title => row.text.title.contains(lower.as_str()),
+            Field::Name => row.text.name.contains(lower.as_str()) || same_number(&spec.name, value),
+            Field::Parent => spec
+                .parent
+                .as_ref()
+                .is_some_and(|p| p == value || same_number(p, value)),
+            Field::DependsOn => spec
+                .depends_on
+                .iter()
+                .any(|d| d == value || same_number(d, value)),
+            Field::Created => {
+                let date = spec
+                    .created
+                    .as_deref()
+                    .or(spec.created_at.as_deref())
+                    .map(|c| c.get(..10).unwrap_or(c));
+                date.is_some_and(|d| date_matches(d, cmp, value))
+            }
+        }
     }
 }
 
-fn field_matches(field: Field, cmp: &Cmp, value: &str, row: &SpecRow) -> bool {
-    let spec = &row.spec;
-    let v = value.to_lowercase();
-    match field {
-        Field::Status => value
-            .parse::<Status>()
-            .ok()
-            .is_some_and(|s| spec.status == Some(s)),
-        Field::Priority => value
-            .parse::<Priority>()
-            .ok()
-            .is_some_and(|p| spec.priority == Some(p)),
-        Field::Tag => spec.tags.iter().any(|t| t.to_lowercase() == v),
-        Field::Assignee => spec
-            .assignee
-            .as_ref()
-            .is_some_and(|a| a.to_lowercase() == v),
-        Field::Machine => {
-            row.machine_label.to_lowercase() == v || (v.len() >= 4 && row.machine.starts_with(&v))
+/// Text terms: title 3 (a whole-word title match 2 more), name 2, tag 2; fuzzy: 1.
+fn text_score(want: &str, chars: usize, fuzzy: bool, text: &Folded<'_>) -> Option<u32> {
+    if fuzzy {
+        let close = words(text.title)
+            .chain(words(text.name))
+            .chain(text.tags())
+            .any(|w| typo_close(w, want, chars));
+        return close.then_some(1);
+    }
+    let mut s = 0;
+    if text.title.contains(want) {
+        s += 3;
+        if words(text.title).any(|w| w == want) {
+            s += 2;
         }
-        Field::Project => {
-            row.project.to_lowercase() == v
-                || row.project_id == value
-                || row.fleet.to_lowercase() == v
-                || crate::spec::normalize_remote(value).is_some_and(|n| n == row.fleet)
-        }
-        Field::Title => spec.title.to_lowercase().contains(&v),
-        Field::Name => spec.name.to_lowercase().contains(&v) || same_number(&spec.name, value),
-        Field::Parent => spec
-            .parent
-            .as_ref()
-            .is_some_and(|p| p == value || same_number(p, value)),
-        Field::DependsOn => spec
-            .depends_on
-            .iter()
-            .any(|d| d == value || same_number(d, value)),
-        Field::Created => {
-            let date = spec.created.clone().or_else(|| {
-                spec.created_at
-                    .as_ref()
-                    .map(|c| c.chars().take(10).collect())
-            });
-            date.is_some_and(|d| date_matches(&d, cmp, value))
-        }
+    }
+    if text.name.contains(want) {
+        s += 2;
+    }
+    if text.tags().any(|t| t.contains(want)) {
+        s += 2;
+    }
+    (s > 0).then_some(s)
+}
+
+/// `s` equals `want` (already lower case), ignoring case.
+fn folded_eq(s: &str, want: &str) -> bool {
+    if s.is_ascii() && want.is_ascii() {
+        s.eq_ignore_ascii_case(want)
+    } else {
+        s.to_lowercase() == want
     }
 }
 
@@ -157,24 +236,26 @@ fn same_number(name: &str, value: &str) -> bool {
         && digits.parse::<u64>().ok() == value.parse::<u64>().ok()
 }
 
-/// Lowercased words (runs of letters and digits).
-fn words(s: &str) -> impl Iterator<Item = String> + '_ {
+/// Words (runs of letters and digits).
+fn words(s: &str) -> impl Iterator<Item = &str> + '_ {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
 }
 
-/// Within a typo or two: one edit for words up to 5 characters, two beyond.
-fn typo_close(word: &str, want: &str) -> bool {
-    let allowed = if want.chars().count() <= 5 { 1 } else { 2 };
-    word.chars().count().abs_diff(want.chars().count()) <= allowed
-        && strsim::levenshtein(word, want) <= allowed
+/// `word` (lower case) is within a typo or two of `want` (lower case, `chars` long): one edit for words up
+/// to 5 characters, two beyond.
+fn typo_close(word: &str, want: &str, chars: usize) -> bool {
+    let allowed = if chars <= 5 { 1 } else { 2 };
+    if word.chars().count().abs_diff(chars) > allowed {
+        return false;
+    }
+    strsim::levenshtein(word, want) <= allowed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::parse;
+    use crate::query::{MachineSpecs, all_views, parse};
     use crate::spec::Spec;
 
     fn row(name: &str, title: &str, status: Status, tags: &[&str]) -> SpecRow {
@@ -199,7 +280,7 @@ mod tests {
 
     fn names(q: &str, rows: &[SpecRow]) -> Vec<String> {
         let q = parse(q).expect("parse");
-        search(&q, rows.to_vec(), 100)
+        search(&q, all_views(&MachineSpecs::from_rows(rows)), 100)
             .into_iter()
             .map(|h| h.row.spec.name)
             .collect()
