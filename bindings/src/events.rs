@@ -18,6 +18,9 @@ pub enum PeerEvent {
         spec: String,
         /// Changed fields (empty: the whole spec is new).
         fields: Vec<String>,
+        /// The new value of each changed field (of every set field when the spec is
+        /// new), as JSON text: a string, a list of strings, or `null` when unset.
+        values: std::collections::HashMap<String, String>,
     },
     /// A spec was removed on some machine.
     SpecRemoved {
@@ -121,11 +124,16 @@ impl From<Event> for PeerEvent {
                 project,
                 spec,
                 fields,
+                values,
             } => PeerEvent::SpecChanged {
                 machine,
                 project,
                 spec,
                 fields,
+                values: values
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_string()))
+                    .collect(),
             },
             Event::SpecRemoved {
                 machine,

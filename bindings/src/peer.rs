@@ -5,8 +5,9 @@
 use crate::error::{ErrorKind, PeerError};
 use crate::events::{EventListener, Subscription};
 use crate::records::{
-    AuditEntry, CheckResult, EditResult, Invite, InviteInfo, JoinResult, MachineInfo, PeerConfig,
-    ProjectInfo, SearchHit, SpecChange, SpecInfo, SpecQuery, StatusInfo,
+    AuditEntry, BoardInfo, CheckResult, DepsInfo, EditResult, Invite, InviteInfo, JoinResult,
+    MachineInfo, PeerConfig, ProjectInfo, SearchHit, SpecChange, SpecInfo, SpecQuery, StatsInfo,
+    StatusInfo,
 };
 use leanspec_peer_core as core;
 use leanspec_peer_core::peer::PeerOptions;
@@ -187,6 +188,40 @@ impl Peer {
     /// dependencies.
     pub fn check(&self) -> Result<CheckResult, PeerError> {
         Ok(self.inner.check()?.into())
+    }
+
+    /// Counts by status, priority and tag, per machine and for the fleet (a spec held
+    /// by several machines counts once), with the completion rate.
+    pub fn stats(&self) -> Result<StatsInfo, PeerError> {
+        Ok(self.inner.stats()?.into())
+    }
+
+    /// Specs of every machine in columns by `group_by` (`status`, `priority`,
+    /// `assignee`, `tag`, `machine`, `parent`); only those matching `query` when given.
+    pub fn board(&self, query: Option<String>, group_by: String) -> Result<BoardInfo, PeerError> {
+        let group_by = group_by
+            .parse()
+            .map_err(|e: String| PeerError::new(ErrorKind::InvalidArgument, e))?;
+        Ok(self.inner.board(query.as_deref(), group_by)?.into())
+    }
+
+    /// What `spec` (name, number or slug; in `project` when given: id, name or git
+    /// origin) depends on and what depends on it, across every machine holding its
+    /// project, `depth` links deep. Neither direction asked: both.
+    pub fn deps(
+        &self,
+        project: Option<String>,
+        spec: String,
+        upstream: bool,
+        downstream: bool,
+        depth: u32,
+    ) -> Result<DepsInfo, PeerError> {
+        let query = core::query::DepsQuery {
+            upstream: upstream || !downstream,
+            downstream: downstream || !upstream,
+            depth: depth as usize,
+        };
+        Ok(self.inner.deps(project.as_deref(), &spec, query)?.into())
     }
 
     /// One spec (`machine`: id, short id or label; `name`: folder name, number or slug).

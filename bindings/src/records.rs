@@ -3,6 +3,7 @@
 
 use leanspec_peer_core as core;
 use leanspec_peer_core::node::{MachineReport, StatusReport};
+use std::collections::HashMap;
 
 /// How a [`crate::Peer`] runs.
 #[derive(Debug, Clone, uniffi::Record)]
@@ -528,6 +529,181 @@ impl From<core::ops::audit::AuditRecord> for AuditEntry {
             message: r.message,
             file_hash: r.file_hash,
             current_file_hash: r.current_file_hash,
+        }
+    }
+}
+
+/// Counts over a set of specs.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SpecCounts {
+    /// Specs.
+    pub specs: u64,
+    /// By status (`none` for a spec without a readable one).
+    pub by_status: HashMap<String, u64>,
+    /// By priority (`none` when unset).
+    pub by_priority: HashMap<String, u64>,
+    /// By tag (a spec counts once per tag).
+    pub by_tag: HashMap<String, u64>,
+    /// `complete` over every spec that is not `archived`.
+    pub completion_rate: f64,
+}
+
+impl From<core::query::Counts> for SpecCounts {
+    fn from(c: core::query::Counts) -> SpecCounts {
+        let map = |m: std::collections::BTreeMap<String, usize>| {
+            m.into_iter().map(|(k, v)| (k, v as u64)).collect()
+        };
+        SpecCounts {
+            specs: c.specs as u64,
+            by_status: map(c.by_status),
+            by_priority: map(c.by_priority),
+            by_tag: map(c.by_tag),
+            completion_rate: c.completion_rate,
+        }
+    }
+}
+
+/// One machine's counts.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct MachineCounts {
+    /// Machine id (hex).
+    pub machine: String,
+    /// Its label.
+    pub machine_label: String,
+    /// Its specs' counts.
+    pub counts: SpecCounts,
+}
+
+/// Counts per machine and for the fleet (each spec once, as its latest copy says).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct StatsInfo {
+    /// Per machine.
+    pub machines: Vec<MachineCounts>,
+    /// The fleet.
+    pub fleet: SpecCounts,
+}
+
+impl From<core::query::Stats> for StatsInfo {
+    fn from(s: core::query::Stats) -> StatsInfo {
+        StatsInfo {
+            machines: s
+                .machines
+                .into_iter()
+                .map(|m| MachineCounts {
+                    machine: m.machine,
+                    machine_label: m.machine_label,
+                    counts: m.counts.into(),
+                })
+                .collect(),
+            fleet: s.fleet.into(),
+        }
+    }
+}
+
+/// One board column.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct BoardColumn {
+    /// The value it holds (`in-progress`, `high`, a tag, a machine label, a parent) or
+    /// `none`.
+    pub key: String,
+    /// Its specs.
+    pub specs: Vec<SpecInfo>,
+}
+
+/// Specs in columns.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct BoardInfo {
+    /// What the columns are (`status`, `priority`, `assignee`, `tag`, `machine`,
+    /// `parent`).
+    pub group_by: String,
+    /// The columns, in board order.
+    pub columns: Vec<BoardColumn>,
+}
+
+impl From<core::query::Board> for BoardInfo {
+    fn from(b: core::query::Board) -> BoardInfo {
+        BoardInfo {
+            group_by: b.group_by.as_str().into(),
+            columns: b
+                .columns
+                .into_iter()
+                .map(|c| BoardColumn {
+                    key: c.key,
+                    specs: c.specs.into_iter().map(Into::into).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A spec in a dependency tree, as its latest copy says.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DepSpecInfo {
+    /// Spec name.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// Status.
+    pub status: Option<String>,
+    /// Labels of the machines that hold it.
+    pub machines: Vec<String>,
+}
+
+impl From<core::query::DepSpec> for DepSpecInfo {
+    fn from(s: core::query::DepSpec) -> DepSpecInfo {
+        DepSpecInfo {
+            name: s.name,
+            title: s.title,
+            status: s.status.map(|v| v.as_str().into()),
+            machines: s.machines,
+        }
+    }
+}
+
+/// One line of a dependency tree, depth first.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DepEntryInfo {
+    /// Links from the spec asked for (1: direct).
+    pub depth: u32,
+    /// Upstream: the `depends_on` entry as written; downstream: the dependent's name.
+    pub entry: String,
+    /// The spec it names; none when no machine holds one.
+    pub spec: Option<DepSpecInfo>,
+    /// Already shown above (a diamond or a cycle).
+    pub repeated: bool,
+}
+
+/// What a spec depends on and what depends on it.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DepsInfo {
+    /// The fleet project.
+    pub fleet: String,
+    /// The spec asked for.
+    pub spec: DepSpecInfo,
+    /// What it depends on (empty when not asked).
+    pub upstream: Vec<DepEntryInfo>,
+    /// What depends on it (empty when not asked).
+    pub downstream: Vec<DepEntryInfo>,
+}
+
+impl From<core::query::Deps> for DepsInfo {
+    fn from(d: core::query::Deps) -> DepsInfo {
+        let list = |v: Option<Vec<core::query::DepEntry>>| {
+            v.unwrap_or_default()
+                .into_iter()
+                .map(|e| DepEntryInfo {
+                    depth: u32::try_from(e.depth).unwrap_or(u32::MAX),
+                    entry: e.entry,
+                    spec: e.spec.map(Into::into),
+                    repeated: e.repeated,
+                })
+                .collect()
+        };
+        DepsInfo {
+            fleet: d.fleet,
+            spec: d.spec.into(),
+            upstream: list(d.upstream),
+            downstream: list(d.downstream),
         }
     }
 }

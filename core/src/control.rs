@@ -44,6 +44,26 @@ pub enum Request {
     Check,
     /// Counts per machine and for the fleet.
     Stats,
+    /// Specs in columns.
+    Board {
+        /// Only specs matching this query (LeanSpec's search language).
+        #[serde(default)]
+        query: Option<String>,
+        /// What the columns are.
+        #[serde(default)]
+        group_by: crate::query::GroupBy,
+    },
+    /// Dependencies of one spec across machines.
+    Deps {
+        /// Project id, name or fleet identity; any project if absent.
+        #[serde(default)]
+        project: Option<String>,
+        /// Spec name, number or slug.
+        spec: String,
+        /// Directions and depth.
+        #[serde(default)]
+        query: crate::query::DepsQuery,
+    },
     /// One spec.
     Show {
         /// Machine (id, short id or label); this one if absent.
@@ -148,6 +168,10 @@ pub enum Reply {
     Stats(crate::query::Stats),
     /// Search hits, best first.
     Hits(Vec<crate::query::SearchHit>),
+    /// A board.
+    Board(crate::query::Board),
+    /// A dependency tree.
+    Deps(crate::query::Deps),
     /// One spec.
     Spec(SpecRow),
     /// Status.
@@ -279,6 +303,12 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
         Request::Search { query, limit } => Reply::Hits(node.search(&query, limit)?),
         Request::Check => Reply::Check(node.check()?),
         Request::Stats => Reply::Stats(node.stats()?),
+        Request::Board { query, group_by } => Reply::Board(node.board(query.as_deref(), group_by)?),
+        Request::Deps {
+            project,
+            spec,
+            query,
+        } => Reply::Deps(node.deps(project.as_deref(), &spec, query)?),
         Request::Show {
             machine,
             project,

@@ -95,35 +95,10 @@ pub struct MachineDoc {
     table: OnceLock<Arc<SpecTable>>,
 }
 
-const ALL_FIELDS: [&str; 15] = [
-    "title",
-    "status",
-    "priority",
-    "parent",
-    "assignee",
-    "created",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "parse_error",
-    "tags",
-    "depends_on",
-    "sub_files",
-    "content_hash",
-    "file_hash",
-];
+const ALL_FIELDS: [&str; 15] = Spec::FIELDS;
 
-const STR_FIELDS: [&str; 9] = [
-    "status",
-    "priority",
-    "parent",
-    "assignee",
-    "created",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "parse_error",
-];
+/// The plain string fields: `status` to `parse_error` in [`Spec::FIELDS`].
+const STR_FIELDS: &[&str] = Spec::FIELDS.split_at(10).0.split_at(1).1;
 
 impl MachineDoc {
     /// A new document for `info`'s machine, with its first change committed.

@@ -224,8 +224,7 @@ impl Node {
     /// Specs of every machine matching `query` (LeanSpec's search language, see
     /// [`crate::query`]), best first, at most `limit`.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<crate::query::SearchHit>> {
-        let q = crate::query::parse(query)
-            .map_err(|e| PeerError::Invalid(format!("invalid query: {e}")))?;
+        let q = parse_query(query)?;
         // The lock is held only to share the cached tables; matching runs without it.
         let tables = self.read(|m| m.spec_tables(None))?;
         Ok(crate::query::search(
@@ -233,6 +232,40 @@ impl Node {
             crate::query::all_views(&tables),
             limit,
         ))
+    }
+
+    /// Specs of every machine in columns by `group_by`; only those matching `query`
+    /// when given (see [`crate::query::board`]).
+    pub fn board(
+        &self,
+        query: Option<&str>,
+        group_by: crate::query::GroupBy,
+    ) -> Result<crate::query::Board> {
+        let q = query.map(parse_query).transpose()?;
+        let tables = self.read(|m| m.spec_tables(None))?;
+        let views = crate::query::all_views(&tables);
+        Ok(crate::query::board(
+            crate::query::filter(q.as_ref(), views),
+            group_by,
+        ))
+    }
+
+    /// What `spec` (name, number or slug, in `project` if given) depends on and what
+    /// depends on it, across every machine holding its project (see
+    /// [`crate::query::deps`]).
+    pub fn deps(
+        &self,
+        project: Option<&str>,
+        spec: &str,
+        query: crate::query::DepsQuery,
+    ) -> Result<crate::query::Deps> {
+        let tables = self.read(|m| m.spec_tables(None))?;
+        Ok(crate::query::deps(
+            crate::query::all_views(&tables),
+            project,
+            spec,
+            query,
+        )?)
     }
 
     /// Counts by status, priority and tag, per machine and for the fleet (each spec
@@ -462,4 +495,8 @@ impl Borrowed<'_> {
             self.peer.shutdown().await;
         }
     }
+}
+
+fn parse_query(query: &str) -> Result<crate::query::Query> {
+    crate::query::parse(query).map_err(|e| PeerError::Invalid(format!("invalid query: {e}")))
 }

@@ -102,6 +102,10 @@ pub enum Event {
         spec: String,
         /// Changed document fields (empty: the whole spec is new).
         fields: Vec<String>,
+        /// The new value of each changed field (every set field when the spec is new),
+        /// as JSON: a string, a list of strings, or null when unset.
+        #[serde(default)]
+        values: std::collections::BTreeMap<String, serde_json::Value>,
     },
     /// A spec was removed on some machine.
     SpecRemoved {
@@ -202,11 +206,13 @@ impl Event {
                 project,
                 spec,
                 fields,
+                values,
             } => Event::SpecChanged {
                 machine: machine.to_string(),
                 project: project.clone(),
                 spec: spec.clone(),
                 fields: fields.clone(),
+                values: values.clone(),
             },
             DocChange::SpecRemoved {
                 machine,

@@ -35,9 +35,21 @@ impl Proc {
             .spawn()
             .expect("spawn");
         let stderr = child.stderr.take().expect("stderr");
+        Proc::reading(child, stderr)
+    }
+
+    /// Spawns `cmd` with stdout captured line by line (stderr inherited): for
+    /// `events --json`.
+    pub fn spawn_stdout(cmd: &mut Command) -> Proc {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        Proc::reading(child, stdout)
+    }
+
+    fn reading(child: Child, stream: impl std::io::Read + Send + 'static) -> Proc {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
                     return;
                 }
@@ -46,7 +58,20 @@ impl Proc {
         Proc { child, lines }
     }
 
-    /// Waits (bounded) for a stderr line containing `needle` and returns it.
+    /// The next captured line containing `needle` within `wait`, if any.
+    pub fn line_within(&self, needle: &str, wait: Duration) -> Option<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits (bounded) for a captured line containing `needle` and returns it.
     pub fn wait_line(&self, needle: &str) -> String {
         let deadline = Instant::now() + PROC_WAIT;
         loop {

@@ -457,18 +457,7 @@ fn stats_count_per_machine_and_each_fleet_spec_once() {
             1,
         );
     std::fs::write(&f, text).expect("write");
-    let homes = [
-        tempfile::tempdir().expect("home"),
-        tempfile::tempdir().expect("home"),
-    ];
-    let (mut a, _) = Machine::init(homes[0].path(), Some("desk")).expect("init");
-    let (mut b, _) = Machine::init(homes[1].path(), Some("laptop")).expect("init");
-    a.add_project(dirs[0].path(), Some("lean-spec"))
-        .expect("add");
-    b.add_project(dirs[1].path(), Some("lean-spec"))
-        .expect("add");
-    leanspec_peer_tests::pair_machines(&mut a, &mut b);
-    leanspec_peer_tests::sync_machines(&mut a, &mut b);
+    let (a, _b, _homes) = desk_and_laptop(&dirs, ["lean-spec", "lean-spec"]);
     let s = stats(&a.specs(&SpecFilter::default()).expect("specs"));
     let count = |status: &str| all.iter().filter(|e| e.status == status).count();
     let desk = &s.machines[0];
@@ -503,4 +492,194 @@ fn stats_count_per_machine_and_each_fleet_spec_once() {
         "{}",
         s.fleet.completion_rate
     );
+}
+
+/// `board` and `deps` over two machines holding the corpus under one repository; the
+/// laptop adds spec 950, which depends on the corpus's most-depended-on spec (only the
+/// laptop has 950) and on a spec nobody has. Expectations come from the files.
+#[test]
+fn board_and_deps_across_machines_match_the_files() {
+    use leanspec_peer_core::query::{DepsQuery, GroupBy, board, deps, filter};
+    let all = expectations();
+    let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+    let num = |n: &str| -> Option<u64> {
+        n.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
+    };
+    // What an entry names, by the rule LeanSpec documents: name, slug or number.
+    let resolve = |d: &str| -> Vec<&str> {
+        if names.contains(&d) {
+            return vec![names[names.iter().position(|n| *n == d).unwrap_or(0)]];
+        }
+        let by_number: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| d.chars().all(|c| c.is_ascii_digit()) && num(n) == d.parse().ok())
+            .collect();
+        if !by_number.is_empty() {
+            return by_number;
+        }
+        names
+            .iter()
+            .copied()
+            .filter(|n| n.ends_with(&format!("-{d}")))
+            .collect()
+    };
+    let dependents = |target: &str| -> BTreeSet<String> {
+        all.iter()
+            .filter(|e| e.depends_on.iter().any(|d| resolve(d).contains(&target)))
+            .map(|e| e.name.clone())
+            .collect()
+    };
+    let target = names
+        .iter()
+        .copied()
+        .max_by_key(|n| (dependents(n).len(), std::cmp::Reverse(*n)))
+        .expect("a spec");
+    assert!(dependents(target).len() >= 2, "{target}");
+
+    let dirs = [
+        corpus_checkout("git@github.com:codervisor/lean-spec.git"),
+        corpus_checkout("https://github.com/codervisor/lean-spec"),
+    ];
+    let new = dirs[1].path().join("specs/950-fleet-deps");
+    std::fs::create_dir(&new).expect("mkdir");
+    std::fs::write(
+        new.join("README.md"),
+        format!("---\nstatus: planned\ndepends_on:\n  - {target}\n  - 999-nowhere\n---\n\n# Fleet deps\n"),
+    )
+    .expect("write");
+    let (a, _b, _homes) = desk_and_laptop(&dirs, ["lean-spec", "ls"]);
+    let tables = a.spec_tables(None).expect("tables");
+
+    // deps of 950, asked on the desk, which does not hold 950.
+    let d = deps(all_views(&tables), None, "950", DepsQuery::default()).expect("deps");
+    assert_eq!(d.fleet, "github.com/codervisor/lean-spec");
+    assert_eq!(d.spec.machines, vec!["laptop"]);
+    let up = d.upstream.expect("upstream");
+    let direct: Vec<(Option<&str>, &str)> = up
+        .iter()
+        .filter(|e| e.depth == 1)
+        .map(|e| (e.spec.as_ref().map(|s| s.name.as_str()), e.entry.as_str()))
+        .collect();
+    assert_eq!(direct, vec![(Some(target), target), (None, "999-nowhere")]);
+    let first = &up[0];
+    assert_eq!(first.spec.as_ref().map(|s| s.machines.len()), Some(2));
+    // Its second level: the target's own entries, resolved as the files say.
+    let target_entry = all.iter().find(|e| e.name == target).expect("target");
+    let want_second: BTreeSet<String> = target_entry
+        .depends_on
+        .iter()
+        .flat_map(|d| {
+            let r = resolve(d);
+            if r.is_empty() {
+                vec![format!("? {d}")]
+            } else {
+                r.into_iter().map(str::to_string).collect()
+            }
+        })
+        .collect();
+    let second: BTreeSet<String> = up
+        .iter()
+        .filter(|e| e.depth == 2)
+        .map(|e| {
+            e.spec
+                .as_ref()
+                .map_or(format!("? {}", e.entry), |s| s.name.clone())
+        })
+        .collect();
+    assert_eq!(second, want_second);
+    // What depends on the target: the corpus's dependents, and 950 from the laptop.
+    let down = deps(
+        all_views(&tables),
+        Some("https://github.com/codervisor/lean-spec"),
+        target,
+        DepsQuery {
+            upstream: false,
+            downstream: true,
+            depth: 1,
+        },
+    )
+    .expect("deps");
+    let got: BTreeSet<String> = down
+        .downstream
+        .expect("downstream")
+        .iter()
+        .filter_map(|e| e.spec.as_ref().map(|s| s.name.clone()))
+        .collect();
+    let mut want = dependents(target);
+    want.insert("950-fleet-deps".into());
+    assert_eq!(got, want);
+
+    // The board by status: every copy on every machine, in the column its file says.
+    let b = board(all_views(&tables), GroupBy::Status);
+    let keys: Vec<&str> = b.columns.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["draft", "planned", "in-progress", "complete", "archived"]
+    );
+    for c in &b.columns {
+        let got: BTreeSet<(String, String)> = c
+            .specs
+            .iter()
+            .map(|r| (r.machine_label.clone(), r.spec.name.clone()))
+            .collect();
+        let mut want: BTreeSet<(String, String)> = all
+            .iter()
+            .filter(|e| e.status == c.key)
+            .flat_map(|e| ["desk", "laptop"].map(|l| (l.to_string(), e.name.clone())))
+            .collect();
+        if c.key == "planned" {
+            want.insert(("laptop".into(), "950-fleet-deps".into()));
+        }
+        assert_eq!(got, want, "column {}", c.key);
+    }
+    // By tag, only the desk's: a spec in each of its tags' columns, untagged in none.
+    let q = parse("machine:desk").expect("parse");
+    let b = board(filter(Some(&q), all_views(&tables)), GroupBy::Tag);
+    for c in &b.columns {
+        let got: BTreeSet<&str> = c.specs.iter().map(|r| r.spec.name.as_str()).collect();
+        let want: BTreeSet<&str> = all
+            .iter()
+            .filter(|e| {
+                if c.key == "none" {
+                    e.tags.is_empty()
+                } else {
+                    e.tags.contains(&c.key)
+                }
+            })
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(got, want, "tag {}", c.key);
+    }
+    let tags: BTreeSet<&str> = all
+        .iter()
+        .flat_map(|e| e.tags.iter().map(String::as_str))
+        .collect();
+    assert_eq!(
+        b.columns.len(),
+        tags.len() + 1,
+        "one column per tag, and none"
+    );
+}
+
+/// Desk and laptop holding `dirs` as projects named `names`, paired and synced.
+fn desk_and_laptop(
+    dirs: &[tempfile::TempDir; 2],
+    names: [&str; 2],
+) -> (Machine, Machine, [tempfile::TempDir; 2]) {
+    let homes = [
+        tempfile::tempdir().expect("home"),
+        tempfile::tempdir().expect("home"),
+    ];
+    let (mut a, _) = Machine::init(homes[0].path(), Some("desk")).expect("init");
+    let (mut b, _) = Machine::init(homes[1].path(), Some("laptop")).expect("init");
+    a.add_project(dirs[0].path(), Some(names[0])).expect("add");
+    b.add_project(dirs[1].path(), Some(names[1])).expect("add");
+    leanspec_peer_tests::pair_machines(&mut a, &mut b);
+    leanspec_peer_tests::sync_machines(&mut a, &mut b);
+    (a, b, homes)
 }

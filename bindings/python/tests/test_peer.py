@@ -2,6 +2,7 @@
 pairing, replication, events, stale and applied edits, errors with kinds."""
 
 import asyncio
+import json
 import hashlib
 import os
 import queue
@@ -141,6 +142,26 @@ def test_each_sees_the_others_specs_and_events_follow_file_edits(pair):
         and "status" in e.fields,
     )
     assert a.spec("beta", ev.project, "001-beta").status == "in-progress"
+    # The event carries the new values (JSON text), so no second query is needed.
+    assert json.loads(ev.values["status"]) == "in-progress"
+    assert json.loads(ev.values["file_hash"]) == a.spec("beta", ev.project, "001-beta").file_hash
+
+    # Fleet queries through the bindings: stats, board, deps.
+    stats = a.stats()
+    assert {m.machine_label for m in stats.machines} == {"alpha", "beta"}
+    assert stats.fleet.specs == 2 and stats.fleet.by_status.get("in-progress") == 1
+    board = a.board(None, "machine")
+    assert board.group_by == "machine"
+    assert {c.key: [s.name for s in c.specs] for c in board.columns} == {
+        "alpha": ["001-alpha"],
+        "beta": ["001-beta"],
+    }
+    assert [c.key for c in a.board("status:in-progress", "status").columns if c.specs] == ["in-progress"]
+    with pytest.raises(PeerError.Failed) as e:
+        a.board(None, "colour")
+    assert e.value.kind == ErrorKind.INVALID_ARGUMENT
+    deps = a.deps(None, "001-beta", False, False, 3)
+    assert deps.spec.machines == ["beta"] and deps.upstream == [] and deps.downstream == []
 
     # A rename on B reaches A as a renamed event, and A's machine list follows.
     b.rename("beta", "beta-desk")

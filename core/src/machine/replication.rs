@@ -10,7 +10,7 @@ use crate::identity::MachineId;
 use crate::limits::{Exceeded, Limits};
 use crate::proto::inspect;
 use crate::tracked::{ReceiveError, Tracked};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What received messages have cost one document so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,6 +80,9 @@ pub enum DocChange {
         spec: String,
         /// Changed fields.
         fields: Vec<String>,
+        /// The new value of each changed field (of every set field when the spec is
+        /// new), as JSON: a string, a list of strings, or null when unset.
+        values: BTreeMap<String, serde_json::Value>,
     },
     /// A spec was removed.
     SpecRemoved {
@@ -434,6 +437,7 @@ impl Machine {
                                     project: p.id.clone(),
                                     spec,
                                     fields: Vec::new(),
+                                    values: BTreeMap::new(),
                                 }
                             })
                         })
@@ -456,7 +460,54 @@ impl Machine {
                 )])
                 .signatures(&signatures),
         )?;
-        Ok(changes)
+        Ok(self.with_values(changes))
+    }
+
+    /// Fills each spec change's new values from the document it came from.
+    fn with_values(&self, mut changes: Vec<DocChange>) -> Vec<DocChange> {
+        let mut table: Option<(MachineId, std::sync::Arc<crate::doc::SpecTable>)> = None;
+        for c in &mut changes {
+            let DocChange::SpecChanged {
+                machine,
+                project,
+                spec,
+                fields,
+                values,
+            } = c
+            else {
+                continue;
+            };
+            // One table per machine (cached by the document): a first sync of 10,000
+            // specs looks each up instead of reading each from Automerge.
+            if table.as_ref().is_none_or(|(id, _)| id != machine) {
+                table = self.machine_doc(*machine).map(|d| (*machine, d.table()));
+            }
+            let Some(found) = table.as_ref().and_then(|(_, t)| {
+                let p = t.projects.iter().find(|p| p.project.id == *project)?;
+                match p.specs.binary_search_by(|s| s.name.as_str().cmp(spec)) {
+                    Ok(i) => p.specs.get(i),
+                    // Sorted by Automerge's key order, which should be this one.
+                    Err(_) => p.specs.iter().find(|s| s.name == *spec),
+                }
+            }) else {
+                continue;
+            };
+            let keys: Vec<&str> = if fields.is_empty() {
+                crate::spec::Spec::FIELDS.to_vec()
+            } else {
+                fields.iter().map(String::as_str).collect()
+            };
+            for k in keys {
+                match found.field_json(k) {
+                    Some(serde_json::Value::Null) if fields.is_empty() => {}
+                    Some(v) => {
+                        values.insert(k.to_string(), v);
+                    }
+                    None => {}
+                }
+            }
+        }
+        changes
     }
 
     /// Changes to this machine's document that `peer` has not acknowledged: counted
@@ -492,7 +543,8 @@ impl Machine {
         if after == before {
             return Vec::new();
         }
-        doc_changes(t, me, before, &after)
+        let changes = doc_changes(t, me, before, &after);
+        self.with_values(changes)
     }
 }
 /// The spec-level changes of machine `machine`'s document between two heads.
@@ -510,6 +562,7 @@ pub(super) fn doc_changes(
                 project,
                 spec,
                 fields,
+                values: BTreeMap::new(),
             },
             None => DocChange::SpecRemoved {
                 machine,

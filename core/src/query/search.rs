@@ -52,6 +52,18 @@ pub fn search<'a>(
         .collect()
 }
 
+/// The specs matching `query` (all of them when `None`), in their order.
+pub fn filter<'a>(
+    query: Option<&Query>,
+    specs: impl IntoIterator<Item = SpecView<'a>>,
+) -> Vec<SpecView<'a>> {
+    let matcher = query.map(Matcher::new);
+    specs
+        .into_iter()
+        .filter(|v| matcher.as_ref().is_none_or(|m| m.score(v).is_some()))
+        .collect()
+}
+
 /// `Some(score)` when `spec` matches.
 pub fn score(query: &Query, spec: &SpecView<'_>) -> Option<u32> {
     Matcher::new(query).score(spec)

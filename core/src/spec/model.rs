@@ -184,3 +184,51 @@ pub struct Spec {
     /// What could not be read, if anything (the rest of the record is still filled).
     pub parse_error: Option<String>,
 }
+
+impl Spec {
+    /// Every document key a spec can hold (see `doc`'s schema).
+    pub const FIELDS: [&'static str; 15] = [
+        "title",
+        "status",
+        "priority",
+        "parent",
+        "assignee",
+        "created",
+        "created_at",
+        "updated_at",
+        "completed_at",
+        "parse_error",
+        "tags",
+        "depends_on",
+        "sub_files",
+        "content_hash",
+        "file_hash",
+    ];
+
+    /// The value of document key `field` as JSON: a string, a list of strings, or
+    /// null when unset (`None` for a key a spec does not have).
+    pub fn field_json(&self, field: &str) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        let text = |v: Option<&str>| v.map_or(Value::Null, |s| Value::String(s.to_string()));
+        let hash = |h: &str| text(Some(h).filter(|h| !h.is_empty()));
+        let list = |l: &[String]| Value::from(l.to_vec());
+        Some(match field {
+            "title" => text(Some(&self.title)),
+            "status" => text(self.status.map(Status::as_str)),
+            "priority" => text(self.priority.map(Priority::as_str)),
+            "parent" => text(self.parent.as_deref()),
+            "assignee" => text(self.assignee.as_deref()),
+            "created" => text(self.created.as_deref()),
+            "created_at" => text(self.created_at.as_deref()),
+            "updated_at" => text(self.updated_at.as_deref()),
+            "completed_at" => text(self.completed_at.as_deref()),
+            "parse_error" => text(self.parse_error.as_deref()),
+            "tags" => list(&self.tags),
+            "depends_on" => list(&self.depends_on),
+            "sub_files" => list(&self.sub_files),
+            "content_hash" => hash(&self.content_hash),
+            "file_hash" => hash(&self.file_hash),
+            _ => return None,
+        })
+    }
+}

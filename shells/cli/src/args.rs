@@ -44,6 +44,36 @@ pub(crate) enum Command {
     /// with different metadata on different machines, unreadable specs, dangling
     /// depends_on. Exit 1 when it finds any (for CI).
     Check,
+    /// Specs of every machine in columns (by status unless --group-by), fitted to the
+    /// terminal's width; only those matching QUERY when given (the search language).
+    Board {
+        /// Only specs matching this query (quote it for the shell).
+        query: Option<String>,
+        /// Columns by: status, priority, assignee, tag, machine or parent.
+        #[arg(long, default_value = "status")]
+        group_by: leanspec_peer_core::query::GroupBy,
+        /// Width to fit (default: the terminal's, else 100).
+        #[arg(long)]
+        width: Option<usize>,
+    },
+    /// What a spec depends on and what depends on it, across every machine that holds
+    /// its project (a depends_on entry may name a spec only another machine has).
+    Deps {
+        /// Spec name, number or slug.
+        spec: String,
+        /// Project id, name or fleet identity (git origin URL in any form).
+        #[arg(long)]
+        project: Option<String>,
+        /// Only what the spec depends on.
+        #[arg(long)]
+        upstream: bool,
+        /// Only what depends on the spec.
+        #[arg(long)]
+        downstream: bool,
+        /// How many links to follow.
+        #[arg(long, default_value_t = leanspec_peer_core::query::DEFAULT_DEPTH)]
+        depth: usize,
+    },
     /// Search the specs of every machine: words, "phrases", word~ (typos),
     /// status: priority: tag: assignee: machine: project: title: name: parent:
     /// depends_on: created:>2025-11, AND OR NOT and parentheses.

@@ -4,6 +4,7 @@
 //! of no known kind, 2 usage, 3/4 edit rejected/unavailable, 5.. by error kind).
 
 mod args;
+mod board;
 mod output;
 mod reply;
 
@@ -231,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // A command run with no daemon opens the node here; one that needs the network
     // (join, edit, exec-request) gets a short-lived endpoint that `up` replaces.
     let mut local_options = PeerOptions::default();
+    let mut board_width = None;
     let req = match cli.command {
         Command::Init { label } => return init(&home, label.as_deref(), json),
         Command::Up(args) => return up(&home, args, json),
@@ -247,6 +249,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             filter: filter(args),
         },
         Command::Search { query, limit } => Request::Search { query, limit },
+        Command::Board {
+            query,
+            group_by,
+            width,
+        } => {
+            board_width = width;
+            Request::Board { query, group_by }
+        }
+        Command::Deps {
+            spec,
+            project,
+            upstream,
+            downstream,
+            depth,
+        } => Request::Deps {
+            project,
+            spec,
+            // Neither flag: both directions.
+            query: leanspec_peer_core::query::DepsQuery {
+                upstream: upstream || !downstream,
+                downstream: downstream || !upstream,
+                depth,
+            },
+        },
         Command::Check => Request::Check,
         Command::Stats => Request::Stats,
         Command::Show {
@@ -303,7 +329,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { limit } => Request::Audit { limit },
     };
     let reply = request(&home, req, local_options, json)?;
-    reply::print_reply(&reply, json)?;
+    let width = board_width.unwrap_or_else(|| {
+        terminal_size::terminal_size().map_or(100, |(terminal_size::Width(w), _)| usize::from(w))
+    });
+    reply::print_reply(&reply, json, width)?;
     Ok(match &reply {
         Reply::Error { kind, .. } => exit_code(*kind),
         Reply::Verdict(v) => match v.result {

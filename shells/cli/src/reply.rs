@@ -12,8 +12,9 @@ use leanspec_peer_core::{Project, ScanReport};
 use serde_json::{Value, json};
 use std::io::Write;
 
-/// Prints a reply: JSON or text on stdout, errors on stderr.
-pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
+/// Prints a reply: JSON or text on stdout, errors on stderr; a board is fitted to
+/// `width` columns.
+pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Result<()> {
     let (value, text): (Value, String) = match reply {
         Reply::Error { kind, message } => {
             eprintln!("leanspec-peer: {message}");
@@ -29,6 +30,8 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
         Reply::Spec(row) => (spec_detail_json(row), spec_text(row)),
         Reply::Check(r) => (serde_json::to_value(r)?, check_text(r)),
         Reply::Stats(s) => (serde_json::to_value(s)?, stats_text(s)),
+        Reply::Board(b) => (board_json(b), crate::board::board_text(b, width)),
+        Reply::Deps(d) => (serde_json::to_value(d)?, deps_text(d)),
         Reply::Hits(hits) => (
             json!(
                 hits.iter()
@@ -137,6 +140,56 @@ pub(crate) fn print_reply(reply: &Reply, json: bool) -> anyhow::Result<()> {
         writeln!(out, "{}", crate::output::terminal_safe(&text, true))?;
     }
     Ok(())
+}
+
+fn board_json(b: &leanspec_peer_core::query::Board) -> Value {
+    json!({
+        "group_by": b.group_by,
+        "columns": b.columns.iter().map(|c| json!({
+            "key": c.key,
+            "count": c.specs.len(),
+            "specs": c.specs.iter().map(spec_row_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn deps_text(d: &leanspec_peer_core::query::Deps) -> String {
+    use leanspec_peer_core::query::{DepEntry, DepSpec};
+    let describe = |s: &DepSpec| {
+        format!(
+            "{}  {}  [{}]  on {}",
+            s.name,
+            s.title,
+            s.status.map_or("no status", |v| v.as_str()),
+            s.machines.join(", ")
+        )
+    };
+    let tree = |title: &str, entries: &[DepEntry]| {
+        let mut out = format!("{title}:");
+        if entries.is_empty() {
+            out.push_str(" none");
+        }
+        for e in entries {
+            let indent = "  ".repeat(e.depth);
+            let line = match &e.spec {
+                Some(s) if e.repeated => format!("{} (shown above)", s.name),
+                Some(s) => describe(s),
+                None => format!("{}  (no machine has this spec)", e.entry),
+            };
+            out.push_str(&format!("\n{indent}{line}"));
+        }
+        out
+    };
+    let mut out = format!("{}  ({})", describe(&d.spec), d.fleet);
+    if let Some(up) = &d.upstream {
+        out.push('\n');
+        out.push_str(&tree("depends on", up));
+    }
+    if let Some(down) = &d.downstream {
+        out.push('\n');
+        out.push_str(&tree("required by", down));
+    }
+    out
 }
 
 fn stats_text(s: &leanspec_peer_core::query::Stats) -> String {
@@ -472,6 +525,7 @@ fn event_line(ev: &Event) -> String {
             project,
             spec,
             fields,
+            ..
         } if fields.is_empty() => {
             format!("spec added    {} {project}/{spec}", short(machine))
         }
@@ -480,11 +534,21 @@ fn event_line(ev: &Event) -> String {
             project,
             spec,
             fields,
+            values,
         } => {
+            // `status=complete`: strings bare, lists as JSON, hashes shortened.
+            let field = |f: &String| match values.get(f) {
+                Some(Value::String(v)) if f.ends_with("_hash") => {
+                    format!("{f}={}", v.chars().take(12).collect::<String>())
+                }
+                Some(Value::String(v)) => format!("{f}={v}"),
+                Some(v) => format!("{f}={v}"),
+                None => f.clone(),
+            };
             format!(
                 "spec changed  {} {project}/{spec} [{}]",
                 short(machine),
-                fields.join(", ")
+                fields.iter().map(field).collect::<Vec<_>>().join(", ")
             )
         }
         Event::SpecRemoved {

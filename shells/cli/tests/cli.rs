@@ -358,3 +358,67 @@ fn check_exits_one_when_it_finds_problems() {
     assert_eq!(text.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&text.stdout).contains("depends on 042-missing"));
 }
+
+/// `board` and `deps` as a user runs them: JSON shapes, text fitted to `--width`, a
+/// bad grouping refused, an unknown spec `not_found` (exit 7).
+#[test]
+fn board_and_deps_in_json_and_text() {
+    let (home, _project) = initialised_with_project();
+    let b = ok_json(home.path(), &["board"]);
+    assert_eq!(b["group_by"], "status");
+    let col = |b: &Value, key: &str| -> Vec<String> {
+        b["columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .find(|c| c["key"] == key)
+            .map(|c| {
+                assert_eq!(c["count"], c["specs"].as_array().map_or(0, Vec::len));
+                c["specs"]
+                    .as_array()
+                    .expect("specs")
+                    .iter()
+                    .filter_map(|s| s["spec"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(col(&b, "planned"), vec!["001-alpha"]);
+    assert_eq!(col(&b, "complete"), vec!["002-beta"]);
+    let by_tag = ok_json(
+        home.path(),
+        &["board", "status:planned", "--group-by", "tag"],
+    );
+    assert_eq!(col(&by_tag, "core"), vec!["001-alpha"]);
+    assert!(
+        col(&by_tag, "ui").is_empty(),
+        "the query keeps planned specs only"
+    );
+    let text = run(home.path(), &["board", "--width", "60"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.lines().all(|l| l.chars().count() <= 60), "{text}");
+    assert!(
+        text.contains("PLANNED (1)") && text.contains("001 Alpha"),
+        "{text}"
+    );
+    let out = run(home.path(), &["board", "--group-by", "colour"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses the value");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("status, priority"));
+
+    let d = ok_json(home.path(), &["deps", "beta"]);
+    assert_eq!(d["spec"]["name"], "002-beta");
+    assert_eq!(d["upstream"][0]["spec"]["name"], "001-alpha");
+    assert_eq!(d["upstream"][0]["depth"], 1);
+    assert_eq!(d["downstream"], serde_json::json!([]));
+    let d = ok_json(home.path(), &["deps", "1", "--downstream"]);
+    assert_eq!(d["upstream"], Value::Null, "not asked");
+    assert_eq!(d["downstream"][0]["spec"]["name"], "002-beta");
+    let text = run(home.path(), &["deps", "2"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("depends on:\n  001-alpha  Alpha  [planned]  on laptop"),
+        "{text}"
+    );
+    let out = run(home.path(), &["deps", "42"]);
+    assert_eq!(out.status.code(), Some(7), "not_found");
+}

@@ -43,12 +43,33 @@ fn two_daemons_pair_and_replicate_a_file_edit() {
             .is_some_and(|r| r.len() == 1 && r[0]["status"] == "planned")
     });
 
-    // Edit the file on A: B sees it.
+    // Edit the file on A: B sees it, and B's `events --json` carries the new values
+    // (issue 14: a script needs no second query).
+    let events = common::events_json(m_b.home(), m_b.project(), "001-beta");
     write_spec(m_a.project(), "001-alpha", "in-progress");
     eventually("B sees the edit made on A", || {
         let rows = cli_json(m_b.home(), &["specs", "--machine", "alpha-box"]);
         rows[0]["status"] == "in-progress"
     });
+    let line = events.wait_line("\"001-alpha\"");
+    let ev: serde_json::Value = serde_json::from_str(&line).expect("one JSON event per line");
+    assert_eq!(ev["event"], "spec_changed", "{ev}");
+    assert!(
+        ev["fields"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "status")),
+        "{ev}"
+    );
+    assert_eq!(ev["values"]["status"], "in-progress", "{ev}");
+    let file_hash = ev["values"]["file_hash"]
+        .as_str()
+        .expect("the new file hash");
+    let rows = cli_json(m_b.home(), &["specs", "--machine", "alpha-box"]);
+    assert_eq!(
+        rows[0]["file_hash"], file_hash,
+        "the event's hash is the file's"
+    );
+    drop(events);
 
     let machines = cli_json(m_b.home(), &["machines"]);
     let rows = machines.as_array().expect("array");

@@ -55,3 +55,29 @@ pub fn cli(home: &Path, args: &[&str]) -> Output {
 pub fn cli_json(home: &Path, args: &[&str]) -> Value {
     run_json(Path::new(BIN), home, args)
 }
+
+/// `events --json` against the running `up` in `home`, subscribed: returns once a
+/// change to `spec` of `project` (this machine's, rewritten with alternating statuses,
+/// bounded) has come through the stream, so no later event can be missed.
+pub fn events_json(home: &Path, project: &Path, spec: &str) -> Proc {
+    let events = Proc::spawn_stdout(
+        Command::new(BIN)
+            .args(["events", "--json"])
+            .env("LEANSPEC_PEER_HOME", home),
+    );
+    for round in 0..40 {
+        let status = if round % 2 == 0 {
+            "complete"
+        } else {
+            "planned"
+        };
+        write_spec(project, spec, status);
+        if events
+            .line_within(spec, std::time::Duration::from_millis(500))
+            .is_some()
+        {
+            return events;
+        }
+    }
+    panic!("`events --json` showed no change of {spec} within 40 rewrites");
+}
