@@ -51,6 +51,9 @@ cargo test --workspace --locked
 say "bindings (Python, Kotlin, Swift)"
 ./scripts/test-bindings.sh
 
+say "MCP server under the Python MCP SDK"
+./scripts/test-mcp.sh
+
 say "fuzz targets compile"
 cargo check --locked --manifest-path fuzz/Cargo.toml --target-dir "$CARGO_TARGET_DIR/fuzz"
 

@@ -135,6 +135,10 @@ pub(crate) enum Command {
     },
     /// Print one line per event while `up` runs (spec changes, machines, sync).
     Events,
+    /// Serve MCP (Model Context Protocol) on stdin/stdout for AI agents: list machines
+    /// and specs, search, get a spec, check the fleet, dependencies, and signed
+    /// metadata edits. Answers through the running `up` when there is one.
+    Mcp,
     /// Change a spec's metadata on any machine (this one too): a signed request the
     /// owner applies only if the file is still what you saw. Exit 0 applied, 3 rejected,
     /// 4 unavailable.

@@ -237,6 +237,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { label } => return init(&home, label.as_deref(), json),
         Command::Up(args) => return up(&home, args, json),
         Command::Events => return events(&home, json),
+        Command::Mcp => {
+            runtime()?
+                .block_on(leanspec_peer_mcp::serve_stdio(home))
+                .map_err(|e| anyhow::anyhow!("mcp: {e}"))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Project(ProjectCommand::Add { dir, name }) => {
             let dir = std::fs::canonicalize(&dir)
                 .with_context(|| format!("cannot use project folder {}", dir.display()))?;

@@ -1,0 +1,247 @@
+"""A real MCP client (the `mcp` SDK from PyPI) drives `leanspec-peer mcp` over stdio
+against two `leanspec-peer up` processes paired on 127.0.0.1.
+
+Run by scripts/test-mcp.sh; LEANSPEC_PEER_BIN names the binary under test.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+BIN = os.environ["LEANSPEC_PEER_BIN"]
+WAIT = 40.0  # seconds: every wait below is bounded by this
+
+TOOLS = {
+    "list_machines",
+    "list_specs",
+    "search_specs",
+    "get_spec",
+    "update_spec",
+    "request_execution",
+    "check_fleet",
+    "spec_deps",
+}
+
+
+def write_spec(project: Path, name: str, status: str, title: str, extra: str = "") -> Path:
+    d = project / "specs" / name
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / "README.md"
+    tmp = d / ".README.md.tmp"
+    tmp.write_text(
+        f"---\nstatus: {status}\npriority: high\ncreated: '2025-01-01'\n{extra}---\n\n# {title}\n\nBody of {title}.\n"
+    )
+    os.replace(tmp, f)
+    return f
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, LEANSPEC_PEER_HOME=str(home))
+    return subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=WAIT)
+
+
+def cli_json(home: Path, *args: str):
+    out = cli(home, *args, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def eventually(what: str, cond):
+    deadline = time.monotonic() + WAIT
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {WAIT}s")
+        time.sleep(0.05)
+
+
+class Up:
+    """`leanspec-peer up` with its stderr lines on a queue."""
+
+    def __init__(self, home: Path, project: Path, label: str):
+        env = dict(os.environ, LEANSPEC_PEER_HOME=str(home), LEANSPEC_PEER_LOG="info")
+        self.proc = subprocess.Popen(
+            [BIN, "up", "--bind", "127.0.0.1:0", "--label", label, "--project", str(project)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: "queue.Queue[str]" = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_line("Ctrl-C to stop")
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.put(line)
+
+    def wait_line(self, needle: str) -> str:
+        deadline = time.monotonic() + WAIT
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no line with {needle!r} within {WAIT}s")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if needle in line:
+                return line
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=WAIT)
+
+
+@pytest.fixture
+def mesh(tmp_path):
+    homes = {l: tmp_path / f"home-{l}" for l in ("alpha", "beta")}
+    projects = {l: tmp_path / f"proj-{l}" for l in ("alpha", "beta")}
+    write_spec(projects["alpha"], "001-alpha", "planned", "Alpha")
+    write_spec(projects["alpha"], "002-second", "draft", "Second", "depends_on:\n  - 001-alpha\n")
+    write_spec(projects["beta"], "001-beta", "planned", "Beta")
+    ups = {l: Up(homes[l], projects[l], l) for l in ("alpha", "beta")}
+    try:
+        ticket = cli(homes["alpha"], "invite")
+        assert ticket.returncode == 0, ticket.stderr
+        joined = cli_json(homes["beta"], "join", ticket.stdout.strip())
+        assert joined["inviter_label"] == "alpha"
+        eventually(
+            "beta lists alpha's specs",
+            lambda: len(cli_json(homes["beta"], "specs", "--machine", "alpha")) == 2,
+        )
+        yield homes, projects, ups
+    finally:
+        for u in ups.values():
+            u.stop()
+
+
+def call(homes, name, arguments, home="beta"):
+    """One tool call through a fresh `leanspec-peer mcp` session for `home`."""
+
+    async def go():
+        params = StdioServerParameters(
+            command=BIN, args=["mcp"], env=dict(os.environ, LEANSPEC_PEER_HOME=str(homes[home]))
+        )
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                if name is None:
+                    return await session.list_tools()
+                return await session.call_tool(name, arguments)
+
+    return asyncio.run(asyncio.wait_for(go(), WAIT))
+
+
+def test_every_tool_against_two_running_peers(mesh):
+    homes, projects, ups = mesh
+
+    listed = call(homes, None, None)
+    assert {t.name for t in listed.tools} == TOOLS
+    for t in listed.tools:
+        assert t.description and t.inputSchema["type"] == "object"
+        assert t.inputSchema.get("additionalProperties") is False
+
+    r = call(homes, "list_machines", {})
+    assert not r.isError
+    machines = {m["machine"]["label"]: m for m in r.structuredContent["machines"]}
+    assert set(machines) == {"alpha", "beta"} and machines["alpha"]["online"] is True
+
+    r = call(homes, "list_specs", {"machine": "alpha"})
+    specs = {s["spec"]["name"]: s for s in r.structuredContent["specs"]}
+    assert set(specs) == {"001-alpha", "002-second"}
+    alpha_file = projects["alpha"] / "specs" / "001-alpha" / "README.md"
+    seen_hash = specs["001-alpha"]["spec"]["file_hash"]
+    assert seen_hash == hashlib.sha256(alpha_file.read_bytes()).hexdigest()
+
+    r = call(homes, "search_specs", {"query": "status:planned machine:alpha OR beta"})
+    assert [h["row"]["spec"]["name"] for h in r.structuredContent["hits"]][:1] == ["001-beta"]
+    assert {h["row"]["spec"]["name"] for h in r.structuredContent["hits"]} == {"001-alpha", "001-beta"}
+    r = call(homes, "search_specs", {"query": "status:planned ("})
+    assert r.isError and "at character" in r.content[0].text
+
+    r = call(homes, "get_spec", {"project": "proj-beta", "spec": "1", "include_body": True})
+    assert r.structuredContent["spec"]["spec"]["name"] == "001-beta"
+    assert "Body of Beta." in r.structuredContent["body"]
+    r = call(homes, "get_spec", {"machine": "alpha", "project": "proj-alpha", "spec": "alpha", "include_body": True})
+    assert r.structuredContent["spec"]["machine_label"] == "alpha"
+    assert "body" not in r.structuredContent and "alpha" in r.structuredContent["body_unavailable"]
+    r = call(homes, "get_spec", {"project": "proj-beta", "spec": "404"})
+    assert r.isError and r.structuredContent["error"] == "not_found"
+
+    r = call(homes, "spec_deps", {"spec": "001-alpha", "project": "proj-alpha"})
+    down = r.structuredContent["downstream"]
+    assert [e["spec"]["name"] for e in down] == ["002-second"]
+
+    r = call(homes, "check_fleet", {})
+    assert not r.isError and r.structuredContent["problems"] == []
+
+    r = call(homes, "request_execution", {"machine": "alpha", "payload": "run the tests"})
+    assert not r.isError and r.structuredContent["result"] == "delivered", r.structuredContent
+
+    # A stale hash: rejected with the file's current hash; the file is untouched.
+    write_spec(projects["alpha"], "001-alpha", "planned", "Alpha changed")
+    current = hashlib.sha256(alpha_file.read_bytes()).hexdigest()
+    eventually(
+        "beta sees alpha's new hash",
+        lambda: any(
+            s["spec"]["file_hash"] == current
+            for s in call(homes, "list_specs", {"machine": "alpha"}).structuredContent["specs"]
+        ),
+    )
+    before = alpha_file.read_bytes()
+    r = call(
+        homes,
+        "update_spec",
+        {"machine": "alpha", "project": "proj-alpha", "spec": "001-alpha", "file_hash": seen_hash, "status": "complete"},
+    )
+    assert r.isError and r.structuredContent["result"] == "rejected", r.structuredContent
+    assert r.structuredContent["current_file_hash"] == current
+    assert alpha_file.read_bytes() == before
+
+    # With the current hash: applied on alpha's disk, only the status line changed.
+    r = call(
+        homes,
+        "update_spec",
+        {"machine": "alpha", "project": "proj-alpha", "spec": "001-alpha", "file_hash": current, "status": "complete"},
+    )
+    assert not r.isError and r.structuredContent["result"] == "applied", r.structuredContent
+    after = alpha_file.read_text()
+    assert "status: complete" in after
+    changed = [l for l in after.splitlines() if l not in before.decode().splitlines()]
+    assert all(l.startswith(("status:", "updated_at:", "completed_at:", "transitions:", "  -", "    ")) for l in changed), changed
+
+    r = call(homes, "update_spec", {"machine": "alpha", "project": "proj-alpha", "spec": "1", "file_hash": current, "colour": "red"})
+    assert r.isError and r.structuredContent["error"] == "invalid_argument"
+
+    # Alpha stopped: an update comes back unavailable, nothing queued.
+    ups["alpha"].stop()
+    eventually(
+        "beta sees alpha offline",
+        lambda: not {m["label"]: m for m in cli_json(homes["beta"], "machines")}["alpha"]["online"],
+    )
+    new_hash = hashlib.sha256(alpha_file.read_bytes()).hexdigest()
+    r = call(
+        homes,
+        "update_spec",
+        {"machine": "alpha", "project": "proj-alpha", "spec": "001-alpha", "file_hash": new_hash, "status": "archived"},
+    )
+    assert r.isError and r.structuredContent["result"] == "unavailable", r.structuredContent
+    assert "status: complete" in alpha_file.read_text()
+
+    # Without a running `up`, the same answers (a node opened per request).
+    running = call(homes, "list_specs", {}).structuredContent
+    ups["beta"].stop()
+    stopped = call(homes, "list_specs", {}).structuredContent
+    assert stopped == running
