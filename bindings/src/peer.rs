@@ -6,8 +6,8 @@ use crate::error::{ErrorKind, PeerError};
 use crate::events::{EventListener, Subscription};
 use crate::records::{
     AuditEntry, BoardInfo, CheckResult, DepsInfo, EditResult, Invite, InviteInfo, JoinResult,
-    MachineInfo, PeerConfig, ProjectInfo, SearchHit, SpecChange, SpecInfo, SpecQuery, StatsInfo,
-    StatusInfo,
+    MachineInfo, PeerConfig, ProjectInfo, SearchHit, SpecBodyInfo, SpecChange, SpecInfo, SpecQuery,
+    StatsInfo, StatusInfo,
 };
 use leanspec_peer_core as core;
 use leanspec_peer_core::peer::PeerOptions;
@@ -291,6 +291,24 @@ impl Peer {
     /// Works with the network stopped too (replicated at the next start).
     pub fn revoke(&self, machine: String) -> Result<(), PeerError> {
         Ok(self.inner.revoke(&machine)?)
+    }
+
+    /// A spec's README.md (`machine`: id, short id or label; none: this one). Another
+    /// machine's is read from it (members only) and a copy kept; when it is offline,
+    /// that copy comes back with `source` `cache` and its `fetched_at`; with no copy, the
+    /// error kind is `Unreachable`.
+    pub async fn spec_body(
+        &self,
+        machine: Option<String>,
+        project: String,
+        name: String,
+    ) -> Result<SpecBodyInfo, PeerError> {
+        let node = self.inner.clone();
+        self.run(async move {
+            let body = node.spec_body(machine.as_deref(), &project, &name).await?;
+            Ok(body.into())
+        })
+        .await
     }
 
     /// Asks `machine` (this one too) to change a spec's metadata. `base_hash` defaults

@@ -707,3 +707,48 @@ impl From<core::query::Deps> for DepsInfo {
         }
     }
 }
+
+/// A spec's README.md.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SpecBodyInfo {
+    /// Owner machine id (hex).
+    pub machine: String,
+    /// Owner label.
+    pub machine_label: String,
+    /// Project id.
+    pub project_id: String,
+    /// Spec name.
+    pub spec: String,
+    /// The file's text.
+    pub text: String,
+    /// SHA-256 of the file (hex).
+    pub file_hash: String,
+    /// `local` (this machine's file), `owner` (read from it now) or `cache` (the copy
+    /// kept from the last read; the owner is unavailable).
+    pub source: String,
+    /// When it was read (unix milliseconds).
+    pub fetched_at: i64,
+    /// Why the cached copy is shown.
+    pub note: Option<String>,
+}
+
+impl From<core::machine::SpecBody> for SpecBodyInfo {
+    fn from(b: core::machine::SpecBody) -> SpecBodyInfo {
+        let source = match b.source {
+            core::machine::BodySource::Local => "local",
+            core::machine::BodySource::Owner => "owner",
+            core::machine::BodySource::Cache => "cache",
+        };
+        SpecBodyInfo {
+            machine: b.machine,
+            machine_label: b.machine_label,
+            project_id: b.project_id,
+            spec: b.spec,
+            text: b.text,
+            file_hash: b.file_hash,
+            source: source.into(),
+            fetched_at: b.fetched_at,
+            note: b.note,
+        }
+    }
+}

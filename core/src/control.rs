@@ -73,6 +73,15 @@ pub enum Request {
         /// Spec name, number or slug.
         spec: String,
     },
+    /// A spec's README.md, from its owner (or the copy kept here).
+    Body {
+        /// Machine (id, short id or label); this one if absent.
+        machine: Option<String>,
+        /// Project id or name.
+        project: String,
+        /// Spec name, number or slug.
+        spec: String,
+    },
     /// This machine, projects, peers.
     Status,
     /// Every known machine with presence.
@@ -174,6 +183,8 @@ pub enum Reply {
     Deps(crate::query::Deps),
     /// One spec.
     Spec(SpecRow),
+    /// A spec's README.md.
+    Body(crate::machine::SpecBody),
     /// Status.
     Status(Box<StatusReport>),
     /// Machines.
@@ -303,6 +314,11 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
         Request::Search { query, limit } => Reply::Hits(node.search(&query, limit)?),
         Request::Check => Reply::Check(node.check()?),
         Request::Stats => Reply::Stats(node.stats()?),
+        Request::Body {
+            machine,
+            project,
+            spec,
+        } => Reply::Body(node.spec_body(machine.as_deref(), &project, &spec).await?),
         Request::Board { query, group_by } => Reply::Board(node.board(query.as_deref(), group_by)?),
         Request::Deps {
             project,

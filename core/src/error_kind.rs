@@ -41,7 +41,9 @@ impl Error {
         match self {
             Error::NotInitialized { .. } => ErrorKind::NotInitialized,
             Error::Identity(_) | Error::Store(_) | Error::Doc(_) => ErrorKind::Store,
-            Error::Io { .. } | Error::UnsafeHome { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::UnsafeHome { .. } | Error::BodyUnreadable { .. } => {
+                ErrorKind::Io
+            }
             Error::NoSpecsDir { .. }
             | Error::NameTaken { .. }
             | Error::InvalidLabel(_)
@@ -70,6 +72,8 @@ impl PeerError {
             PeerError::Invalid(_) => ErrorKind::InvalidArgument,
             PeerError::NotRunning(_) => ErrorKind::NotRunning,
             PeerError::AlreadyRunning => ErrorKind::Busy,
+            PeerError::Unavailable { .. } => ErrorKind::Unreachable,
+            PeerError::Remote { kind, .. } => *kind,
         }
     }
 }

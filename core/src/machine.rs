@@ -19,6 +19,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod body;
 mod error;
 mod home;
 mod invites;
@@ -29,11 +30,13 @@ mod replication;
 mod rows;
 mod scan;
 
+pub use body::read_body;
 pub use error::{Error, Result};
 pub use invites::{InviteInfo, InviteState, InviteUser};
 pub use replication::{DocChange, DocKey, SyncError};
 pub use rows::{
-    MachineRow, MachineSummary, Project, ProjectScan, ScanProgress, ScanReport, SpecFilter, SpecRow,
+    BodySource, MachineRow, MachineSummary, Project, ProjectScan, ScanProgress, ScanReport,
+    SpecBody, SpecFilter, SpecRow,
 };
 
 /// This machine: its identity, its store, its own document, the mesh, and the

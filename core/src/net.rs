@@ -15,6 +15,8 @@ pub const SYNC_ALPN: &[u8] = b"leanspec-peer/sync/2";
 pub const JOIN_ALPN: &[u8] = b"leanspec-peer/join/1";
 /// ALPN of signed operations (request → verdict).
 pub const OP_ALPN: &[u8] = b"leanspec-peer/op/1";
+/// ALPN of spec bodies read from their owner (request → body).
+pub const READ_ALPN: &[u8] = b"leanspec-peer/read/1";
 
 /// QUIC close codes we send, with their reasons on the wire.
 pub mod close {

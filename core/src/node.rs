@@ -446,6 +446,96 @@ impl Node {
         self.send_operation(target, body).await
     }
 
+    /// A spec's README.md: this machine's from disk; another machine's from its owner
+    /// over the read protocol (kept here with its hash), or, when the owner cannot be
+    /// reached, the copy kept from the last read, marked with its age and why. With no
+    /// copy kept, an offline owner is an `Unavailable` error.
+    pub async fn spec_body(
+        &self,
+        machine: Option<&str>,
+        project: &str,
+        spec: &str,
+    ) -> Result<crate::machine::SpecBody> {
+        use crate::machine::{BodySource, SpecBody};
+        let (row, me, path) = self.read(|m| -> crate::machine::Result<_> {
+            let row = m.spec_on(machine, project, spec)?;
+            let me = m.id();
+            let path = (row.machine == me.to_string())
+                .then(|| m.body_path(&row.project_id, &row.spec.name))
+                .transpose()?;
+            Ok((row, me, path))
+        })?;
+        let body = |text: String, file_hash: String, source, fetched_at, note| SpecBody {
+            machine: row.machine.clone(),
+            machine_label: row.machine_label.clone(),
+            project_id: row.project_id.clone(),
+            spec: row.spec.name.clone(),
+            text,
+            file_hash,
+            source,
+            fetched_at,
+            note,
+        };
+        let now = crate::time::now_ms();
+        if let Some(path) = path {
+            let (text, hash) = crate::machine::read_body(&path, &row.spec.name)?;
+            return Ok(body(text, hash, BodySource::Local, now, None));
+        }
+        let owner: MachineId = row
+            .machine
+            .parse()
+            .map_err(|_| PeerError::Invalid(format!("bad machine id {}", row.machine)))?;
+        debug_assert_ne!(owner, me);
+        let net = self.network_for_call().await?;
+        let fetched = net
+            .peer
+            .read_body(owner, &row.project_id, &row.spec.name)
+            .await;
+        net.done().await;
+        let cached = || {
+            self.read(|m| {
+                m.store()
+                    .cached_body(owner, &row.project_id, &row.spec.name)
+            })
+            .map_err(|e| PeerError::Machine(e.into()))
+        };
+        match fetched {
+            Ok((text, file_hash)) => {
+                let copy = crate::store::CachedBody {
+                    file_hash: file_hash.clone(),
+                    fetched_at: now,
+                    text: text.clone(),
+                };
+                // A copy not kept is only a miss later; the answer stands.
+                if let Err(e) = self.read(|m| {
+                    m.store()
+                        .cache_body(owner, &row.project_id, &row.spec.name, &copy)
+                }) {
+                    tracing::warn!("could not keep a copy of {}: {e}", row.spec.name);
+                }
+                Ok(body(text, file_hash, BodySource::Owner, now, None))
+            }
+            Err(crate::peer::ReadFailed::Unavailable(why)) => match cached()? {
+                Some(c) => Ok(body(
+                    c.text,
+                    c.file_hash,
+                    BodySource::Cache,
+                    c.fetched_at,
+                    Some(format!("{} is unavailable: {why}", row.machine_label)),
+                )),
+                None => Err(PeerError::Unavailable {
+                    machine: row.machine_label.clone(),
+                    reason: format!("{why}; no copy of {} is kept here", row.spec.name),
+                }),
+            },
+            Err(crate::peer::ReadFailed::Answered(kind, message)) => Err(PeerError::Remote {
+                machine: row.machine_label.clone(),
+                kind,
+                message,
+            }),
+        }
+    }
+
     /// Hands `payload` to the host application on `machine` as an execution request
     /// (verified and audited like an edit; nothing is executed by leanspec-peer).
     pub async fn exec_request(&self, machine: &str, payload: &str) -> Result<Verdict> {

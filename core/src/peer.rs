@@ -9,13 +9,16 @@
 mod addrs;
 mod deliver;
 mod join;
+mod read;
+
+pub(crate) use read::ReadFailed;
 mod relay;
 mod session;
 mod watch;
 
 use crate::identity::MachineId;
 use crate::machine::{DocChange, DocKey, Machine};
-use crate::net::{self, JOIN_ALPN, OP_ALPN, SYNC_ALPN, Ticket};
+use crate::net::{self, JOIN_ALPN, OP_ALPN, READ_ALPN, SYNC_ALPN, Ticket};
 use crate::ops::{self, OpBody, Operation, Verdict};
 use crate::store::PeerRecord;
 use iroh::endpoint::presets;
@@ -260,6 +263,25 @@ pub enum PeerError {
     /// The call needs the running network.
     #[error("{0}")]
     NotRunning(String),
+    /// The machine holding what was asked for could not be reached, and no copy is
+    /// kept here.
+    #[error("{machine} is unavailable: {reason}")]
+    Unavailable {
+        /// Its label.
+        machine: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The other machine answered with an error.
+    #[error("{machine} answered: {message}")]
+    Remote {
+        /// Its label.
+        machine: String,
+        /// The kind it gave.
+        kind: crate::ErrorKind,
+        /// Its message.
+        message: String,
+    },
     /// The network already runs.
     #[error("the network is already running")]
     AlreadyRunning,
@@ -633,6 +655,7 @@ impl Peer {
             .accept(SYNC_ALPN, session::SyncProtocol(shared.clone()))
             .accept(JOIN_ALPN, join::JoinProtocol(shared.clone()))
             .accept(OP_ALPN, deliver::OpProtocol(shared.clone()))
+            .accept(READ_ALPN, read::ReadProtocol(shared.clone()))
             .spawn();
         let watcher = if options.watch {
             Some(watch::Watcher::start(shared.clone())?)
@@ -745,6 +768,16 @@ impl Peer {
         )
         .map_err(|e| PeerError::Invalid(e.to_string()))?;
         deliver::send(&self.shared, op, self.shared.op_timeout).await
+    }
+
+    /// The README of `owner`'s spec, from the owner (checked against its hash).
+    pub(crate) async fn read_body(
+        &self,
+        owner: MachineId,
+        project: &str,
+        spec: &str,
+    ) -> Result<(String, String), read::ReadFailed> {
+        read::read(&self.shared, owner, project, spec, self.shared.op_timeout).await
     }
 
     /// Delivers bytes as an operation to `target`, unsigned by us and unaudited here.

@@ -4,7 +4,10 @@
 //! crash leaves the store as of the last commit. A damaged file or a store written by a
 //! newer leanspec-peer is reported with what to do; the store is never silently reset.
 
+mod bodies;
 mod tables;
+
+pub use bodies::CachedBody;
 
 use crate::identity::MachineId;
 use redb::{Database, ReadableDatabase, ReadableTable};

@@ -12,3 +12,10 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
 pub fn now_rfc3339() -> String {
     rfc3339_millis(SystemTime::now())
 }
+
+/// Now in unix milliseconds (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -550,3 +550,89 @@ async fn the_last_port_is_used_again_and_a_busy_one_is_replaced() {
     assert!(!node.is_running());
     assert_eq!(node.summary().label, "p");
 }
+
+/// The read protocol (`leanspec-peer/read/1`): B reads A's spec body from A (the text
+/// on A's disk, its hash checked), keeps a copy, shows the copy marked with its age
+/// when A is stopped, and says `unavailable` for a body never fetched. A stranger is
+/// refused before it can ask; a name that is not one of A's specs is not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_bodies_come_from_their_owner_and_are_kept_for_when_it_is_offline() {
+    use leanspec_peer_core::machine::BodySource;
+    let (mut a, b) = (node("a").await, node("b").await);
+    a.project.write(
+        "002-second",
+        spec_text("draft", "a second <script>alert(1)</script>"),
+    );
+    a.peer().scan(&mut |_| {}).expect("scan");
+    pair(&a, &b).await;
+    wait_until(b.peer(), "B holds A's two specs", || {
+        b.peer()
+            .specs(&SpecFilter {
+                machine: Some("a".into()),
+                ..SpecFilter::default()
+            })
+            .map(|r| r.len() == 2)
+            .unwrap_or(false)
+    })
+    .await;
+    let file = a.project.specs().join("001-first/README.md");
+    let on_disk = std::fs::read_to_string(&file).expect("read");
+
+    let body = b
+        .peer()
+        .spec_body(Some("a"), "a", "001-first")
+        .await
+        .expect("body");
+    assert_eq!(body.source, BodySource::Owner);
+    assert_eq!(body.text, on_disk);
+    assert_eq!(
+        body.file_hash,
+        leanspec_peer_core::spec::sha256_hex(on_disk.as_bytes())
+    );
+    let row = b.peer().spec(Some("a"), "a", "001-first").expect("row");
+    assert_eq!(body.file_hash, row.spec.file_hash, "the same version");
+    // This machine's own body is read from its disk.
+    let own = b.peer().spec_body(None, "b", "1").await.expect("own");
+    assert_eq!(own.source, BodySource::Local);
+
+    // A stranger cannot ask.
+    let stranger = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .clear_ip_transports()
+        .bind_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind addr")
+        .bind()
+        .await
+        .expect("bind");
+    let a_addr = iroh::EndpointAddr::new(
+        iroh::PublicKey::from_bytes(a.peer().id().as_bytes()).expect("key"),
+    )
+    .with_ip_addr(a.peer().addrs()[0]);
+    let conn = stranger
+        .connect(a_addr, leanspec_peer_core::net::READ_ALPN)
+        .await
+        .expect("quic handshake");
+    let reason = tokio::time::timeout(WAIT, conn.closed())
+        .await
+        .expect("closed in time");
+    assert!(reason.to_string().contains("not a member"), "{reason}");
+    stranger.close().await;
+
+    // A stopped: the kept copy, marked; a body never fetched is unavailable.
+    a.stop().await;
+    let cached = b
+        .peer()
+        .spec_body(Some("a"), "a", "001-first")
+        .await
+        .expect("the kept copy");
+    assert_eq!(cached.source, BodySource::Cache);
+    assert_eq!(cached.text, on_disk);
+    assert!(cached.fetched_at <= body.fetched_at + 1 && cached.note.is_some());
+    let e = b
+        .peer()
+        .spec_body(Some("a"), "a", "002-second")
+        .await
+        .expect_err("never fetched");
+    assert_eq!(e.kind(), leanspec_peer_core::ErrorKind::Unreachable, "{e}");
+    assert!(e.to_string().contains("no copy"), "{e}");
+}

@@ -146,6 +146,14 @@ def test_each_sees_the_others_specs_and_events_follow_file_edits(pair):
     assert json.loads(ev.values["status"]) == "in-progress"
     assert json.loads(ev.values["file_hash"]) == a.spec("beta", ev.project, "001-beta").file_hash
 
+    # B's body, read from B.
+    async def read_body():
+        return await a.spec_body("beta", ev.project, "001-beta")
+
+    body = asyncio.run(read_body())
+    assert body.source == "owner" and body.text == (projects["beta"] / "specs" / "001-beta" / "README.md").read_text()
+    assert body.file_hash == a.spec("beta", ev.project, "001-beta").file_hash
+
     # Fleet queries through the bindings: stats, board, deps.
     stats = a.stats()
     assert {m.machine_label for m in stats.machines} == {"alpha", "beta"}

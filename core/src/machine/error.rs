@@ -32,6 +32,14 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A spec's README.md could not be read (missing, too large, not UTF-8).
+    #[error("cannot read the body of {spec}: {reason}")]
+    BodyUnreadable {
+        /// The spec name.
+        spec: String,
+        /// Why.
+        reason: String,
+    },
     /// No specs folder in a project folder.
     #[error("no specs folder in {}: expected one of specs/, .lean-spec/specs/, docs/specs/, doc/specs/ or specsDir in .lean-spec/config.json", root.display())]
     NoSpecsDir {

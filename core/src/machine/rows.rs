@@ -130,3 +130,40 @@ pub struct MachineSummary {
     /// OS.
     pub os: String,
 }
+
+/// Where a spec body shown came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodySource {
+    /// This machine's own file.
+    Local,
+    /// Fetched from its owner just now.
+    Owner,
+    /// The last copy fetched, shown because the owner could not be reached.
+    Cache,
+}
+
+/// A spec's README.md (frontmatter and body, as on its owner's disk).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpecBody {
+    /// Owner machine id (hex).
+    pub machine: String,
+    /// Owner label.
+    pub machine_label: String,
+    /// Project id.
+    pub project_id: String,
+    /// Spec name.
+    pub spec: String,
+    /// The file's text.
+    pub text: String,
+    /// SHA-256 of the file (hex): compare with the spec's `file_hash` to see whether
+    /// the metadata shown and this text are of the same version.
+    pub file_hash: String,
+    /// Where it came from.
+    pub source: BodySource,
+    /// When it was read (unix milliseconds): for a cached copy, its age.
+    pub fetched_at: i64,
+    /// Why the cached copy is shown (the owner's error), if it is.
+    #[serde(default)]
+    pub note: Option<String>,
+}

@@ -25,9 +25,7 @@ const MAX_VERDICT_BYTES: usize = 16 * 1024;
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    crate::time::now_ms()
 }
 
 /// Target side: one operation per connection.

@@ -48,3 +48,9 @@ pub(crate) const OPS_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("o
 /// changes; sent with them to peers that lack them.
 pub(crate) const CHANGE_SIGS: TableDefinition<(&[u8], &[u8]), &[u8]> =
     TableDefinition::new("change_sigs");
+
+/// Spec bodies read from their owners (the read protocol), by `(owner machine id,
+/// "{project}\0{spec}")`: JSON [`super::CachedBody`], the last copy fetched with its
+/// file hash and time, shown when the owner is offline. Local only; one per spec asked
+/// for, each at most `Limits::max_body_bytes`.
+pub(crate) const BODIES: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("bodies");

@@ -94,6 +94,17 @@ pub(crate) enum Command {
         /// Spec name, number or slug.
         spec: String,
     },
+    /// Print a spec's README.md: another machine's is read from it (members only) and
+    /// a copy kept; when it is offline, that copy is shown with its age.
+    Body {
+        /// Machine (id, short id or label); default: this one.
+        #[arg(long)]
+        machine: Option<String>,
+        /// Project id, name or folder.
+        project: String,
+        /// Spec name, number or slug.
+        spec: String,
+    },
     /// Show this machine, its projects, its peers and its store.
     Status,
     /// List every machine of the mesh with its presence.

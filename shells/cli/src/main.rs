@@ -279,6 +279,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 depth,
             },
         },
+        Command::Body {
+            machine,
+            project,
+            spec,
+        } => Request::Body {
+            machine,
+            project,
+            spec,
+        },
         Command::Check => Request::Check,
         Command::Stats => Request::Stats,
         Command::Show {

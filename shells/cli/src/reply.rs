@@ -30,6 +30,7 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
         Reply::Spec(row) => (spec_detail_json(row), spec_text(row)),
         Reply::Check(r) => (serde_json::to_value(r)?, check_text(r)),
         Reply::Stats(s) => (serde_json::to_value(s)?, stats_text(s)),
+        Reply::Body(b) => (serde_json::to_value(b)?, body_text(b)),
         Reply::Board(b) => (board_json(b), crate::board::board_text(b, width)),
         Reply::Deps(d) => (serde_json::to_value(d)?, deps_text(d)),
         Reply::Hits(hits) => (
@@ -140,6 +141,22 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
         writeln!(out, "{}", crate::output::terminal_safe(&text, true))?;
     }
     Ok(())
+}
+
+fn body_text(b: &leanspec_peer_core::machine::SpecBody) -> String {
+    use leanspec_peer_core::machine::BodySource;
+    match (&b.source, &b.note) {
+        (BodySource::Cache, note) => {
+            let age_s = (leanspec_peer_core::time::now_ms() - b.fetched_at).max(0) / 1000;
+            format!(
+                "{}\n(a copy kept from {} ago: {})",
+                b.text.trim_end(),
+                humantime::format_duration(std::time::Duration::from_secs(age_s as u64)),
+                note.as_deref().unwrap_or("the owner is unavailable")
+            )
+        }
+        _ => b.text.trim_end().to_string(),
+    }
 }
 
 fn board_json(b: &leanspec_peer_core::query::Board) -> Value {

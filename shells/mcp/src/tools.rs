@@ -13,10 +13,6 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Largest spec body returned (a spec README is a few KiB; this bounds what one call
-/// can make the server read and send).
-pub(crate) const MAX_BODY_BYTES: u64 = 1024 * 1024;
-
 fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
     let mut s = JsonObject::new();
     s.insert("type".into(), json!("object"));
@@ -76,7 +72,9 @@ pub(crate) fn all() -> Vec<Tool> {
         Tool::new(
             "get_spec",
             "One spec's metadata on one machine (this one by default), with its \
-             file_hash; with include_body, also its README.md when this machine owns it.",
+             file_hash; with include_body, also its README.md read from the machine that \
+             owns it (source `owner`; `local` for this machine's; `cache` with \
+             `fetched_at` when the owner is offline and a copy was kept here).",
             schema(
                 json!({
                     "machine": {"type": "string", "description": MACHINE},
@@ -354,15 +352,15 @@ fn error(kind: ErrorKind, message: &str) -> CallToolResult {
     r
 }
 
-/// `get_spec`: the metadata; the body when asked and this machine owns the spec (read
-/// from the file, at most [`MAX_BODY_BYTES`]).
+/// `get_spec`: the metadata; with `include_body`, the README from its owner (or the
+/// copy kept here, marked, when the owner is offline).
 async fn get_spec(home: &Path, a: GetSpec) -> Result<CallToolResult, Failed> {
     let row = match crate::ask::ask(
         home,
         Request::Show {
-            machine: a.machine,
-            project: a.project,
-            spec: a.spec,
+            machine: a.machine.clone(),
+            project: a.project.clone(),
+            spec: a.spec.clone(),
         },
     )
     .await
@@ -372,39 +370,20 @@ async fn get_spec(home: &Path, a: GetSpec) -> Result<CallToolResult, Failed> {
     };
     let mut value = json!({ "spec": row });
     if a.include_body {
-        let body = match crate::ask::ask(home, Request::Status).await {
-            Reply::Status(s) if s.machine.id.to_string() == row.machine => s
-                .projects
-                .iter()
-                .find(|p| p.id == row.project_id)
-                .and_then(|p| p.specs_dir.as_ref())
-                .map(|dir| read_body(&dir.join(&row.spec.name).join("README.md")))
-                .unwrap_or_else(|| Err("the project's specs folder is not found now".into())),
-            Reply::Status(_) => Err(format!(
-                "the body stays on {} (its owner); reading it from another machine comes \
-                 with the read protocol",
-                row.machine_label
-            )),
-            Reply::Error { message, .. } => Err(message),
-            _ => Err("unexpected answer".into()),
+        let req = Request::Body {
+            machine: Some(row.machine.clone()),
+            project: row.project_id.clone(),
+            spec: row.spec.name.clone(),
         };
-        match body {
-            Ok(text) => value["body"] = json!(text),
-            Err(why) => value["body_unavailable"] = json!(why),
+        match crate::ask::ask(home, req).await {
+            Reply::Body(b) => value["body"] = serde_json::to_value(&b).map_err(internal)?,
+            Reply::Error { kind, message } => {
+                value["body_unavailable"] = json!({ "error": kind, "message": message });
+            }
+            _ => {
+                value["body_unavailable"] = json!({ "error": "io", "message": "unexpected answer" })
+            }
         }
     }
     Ok(CallToolResult::structured(value))
-}
-
-fn read_body(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_BODY_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() as u64 > MAX_BODY_BYTES {
-        return Err(format!("the file is larger than {MAX_BODY_BYTES} bytes"));
-    }
-    String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".into())
 }

@@ -173,10 +173,14 @@ def test_every_tool_against_two_running_peers(mesh):
 
     r = call(homes, "get_spec", {"project": "proj-beta", "spec": "1", "include_body": True})
     assert r.structuredContent["spec"]["spec"]["name"] == "001-beta"
-    assert "Body of Beta." in r.structuredContent["body"]
+    assert r.structuredContent["body"]["source"] == "local"
+    assert "Body of Beta." in r.structuredContent["body"]["text"]
+    # Another machine's body comes from its owner, with the hash of the file it read.
     r = call(homes, "get_spec", {"machine": "alpha", "project": "proj-alpha", "spec": "alpha", "include_body": True})
     assert r.structuredContent["spec"]["machine_label"] == "alpha"
-    assert "body" not in r.structuredContent and "alpha" in r.structuredContent["body_unavailable"]
+    body = r.structuredContent["body"]
+    assert body["source"] == "owner" and body["text"] == alpha_file.read_text()
+    assert body["file_hash"] == hashlib.sha256(alpha_file.read_bytes()).hexdigest()
     r = call(homes, "get_spec", {"project": "proj-beta", "spec": "404"})
     assert r.isError and r.structuredContent["error"] == "not_found"
 
@@ -239,6 +243,12 @@ def test_every_tool_against_two_running_peers(mesh):
     )
     assert r.isError and r.structuredContent["result"] == "unavailable", r.structuredContent
     assert "status: complete" in alpha_file.read_text()
+    # Its body: the copy kept from the last read, marked as such.
+    r = call(homes, "get_spec", {"machine": "alpha", "project": "proj-alpha", "spec": "1", "include_body": True})
+    body = r.structuredContent["body"]
+    assert body["source"] == "cache" and "Body of Alpha" in body["text"] and body["note"], body
+    r = call(homes, "get_spec", {"machine": "alpha", "project": "proj-alpha", "spec": "2", "include_body": True})
+    assert r.structuredContent["body_unavailable"]["error"] == "unreachable", r.structuredContent
 
     # Without a running `up`, the same answers (a node opened per request).
     running = call(homes, "list_specs", {}).structuredContent

@@ -519,6 +519,22 @@ fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -818,11 +834,24 @@ public protocol PeerProtocol: AnyObject, Sendable {
     func audit(limit: UInt32) throws  -> [AuditEntry]
     
     /**
+     * Specs of every machine in columns by `group_by` (`status`, `priority`,
+     * `assignee`, `tag`, `machine`, `parent`); only those matching `query` when given.
+     */
+    func board(query: String?, groupBy: String) throws  -> BoardInfo
+    
+    /**
      * What is wrong across the fleet: a spec number used twice in one project, one spec
      * with different metadata on different machines, unreadable specs, dangling
      * dependencies.
      */
     func check() throws  -> CheckResult
+    
+    /**
+     * What `spec` (name, number or slug; in `project` when given: id, name or git
+     * origin) depends on and what depends on it, across every machine holding its
+     * project, `depth` links deep. Neither direction asked: both.
+     */
+    func deps(project: String?, spec: String, upstream: Bool, downstream: Bool, depth: UInt32) throws  -> DepsInfo
     
     /**
      * Asks `machine` (this one too) to change a spec's metadata. `base_hash` defaults
@@ -919,6 +948,14 @@ public protocol PeerProtocol: AnyObject, Sendable {
     func spec(machine: String, project: String, name: String) throws  -> SpecInfo
     
     /**
+     * A spec's README.md (`machine`: id, short id or label; none: this one). Another
+     * machine's is read from it (members only) and a copy kept; when it is offline,
+     * that copy comes back with `source` `cache` and its `fetched_at`; with no copy, the
+     * error kind is `Unreachable`.
+     */
+    func specBody(machine: String?, project: String, name: String) async throws  -> SpecBodyInfo
+    
+    /**
      * Specs of every machine, narrowed by `query`.
      */
     func specs(query: SpecQuery) throws  -> [SpecInfo]
@@ -927,6 +964,12 @@ public protocol PeerProtocol: AnyObject, Sendable {
      * Starts the network: binds the endpoint, connects to members, watches projects.
      */
     func start() async throws 
+    
+    /**
+     * Counts by status, priority and tag, per machine and for the fleet (a spec held
+     * by several machines counts once), with the completion rate.
+     */
+    func stats() throws  -> StatsInfo
     
     /**
      * This machine, its projects, the other machines and pending changes.
@@ -1045,6 +1088,21 @@ open func audit(limit: UInt32)throws  -> [AuditEntry]  {
 }
     
     /**
+     * Specs of every machine in columns by `group_by` (`status`, `priority`,
+     * `assignee`, `tag`, `machine`, `parent`); only those matching `query` when given.
+     */
+open func board(query: String?, groupBy: String)throws  -> BoardInfo  {
+    return try  FfiConverterTypeBoardInfo_lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
+        uniffiCallStatus in
+    uniffi_leanspec_peer_ffi_fn_method_peer_board(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(query),
+        FfiConverterString.lower(groupBy),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * What is wrong across the fleet: a spec number used twice in one project, one spec
      * with different metadata on different machines, unreadable specs, dangling
      * dependencies.
@@ -1054,6 +1112,25 @@ open func check()throws  -> CheckResult  {
         uniffiCallStatus in
     uniffi_leanspec_peer_ffi_fn_method_peer_check(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * What `spec` (name, number or slug; in `project` when given: id, name or git
+     * origin) depends on and what depends on it, across every machine holding its
+     * project, `depth` links deep. Neither direction asked: both.
+     */
+open func deps(project: String?, spec: String, upstream: Bool, downstream: Bool, depth: UInt32)throws  -> DepsInfo  {
+    return try  FfiConverterTypeDepsInfo_lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
+        uniffiCallStatus in
+    uniffi_leanspec_peer_ffi_fn_method_peer_deps(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(project),
+        FfiConverterString.lower(spec),
+        FfiConverterBool.lower(upstream),
+        FfiConverterBool.lower(downstream),
+        FfiConverterUInt32.lower(depth),uniffiCallStatus
     )
 })
 }
@@ -1302,6 +1379,28 @@ open func spec(machine: String, project: String, name: String)throws  -> SpecInf
 }
     
     /**
+     * A spec's README.md (`machine`: id, short id or label; none: this one). Another
+     * machine's is read from it (members only) and a copy kept; when it is offline,
+     * that copy comes back with `source` `cache` and its `fetched_at`; with no copy, the
+     * error kind is `Unreachable`.
+     */
+open func specBody(machine: String?, project: String, name: String)async throws  -> SpecBodyInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_leanspec_peer_ffi_fn_method_peer_spec_body(
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(machine),FfiConverterString.lower(project),FfiConverterString.lower(name)
+                )
+            },
+            pollFunc: ffi_leanspec_peer_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_leanspec_peer_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_leanspec_peer_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSpecBodyInfo_lift,
+            errorHandler: FfiConverterTypePeerError_lift
+        )
+}
+    
+    /**
      * Specs of every machine, narrowed by `query`.
      */
 open func specs(query: SpecQuery)throws  -> [SpecInfo]  {
@@ -1331,6 +1430,19 @@ open func start()async throws   {
             liftFunc: { $0 },
             errorHandler: FfiConverterTypePeerError_lift
         )
+}
+    
+    /**
+     * Counts by status, priority and tag, per machine and for the fleet (a spec held
+     * by several machines counts once), with the completion rate.
+     */
+open func stats()throws  -> StatsInfo  {
+    return try  FfiConverterTypeStatsInfo_lift(try rustCallWithError(FfiConverterTypePeerError_lift) {
+        uniffiCallStatus in
+    uniffi_leanspec_peer_ffi_fn_method_peer_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1755,6 +1867,148 @@ public func FfiConverterTypeAuditEntry_lower(_ value: AuditEntry) -> RustBuffer 
 
 
 /**
+ * One board column.
+ */
+public struct BoardColumn: Equatable, Hashable {
+    /**
+     * The value it holds (`in-progress`, `high`, a tag, a machine label, a parent) or
+     * `none`.
+     */
+    public var key: String
+    /**
+     * Its specs.
+     */
+    public var specs: [SpecInfo]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The value it holds (`in-progress`, `high`, a tag, a machine label, a parent) or
+         * `none`.
+         */key: String, 
+        /**
+         * Its specs.
+         */specs: [SpecInfo]) {
+        self.key = key
+        self.specs = specs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BoardColumn: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBoardColumn: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BoardColumn {
+        return
+            try BoardColumn(
+                key: FfiConverterString.read(from: &buf), 
+                specs: FfiConverterSequenceTypeSpecInfo.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BoardColumn, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.key, into: &buf)
+        FfiConverterSequenceTypeSpecInfo.write(value.specs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBoardColumn_lift(_ buf: RustBuffer) throws -> BoardColumn {
+    return try FfiConverterTypeBoardColumn.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBoardColumn_lower(_ value: BoardColumn) -> RustBuffer {
+    return FfiConverterTypeBoardColumn.lower(value)
+}
+
+
+/**
+ * Specs in columns.
+ */
+public struct BoardInfo: Equatable, Hashable {
+    /**
+     * What the columns are (`status`, `priority`, `assignee`, `tag`, `machine`,
+     * `parent`).
+     */
+    public var groupBy: String
+    /**
+     * The columns, in board order.
+     */
+    public var columns: [BoardColumn]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * What the columns are (`status`, `priority`, `assignee`, `tag`, `machine`,
+         * `parent`).
+         */groupBy: String, 
+        /**
+         * The columns, in board order.
+         */columns: [BoardColumn]) {
+        self.groupBy = groupBy
+        self.columns = columns
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BoardInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBoardInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BoardInfo {
+        return
+            try BoardInfo(
+                groupBy: FfiConverterString.read(from: &buf), 
+                columns: FfiConverterSequenceTypeBoardColumn.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BoardInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.groupBy, into: &buf)
+        FfiConverterSequenceTypeBoardColumn.write(value.columns, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBoardInfo_lift(_ buf: RustBuffer) throws -> BoardInfo {
+    return try FfiConverterTypeBoardInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBoardInfo_lower(_ value: BoardInfo) -> RustBuffer {
+    return FfiConverterTypeBoardInfo.lower(value)
+}
+
+
+/**
  * One problem `check` found.
  */
 public struct CheckProblem: Equatable, Hashable {
@@ -1899,6 +2153,273 @@ public func FfiConverterTypeCheckResult_lift(_ buf: RustBuffer) throws -> CheckR
 #endif
 public func FfiConverterTypeCheckResult_lower(_ value: CheckResult) -> RustBuffer {
     return FfiConverterTypeCheckResult.lower(value)
+}
+
+
+/**
+ * One line of a dependency tree, depth first.
+ */
+public struct DepEntryInfo: Equatable, Hashable {
+    /**
+     * Links from the spec asked for (1: direct).
+     */
+    public var depth: UInt32
+    /**
+     * Upstream: the `depends_on` entry as written; downstream: the dependent's name.
+     */
+    public var entry: String
+    /**
+     * The spec it names; none when no machine holds one.
+     */
+    public var spec: DepSpecInfo?
+    /**
+     * Already shown above (a diamond or a cycle).
+     */
+    public var repeated: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Links from the spec asked for (1: direct).
+         */depth: UInt32, 
+        /**
+         * Upstream: the `depends_on` entry as written; downstream: the dependent's name.
+         */entry: String, 
+        /**
+         * The spec it names; none when no machine holds one.
+         */spec: DepSpecInfo?, 
+        /**
+         * Already shown above (a diamond or a cycle).
+         */repeated: Bool) {
+        self.depth = depth
+        self.entry = entry
+        self.spec = spec
+        self.repeated = repeated
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DepEntryInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDepEntryInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DepEntryInfo {
+        return
+            try DepEntryInfo(
+                depth: FfiConverterUInt32.read(from: &buf), 
+                entry: FfiConverterString.read(from: &buf), 
+                spec: FfiConverterOptionTypeDepSpecInfo.read(from: &buf), 
+                repeated: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DepEntryInfo, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.depth, into: &buf)
+        FfiConverterString.write(value.entry, into: &buf)
+        FfiConverterOptionTypeDepSpecInfo.write(value.spec, into: &buf)
+        FfiConverterBool.write(value.repeated, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDepEntryInfo_lift(_ buf: RustBuffer) throws -> DepEntryInfo {
+    return try FfiConverterTypeDepEntryInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDepEntryInfo_lower(_ value: DepEntryInfo) -> RustBuffer {
+    return FfiConverterTypeDepEntryInfo.lower(value)
+}
+
+
+/**
+ * A spec in a dependency tree, as its latest copy says.
+ */
+public struct DepSpecInfo: Equatable, Hashable {
+    /**
+     * Spec name.
+     */
+    public var name: String
+    /**
+     * Title.
+     */
+    public var title: String
+    /**
+     * Status.
+     */
+    public var status: String?
+    /**
+     * Labels of the machines that hold it.
+     */
+    public var machines: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Spec name.
+         */name: String, 
+        /**
+         * Title.
+         */title: String, 
+        /**
+         * Status.
+         */status: String?, 
+        /**
+         * Labels of the machines that hold it.
+         */machines: [String]) {
+        self.name = name
+        self.title = title
+        self.status = status
+        self.machines = machines
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DepSpecInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDepSpecInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DepSpecInfo {
+        return
+            try DepSpecInfo(
+                name: FfiConverterString.read(from: &buf), 
+                title: FfiConverterString.read(from: &buf), 
+                status: FfiConverterOptionString.read(from: &buf), 
+                machines: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DepSpecInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterOptionString.write(value.status, into: &buf)
+        FfiConverterSequenceString.write(value.machines, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDepSpecInfo_lift(_ buf: RustBuffer) throws -> DepSpecInfo {
+    return try FfiConverterTypeDepSpecInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDepSpecInfo_lower(_ value: DepSpecInfo) -> RustBuffer {
+    return FfiConverterTypeDepSpecInfo.lower(value)
+}
+
+
+/**
+ * What a spec depends on and what depends on it.
+ */
+public struct DepsInfo: Equatable, Hashable {
+    /**
+     * The fleet project.
+     */
+    public var fleet: String
+    /**
+     * The spec asked for.
+     */
+    public var spec: DepSpecInfo
+    /**
+     * What it depends on (empty when not asked).
+     */
+    public var upstream: [DepEntryInfo]
+    /**
+     * What depends on it (empty when not asked).
+     */
+    public var downstream: [DepEntryInfo]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The fleet project.
+         */fleet: String, 
+        /**
+         * The spec asked for.
+         */spec: DepSpecInfo, 
+        /**
+         * What it depends on (empty when not asked).
+         */upstream: [DepEntryInfo], 
+        /**
+         * What depends on it (empty when not asked).
+         */downstream: [DepEntryInfo]) {
+        self.fleet = fleet
+        self.spec = spec
+        self.upstream = upstream
+        self.downstream = downstream
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DepsInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDepsInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DepsInfo {
+        return
+            try DepsInfo(
+                fleet: FfiConverterString.read(from: &buf), 
+                spec: FfiConverterTypeDepSpecInfo.read(from: &buf), 
+                upstream: FfiConverterSequenceTypeDepEntryInfo.read(from: &buf), 
+                downstream: FfiConverterSequenceTypeDepEntryInfo.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DepsInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.fleet, into: &buf)
+        FfiConverterTypeDepSpecInfo.write(value.spec, into: &buf)
+        FfiConverterSequenceTypeDepEntryInfo.write(value.upstream, into: &buf)
+        FfiConverterSequenceTypeDepEntryInfo.write(value.downstream, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDepsInfo_lift(_ buf: RustBuffer) throws -> DepsInfo {
+    return try FfiConverterTypeDepsInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDepsInfo_lower(_ value: DepsInfo) -> RustBuffer {
+    return FfiConverterTypeDepsInfo.lower(value)
 }
 
 
@@ -2275,6 +2796,85 @@ public func FfiConverterTypeJoinResult_lift(_ buf: RustBuffer) throws -> JoinRes
 #endif
 public func FfiConverterTypeJoinResult_lower(_ value: JoinResult) -> RustBuffer {
     return FfiConverterTypeJoinResult.lower(value)
+}
+
+
+/**
+ * One machine's counts.
+ */
+public struct MachineCounts: Equatable, Hashable {
+    /**
+     * Machine id (hex).
+     */
+    public var machine: String
+    /**
+     * Its label.
+     */
+    public var machineLabel: String
+    /**
+     * Its specs' counts.
+     */
+    public var counts: SpecCounts
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Machine id (hex).
+         */machine: String, 
+        /**
+         * Its label.
+         */machineLabel: String, 
+        /**
+         * Its specs' counts.
+         */counts: SpecCounts) {
+        self.machine = machine
+        self.machineLabel = machineLabel
+        self.counts = counts
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MachineCounts: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMachineCounts: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MachineCounts {
+        return
+            try MachineCounts(
+                machine: FfiConverterString.read(from: &buf), 
+                machineLabel: FfiConverterString.read(from: &buf), 
+                counts: FfiConverterTypeSpecCounts.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MachineCounts, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.machine, into: &buf)
+        FfiConverterString.write(value.machineLabel, into: &buf)
+        FfiConverterTypeSpecCounts.write(value.counts, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMachineCounts_lift(_ buf: RustBuffer) throws -> MachineCounts {
+    return try FfiConverterTypeMachineCounts.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMachineCounts_lower(_ value: MachineCounts) -> RustBuffer {
+    return FfiConverterTypeMachineCounts.lower(value)
 }
 
 
@@ -2745,6 +3345,147 @@ public func FfiConverterTypeSearchHit_lower(_ value: SearchHit) -> RustBuffer {
 
 
 /**
+ * A spec's README.md.
+ */
+public struct SpecBodyInfo: Equatable, Hashable {
+    /**
+     * Owner machine id (hex).
+     */
+    public var machine: String
+    /**
+     * Owner label.
+     */
+    public var machineLabel: String
+    /**
+     * Project id.
+     */
+    public var projectId: String
+    /**
+     * Spec name.
+     */
+    public var spec: String
+    /**
+     * The file's text.
+     */
+    public var text: String
+    /**
+     * SHA-256 of the file (hex).
+     */
+    public var fileHash: String
+    /**
+     * `local` (this machine's file), `owner` (read from it now) or `cache` (the copy
+     * kept from the last read; the owner is unavailable).
+     */
+    public var source: String
+    /**
+     * When it was read (unix milliseconds).
+     */
+    public var fetchedAt: Int64
+    /**
+     * Why the cached copy is shown.
+     */
+    public var note: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Owner machine id (hex).
+         */machine: String, 
+        /**
+         * Owner label.
+         */machineLabel: String, 
+        /**
+         * Project id.
+         */projectId: String, 
+        /**
+         * Spec name.
+         */spec: String, 
+        /**
+         * The file's text.
+         */text: String, 
+        /**
+         * SHA-256 of the file (hex).
+         */fileHash: String, 
+        /**
+         * `local` (this machine's file), `owner` (read from it now) or `cache` (the copy
+         * kept from the last read; the owner is unavailable).
+         */source: String, 
+        /**
+         * When it was read (unix milliseconds).
+         */fetchedAt: Int64, 
+        /**
+         * Why the cached copy is shown.
+         */note: String?) {
+        self.machine = machine
+        self.machineLabel = machineLabel
+        self.projectId = projectId
+        self.spec = spec
+        self.text = text
+        self.fileHash = fileHash
+        self.source = source
+        self.fetchedAt = fetchedAt
+        self.note = note
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SpecBodyInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSpecBodyInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SpecBodyInfo {
+        return
+            try SpecBodyInfo(
+                machine: FfiConverterString.read(from: &buf), 
+                machineLabel: FfiConverterString.read(from: &buf), 
+                projectId: FfiConverterString.read(from: &buf), 
+                spec: FfiConverterString.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf), 
+                fileHash: FfiConverterString.read(from: &buf), 
+                source: FfiConverterString.read(from: &buf), 
+                fetchedAt: FfiConverterInt64.read(from: &buf), 
+                note: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SpecBodyInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.machine, into: &buf)
+        FfiConverterString.write(value.machineLabel, into: &buf)
+        FfiConverterString.write(value.projectId, into: &buf)
+        FfiConverterString.write(value.spec, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+        FfiConverterString.write(value.fileHash, into: &buf)
+        FfiConverterString.write(value.source, into: &buf)
+        FfiConverterInt64.write(value.fetchedAt, into: &buf)
+        FfiConverterOptionString.write(value.note, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecBodyInfo_lift(_ buf: RustBuffer) throws -> SpecBodyInfo {
+    return try FfiConverterTypeSpecBodyInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecBodyInfo_lower(_ value: SpecBodyInfo) -> RustBuffer {
+    return FfiConverterTypeSpecBodyInfo.lower(value)
+}
+
+
+/**
  * A change to a spec's metadata; empty fields are left alone.
  */
 public struct SpecChange: Equatable, Hashable {
@@ -2880,6 +3621,105 @@ public func FfiConverterTypeSpecChange_lift(_ buf: RustBuffer) throws -> SpecCha
 #endif
 public func FfiConverterTypeSpecChange_lower(_ value: SpecChange) -> RustBuffer {
     return FfiConverterTypeSpecChange.lower(value)
+}
+
+
+/**
+ * Counts over a set of specs.
+ */
+public struct SpecCounts: Equatable, Hashable {
+    /**
+     * Specs.
+     */
+    public var specs: UInt64
+    /**
+     * By status (`none` for a spec without a readable one).
+     */
+    public var byStatus: [String: UInt64]
+    /**
+     * By priority (`none` when unset).
+     */
+    public var byPriority: [String: UInt64]
+    /**
+     * By tag (a spec counts once per tag).
+     */
+    public var byTag: [String: UInt64]
+    /**
+     * `complete` over every spec that is not `archived`.
+     */
+    public var completionRate: Double
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Specs.
+         */specs: UInt64, 
+        /**
+         * By status (`none` for a spec without a readable one).
+         */byStatus: [String: UInt64], 
+        /**
+         * By priority (`none` when unset).
+         */byPriority: [String: UInt64], 
+        /**
+         * By tag (a spec counts once per tag).
+         */byTag: [String: UInt64], 
+        /**
+         * `complete` over every spec that is not `archived`.
+         */completionRate: Double) {
+        self.specs = specs
+        self.byStatus = byStatus
+        self.byPriority = byPriority
+        self.byTag = byTag
+        self.completionRate = completionRate
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SpecCounts: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSpecCounts: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SpecCounts {
+        return
+            try SpecCounts(
+                specs: FfiConverterUInt64.read(from: &buf), 
+                byStatus: FfiConverterDictionaryStringUInt64.read(from: &buf), 
+                byPriority: FfiConverterDictionaryStringUInt64.read(from: &buf), 
+                byTag: FfiConverterDictionaryStringUInt64.read(from: &buf), 
+                completionRate: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SpecCounts, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.specs, into: &buf)
+        FfiConverterDictionaryStringUInt64.write(value.byStatus, into: &buf)
+        FfiConverterDictionaryStringUInt64.write(value.byPriority, into: &buf)
+        FfiConverterDictionaryStringUInt64.write(value.byTag, into: &buf)
+        FfiConverterDouble.write(value.completionRate, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecCounts_lift(_ buf: RustBuffer) throws -> SpecCounts {
+    return try FfiConverterTypeSpecCounts.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecCounts_lower(_ value: SpecCounts) -> RustBuffer {
+    return FfiConverterTypeSpecCounts.lower(value)
 }
 
 
@@ -3178,6 +4018,75 @@ public func FfiConverterTypeSpecQuery_lift(_ buf: RustBuffer) throws -> SpecQuer
 #endif
 public func FfiConverterTypeSpecQuery_lower(_ value: SpecQuery) -> RustBuffer {
     return FfiConverterTypeSpecQuery.lower(value)
+}
+
+
+/**
+ * Counts per machine and for the fleet (each spec once, as its latest copy says).
+ */
+public struct StatsInfo: Equatable, Hashable {
+    /**
+     * Per machine.
+     */
+    public var machines: [MachineCounts]
+    /**
+     * The fleet.
+     */
+    public var fleet: SpecCounts
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Per machine.
+         */machines: [MachineCounts], 
+        /**
+         * The fleet.
+         */fleet: SpecCounts) {
+        self.machines = machines
+        self.fleet = fleet
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StatsInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStatsInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StatsInfo {
+        return
+            try StatsInfo(
+                machines: FfiConverterSequenceTypeMachineCounts.read(from: &buf), 
+                fleet: FfiConverterTypeSpecCounts.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StatsInfo, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeMachineCounts.write(value.machines, into: &buf)
+        FfiConverterTypeSpecCounts.write(value.fleet, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStatsInfo_lift(_ buf: RustBuffer) throws -> StatsInfo {
+    return try FfiConverterTypeStatsInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStatsInfo_lower(_ value: StatsInfo) -> RustBuffer {
+    return FfiConverterTypeStatsInfo.lower(value)
 }
 
 
@@ -3855,7 +4764,11 @@ public enum PeerEvent: Equatable, Hashable {
          */spec: String, 
         /**
          * Changed fields (empty: the whole spec is new).
-         */fields: [String]
+         */fields: [String], 
+        /**
+         * The new value of each changed field (of every set field when the spec is
+         * new), as JSON text: a string, a list of strings, or `null` when unset.
+         */values: [String: String]
     )
     /**
      * A spec was removed on some machine.
@@ -4023,7 +4936,7 @@ public struct FfiConverterTypePeerEvent: FfiConverterRustBuffer {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .specChanged(machine: try FfiConverterString.read(from: &buf), project: try FfiConverterString.read(from: &buf), spec: try FfiConverterString.read(from: &buf), fields: try FfiConverterSequenceString.read(from: &buf)
+        case 1: return .specChanged(machine: try FfiConverterString.read(from: &buf), project: try FfiConverterString.read(from: &buf), spec: try FfiConverterString.read(from: &buf), fields: try FfiConverterSequenceString.read(from: &buf), values: try FfiConverterDictionaryStringString.read(from: &buf)
         )
         
         case 2: return .specRemoved(machine: try FfiConverterString.read(from: &buf), project: try FfiConverterString.read(from: &buf), spec: try FfiConverterString.read(from: &buf)
@@ -4072,12 +4985,13 @@ public struct FfiConverterTypePeerEvent: FfiConverterRustBuffer {
         switch value {
         
         
-        case let .specChanged(machine,project,spec,fields):
+        case let .specChanged(machine,project,spec,fields,values):
             writeInt(&buf, Int32(1))
             FfiConverterString.write(machine, into: &buf)
             FfiConverterString.write(project, into: &buf)
             FfiConverterString.write(spec, into: &buf)
             FfiConverterSequenceString.write(fields, into: &buf)
+            FfiConverterDictionaryStringString.write(values, into: &buf)
             
         
         case let .specRemoved(machine,project,spec):
@@ -4205,6 +5119,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeDepSpecInfo: FfiConverterRustBuffer {
+    typealias SwiftType = DepSpecInfo?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDepSpecInfo.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDepSpecInfo.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]?
 
@@ -4279,6 +5217,31 @@ fileprivate struct FfiConverterSequenceTypeAuditEntry: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeBoardColumn: FfiConverterRustBuffer {
+    typealias SwiftType = [BoardColumn]
+
+    public static func write(_ value: [BoardColumn], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeBoardColumn.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [BoardColumn] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [BoardColumn]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeBoardColumn.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeCheckProblem: FfiConverterRustBuffer {
     typealias SwiftType = [CheckProblem]
 
@@ -4304,6 +5267,31 @@ fileprivate struct FfiConverterSequenceTypeCheckProblem: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeDepEntryInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [DepEntryInfo]
+
+    public static func write(_ value: [DepEntryInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDepEntryInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DepEntryInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DepEntryInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDepEntryInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeInviteInfo: FfiConverterRustBuffer {
     typealias SwiftType = [InviteInfo]
 
@@ -4321,6 +5309,31 @@ fileprivate struct FfiConverterSequenceTypeInviteInfo: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeInviteInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeMachineCounts: FfiConverterRustBuffer {
+    typealias SwiftType = [MachineCounts]
+
+    public static func write(_ value: [MachineCounts], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMachineCounts.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [MachineCounts] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [MachineCounts]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMachineCounts.read(from: &buf))
         }
         return seq
     }
@@ -4425,6 +5438,58 @@ fileprivate struct FfiConverterSequenceTypeSpecInfo: FfiConverterRustBuffer {
         return seq
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringUInt64: FfiConverterRustBuffer {
+    public static func write(_ value: [String: UInt64], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterUInt64.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: UInt64] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: UInt64]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterUInt64.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
+    public static func write(_ value: [String: String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: String] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: String]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterString.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
+    }
+}
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -4514,7 +5579,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_audit() != 58894) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_board() != 34304) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_check() != 8205) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_deps() != 19413) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_edit() != 17010) {
@@ -4568,10 +5639,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_spec() != 14230) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_spec_body() != 42697) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_specs() != 4051) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_start() != 1967) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_leanspec_peer_ffi_checksum_method_peer_stats() != 44733) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_leanspec_peer_ffi_checksum_method_peer_status() != 17219) {

@@ -319,9 +319,19 @@ RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_add_project(uint64_t ptr, Rus
 RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_audit(uint64_t ptr, uint32_t limit, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_BOARD
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_BOARD
+RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_board(uint64_t ptr, RustBuffer query, RustBuffer group_by, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_CHECK
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_CHECK
 RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_check(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_DEPS
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_DEPS
+RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_deps(uint64_t ptr, RustBuffer project, RustBuffer spec, int8_t upstream, int8_t downstream, uint32_t depth, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_EDIT
@@ -409,6 +419,11 @@ RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_search(uint64_t ptr, RustBuff
 RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_spec(uint64_t ptr, RustBuffer machine, RustBuffer project, RustBuffer name, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_SPEC_BODY
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_SPEC_BODY
+uint64_t uniffi_leanspec_peer_ffi_fn_method_peer_spec_body(uint64_t ptr, RustBuffer machine, RustBuffer project, RustBuffer name
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_SPECS
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_SPECS
 RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_specs(uint64_t ptr, RustBuffer query, RustCallStatus *_Nonnull out_status
@@ -417,6 +432,11 @@ RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_specs(uint64_t ptr, RustBuffe
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_START
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_START
 uint64_t uniffi_leanspec_peer_ffi_fn_method_peer_start(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_STATS
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_STATS
+RustBuffer uniffi_leanspec_peer_ffi_fn_method_peer_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_FN_METHOD_PEER_STATUS
@@ -730,9 +750,21 @@ uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_audit(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_BOARD
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_BOARD
+uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_board(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_CHECK
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_CHECK
 uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_check(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_DEPS
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_DEPS
+uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_deps(void
     
 );
 #endif
@@ -838,6 +870,12 @@ uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_spec(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_SPEC_BODY
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_SPEC_BODY
+uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_spec_body(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_SPECS
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_SPECS
 uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_specs(void
@@ -847,6 +885,12 @@ uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_specs(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_START
 #define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_START
 uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_start(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_STATS
+#define UNIFFI_FFIDEF_UNIFFI_LEANSPEC_PEER_FFI_CHECKSUM_METHOD_PEER_STATS
+uint16_t uniffi_leanspec_peer_ffi_checksum_method_peer_stats(void
     
 );
 #endif
