@@ -8,6 +8,7 @@
 
 mod addrs;
 mod deliver;
+mod exchange;
 mod join;
 mod read;
 

@@ -114,6 +114,24 @@ async fn next_event(
     }
 }
 
+/// An endpoint with a key no mesh knows, on 127.0.0.1.
+async fn stranger() -> iroh::Endpoint {
+    iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .clear_ip_transports()
+        .bind_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind addr")
+        .bind()
+        .await
+        .expect("bind")
+}
+
+/// Where `node` listens.
+fn addr_of(node: &Node) -> iroh::EndpointAddr {
+    iroh::EndpointAddr::new(iroh::PublicKey::from_bytes(node.peer().id().as_bytes()).expect("key"))
+        .with_ip_addr(node.peer().addrs()[0])
+}
+
 async fn pair(inviter: &Node, joiner: &Node) {
     leanspec_peer_tests::pair(inviter.peer(), joiner.peer()).await;
 }
@@ -237,18 +255,8 @@ async fn strangers_and_bad_tickets_are_refused() {
 
     // A machine that is not a member cannot open a sync connection.
     let mut refused = a.peer().subscribe().1;
-    let stranger = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
-        .relay_mode(iroh::RelayMode::Disabled)
-        .clear_ip_transports()
-        .bind_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .expect("bind addr")
-        .bind()
-        .await
-        .expect("bind");
-    let a_addr = iroh::EndpointAddr::new(
-        iroh::PublicKey::from_bytes(a.peer().id().as_bytes()).expect("key"),
-    )
-    .with_ip_addr(a.peer().addrs()[0]);
+    let stranger = stranger().await;
+    let a_addr = addr_of(&a);
     let conn = stranger
         .connect(a_addr, leanspec_peer_core::net::SYNC_ALPN)
         .await
@@ -596,18 +604,8 @@ async fn spec_bodies_come_from_their_owner_and_are_kept_for_when_it_is_offline()
     assert_eq!(own.source, BodySource::Local);
 
     // A stranger cannot ask.
-    let stranger = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
-        .relay_mode(iroh::RelayMode::Disabled)
-        .clear_ip_transports()
-        .bind_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .expect("bind addr")
-        .bind()
-        .await
-        .expect("bind");
-    let a_addr = iroh::EndpointAddr::new(
-        iroh::PublicKey::from_bytes(a.peer().id().as_bytes()).expect("key"),
-    )
-    .with_ip_addr(a.peer().addrs()[0]);
+    let stranger = stranger().await;
+    let a_addr = addr_of(&a);
     let conn = stranger
         .connect(a_addr, leanspec_peer_core::net::READ_ALPN)
         .await

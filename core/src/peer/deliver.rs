@@ -2,17 +2,15 @@
 //! bi-stream, the operation one way and the verdict the other. Nothing is queued: if
 //! the target cannot be reached within the timeout the answer is `unavailable`.
 
-use super::{Event, PeerError, Shared, endpoint_addr, lock};
+use super::{Event, PeerError, Shared, exchange, lock};
 use crate::identity::MachineId;
 use crate::machine::DocKey;
-use crate::net::{self, OP_ALPN, close, frame};
-use crate::node::Refused;
+use crate::net::{self, OP_ALPN, close};
 use crate::ops::verify::{self, Received};
 use crate::ops::{
     AuditRecord, Direction, OpBody, Operation, Outcome, Reason, SignedOperation, Verdict,
     wire::MAX_OP_BYTES,
 };
-use crate::proto::link;
 use iroh::endpoint::Connection;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,57 +19,25 @@ const KIND_OP: u8 = 5;
 const KIND_VERDICT: u8 = 6;
 /// A verdict is a short JSON object; anything larger is a broken target.
 const MAX_VERDICT_BYTES: usize = 16 * 1024;
-/// How long a sender may take to send its operation once connected.
-const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn now_ms() -> i64 {
     crate::time::now_ms()
 }
 
-/// Target side: one operation per connection.
+/// Target side: one operation per connection. Members only, and within their rate,
+/// decided on the key the connection authenticated, before a byte of the operation is
+/// read: a stranger's flood is counted, never audited or stored.
 pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
-    let sender = MachineId::from_bytes(*conn.remote_id().as_bytes());
-    // Members only, and within their rate, decided on the key the connection
-    // authenticated, before a byte of the operation is read: a stranger's flood is
-    // counted, never audited or stored.
-    let admitted = link::admit_session(lock(&shared.local.machine).mesh(), shared.me, sender);
-    if let Err(refusal) = admitted {
-        super::session::refuse(&shared, &conn, sender, refusal);
-        return;
-    }
-    let wait = {
-        let mut budget = lock(&shared.local.op_budget);
-        if budget.allow(sender, std::time::Instant::now()) {
-            None
-        } else {
-            Some((budget.retry_after(sender), budget.rate()))
-        }
-    };
-    if let Some((wait, (burst, per_second))) = wait {
-        let reason = format!(
-            "too many operations: {per_second} per second after a burst of {burst}; try again in {} ms",
-            wait.as_millis().max(1)
-        );
-        if shared.local.refusals.count(Refused::RateLimited) {
-            tracing::warn!(peer = %sender.short(), "refused an operation: {reason}");
-        }
-        conn.close(close::RATE_LIMITED.into(), reason.as_bytes());
-        return;
-    }
-    let Ok(Ok((mut send, mut recv))) =
-        tokio::time::timeout(RECEIVE_TIMEOUT, conn.accept_bi()).await
-    else {
+    let Some(sender) = exchange::admit(&shared, &conn, "an operation") else {
         return;
     };
     // The frame header is 2 bytes on top of the operation.
-    let read = tokio::time::timeout(
-        RECEIVE_TIMEOUT,
-        frame::read_max(&mut recv, MAX_OP_BYTES + 2),
-    )
-    .await;
+    let Some((send, read)) = exchange::request(&conn, MAX_OP_BYTES + 2).await else {
+        return;
+    };
     let received = match read {
-        Ok(Ok((KIND_OP, body))) => receive_local(&shared, Some(sender), &body),
-        Ok(Err(net::FrameError::TooLarge(n))) => refuse_undecodable(
+        Ok((KIND_OP, body)) => receive_local(&shared, Some(sender), &body),
+        Err(net::FrameError::TooLarge(n)) => refuse_undecodable(
             &shared,
             sender,
             Reason::TooLarge,
@@ -80,21 +46,16 @@ pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
                 MAX_OP_BYTES + 2
             ),
         ),
-        Ok(Ok(_)) => refuse_undecodable(
+        Ok(_) => refuse_undecodable(
             &shared,
             sender,
             Reason::Malformed,
             "expected an operation frame".into(),
         ),
-        Ok(Err(e)) => refuse_undecodable(&shared, sender, Reason::Malformed, e.to_string()),
-        Err(_) => return,
+        Err(e) => refuse_undecodable(&shared, sender, Reason::Malformed, e.to_string()),
     };
     let body = serde_json::to_vec(&received.verdict).unwrap_or_default();
-    if frame::write(&mut send, KIND_VERDICT, &body).await.is_ok() {
-        let _ = send.finish();
-        // Let the answer reach the author before the connection goes.
-        let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
-    }
+    exchange::answer(&conn, send, KIND_VERDICT, &body).await;
 }
 
 fn refuse_undecodable(
@@ -238,102 +199,44 @@ pub(crate) async fn deliver_bytes(
     if target == shared.me {
         return receive_local(shared, Some(shared.me), bytes).verdict;
     }
-    let record = {
-        let m = lock(&shared.local.machine);
-        match m.store().peer(target) {
-            Ok(r) => r,
-            Err(e) => {
-                return Verdict::unavailable(
-                    op_id.to_string(),
-                    format!("cannot read the address book here: {e}"),
-                );
-            }
+    let exchange = exchange::ask(
+        shared,
+        target,
+        OP_ALPN,
+        (KIND_OP, bytes),
+        (KIND_VERDICT, MAX_VERDICT_BYTES),
+    );
+    let answer = match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(body)) => serde_json::from_slice::<Verdict>(&body)
+            .map_err(|e| exchange::Failed::Other(format!("unreadable answer: {e}"))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            return Verdict::unavailable(
+                op_id.to_string(),
+                format!(
+                    "{} did not answer within {} s; nothing was queued",
+                    target.short(),
+                    timeout.as_secs_f64()
+                ),
+            );
         }
     };
-    let Some(addr) = record.as_ref().and_then(endpoint_addr) else {
-        return Verdict::unavailable(
+    match answer {
+        Ok(v) => v,
+        Err(exchange::Failed::Refused(code, why)) => Verdict::rejected(
             op_id.to_string(),
-            format!(
-                "no known address for {}: pair with it first (`leanspec-peer invite` / `join`)",
-                target.short()
-            ),
-        );
-    };
-    let exchange = async {
-        let conn = shared
-            .endpoint
-            .connect(addr, OP_ALPN)
-            .await
-            .map_err(|e| Failed::Other(format!("cannot connect: {e}")))?;
-        let answer = async {
-            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-            frame::write(&mut send, KIND_OP, bytes)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = send.finish();
-            let (kind, body) = frame::read_max(&mut recv, MAX_VERDICT_BYTES)
-                .await
-                .map_err(|e| format!("no answer: {e}"))?;
-            conn.close(0u32.into(), b"done");
-            if kind != KIND_VERDICT {
-                return Err("the target answered with an unexpected frame".to_string());
-            }
-            serde_json::from_slice::<Verdict>(&body).map_err(|e| format!("unreadable answer: {e}"))
-        };
-        answer.await.map_err(|e| match refused_at_accept(&conn) {
-            Some((reason, why)) => Failed::Refused(reason, why),
-            None => Failed::Other(e),
-        })
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(Failed::Refused(reason, why))) => Verdict::rejected(
-            op_id.to_string(),
-            reason,
+            match code {
+                close::NOT_MEMBER => Reason::NotMember,
+                close::REVOKED => Reason::Revoked,
+                _ => Reason::RateLimited,
+            },
             format!("{} refused the connection: {why}", target.short()),
         ),
-        Ok(Err(Failed::Other(e))) => Verdict::unavailable(
+        Err(exchange::Failed::Other(e)) => Verdict::unavailable(
             op_id.to_string(),
             format!("{} is unreachable: {e}", target.short()),
         ),
-        Err(_) => Verdict::unavailable(
-            op_id.to_string(),
-            format!(
-                "{} did not answer within {} s; nothing was queued",
-                target.short(),
-                timeout.as_secs_f64()
-            ),
-        ),
     }
-}
-
-/// Why an exchange with the target failed.
-enum Failed {
-    /// The target closed the connection at accept, with a reason code.
-    Refused(Reason, String),
-    Other(String),
-}
-
-/// The target's refusal, when it closed the connection at accept.
-fn refused_at_accept(conn: &Connection) -> Option<(Reason, String)> {
-    let iroh::endpoint::ConnectionError::ApplicationClosed(c) = conn.close_reason()? else {
-        return None;
-    };
-    let code = u32::try_from(c.error_code.into_inner()).ok()?;
-    let reason = match code {
-        close::NOT_MEMBER => Reason::NotMember,
-        close::REVOKED => Reason::Revoked,
-        close::RATE_LIMITED => Reason::RateLimited,
-        _ => return None,
-    };
-    // The reason is the target's text: shown, so kept short and free of control
-    // characters.
-    let why = String::from_utf8_lossy(&c.reason)
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(300)
-        .collect();
-    Some((reason, why))
 }
 
 /// The protocol handler for [`OP_ALPN`](crate::net::OP_ALPN): signed operations from

@@ -70,6 +70,17 @@ fn two_daemons_pair_and_replicate_a_file_edit() {
         "the event's hash is the file's"
     );
     drop(events);
+    // The body, read from A by B's daemon: A's file as it is on A's disk.
+    let project = rows[0]["project"].as_str().expect("project").to_string();
+    let body = cli_json(
+        m_b.home(),
+        &["body", "--machine", "alpha-box", &project, "001-alpha"],
+    );
+    let on_disk =
+        std::fs::read_to_string(m_a.project().join("specs/001-alpha/README.md")).expect("A's file");
+    assert_eq!(body["text"], on_disk.as_str(), "{body}");
+    assert_eq!(body["source"], "owner");
+    assert_eq!(body["file_hash"], file_hash);
 
     let machines = cli_json(m_b.home(), &["machines"]);
     let rows = machines.as_array().expect("array");
