@@ -6,7 +6,8 @@
 //!   cargo bench -p leanspec-peer-core --bench fleet
 //!
 //! Environment: `LEANSPEC_CORPUS` (spec templates), `BENCH_FLEET_MACHINES` (default 5),
-//! `BENCH_FLEET_SPECS` (default 10000), `BENCH_FLEET_RUNS` (default 30).
+//! `BENCH_FLEET_SPECS` (default 10000), `BENCH_FLEET_RUNS` (default 30),
+//! `BENCH_FLEET_QUERY` (run this search only, then stop: for profiling one query).
 
 use leanspec_peer_core::query;
 use leanspec_peer_core::{DocKey, Machine, SpecFilter, spec};
@@ -108,12 +109,18 @@ fn main() {
     );
 
     let queries = [
-        "status:in-progress",
+        "status:archived",
         "tag:cli priority:high",
         "search OR sync NOT status:archived",
         "\"web ui\" created:>=2025-11",
         "agent~",
     ];
+    // BENCH_FLEET_QUERY: this query only (for profiling one).
+    let only = std::env::var("BENCH_FLEET_QUERY").ok();
+    let queries: Vec<&str> = match &only {
+        Some(q) => vec![q.as_str()],
+        None => queries.to_vec(),
+    };
     for q in queries {
         let parsed = query::parse(q).expect("query");
         let mut times = Vec::with_capacity(runs);
@@ -131,12 +138,15 @@ fn main() {
             pct(&mut times, 0.99)
         );
     }
+    if only.is_some() {
+        return;
+    }
     // A change to one machine's document drops that machine's cached table: the next
     // query reads its 10,000 specs again (the other machines' stay cached).
     let project_id = a.projects().expect("projects")[0].id.clone();
     let spec_dir = projects[0].path().join("specs/00001-spec-0");
     let readme = fs::read_to_string(spec_dir.join("README.md")).expect("readme");
-    let parsed = query::parse("status:in-progress").expect("query");
+    let parsed = query::parse("status:archived").expect("query");
     let mut after_change = Vec::with_capacity(runs);
     for i in 0..runs {
         fs::write(spec_dir.join("README.md"), format!("{readme}\nedit {i}\n")).expect("edit");

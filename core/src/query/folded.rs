@@ -11,8 +11,9 @@ pub(crate) const TAG_SEPARATOR: char = '\n';
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FoldedText {
     text: String,
-    /// Per spec: where its title, name and tags start, and where its tags end.
-    spans: Vec<[u32; 4]>,
+    /// Per spec: where its title, name, tags, title words and name words start, and
+    /// where the name words end.
+    spans: Vec<[u32; 6]>,
 }
 
 /// One spec's folded text.
@@ -24,12 +25,28 @@ pub struct Folded<'a> {
     pub name: &'a str,
     /// The tags, lower case, joined by a line break.
     pub tags: &'a str,
+    /// The title's words (runs of letters and digits), lower case, joined by a space.
+    pub title_words: &'a str,
+    /// The name's words, likewise.
+    pub name_words: &'a str,
 }
 
 impl<'a> Folded<'a> {
     /// Each tag.
     pub fn tags(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.tags.split(TAG_SEPARATOR).filter(|t| !t.is_empty())
+    }
+
+    /// Each word of the title.
+    pub fn title_words(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.title_words.split(' ').filter(|w| !w.is_empty())
+    }
+
+    /// Each word of the title, then of the name (split once, when the table was built:
+    /// splitting 50,000 titles by character per query cost more than matching them).
+    pub fn words(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.title_words()
+            .chain(self.name_words.split(' ').filter(|w| !w.is_empty()))
     }
 }
 
@@ -51,22 +68,44 @@ impl FoldedText {
                 }
                 text.push_str(&tag.to_lowercase().replace(TAG_SEPARATOR, " "));
             }
-            spans.push([title, name, tags, at(&text)]);
+            let title_words = at(&text);
+            push_words(&mut text, &spec.title);
+            let name_words = at(&text);
+            push_words(&mut text, &spec.name);
+            spans.push([title, name, tags, title_words, name_words, at(&text)]);
         }
         FoldedText { text, spans }
     }
 
     /// Spec `i`'s folded text (empty past the end or beyond 4 GiB of text).
     pub fn get(&self, i: usize) -> Folded<'_> {
-        let Some([title, name, tags, end]) = self.spans.get(i).copied() else {
+        let Some([title, name, tags, title_words, name_words, end]) = self.spans.get(i).copied()
+        else {
             return Folded::default();
         };
         let part = |from: u32, to: u32| self.text.get(from as usize..to as usize).unwrap_or("");
         Folded {
             title: part(title, name),
             name: part(name, tags),
-            tags: part(tags, end),
+            tags: part(tags, title_words),
+            title_words: part(title_words, name_words),
+            name_words: part(name_words, end),
         }
+    }
+}
+
+/// Appends the lower-cased words of `s` (runs of letters and digits), space-separated.
+fn push_words(text: &mut String, s: &str) {
+    let mut first = true;
+    for w in s
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !first {
+            text.push(' ');
+        }
+        first = false;
+        text.push_str(&w.to_lowercase());
     }
 }
 
@@ -92,6 +131,11 @@ mod tests {
         let a = f.get(0);
         assert_eq!((a.title, a.name), ("über ui", "001-web"));
         assert_eq!(a.tags().collect::<Vec<_>>(), vec!["cli", "two lines"]);
+        assert_eq!(
+            a.words().collect::<Vec<_>>(),
+            vec!["über", "ui", "001", "web"]
+        );
+        assert_eq!(a.title_words().collect::<Vec<_>>(), vec!["über", "ui"]);
         let b = f.get(1);
         assert_eq!((b.title, b.name, b.tags().count()), ("", "002-x", 0));
         assert_eq!(f.get(2).name, "");

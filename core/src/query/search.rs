@@ -73,10 +73,15 @@ pub fn score(query: &Query, spec: &SpecView<'_>) -> Option<u32> {
 /// matching a row allocates nothing for ASCII text.
 #[derive(Debug)]
 enum Matcher {
+    /// Plain text: `want` lower case, found with a searcher built once per query.
     Text {
         want: String,
+        finder: memchr::memmem::Finder<'static>,
+    },
+    /// `word~`: within a typo or two of `want` (`chars` long).
+    Fuzzy {
+        want: String,
         chars: usize,
-        fuzzy: bool,
     },
     Field {
         field: Field,
@@ -97,10 +102,16 @@ impl Matcher {
         match query {
             Query::Term(Term::Text { text, fuzzy, .. }) => {
                 let want = text.to_lowercase();
-                Matcher::Text {
-                    chars: want.chars().count(),
-                    want,
-                    fuzzy: *fuzzy,
+                if *fuzzy {
+                    Matcher::Fuzzy {
+                        chars: want.chars().count(),
+                        want,
+                    }
+                } else {
+                    Matcher::Text {
+                        finder: memchr::memmem::Finder::new(want.as_bytes()).into_owned(),
+                        want,
+                    }
                 }
             }
             Query::Term(Term::Field { field, cmp, value }) => Matcher::Field {
@@ -122,7 +133,17 @@ impl Matcher {
 
     fn score(&self, row: &SpecView<'_>) -> Option<u32> {
         match self {
-            Matcher::Text { want, chars, fuzzy } => text_score(want, *chars, *fuzzy, &row.text),
+            Matcher::Text { want, finder } => text_score(want, finder, &row.text),
+            Matcher::Fuzzy { want, chars } => {
+                let allowed = typo_allowance(*chars);
+                let close = |w: &str| {
+                    // Most words are ASCII and too long or short to be close.
+                    !(w.is_ascii() && w.len().abs_diff(*chars) > allowed)
+                        && typo_close(w, want, *chars)
+                };
+                let t = &row.text;
+                t.words().chain(t.tags()).any(close).then_some(1)
+            }
             Matcher::Field { .. } => self.field_matches(row).then_some(0),
             Matcher::And(ms) => ms
                 .iter()
@@ -189,26 +210,20 @@ impl Matcher {
     }
 }
 
-/// Text terms: title 3 (a whole-word title match 2 more), name 2, tag 2; fuzzy: 1.
-fn text_score(want: &str, chars: usize, fuzzy: bool, text: &Folded<'_>) -> Option<u32> {
-    if fuzzy {
-        let close = words(text.title)
-            .chain(words(text.name))
-            .chain(text.tags())
-            .any(|w| typo_close(w, want, chars));
-        return close.then_some(1);
-    }
+/// Text terms: title 3 (a whole-word title match 2 more), name 2, tag 2.
+fn text_score(want: &str, finder: &memchr::memmem::Finder<'_>, text: &Folded<'_>) -> Option<u32> {
+    let found = |hay: &str| finder.find(hay.as_bytes()).is_some();
     let mut s = 0;
-    if text.title.contains(want) {
+    if found(text.title) {
         s += 3;
-        if words(text.title).any(|w| w == want) {
+        if text.title_words().any(|w| w == want) {
             s += 2;
         }
     }
-    if text.name.contains(want) {
+    if found(text.name) {
         s += 2;
     }
-    if text.tags().any(|t| t.contains(want)) {
+    if text.tags().any(found) {
         s += 2;
     }
     (s > 0).then_some(s)
@@ -248,20 +263,59 @@ fn same_number(name: &str, value: &str) -> bool {
         && digits.parse::<u64>().ok() == value.parse::<u64>().ok()
 }
 
-/// Words (runs of letters and digits).
-fn words(s: &str) -> impl Iterator<Item = &str> + '_ {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
+/// Edits allowed for a word of `chars` characters.
+fn typo_allowance(chars: usize) -> usize {
+    if chars <= 5 { 1 } else { 2 }
 }
 
-/// `word` (lower case) is within a typo or two of `want` (lower case, `chars` long): one edit for words up
-/// to 5 characters, two beyond.
+/// `word` (lower case) is within a typo or two of `want` (lower case, `chars` long):
+/// one edit for words up to 5 characters, two beyond.
 fn typo_close(word: &str, want: &str, chars: usize) -> bool {
-    let allowed = if chars <= 5 { 1 } else { 2 };
+    let allowed = typo_allowance(chars);
     if word.chars().count().abs_diff(chars) > allowed {
         return false;
     }
-    strsim::levenshtein(word, want) <= allowed
+    within_edits(word, want, allowed)
+}
+
+/// Longest word compared on the stack; longer ones go to `strsim`.
+const SHORT: usize = 32;
+
+/// Levenshtein distance of `a` and `b` is at most `k`. Words are short: the DP rows
+/// live on the stack and the walk stops at the first row past `k` (`strsim` allocates
+/// and finishes every row; it was the fuzzy search's largest cost).
+fn within_edits(a: &str, b: &str, k: usize) -> bool {
+    let (mut ac, mut bc) = (['\0'; SHORT], ['\0'; SHORT]);
+    let fill = |s: &str, buf: &mut [char; SHORT]| -> Option<usize> {
+        let mut n = 0;
+        for c in s.chars() {
+            *buf.get_mut(n)? = c;
+            n += 1;
+        }
+        Some(n)
+    };
+    let (Some(m), Some(n)) = (fill(a, &mut ac), fill(b, &mut bc)) else {
+        return strsim::levenshtein(a, b) <= k;
+    };
+    let mut prev = [0usize; SHORT + 1];
+    let mut cur = [0usize; SHORT + 1];
+    for (j, p) in prev.iter_mut().enumerate().take(n + 1) {
+        *p = j;
+    }
+    for i in 1..=m {
+        cur[0] = i;
+        let mut best = i;
+        for j in 1..=n {
+            let substitute = prev[j - 1] + usize::from(ac[i - 1] != bc[j - 1]);
+            cur[j] = substitute.min(prev[j] + 1).min(cur[j - 1] + 1);
+            best = best.min(cur[j]);
+        }
+        if best > k {
+            return false;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[n] <= k
 }
 
 #[cfg(test)]
@@ -349,6 +403,42 @@ mod tests {
         );
         assert_eq!(names("machine:abab", &rows).len(), 3, "an id prefix");
         assert!(names("machine:ab", &rows).is_empty(), "too short for an id");
+    }
+
+    /// The stack DP agrees with `strsim` on every pair of a word list, for k 0 to 3.
+    #[test]
+    fn bounded_edits_agree_with_strsim() {
+        let words = [
+            "",
+            "a",
+            "agent",
+            "agnet",
+            "agents",
+            "argent",
+            "urgent",
+            "gent",
+            "über",
+            "uber",
+            "ueber",
+            "search",
+            "serach",
+            "sarch",
+            "configuration",
+            "konfiguration",
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            "abcdefghijklmnopqrstuvwxyz012345678",
+        ];
+        for a in words {
+            for b in words {
+                for k in 0..4 {
+                    assert_eq!(
+                        within_edits(a, b, k),
+                        strsim::levenshtein(a, b) <= k,
+                        "{a} {b} {k}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
