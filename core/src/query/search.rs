@@ -76,7 +76,7 @@ enum Matcher {
     /// Plain text: `want` lower case, found with a searcher built once per query.
     Text {
         want: String,
-        finder: memchr::memmem::Finder<'static>,
+        finder: Box<memchr::memmem::Finder<'static>>,
     },
     /// `word~`: within a typo or two of `want` (`chars` long).
     Fuzzy {
@@ -109,7 +109,7 @@ impl Matcher {
                     }
                 } else {
                     Matcher::Text {
-                        finder: memchr::memmem::Finder::new(want.as_bytes()).into_owned(),
+                        finder: Box::new(memchr::memmem::Finder::new(want.as_bytes()).into_owned()),
                         want,
                     }
                 }
