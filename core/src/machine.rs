@@ -30,7 +30,7 @@ mod replication;
 mod rows;
 mod scan;
 
-pub use body::read_body;
+pub use body::{BodyTexts, read_body};
 pub use error::{Error, Result};
 pub use invites::{InviteInfo, InviteState, InviteUser};
 pub use replication::{DocChange, DocKey, SyncError};
@@ -56,6 +56,9 @@ pub struct Machine {
     /// Per document: stored bytes as of the last commit, and changes received that wait
     /// for missing dependencies (bounded by `limits.max_orphans`).
     received: HashMap<DocKey, replication::Received>,
+    /// The bodies kept from other machines, folded for search; loaded from the store on
+    /// first use, then kept in step by [`Machine::keep_body`].
+    bodies: std::sync::Mutex<Option<body::BodiesByMachine>>,
 }
 
 /// The software version written into the document.
@@ -144,6 +147,7 @@ impl Machine {
             doc,
             mesh,
             replicas: BTreeMap::new(),
+            bodies: Default::default(),
             snapshot_bytes: HashMap::new(),
             limits: Default::default(),
             received: HashMap::new(),
@@ -244,6 +248,7 @@ impl Machine {
             doc,
             mesh,
             replicas,
+            bodies: Default::default(),
             snapshot_bytes,
             limits: Default::default(),
             received: HashMap::new(),

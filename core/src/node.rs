@@ -507,10 +507,9 @@ impl Node {
                     text: text.clone(),
                 };
                 // A copy not kept is only a miss later; the answer stands.
-                if let Err(e) = self.read(|m| {
-                    m.store()
-                        .cache_body(owner, &row.project_id, &row.spec.name, &copy)
-                }) {
+                if let Err(e) =
+                    self.read(|m| m.keep_body(owner, &row.project_id, &row.spec.name, &copy))
+                {
                     tracing::warn!("could not keep a copy of {}: {e}", row.spec.name);
                 }
                 Ok(body(text, file_hash, BodySource::Owner, now, None))

@@ -569,7 +569,7 @@ async fn spec_bodies_come_from_their_owner_and_are_kept_for_when_it_is_offline()
     let (mut a, b) = (node("a").await, node("b").await);
     a.project.write(
         "002-second",
-        spec_text("draft", "a second <script>alert(1)</script>"),
+        spec_text("draft", "a second").replace("Body.", "Quokka habitat notes."),
     );
     a.peer().scan(&mut |_| {}).expect("scan");
     pair(&a, &b).await;
@@ -599,6 +599,34 @@ async fn spec_bodies_come_from_their_owner_and_are_kept_for_when_it_is_offline()
     );
     let row = b.peer().spec(Some("a"), "a", "001-first").expect("row");
     assert_eq!(body.file_hash, row.spec.file_hash, "the same version");
+    // A kept body is searched too (score 1); one never read from its owner is not.
+    let text = on_disk.replace("Body.", "Zanzibar spice routes.");
+    a.project.write("001-first", &text);
+    a.peer().scan(&mut |_| {}).expect("scan");
+    wait_until(b.peer(), "B has A's new hash", || {
+        b.peer().spec(Some("a"), "a", "001-first").is_ok_and(|r| {
+            r.spec.file_hash == leanspec_peer_core::spec::sha256_hex(text.as_bytes())
+        })
+    })
+    .await;
+    assert!(
+        b.peer().search("zanzibar", 10).expect("search").is_empty(),
+        "not read yet"
+    );
+    let on_disk = text;
+    let body = b
+        .peer()
+        .spec_body(Some("a"), "a", "001-first")
+        .await
+        .expect("body");
+    assert_eq!(body.text, on_disk);
+    let hits = b.peer().search("zanzibar", 10).expect("search");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(
+        (hits[0].row.spec.name.as_str(), hits[0].score),
+        ("001-first", 1)
+    );
+    assert!(b.peer().search("quokka", 10).expect("search").is_empty());
     // This machine's own body is read from its disk.
     let own = b.peer().spec_body(None, "b", "1").await.expect("own");
     assert_eq!(own.source, BodySource::Local);

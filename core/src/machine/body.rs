@@ -2,8 +2,17 @@
 //! served to members over the read protocol (`peer::read`).
 
 use super::{Error, Machine, Result};
+use crate::identity::MachineId;
 use crate::spec;
+use crate::store::CachedBody;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One machine's kept bodies, lower-cased for search: project id → spec name → text.
+pub type BodyTexts = HashMap<String, HashMap<String, String>>;
+
+pub(super) type BodiesByMachine = BTreeMap<MachineId, Arc<BodyTexts>>;
 
 impl Machine {
     /// Where this machine's spec `name` of project `project_id` is on disk. Only a spec
@@ -29,6 +38,49 @@ impl Machine {
             reason: "the project's specs folder is not there now".into(),
         })?;
         Ok(dir.join(name).join("README.md"))
+    }
+}
+
+impl Machine {
+    /// Keeps `body` as the latest copy of `owner`'s spec (store and search).
+    pub fn keep_body(
+        &self,
+        owner: MachineId,
+        project: &str,
+        spec: &str,
+        body: &CachedBody,
+    ) -> Result<()> {
+        self.store.cache_body(owner, project, spec, body)?;
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(map) = bodies.as_mut() {
+            Arc::make_mut(map.entry(owner).or_default())
+                .entry(project.to_string())
+                .or_default()
+                .insert(spec.to_string(), body.text.to_lowercase());
+        }
+        Ok(())
+    }
+
+    /// The bodies kept from `owner`, folded (`None` when there are none).
+    pub(crate) fn body_texts(&self, owner: MachineId) -> Option<Arc<BodyTexts>> {
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        if bodies.is_none() {
+            let mut all = BodiesByMachine::new();
+            match self.store.cached_bodies() {
+                Ok(list) => {
+                    for (machine, project, spec, body) in list {
+                        Arc::make_mut(all.entry(machine).or_default())
+                            .entry(project)
+                            .or_default()
+                            .insert(spec, body.text.to_lowercase());
+                    }
+                }
+                // Search goes on over titles, names and tags.
+                Err(e) => tracing::warn!("cannot read the kept spec bodies: {e}"),
+            }
+            *bodies = Some(all);
+        }
+        bodies.as_ref()?.get(&owner).cloned()
     }
 }
 
@@ -72,5 +124,31 @@ mod tests {
             m.body_path("nope", "001-a"),
             Err(Error::UnknownProject { .. })
         ));
+    }
+
+    /// Kept bodies are searchable from the moment they are kept, and after a reopen
+    /// (loaded from the store).
+    #[test]
+    fn kept_bodies_are_folded_for_search_and_survive_a_reopen() {
+        let home = tempfile::tempdir().expect("home");
+        let owner = crate::identity::Identity::generate().expect("key").id();
+        let body = |text: &str| crate::store::CachedBody {
+            file_hash: "00".repeat(32),
+            fetched_at: 1,
+            text: text.into(),
+        };
+        {
+            let (m, _) = Machine::init(home.path(), Some("t")).expect("init");
+            assert!(m.body_texts(owner).is_none());
+            m.keep_body(owner, "p", "001-a", &body("Zanzibar"))
+                .expect("keep");
+            let texts = m.body_texts(owner).expect("kept");
+            assert_eq!(texts["p"]["001-a"], "zanzibar");
+            m.keep_body(owner, "p", "001-a", &body("Quokka"))
+                .expect("keep");
+            assert_eq!(m.body_texts(owner).expect("kept")["p"]["001-a"], "quokka");
+        }
+        let m = Machine::open(home.path()).expect("open");
+        assert_eq!(m.body_texts(owner).expect("loaded")["p"]["001-a"], "quokka");
     }
 }

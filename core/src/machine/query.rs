@@ -108,6 +108,7 @@ impl Machine {
                     machine: id.to_string(),
                     label: self.machine_label(id),
                     table: doc.table(),
+                    bodies: self.body_texts(id),
                 })
             })
             .collect())

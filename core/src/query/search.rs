@@ -133,7 +133,7 @@ impl Matcher {
 
     fn score(&self, row: &SpecView<'_>) -> Option<u32> {
         match self {
-            Matcher::Text { want, finder } => text_score(want, finder, &row.text),
+            Matcher::Text { want, finder } => text_score(want, finder, &row.text, row.body),
             Matcher::Fuzzy { want, chars } => {
                 let allowed = typo_allowance(*chars);
                 let close = |w: &str| {
@@ -210,8 +210,13 @@ impl Matcher {
     }
 }
 
-/// Text terms: title 3 (a whole-word title match 2 more), name 2, tag 2.
-fn text_score(want: &str, finder: &memchr::memmem::Finder<'_>, text: &Folded<'_>) -> Option<u32> {
+/// Text terms: title 3 (a whole-word title match 2 more), name 2, tag 2, a kept body 1.
+fn text_score(
+    want: &str,
+    finder: &memchr::memmem::Finder<'_>,
+    text: &Folded<'_>,
+    body: Option<&str>,
+) -> Option<u32> {
     let found = |hay: &str| finder.find(hay.as_bytes()).is_some();
     let mut s = 0;
     if found(text.title) {
@@ -225,6 +230,9 @@ fn text_score(want: &str, finder: &memchr::memmem::Finder<'_>, text: &Folded<'_>
     }
     if text.tags().any(found) {
         s += 2;
+    }
+    if body.is_some_and(found) {
+        s += 1;
     }
     (s > 0).then_some(s)
 }

@@ -3,6 +3,7 @@
 
 use super::folded::{Folded, FoldedText};
 use crate::doc::{ProjectEntry, ProjectSpecs, SpecTable};
+use crate::machine::BodyTexts;
 use crate::machine::SpecRow;
 use crate::spec::Spec;
 use std::sync::Arc;
@@ -16,12 +17,15 @@ pub struct MachineSpecs {
     pub label: String,
     /// Its projects and specs.
     pub table: Arc<SpecTable>,
+    /// The bodies of its specs kept here (read from it earlier), lower case.
+    pub bodies: Option<Arc<BodyTexts>>,
 }
 
 impl MachineSpecs {
     /// Every spec of this machine, project by project.
     pub fn views(&self) -> impl Iterator<Item = SpecView<'_>> {
         self.table.projects.iter().flat_map(move |p| {
+            let bodies = self.bodies.as_ref().and_then(|b| b.get(&p.project.id));
             p.specs.iter().enumerate().map(move |(i, spec)| SpecView {
                 machine: &self.machine,
                 machine_label: &self.label,
@@ -30,6 +34,7 @@ impl MachineSpecs {
                 fleet: &p.project.fleet,
                 spec,
                 text: p.folded.get(i),
+                body: bodies.and_then(|b| b.get(&spec.name)).map(String::as_str),
             })
         })
     }
@@ -74,6 +79,7 @@ impl MachineSpecs {
                     machine,
                     label,
                     table: Arc::new(SpecTable { projects }),
+                    bodies: None,
                 }
             })
             .collect()
@@ -102,6 +108,8 @@ pub struct SpecView<'a> {
     pub spec: &'a Spec,
     /// Its title, name and tags in lower case.
     pub text: Folded<'a>,
+    /// Its body in lower case, when one is kept here.
+    pub body: Option<&'a str>,
 }
 
 impl SpecView<'_> {

@@ -5,7 +5,7 @@
 use super::tables::BODIES;
 use super::{Store, StoreError};
 use crate::identity::MachineId;
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 /// A cached body.
@@ -46,6 +46,37 @@ impl Store {
         };
         // An unreadable entry is a miss (it is only a cache).
         Ok(serde_json::from_slice(v.value()).ok())
+    }
+
+    /// Every kept body: (owner, project, spec, body). Unreadable entries are skipped.
+    pub fn cached_bodies(
+        &self,
+    ) -> Result<Vec<(MachineId, String, String, CachedBody)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(BODIES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let (owner, key) = k.value();
+            let (Ok(owner), Some((project, spec))) =
+                (<[u8; 32]>::try_from(owner), key.split_once('\0'))
+            else {
+                continue;
+            };
+            if let Ok(body) = serde_json::from_slice::<CachedBody>(v.value()) {
+                out.push((
+                    MachineId::from_bytes(owner),
+                    project.to_string(),
+                    spec.to_string(),
+                    body,
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// Keeps `body` as the latest copy of `owner`'s spec.
