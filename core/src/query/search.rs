@@ -9,6 +9,7 @@ use super::parse::{Cmp, Field, Query, Term};
 use super::view::SpecView;
 use crate::machine::SpecRow;
 use crate::spec::{Priority, Status};
+use std::cell::RefCell;
 
 /// A spec that matches, with its score.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,10 +79,14 @@ enum Matcher {
         want: String,
         finder: Box<memchr::memmem::Finder<'static>>,
     },
-    /// `word~`: within a typo or two of `want` (`chars` long).
+    /// `word~`: within a typo or two of `want` (`chars` long). Judged on a project's
+    /// vocabulary once (`last`: the address of the project's folded text and which of
+    /// its words are close), then per spec by its word ids: rows come project by
+    /// project, and every table outlives the search.
     Fuzzy {
         want: String,
         chars: usize,
+        last: RefCell<(usize, Vec<bool>)>,
     },
     Field {
         field: Field,
@@ -106,6 +111,7 @@ impl Matcher {
                     Matcher::Fuzzy {
                         chars: want.chars().count(),
                         want,
+                        last: RefCell::new((0, Vec::new())),
                     }
                 } else {
                     Matcher::Text {
@@ -134,15 +140,24 @@ impl Matcher {
     fn score(&self, row: &SpecView<'_>) -> Option<u32> {
         match self {
             Matcher::Text { want, finder } => text_score(want, finder, &row.text, row.body),
-            Matcher::Fuzzy { want, chars } => {
-                let allowed = typo_allowance(*chars);
-                let close = |w: &str| {
-                    // Most words are ASCII and too long or short to be close.
-                    !(w.is_ascii() && w.len().abs_diff(*chars) > allowed)
-                        && typo_close(w, want, *chars)
-                };
+            Matcher::Fuzzy { want, chars, last } => {
                 let t = &row.text;
-                t.words().chain(t.tags()).any(close).then_some(1)
+                let table = std::ptr::from_ref(t.table) as usize;
+                let mut last = last.borrow_mut();
+                if last.0 != table {
+                    let allowed = typo_allowance(*chars);
+                    let close = |w: &String| {
+                        // Most words are ASCII and too long or short to be close.
+                        !(w.is_ascii() && w.len().abs_diff(*chars) > allowed)
+                            && typo_close(w, want, *chars)
+                    };
+                    *last = (table, t.table.vocabulary().iter().map(close).collect());
+                }
+                let close = &last.1;
+                t.word_ids
+                    .iter()
+                    .any(|&id| close.get(id as usize).copied().unwrap_or(false))
+                    .then_some(1)
             }
             Matcher::Field { .. } => self.field_matches(row).then_some(0),
             Matcher::And(ms) => ms
