@@ -220,7 +220,13 @@ pub fn pair_machines(
 }
 
 /// Runs the sync protocol between two machines until neither has anything to say.
-pub fn sync_machines(a: &mut leanspec_peer_core::Machine, b: &mut leanspec_peer_core::Machine) {
+/// Syncs two machines until neither has anything to send; returns the spec-level changes
+/// both received.
+pub fn sync_machines(
+    a: &mut leanspec_peer_core::Machine,
+    b: &mut leanspec_peer_core::Machine,
+) -> Vec<leanspec_peer_core::DocChange> {
+    let mut received = Vec::new();
     let mut states: std::collections::HashMap<
         (bool, leanspec_peer_core::DocKey),
         automerge::sync::State,
@@ -246,14 +252,15 @@ pub fn sync_machines(a: &mut leanspec_peer_core::Machine, b: &mut leanspec_peer_
                     let src_id = src.id();
                     let rst = states.entry((!from_a, key)).or_default();
                     match dst.receive_sync(src_id, key, rst, &msg) {
-                        Ok(_) | Err(leanspec_peer_core::SyncError::UnknownDoc) => {}
+                        Ok(changes) => received.extend(changes),
+                        Err(leanspec_peer_core::SyncError::UnknownDoc) => {}
                         Err(e) => panic!("sync refused: {e}"),
                     }
                 }
             }
         }
         if !sent {
-            return;
+            return received;
         }
     }
     panic!("sync did not settle in 50 rounds");

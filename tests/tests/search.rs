@@ -209,7 +209,23 @@ fn one_project_across_machines_is_known_by_its_origin() {
     assert_eq!(project_a.fleet, "github.com/codervisor/lean-spec");
     assert_eq!(project_b.fleet, project_a.fleet);
     leanspec_peer_tests::pair_machines(&mut a, &mut b);
-    leanspec_peer_tests::sync_machines(&mut a, &mut b);
+    let received = leanspec_peer_tests::sync_machines(&mut a, &mut b);
+    // A first sync's changes (many: values from the machine's table) carry the values.
+    let spec124 = received
+        .iter()
+        .find_map(|c| match c {
+            leanspec_peer_core::DocChange::SpecChanged {
+                machine,
+                spec,
+                values,
+                ..
+            } if *machine == b.id() && spec.starts_with("124-") => Some(values),
+            _ => None,
+        })
+        .expect("spec 124 of the laptop announced to the desk");
+    assert_eq!(spec124["status"], "complete");
+    assert_eq!(spec124["title"], "Advanced Search Capabilities for Specs");
+    assert!(spec124["tags"].is_array() && spec124["file_hash"].is_string());
     for by in [
         "github.com/codervisor/lean-spec",
         "ssh://git@github.com/codervisor/lean-spec.git",
