@@ -82,6 +82,8 @@ pub enum Request {
         /// Spec name, number or slug.
         spec: String,
     },
+    /// A one-time login URL for the web UI the running peer serves.
+    UiLogin,
     /// This machine, projects, peers.
     Status,
     /// Every known machine with presence.
@@ -185,6 +187,8 @@ pub enum Reply {
     Spec(SpecRow),
     /// A spec's README.md.
     Body(crate::machine::SpecBody),
+    /// A URL to open.
+    Url(String),
     /// Status.
     Status(Box<StatusReport>),
     /// Machines.
@@ -319,6 +323,7 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
             project,
             spec,
         } => Reply::Body(node.spec_body(machine.as_deref(), &project, &spec).await?),
+        Request::UiLogin => Reply::Url(node.ui_login_url()?),
         Request::Board { query, group_by } => Reply::Board(node.board(query.as_deref(), group_by)?),
         Request::Deps {
             project,

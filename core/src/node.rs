@@ -15,10 +15,12 @@
 mod local;
 mod refusals;
 mod report;
+mod ui_login;
 
 pub use refusals::RefusalReport;
 pub(crate) use refusals::{Refusals, Refused};
 pub use report::{MachineReport, StatusReport, StoreReport};
+pub use ui_login::{LOGIN_TOKEN_TTL, SESSION_IDLE, UiLogins};
 
 pub(crate) use local::Local;
 
@@ -49,6 +51,9 @@ pub struct Node {
     network: Mutex<Option<Arc<Peer>>>,
     /// Held while the network starts or stops, and while a short-lived endpoint runs.
     lifecycle: tokio::sync::Mutex<()>,
+    /// The web UI's address while a host serves it, and who may log in.
+    ui: Mutex<Option<SocketAddr>>,
+    ui_logins: UiLogins,
 }
 
 impl Node {
@@ -73,7 +78,36 @@ impl Node {
             options,
             network: Mutex::new(None),
             lifecycle: tokio::sync::Mutex::new(()),
+            ui: Mutex::new(None),
+            ui_logins: UiLogins::default(),
         }
+    }
+
+    /// Records where a host serves the web UI (`None`: not served).
+    pub fn set_ui_addr(&self, addr: Option<SocketAddr>) {
+        *lock(&self.ui) = addr;
+    }
+
+    /// A one-time login URL for the web UI (valid [`LOGIN_TOKEN_TTL`]); `NotRunning`
+    /// when no UI is served.
+    pub fn ui_login_url(&self) -> Result<String> {
+        let addr = (*lock(&self.ui)).ok_or_else(|| {
+            PeerError::NotRunning(
+                "the web UI is not served: start `leanspec-peer up --ui 127.0.0.1:0` (or an address)".into(),
+            )
+        })?;
+        let token = self
+            .ui_logins
+            .new_token(std::time::Instant::now())
+            .ok_or_else(|| {
+                PeerError::Invalid("no randomness available for a login token".into())
+            })?;
+        Ok(format!("http://{addr}/login?token={token}"))
+    }
+
+    /// Who may use the web UI (for the host that serves it).
+    pub fn ui_logins(&self) -> &UiLogins {
+        &self.ui_logins
     }
 
     /// This machine's id.

@@ -144,6 +144,9 @@ pub(crate) enum Command {
         /// Machine id, short id or label.
         machine: String,
     },
+    /// Print a one-time login URL for the web UI the running `up --ui` serves (valid 5
+    /// minutes; it sets a session cookie).
+    Ui,
     /// Print one line per event while `up` runs (spec changes, machines, sync).
     Events,
     /// Serve MCP (Model Context Protocol) on stdin/stdout for AI agents: list machines
@@ -286,6 +289,10 @@ pub(crate) struct UpArgs {
         hide_env_values = true
     )]
     pub(crate) authkey: Option<String>,
+    /// Serve the web UI's API on this address (loopback only for now, e.g.
+    /// `127.0.0.1:0` for any free port); `leanspec-peer ui` prints the login URL.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) ui: Option<std::net::SocketAddr>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

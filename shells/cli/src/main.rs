@@ -288,6 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             project,
             spec,
         },
+        Command::Ui => Request::UiLogin,
         Command::Check => Request::Check,
         Command::Stats => Request::Stats,
         Command::Show {
@@ -499,6 +500,22 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let ui = match args.ui {
+            Some(addr) if !addr.ip().is_loopback() => {
+                bail!("--ui {addr}: the UI is served on loopback addresses only for now (127.0.0.1 or ::1)")
+            }
+            Some(addr) => {
+                let ui = leanspec_peer_web::serve(node.clone(), addr)
+                    .await
+                    .with_context(|| format!("cannot serve the web UI on {addr}"))?;
+                eprintln!(
+                    "leanspec-peer: web UI API at http://{}/api/v1 (log in: `leanspec-peer ui`)",
+                    ui.addr
+                );
+                Some(ui)
+            }
+            None => None,
+        };
         if let Some(key) = args.authkey {
             match node.join_authkey(&key).await? {
                 None => tracing::info!("already a member of the authkey's mesh"),
@@ -525,6 +542,9 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         eprintln!("leanspec-peer: stopping");
         server.abort();
         log.abort();
+        if let Some(ui) = ui {
+            ui.stop();
+        }
         let _ = std::fs::remove_file(home.join(control::SOCKET_FILE));
         node.stop().await?;
         Ok::<_, anyhow::Error>(())

@@ -31,6 +31,7 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
         Reply::Check(r) => (serde_json::to_value(r)?, check_text(r)),
         Reply::Stats(s) => (serde_json::to_value(s)?, stats_text(s)),
         Reply::Body(b) => (serde_json::to_value(b)?, body_text(b)),
+        Reply::Url(u) => (json!({ "url": u }), u.clone()),
         Reply::Board(b) => (board_json(b), crate::board::board_text(b, width)),
         Reply::Deps(d) => (serde_json::to_value(d)?, deps_text(d)),
         Reply::Hits(hits) => (

@@ -1,0 +1,157 @@
+//! The web UI's API served by a real `up --ui` process: login with the one-time URL from
+//! `leanspec-peer ui`, session cookie, `Host`/`Origin` checks (DNS rebinding, other
+//! sites), JSON answers. Plain HTTP/1.1 over a TCP socket: what a browser sends.
+
+mod common;
+
+use common::{BIN, MachineDirs, cli};
+use leanspec_peer_tests::process::Proc;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+/// Sends one GET and returns (status, headers, body).
+fn get(addr: &str, path: &str, extra: &[(&str, &str)]) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_api_needs_a_login_and_refuses_other_hosts_and_origins() {
+    let m = MachineDirs::with_spec("001-alpha", "planned");
+    // Without a served UI, `ui` says how to get one (not_running, exit 5).
+    assert!(cli(m.home(), &["init", "--label", "desk"]).status.success());
+    let out = cli(m.home(), &["ui"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let up = Proc::spawn(
+        Command::new(BIN)
+            .args([
+                "up",
+                "--bind",
+                "127.0.0.1:0",
+                "--ui",
+                "127.0.0.1:0",
+                "--project",
+            ])
+            .arg(m.project())
+            .env("LEANSPEC_PEER_HOME", m.home())
+            .env("LEANSPEC_PEER_LOG", "info"),
+    );
+    // Printed after the control socket is served ("Ctrl-C to stop").
+    let line = up.wait_line("web UI API at http://");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("address")
+        .to_string();
+
+    let (status, _, body) = get(&addr, "/api/v1/specs", &[]);
+    assert_eq!(status, 401, "{body}");
+
+    let out = cli(m.home(), &["ui"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string();
+    let path = url
+        .strip_prefix(&format!("http://{addr}"))
+        .expect("a URL on the UI's address")
+        .to_string();
+    let (status, head, _) = get(&addr, &path, &[]);
+    assert_eq!(status, 303, "{head}");
+    let cookie_line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    assert!(cookie_line.contains("HttpOnly") && cookie_line.contains("SameSite=Strict"));
+    let cookie = cookie_line
+        .split_once(':')
+        .map(|(_, v)| v.trim())
+        .and_then(|v| v.split(';').next())
+        .expect("cookie")
+        .to_string();
+    let (status, _, _) = get(&addr, &path, &[]);
+    assert_eq!(status, 403, "a login URL works once");
+
+    let (status, _, body) = get(&addr, "/api/v1/specs", &[("Cookie", &cookie)]);
+    assert_eq!(status, 200, "{body}");
+    let rows: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(rows[0]["spec"]["name"], "001-alpha", "{rows}");
+    let (status, _, body) = get(
+        &addr,
+        "/api/v1/search?q=status:planned",
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = get(
+        &addr,
+        "/api/v1/search?q=status:planned%20(",
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_argument"), "{body}");
+    let (status, _, body) = get(
+        &addr,
+        "/api/v1/board?group_by=status",
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = get(&addr, "/api/v1/specs", &[("Cookie", "lsp_session=forged")]);
+    assert_eq!(status, 401);
+
+    // DNS rebinding: a page on another name that resolves here.
+    let port = addr.rsplit(':').next().expect("port");
+    let evil = format!("evil.example:{port}");
+    let (status, _, _) = get(
+        &addr,
+        "/api/v1/specs",
+        &[("Host", &evil), ("Cookie", &cookie)],
+    );
+    assert_eq!(status, 403);
+    // Another site's script.
+    let (status, _, _) = get(
+        &addr,
+        "/api/v1/specs",
+        &[("Origin", "http://evil.example"), ("Cookie", &cookie)],
+    );
+    assert_eq!(status, 403);
+    let own = format!("http://{addr}");
+    let (status, _, _) = get(
+        &addr,
+        "/api/v1/specs",
+        &[("Origin", &own), ("Cookie", &cookie)],
+    );
+    assert_eq!(status, 200, "its own origin is fine");
+    up.stop();
+}
