@@ -153,5 +153,52 @@ fn the_api_needs_a_login_and_refuses_other_hosts_and_origins() {
         &[("Origin", &own), ("Cookie", &cookie)],
     );
     assert_eq!(status, 200, "its own origin is fine");
+
+    // A spec's body (this machine's: from its disk), and the audit log.
+    let project = rows[0]["project"].as_str().expect("project").to_string();
+    let path = format!("/api/v1/body?project={project}&spec=001-alpha");
+    let (status, _, b) = get(&addr, &path, &[("Cookie", &cookie)]);
+    assert_eq!(status, 200, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).expect("JSON");
+    assert_eq!(v["source"], "local");
+    assert!(
+        v["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("status: planned"))
+    );
+    let (status, _, body) = get(&addr, "/api/v1/audit", &[("Cookie", &cookie)]);
+    assert_eq!(status, 200, "{body}");
+
+    // Live: a file saved shows on the open event stream, with its new values.
+    let mut stream = TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .expect("timeout");
+    let req = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).expect("write");
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let mut buf = [0u8; 4096];
+    let mut rewrites = 0;
+    while !(seen.contains("event: spec_changed") && seen.contains("\"status\":\"complete\"")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no spec_changed event within 40 s: {seen}"
+        );
+        // Rewrite until the stream (subscribed some time after the request) shows it.
+        if seen.contains("200 OK") && rewrites < 20 && !seen.contains("spec_changed") {
+            common::write_spec(m.project(), "001-alpha", "complete");
+            rewrites += 1;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("the event stream closed: {seen}"),
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    assert!(seen.contains("001-alpha"), "{seen}");
     up.stop();
 }

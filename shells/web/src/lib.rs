@@ -63,6 +63,9 @@ pub async fn serve(node: Arc<Node>, addr: SocketAddr) -> std::io::Result<Ui> {
         .route("/deps", get(deps))
         .route("/stats", get(stats))
         .route("/check", get(check))
+        .route("/body", get(body))
+        .route("/audit", get(audit))
+        .route("/events", get(events))
         .layer(middleware::from_fn_with_state(app.clone(), session));
     let router = Router::new()
         .route("/login", get(login))
@@ -241,4 +244,64 @@ async fn stats(State(app): State<App>) -> Response {
 
 async fn check(State(app): State<App>) -> Response {
     answer(app.node.check())
+}
+
+#[derive(Deserialize)]
+struct BodyQuery {
+    machine: Option<String>,
+    project: String,
+    spec: String,
+}
+
+/// A spec's README from its owner (or the copy kept here when it is offline).
+async fn body(State(app): State<App>, Query(q): Query<BodyQuery>) -> Response {
+    answer(
+        app.node
+            .spec_body(q.machine.as_deref(), &q.project, &q.spec)
+            .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit(State(app): State<App>, Query(q): Query<AuditQuery>) -> Response {
+    answer(app.node.audit(q.limit.unwrap_or(100).clamp(1, 10_000)))
+}
+
+/// The node's events as Server-Sent Events (`event:` the event's kind, `data:` its JSON
+/// as `events --json` prints it), starting with the state a late subscriber would miss
+/// (each relay's last status); a comment every 15 s keeps proxies from closing it.
+async fn events(State(app): State<App>) -> Response {
+    use axum::response::sse::{Event as Sse, KeepAlive};
+    use tokio::sync::broadcast::error::RecvError;
+    fn to_sse(ev: &leanspec_peer_core::peer::Event) -> Sse {
+        let value = serde_json::to_value(ev).unwrap_or_default();
+        let kind = value["event"].as_str().unwrap_or("event").to_string();
+        Sse::default().event(kind).data(value.to_string())
+    }
+    let (earlier, rx) = app.node.subscribe();
+    let first = futures_util::stream::iter(
+        earlier
+            .iter()
+            .map(|e| Ok::<_, std::convert::Infallible>(to_sse(e)))
+            .collect::<Vec<_>>(),
+    );
+    let live = futures_util::stream::unfold(rx, |mut rx| async move {
+        let ev = match rx.recv().await {
+            Ok(ev) => to_sse(&ev),
+            // A slow page missed events: tell it, so it reloads what it shows.
+            Err(RecvError::Lagged(n)) => Sse::default()
+                .event("lagged")
+                .data(format!("{{\"missed\":{n}}}")),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), rx))
+    });
+    use futures_util::StreamExt;
+    axum::response::Sse::new(first.chain(live))
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response()
 }
