@@ -325,12 +325,17 @@ impl MachineDoc {
 
     /// Every spec of a project, sorted by name.
     pub fn specs(&self, project: &str) -> Vec<Spec> {
-        self.table()
-            .projects
-            .iter()
-            .find(|p| p.project.id == project)
-            .map(|p| p.specs.clone())
-            .unwrap_or_default()
+        // The cached table when a query built one; otherwise a direct read (building a
+        // table, with its folded text, for one copy would cost more than it saves).
+        match self.table.get() {
+            Some(t) => t
+                .projects
+                .iter()
+                .find(|p| p.project.id == project)
+                .map(|p| p.specs.clone())
+                .unwrap_or_default(),
+            None => self.read_specs(project),
+        }
     }
 
     fn read_specs(&self, project: &str) -> Vec<Spec> {

@@ -132,6 +132,20 @@ fn addr_of(node: &Node) -> iroh::EndpointAddr {
         .with_ip_addr(node.peer().addrs()[0])
 }
 
+/// A stranger's connection on `alpn` to `node` is closed as "not a member".
+async fn refused_as_stranger(node: &Node, alpn: &[u8]) {
+    let stranger = stranger().await;
+    let conn = stranger
+        .connect(addr_of(node), alpn)
+        .await
+        .expect("quic handshake");
+    let reason = tokio::time::timeout(WAIT, conn.closed())
+        .await
+        .expect("closed in time");
+    assert!(reason.to_string().contains("not a member"), "{reason}");
+    stranger.close().await;
+}
+
 async fn pair(inviter: &Node, joiner: &Node) {
     leanspec_peer_tests::pair(inviter.peer(), joiner.peer()).await;
 }
@@ -255,16 +269,7 @@ async fn strangers_and_bad_tickets_are_refused() {
 
     // A machine that is not a member cannot open a sync connection.
     let mut refused = a.peer().subscribe().1;
-    let stranger = stranger().await;
-    let a_addr = addr_of(&a);
-    let conn = stranger
-        .connect(a_addr, leanspec_peer_core::net::SYNC_ALPN)
-        .await
-        .expect("quic handshake");
-    let reason = tokio::time::timeout(WAIT, conn.closed())
-        .await
-        .expect("closed in time");
-    assert!(reason.to_string().contains("not a member"), "{reason}");
+    refused_as_stranger(&a, leanspec_peer_core::net::SYNC_ALPN).await;
     let ev = tokio::time::timeout(WAIT, async {
         loop {
             if let Ok(Event::Refused { reason, .. }) = refused.recv().await {
@@ -632,17 +637,7 @@ async fn spec_bodies_come_from_their_owner_and_are_kept_for_when_it_is_offline()
     assert_eq!(own.source, BodySource::Local);
 
     // A stranger cannot ask.
-    let stranger = stranger().await;
-    let a_addr = addr_of(&a);
-    let conn = stranger
-        .connect(a_addr, leanspec_peer_core::net::READ_ALPN)
-        .await
-        .expect("quic handshake");
-    let reason = tokio::time::timeout(WAIT, conn.closed())
-        .await
-        .expect("closed in time");
-    assert!(reason.to_string().contains("not a member"), "{reason}");
-    stranger.close().await;
+    refused_as_stranger(&a, leanspec_peer_core::net::READ_ALPN).await;
 
     // A stopped: the kept copy, marked; a body never fetched is unavailable.
     a.stop().await;

@@ -19,21 +19,15 @@ impl Machine {
     /// the document lists has a path, so a name can never lead outside the project's
     /// specs folder.
     pub fn body_path(&self, project_id: &str, name: &str) -> Result<PathBuf> {
-        let project = self
-            .projects()?
-            .into_iter()
-            .find(|p| p.id == project_id)
-            .ok_or_else(|| Error::UnknownProject {
-                selector: project_id.to_string(),
-                known: String::new(),
-            })?;
+        // One project's record and folder, not every project's (a read per request).
+        let record = self.project_record(project_id)?;
         if self.doc.spec(project_id, name).is_none() {
             return Err(Error::UnknownSpec {
                 selector: name.to_string(),
-                project: project.name,
+                project: record.name,
             });
         }
-        let dir = project.specs_dir.ok_or_else(|| Error::BodyUnreadable {
+        let dir = spec::find_specs_dir(&record.root).ok_or_else(|| Error::BodyUnreadable {
             spec: name.to_string(),
             reason: "the project's specs folder is not there now".into(),
         })?;

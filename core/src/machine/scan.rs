@@ -136,15 +136,7 @@ impl Machine {
         id: &str,
         progress: &mut dyn FnMut(ScanProgress<'_>),
     ) -> Result<ProjectScan> {
-        let record = self
-            .store
-            .projects()?
-            .into_iter()
-            .find(|p| p.id == id)
-            .ok_or_else(|| Error::UnknownProject {
-                selector: id.to_string(),
-                known: String::new(),
-            })?;
+        let record = self.project_record(id)?;
         Ok(self.scan_inner(&record, progress)?.0)
     }
 
@@ -272,6 +264,18 @@ impl Machine {
         self.commit(
             Commit::docs(&[DocKey::Machine(self.id())]).stats(&[(project_id, name, update)]),
         )
+    }
+
+    /// The local record (name, root) of project `id`.
+    pub(super) fn project_record(&self, id: &str) -> Result<ProjectRecord> {
+        self.store
+            .projects()?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| Error::UnknownProject {
+                selector: id.to_string(),
+                known: String::new(),
+            })
     }
 
     /// Local project records (with their paths), for the watcher.
