@@ -34,7 +34,7 @@ pub mod time;
 mod tracked;
 
 pub use error_kind::ErrorKind;
-pub use node::Node;
+pub use node::{Node, UiLogins};
 pub use tracked::ReceiveError;
 
 pub use machine::{

@@ -89,6 +89,23 @@ impl UiLogins {
             _ => false,
         }
     }
+
+    /// The CSRF token of a session: derived from the session id (which the page cannot
+    /// read: the cookie is HttpOnly), handed to the page by a same-origin API call and
+    /// sent back in a header with every state-changing request. A cross-site form can
+    /// make the browser send the cookie but cannot learn this value.
+    pub fn csrf_token(session: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(b"leanspec-peer ui csrf\0");
+        h.update(session.as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    /// Whether `token` is `session`'s CSRF token (compared as hashes, so the time taken
+    /// says nothing about how much of it matched).
+    pub fn csrf_ok(session: &str, token: &str) -> bool {
+        hash(&Self::csrf_token(session)) == hash(token)
+    }
 }
 
 #[cfg(test)]
@@ -112,5 +129,14 @@ mod tests {
             l.new_token(t0);
         }
         assert!(l.state().tokens.len() <= MAX_TOKENS);
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_their_session() {
+        let t = UiLogins::csrf_token("s1");
+        assert!(UiLogins::csrf_ok("s1", &t));
+        assert!(!UiLogins::csrf_ok("s2", &t));
+        assert!(!UiLogins::csrf_ok("s1", ""));
+        assert_ne!(t, UiLogins::csrf_token("s2"));
     }
 }

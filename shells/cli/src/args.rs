@@ -144,9 +144,13 @@ pub(crate) enum Command {
         /// Machine id, short id or label.
         machine: String,
     },
-    /// Print a one-time login URL for the web UI the running `up --ui` serves (valid 5
+    /// Print a one-time login URL for the web UI the running `up` serves (valid 5
     /// minutes; it sets a session cookie).
-    Ui,
+    Ui {
+        /// Also open it in the default browser.
+        #[arg(long)]
+        open: bool,
+    },
     /// Print one line per event while `up` runs (spec changes, machines, sync).
     Events,
     /// Serve MCP (Model Context Protocol) on stdin/stdout for AI agents: list machines
@@ -289,10 +293,14 @@ pub(crate) struct UpArgs {
         hide_env_values = true
     )]
     pub(crate) authkey: Option<String>,
-    /// Serve the web UI's API on this address (loopback only for now, e.g.
-    /// `127.0.0.1:0` for any free port); `leanspec-peer ui` prints the login URL.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve the web UI on this address (loopback only; `127.0.0.1:0` for any free
+    /// port). Default: 127.0.0.1:7434, or any free port when that one is taken.
+    /// `leanspec-peer ui` prints the login URL.
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_ui")]
     pub(crate) ui: Option<std::net::SocketAddr>,
+    /// Do not serve the web UI.
+    #[arg(long)]
+    pub(crate) no_ui: bool,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

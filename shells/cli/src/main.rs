@@ -233,6 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // (join, edit, exec-request) gets a short-lived endpoint that `up` replaces.
     let mut local_options = PeerOptions::default();
     let mut board_width = None;
+    let mut open_url = false;
     let req = match cli.command {
         Command::Init { label } => return init(&home, label.as_deref(), json),
         Command::Up(args) => return up(&home, args, json),
@@ -288,7 +289,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             project,
             spec,
         },
-        Command::Ui => Request::UiLogin,
+        Command::Ui { open } => {
+            open_url = open;
+            Request::UiLogin
+        }
         Command::Check => Request::Check,
         Command::Stats => Request::Stats,
         Command::Show {
@@ -349,6 +353,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         terminal_size::terminal_size().map_or(100, |(terminal_size::Width(w), _)| usize::from(w))
     });
     reply::print_reply(&reply, json, width)?;
+    if let (true, Reply::Url(url)) = (open_url, &reply) {
+        open_in_browser(url);
+    }
     Ok(match &reply {
         Reply::Error { kind, .. } => exit_code(*kind),
         Reply::Verdict(v) => match v.result {
@@ -359,6 +366,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Reply::Check(r) if !r.problems.is_empty() => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// Hands `url` to the desktop's opener; says so when there is none (the URL is printed).
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    if let Err(e) = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        eprintln!("leanspec-peer: cannot start {opener} ({e}): open the URL above yourself");
+    }
+}
+
+/// Serves the web UI: on `addr` if given (its failure is an error), else on the default
+/// port, or any free port when another program holds it (said on stderr).
+async fn serve_ui(
+    node: &std::sync::Arc<Node>,
+    addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<leanspec_peer_web::Ui> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    if let Some(addr) = addr {
+        if !addr.ip().is_loopback() {
+            bail!(
+                "--ui {addr}: the UI is served on loopback addresses only (127.0.0.1 or ::1); reach it from elsewhere through an SSH tunnel"
+            );
+        }
+        return leanspec_peer_web::serve(node.clone(), addr)
+            .await
+            .with_context(|| format!("cannot serve the web UI on {addr}"));
+    }
+    let default = SocketAddr::from((Ipv4Addr::LOCALHOST, leanspec_peer_web::DEFAULT_PORT));
+    match leanspec_peer_web::serve(node.clone(), default).await {
+        Ok(ui) => Ok(ui),
+        Err(e) => {
+            eprintln!(
+                "leanspec-peer: port {} is taken ({e}): serving the web UI on another port",
+                leanspec_peer_web::DEFAULT_PORT
+            );
+            let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            leanspec_peer_web::serve(node.clone(), any)
+                .await
+                .context("cannot serve the web UI (use --no-ui to run without it)")
+        }
+    }
 }
 
 fn init(home: &Path, label: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
@@ -500,21 +560,15 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let ui = match args.ui {
-            Some(addr) if !addr.ip().is_loopback() => {
-                bail!("--ui {addr}: the UI is served on loopback addresses only for now (127.0.0.1 or ::1)")
-            }
-            Some(addr) => {
-                let ui = leanspec_peer_web::serve(node.clone(), addr)
-                    .await
-                    .with_context(|| format!("cannot serve the web UI on {addr}"))?;
-                eprintln!(
-                    "leanspec-peer: web UI API at http://{}/api/v1 (log in: `leanspec-peer ui`)",
-                    ui.addr
-                );
-                Some(ui)
-            }
-            None => None,
+        let ui = if args.no_ui {
+            None
+        } else {
+            let ui = serve_ui(&node, args.ui).await?;
+            eprintln!(
+                "leanspec-peer: web UI at http://{} (log in: `leanspec-peer ui`)",
+                ui.addr
+            );
+            Some(ui)
         };
         if let Some(key) = args.authkey {
             match node.join_authkey(&key).await? {

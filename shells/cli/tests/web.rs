@@ -12,17 +12,35 @@ use std::process::Command;
 
 /// Sends one GET and returns (status, headers, body).
 fn get(addr: &str, path: &str, extra: &[(&str, &str)]) -> (u16, String, String) {
+    http("GET", addr, path, extra, "")
+}
+
+/// Sends one request (a JSON body when not empty) and returns (status, headers, body).
+fn http(
+    method: &str,
+    addr: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+    s.set_read_timeout(Some(std::time::Duration::from_secs(40)))
         .expect("timeout");
-    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req.push_str(&format!("Host: {addr}\r\n"));
     }
     for (k, v) in extra {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !body.is_empty() {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
     req.push_str("\r\n");
+    req.push_str(body);
     s.write_all(req.as_bytes()).expect("write");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read");
@@ -33,6 +51,47 @@ fn get(addr: &str, path: &str, extra: &[(&str, &str)]) -> (u16, String, String) 
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, head.to_string(), body.to_string())
+}
+
+/// The UI's address from `up`'s "web UI at http://ADDR (...)" line.
+fn ui_addr(up: &Proc) -> String {
+    let line = up.wait_line("web UI at http://");
+    line.split("http://")
+        .nth(1)
+        .and_then(|r| r.split([' ', '/']).next())
+        .expect("address")
+        .to_string()
+}
+
+/// Logs in with a fresh one-time URL; returns the `name=value` session cookie.
+fn login(home: &std::path::Path, addr: &str) -> String {
+    let out = cli(home, &["ui"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).expect("utf8");
+    let path = url
+        .trim()
+        .strip_prefix(&format!("http://{addr}"))
+        .expect("a URL on the UI's address")
+        .to_string();
+    let (status, head, _) = get(addr, &path, &[]);
+    assert_eq!(status, 303, "{head}");
+    head.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .and_then(|l| l.split_once(':'))
+        .and_then(|(_, v)| v.trim().split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 #[test]
@@ -62,14 +121,7 @@ fn the_api_needs_a_login_and_refuses_other_hosts_and_origins() {
             .env("LEANSPEC_PEER_HOME", m.home())
             .env("LEANSPEC_PEER_LOG", "info"),
     );
-    // Printed after the control socket is served ("Ctrl-C to stop").
-    let line = up.wait_line("web UI API at http://");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .expect("address")
-        .to_string();
+    let addr = ui_addr(&up);
 
     let (status, _, body) = get(&addr, "/api/v1/specs", &[]);
     assert_eq!(status, 401, "{body}");
@@ -200,5 +252,125 @@ fn the_api_needs_a_login_and_refuses_other_hosts_and_origins() {
     }
     assert!(seen.contains("text/event-stream"), "{seen}");
     assert!(seen.contains("001-alpha"), "{seen}");
+    up.stop();
+}
+
+#[test]
+fn pages_are_locked_down_and_every_write_needs_the_csrf_token() {
+    let m = MachineDirs::with_spec("001-alpha", "planned");
+    assert!(cli(m.home(), &["init", "--label", "desk"]).status.success());
+    // No --ui: served by default (the default port, or another when it is taken).
+    let up = Proc::spawn(
+        Command::new(BIN)
+            .args(["up", "--bind", "127.0.0.1:0", "--project"])
+            .arg(m.project())
+            .env("LEANSPEC_PEER_HOME", m.home())
+            .env("LEANSPEC_PEER_LOG", "info"),
+    );
+    let addr = ui_addr(&up);
+
+    // A view without a session says how to log in.
+    let (status, _, body) = get(&addr, "/board", &[]);
+    assert_eq!(status, 401);
+    assert!(body.contains("leanspec-peer ui"), "{body}");
+    let cookie = login(m.home(), &addr);
+    let (status, head, page) = get(&addr, "/board?status=planned", &[("Cookie", &cookie)]);
+    assert_eq!(status, 200, "{head}");
+    let csp = header(&head, "content-security-policy").expect("a CSP");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(header(&head, "x-frame-options"), Some("DENY"));
+    assert!(page.contains("<script src=\"/assets/app.js\""), "{page}");
+    assert_eq!(page.matches("<script").count(), 1, "no inline script");
+    let (status, head, js) = get(&addr, "/assets/app.js", &[]);
+    assert_eq!(status, 200);
+    assert!(header(&head, "content-type").is_some_and(|t| t.starts_with("text/javascript")));
+    assert!(!js.contains("innerHTML = r") && js.contains("textContent"));
+
+    let (_, _, session) = get(&addr, "/api/v1/session", &[("Cookie", &cookie)]);
+    let session: serde_json::Value = serde_json::from_str(&session).expect("JSON");
+    let csrf = session["csrf"].as_str().expect("csrf").to_string();
+    let (_, _, rows) = get(&addr, "/api/v1/specs", &[("Cookie", &cookie)]);
+    let rows: serde_json::Value = serde_json::from_str(&rows).expect("JSON");
+    let project = rows[0]["project_id"].as_str().expect("project").to_string();
+    let hash = rows[0]["spec"]["file_hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    let machine = session["machine"].as_str().expect("machine").to_string();
+    let readme = m.project().join("specs/001-alpha/README.md");
+    let before = std::fs::read_to_string(&readme).expect("read");
+
+    let edit = |base: &str| {
+        serde_json::json!({
+            "machine": machine, "project": project, "spec": "001-alpha",
+            "base_file_hash": base, "change": { "status": "in-progress" }
+        })
+        .to_string()
+    };
+    // Refused: no session, no token, a wrong token, another site's origin.
+    let e = edit(&hash);
+    let (status, _, _) = http("POST", &addr, "/api/v1/edit", &[], &e);
+    assert_eq!(status, 401);
+    let (status, _, body) = http("POST", &addr, "/api/v1/edit", &[("Cookie", &cookie)], &e);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("CSRF"), "{body}");
+    let wrong = [("Cookie", cookie.as_str()), ("X-CSRF-Token", "00")];
+    let (status, _, _) = http("POST", &addr, "/api/v1/edit", &wrong, &e);
+    assert_eq!(status, 403);
+    let evil = [
+        ("Cookie", cookie.as_str()),
+        ("X-CSRF-Token", csrf.as_str()),
+        ("Origin", "http://evil.example"),
+    ];
+    let (status, _, _) = http("POST", &addr, "/api/v1/edit", &evil, &e);
+    assert_eq!(status, 403);
+    assert_eq!(
+        std::fs::read_to_string(&readme).expect("read"),
+        before,
+        "nothing written"
+    );
+
+    let ok = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    // A stale hash: rejected with the file's hash now; the file is untouched.
+    let stale = "ab".repeat(32);
+    let (status, _, body) = http("POST", &addr, "/api/v1/edit", &ok, &edit(&stale));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(v["result"], "rejected", "{v}");
+    assert_eq!(v["reason"], "stale", "{v}");
+    assert_eq!(v["current_file_hash"], hash.as_str(), "{v}");
+    assert_eq!(std::fs::read_to_string(&readme).expect("read"), before);
+    let (status, _, body) = http("POST", &addr, "/api/v1/edit", &ok, &e);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(v["result"], "applied", "{v}");
+    assert!(
+        std::fs::read_to_string(&readme)
+            .expect("read")
+            .contains("status: in-progress")
+    );
+    // A malformed body is a 4xx, not a crash.
+    let (status, _, _) = http("POST", &addr, "/api/v1/edit", &ok, "{\"machine\":1}");
+    assert!((400..500).contains(&status), "{status}");
+
+    // Invite (with its QR code) and rename, as the Machines page does.
+    let (status, _, body) = http("POST", &addr, "/api/v1/invite", &ok, "{\"ttl_secs\":600}");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert!(v["ticket"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+    assert!(
+        v["qr_svg"].as_str().is_some_and(|q| q.contains("<svg")),
+        "{v}"
+    );
+    let (_, _, list) = get(&addr, "/api/v1/invites", &[("Cookie", &cookie)]);
+    assert!(list.contains("\"active\""), "{list}");
+    let rename = format!("{{\"machine\":\"{machine}\",\"label\":\"studio\"}}");
+    let (status, _, body) = http("POST", &addr, "/api/v1/rename", &ok, &rename);
+    assert_eq!(status, 200, "{body}");
+    let (_, _, list) = get(&addr, "/api/v1/machines", &[("Cookie", &cookie)]);
+    assert!(list.contains("\"studio\""), "{list}");
     up.stop();
 }

@@ -1,0 +1,123 @@
+//! The state-changing API: every POST under `/api/v1` (the CSRF token is checked before
+//! these run, see `guard`). Edits are signed operations with the file hash the page
+//! showed: the answer is the owner's verdict, shown by the page whatever it is.
+
+use crate::{App, answer};
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use leanspec_peer_core::ops::Change;
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+
+/// The longest invitation the UI makes (as the CLI: a week).
+const MAX_INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EditBody {
+    machine: String,
+    project: String,
+    spec: String,
+    /// The file hash the page showed; required, so a page never edits blind.
+    base_file_hash: String,
+    change: Change,
+}
+
+/// A signed metadata edit: `{op_id, result, reason, message, file_hash,
+/// current_file_hash}` as `edit --json` prints (stale, unavailable and rejected are
+/// answers, not HTTP errors).
+pub(crate) async fn edit(State(app): State<App>, Json(b): Json<EditBody>) -> Response {
+    answer(
+        app.node
+            .edit(
+                &b.machine,
+                &b.project,
+                &b.spec,
+                b.change,
+                Some(&b.base_file_hash),
+            )
+            .await,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenameBody {
+    machine: String,
+    label: String,
+}
+
+pub(crate) async fn rename(State(app): State<App>, Json(b): Json<RenameBody>) -> Response {
+    answer(
+        app.node
+            .rename(&b.machine, &b.label)
+            .map(|()| json!({ "renamed": b.machine, "label": b.label })),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokeBody {
+    machine: String,
+}
+
+pub(crate) async fn revoke(State(app): State<App>, Json(b): Json<RevokeBody>) -> Response {
+    answer(
+        app.node
+            .revoke(&b.machine)
+            .map(|()| json!({ "revoked": b.machine })),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InviteBody {
+    /// Seconds the invitation is valid (default 1 hour).
+    ttl_secs: Option<u64>,
+    #[serde(default)]
+    reusable: bool,
+}
+
+/// A new invitation: the ticket, its expiry, and the ticket as a QR code (SVG).
+pub(crate) async fn invite(State(app): State<App>, Json(b): Json<InviteBody>) -> Response {
+    let ttl = Duration::from_secs(
+        b.ttl_secs
+            .unwrap_or(3600)
+            .clamp(60, MAX_INVITE_TTL.as_secs()),
+    );
+    answer(app.node.invite(ttl, b.reusable).map(|t| {
+        let ticket = t.to_string();
+        json!({
+            "ticket": ticket,
+            "expires_at": t.expires_at,
+            "reusable": t.reusable,
+            "qr_svg": qr_svg(&ticket),
+        })
+    }))
+}
+
+fn qr_svg(text: &str) -> Option<String> {
+    use qrcode::render::svg;
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(
+        code.render::<svg::Color<'_>>()
+            .min_dimensions(240, 240)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InviteRevokeBody {
+    id: String,
+}
+
+pub(crate) async fn revoke_invite(
+    State(app): State<App>,
+    Json(b): Json<InviteRevokeBody>,
+) -> Response {
+    answer(app.node.revoke_invite(&b.id))
+}
