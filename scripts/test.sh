@@ -54,6 +54,9 @@ say "bindings (Python, Kotlin, Swift)"
 say "MCP server under the Python MCP SDK"
 ./scripts/test-mcp.sh
 
+say "web UI in headless Chromium"
+./scripts/test-web.sh
+
 say "fuzz targets compile"
 cargo check --locked --manifest-path fuzz/Cargo.toml --target-dir "$CARGO_TARGET_DIR/fuzz"
 

@@ -19,6 +19,7 @@ pub mod control;
 pub mod doc;
 mod error_kind;
 pub mod identity;
+pub mod json;
 pub mod limits;
 pub mod machine;
 pub mod mesh;

@@ -432,7 +432,7 @@ fn init(home: &Path, label: Option<&str>, json: bool) -> anyhow::Result<ExitCode
     let s = node.summary();
     print(
         json,
-        json!({"created": created, "home": home.display().to_string(), "machine": output::machine_json(&s)}),
+        json!({"created": created, "home": home.display().to_string(), "machine": leanspec_peer_core::json::machine_summary(&s)}),
         || {
             format!(
                 "{} machine {} ({}) in {}",

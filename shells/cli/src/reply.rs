@@ -1,12 +1,10 @@
 //! Printing control replies and events (JSON stable per docs/cli-json.md, or text).
 
-use crate::output::{
-    machine_json, project_json, scan_json, scan_text, spec_detail_json, spec_row_json, spec_text,
-    specs_table,
-};
+use crate::output::{scan_text, spec_text, specs_table};
 use leanspec_peer_core::control::{MachineReport, Reply, StatusReport};
+use leanspec_peer_core::json;
 use leanspec_peer_core::machine::InviteInfo;
-use leanspec_peer_core::ops::{AuditRecord, Direction, Outcome, Reason, Verdict};
+use leanspec_peer_core::ops::{AuditRecord, Direction, Outcome, Verdict};
 use leanspec_peer_core::peer::Event;
 use leanspec_peer_core::{Project, ScanReport};
 use serde_json::{Value, json};
@@ -24,28 +22,18 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
             return Ok(());
         }
         Reply::Specs(rows) => (
-            json!(rows.iter().map(spec_row_json).collect::<Vec<_>>()),
+            json!(rows.iter().map(json::spec_row).collect::<Vec<_>>()),
             specs_table(rows),
         ),
-        Reply::Spec(row) => (spec_detail_json(row), spec_text(row)),
+        Reply::Spec(row) => (json::spec_detail(row), spec_text(row)),
         Reply::Check(r) => (serde_json::to_value(r)?, check_text(r)),
         Reply::Stats(s) => (serde_json::to_value(s)?, stats_text(s)),
         Reply::Body(b) => (serde_json::to_value(b)?, body_text(b)),
         Reply::Url(u) => (json!({ "url": u }), u.clone()),
-        Reply::Board(b) => (board_json(b), crate::board::board_text(b, width)),
+        Reply::Board(b) => (json::board(b), crate::board::board_text(b, width)),
         Reply::Deps(d) => (serde_json::to_value(d)?, deps_text(d)),
         Reply::Hits(hits) => (
-            json!(
-                hits.iter()
-                    .map(|h| {
-                        let mut v = spec_row_json(&h.row);
-                        if let Value::Object(m) = &mut v {
-                            m.insert("score".into(), json!(h.score));
-                        }
-                        v
-                    })
-                    .collect::<Vec<_>>()
-            ),
+            json::hits(hits),
             if hits.is_empty() {
                 "no spec matches".to_string()
             } else {
@@ -53,14 +41,14 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
                 specs_table(&rows)
             },
         ),
-        Reply::Status(s) => (status_json(s), status_text(s)),
+        Reply::Status(s) => (json::status(s), status_text(s)),
         Reply::Machines(rows) => (
-            json!(rows.iter().map(machine_report_json).collect::<Vec<_>>()),
+            json!(rows.iter().map(json::machine_report).collect::<Vec<_>>()),
             machines_text(rows),
         ),
-        Reply::Scan(r) => (scan_report_json(r), scan_report_text(r)),
+        Reply::Scan(r) => (json::scan_report(r), scan_report_text(r)),
         Reply::ProjectAdded { project, scan } => (
-            json!({"project": project_json(project), "scan": scan_json(scan)}),
+            json!({"project": json::project(project), "scan": json::scan(scan)}),
             format!(
                 "added project {} ({})\n{}",
                 project.name,
@@ -69,11 +57,11 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
             ),
         ),
         Reply::Projects(ps) => (
-            json!(ps.iter().map(project_json).collect::<Vec<_>>()),
+            json!(ps.iter().map(json::project).collect::<Vec<_>>()),
             projects_text(ps),
         ),
         Reply::ProjectRemoved(p) => (
-            json!({"removed": project_json(p)}),
+            json!({"removed": json::project(p)}),
             format!(
                 "removed project {} ({}); its files were not touched",
                 p.name,
@@ -99,17 +87,14 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
                     }
                 );
             }
-            (
-                json!({"ticket": ticket, "expires_at": expires_at, "reusable": reusable}),
-                ticket.clone(),
-            )
+            (json::ticket(ticket, *expires_at, *reusable), ticket.clone())
         }
         Reply::Invites(list) => (
-            json!(list.iter().map(invite_json).collect::<Vec<_>>()),
+            json!(list.iter().map(json::invite).collect::<Vec<_>>()),
             invites_text(list),
         ),
         Reply::InviteRevoked(i) => (
-            invite_json(i),
+            json::invite(i),
             format!(
                 "revoked invitation {}: every later join with it is refused",
                 i.id
@@ -128,9 +113,9 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
         ),
         Reply::Done => (json!({"ok": true}), "done".into()),
         Reply::Event(ev) => (serde_json::to_value(ev)?, event_text(ev)),
-        Reply::Verdict(v) => (verdict_json(v), verdict_text(v)),
+        Reply::Verdict(v) => (json::verdict(v), verdict_text(v)),
         Reply::Audit(records) => (
-            json!(records.iter().map(audit_json).collect::<Vec<_>>()),
+            json!(records.iter().map(json::audit).collect::<Vec<_>>()),
             audit_text(records),
         ),
     };
@@ -158,17 +143,6 @@ fn body_text(b: &leanspec_peer_core::machine::SpecBody) -> String {
         }
         _ => b.text.trim_end().to_string(),
     }
-}
-
-fn board_json(b: &leanspec_peer_core::query::Board) -> Value {
-    json!({
-        "group_by": b.group_by,
-        "columns": b.columns.iter().map(|c| json!({
-            "key": c.key,
-            "count": c.specs.len(),
-            "specs": c.specs.iter().map(spec_row_json).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 fn deps_text(d: &leanspec_peer_core::query::Deps) -> String {
@@ -250,17 +224,6 @@ fn check_text(r: &leanspec_peer_core::query::CheckReport) -> String {
     out
 }
 
-fn invite_json(i: &InviteInfo) -> Value {
-    json!({
-        "id": i.id,
-        "created_at": i.created_at,
-        "expires_at": i.expires_at,
-        "reusable": i.reusable,
-        "state": i.state,
-        "used_by": i.used_by.iter().map(|u| json!({"id": u.id.to_string(), "label": u.label, "revoked": u.revoked})).collect::<Vec<_>>(),
-    })
-}
-
 fn invites_text(list: &[InviteInfo]) -> String {
     if list.is_empty() {
         return "no invitations yet: make one with `leanspec-peer invite`".into();
@@ -313,10 +276,6 @@ fn invites_text(list: &[InviteInfo]) -> String {
     out
 }
 
-fn scan_report_json(r: &ScanReport) -> Value {
-    json!({"projects": r.projects.iter().map(scan_json).collect::<Vec<_>>(), "change_bytes": r.change_bytes})
-}
-
 fn scan_report_text(r: &ScanReport) -> String {
     if r.projects.is_empty() {
         return "no projects yet: add one with `leanspec-peer project add DIR`".into();
@@ -345,22 +304,6 @@ fn projects_text(ps: &[Project]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// `machines --json` rows: exactly these keys.
-fn machine_report_json(r: &MachineReport) -> Value {
-    json!({
-        "id": r.machine.id.to_string(),
-        "label": r.machine.label,
-        "self": r.machine.is_self,
-        "online": r.online,
-        "last_seen": r.last_seen,
-        "version": r.machine.version,
-        "revoked": r.machine.revoked,
-        "projects": r.machine.projects,
-        "specs": r.machine.specs,
-        "in_sync": r.in_sync,
-    })
 }
 
 fn ago(last_seen: u64) -> String {
@@ -424,32 +367,6 @@ fn machines_text(rows: &[MachineReport]) -> String {
     }
     out.push_str(&format!("{} machine(s)", rows.len()));
     out
-}
-
-fn status_json(s: &StatusReport) -> Value {
-    let peers: Vec<Value> = s
-        .peers
-        .iter()
-        .map(|p| {
-            let mut v = machine_report_json(p);
-            if let Value::Object(m) = &mut v {
-                m.insert("path".into(), json!(p.path));
-                m.insert("pending".into(), json!(p.pending));
-            }
-            v
-        })
-        .collect();
-    json!({
-        "machine": machine_json(&s.machine),
-        "home": s.home.display().to_string(),
-        "running": s.running,
-        "projects": s.projects.iter().map(project_json).collect::<Vec<_>>(),
-        "specs": s.specs,
-        "store": {"path": s.store.path.display().to_string(), "file_bytes": s.store.file_bytes, "doc_chunks": s.store.doc_chunks, "doc_bytes": s.store.doc_bytes},
-        "peers": peers,
-        "pending": s.pending,
-        "refused": s.refused,
-    })
 }
 
 fn status_text(s: &StatusReport) -> String {
@@ -632,24 +549,6 @@ fn event_line(ev: &Event) -> String {
     }
 }
 
-fn verdict_json(v: &Verdict) -> Value {
-    json!({
-        "result": v.result.as_str(),
-        "reason": v.reason.map(reason_str),
-        "message": v.message,
-        "op_id": v.op_id,
-        "file_hash": v.file_hash,
-        "current_file_hash": v.current_file_hash,
-    })
-}
-
-fn reason_str(r: Reason) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn verdict_text(v: &Verdict) -> String {
     match v.result {
         Outcome::Applied => format!(
@@ -660,7 +559,7 @@ fn verdict_text(v: &Verdict) -> String {
         Outcome::Rejected => {
             let mut s = format!(
                 "rejected ({}): {}",
-                v.reason.map(reason_str).unwrap_or_default(),
+                v.reason.map(json::reason).unwrap_or_default(),
                 v.message
             );
             if let Some(h) = &v.current_file_hash {
@@ -670,10 +569,6 @@ fn verdict_text(v: &Verdict) -> String {
         }
         Outcome::Unavailable => format!("unavailable: {}", v.message),
     }
-}
-
-fn audit_json(r: &AuditRecord) -> Value {
-    serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
 fn audit_text(records: &[AuditRecord]) -> String {
@@ -701,7 +596,7 @@ fn audit_text(records: &[AuditRecord]) -> String {
             r.result.as_str()
         ));
         if let Some(reason) = r.reason {
-            out.push_str(&format!(" ({}): {}", reason_str(reason), r.message));
+            out.push_str(&format!(" ({}): {}", json::reason(reason), r.message));
         }
         out.push('\n');
     }

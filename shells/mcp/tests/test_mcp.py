@@ -6,21 +6,16 @@ Run by scripts/test-mcp.sh; LEANSPEC_PEER_BIN names the binary under test.
 
 import asyncio
 import hashlib
-import json
 import os
-import queue
-import signal
-import subprocess
-import threading
-import time
+import sys
 from pathlib import Path
 
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-BIN = os.environ["LEANSPEC_PEER_BIN"]
-WAIT = 40.0  # seconds: every wait below is bounded by this
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "python"))
+from peer_procs import BIN, WAIT, Up, cli, cli_json, eventually  # noqa: E402
 
 TOOLS = {
     "list_machines",
@@ -44,64 +39,6 @@ def write_spec(project: Path, name: str, status: str, title: str, extra: str = "
     )
     os.replace(tmp, f)
     return f
-
-
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LEANSPEC_PEER_HOME=str(home))
-    return subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=WAIT)
-
-
-def cli_json(home: Path, *args: str):
-    out = cli(home, *args, "--json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def eventually(what: str, cond):
-    deadline = time.monotonic() + WAIT
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {WAIT}s")
-        time.sleep(0.05)
-
-
-class Up:
-    """`leanspec-peer up` with its stderr lines on a queue."""
-
-    def __init__(self, home: Path, project: Path, label: str):
-        env = dict(os.environ, LEANSPEC_PEER_HOME=str(home), LEANSPEC_PEER_LOG="info")
-        self.proc = subprocess.Popen(
-            [BIN, "up", "--bind", "127.0.0.1:0", "--label", label, "--project", str(project)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: "queue.Queue[str]" = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.wait_line("Ctrl-C to stop")
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.put(line)
-
-    def wait_line(self, needle: str) -> str:
-        deadline = time.monotonic() + WAIT
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no line with {needle!r} within {WAIT}s")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if needle in line:
-                return line
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=WAIT)
 
 
 @pytest.fixture

@@ -106,24 +106,24 @@ function clean(params) {
 
 async function loadMachines() {
   state.machines = await api('machines');
-  state.byId = new Map(state.machines.map((m) => [m.machine.id, m]));
+  state.byId = new Map(state.machines.map((m) => [m.id, m]));
   renderSwitcher();
 }
 
-const label = (id) => (state.byId.get(id) ? state.byId.get(id).machine.label : id.slice(0, 8));
+const label = (id) => (state.byId.get(id) ? state.byId.get(id).label : id.slice(0, 8));
 const isOnline = (id) => {
   const m = state.byId.get(id);
-  return Boolean(m && !m.machine.revoked && (m.machine.is_self || m.online));
+  return Boolean(m && !m.revoked && (m.self || m.online));
 };
 
 function renderSwitcher() {
   const sel = $('#machine-switcher');
   const opts = [h('option', { value: 'all' }, 'All machines')];
   for (const m of state.machines) {
-    if (m.machine.revoked) continue;
-    const dot = m.machine.is_self ? '◆' : m.online ? '●' : '○';
-    const suffix = m.machine.is_self ? ' (this machine)' : m.online ? '' : ' (offline)';
-    opts.push(h('option', { value: m.machine.id }, `${dot} ${m.machine.label}${suffix}`));
+    if (m.revoked) continue;
+    const dot = m.self ? '◆' : m.online ? '●' : '○';
+    const suffix = m.self ? ' (this machine)' : m.online ? '' : ' (offline)';
+    opts.push(h('option', { value: m.id }, `${dot} ${m.label}${suffix}`));
   }
   sel.replaceChildren(...opts);
   if (state.selected !== 'all' && !state.byId.has(state.selected)) state.selected = 'all';
@@ -193,7 +193,7 @@ function connectEvents() {
 // ---- shared pieces ---------------------------------------------------------------
 
 const specKey = (machine, project, spec) => `${machine}|${project}|${spec}`;
-const rowKey = (r) => specKey(r.machine, r.project_id, r.spec.name);
+const rowKey = (r) => specKey(r.machine, r.project_id, r.spec);
 
 function dot(id) {
   const on = isOnline(id);
@@ -207,7 +207,7 @@ function badge(kind, value) {
 /** Applies a `spec_changed` event's values to a row (as the document now has them). */
 function patchRow(row, values) {
   for (const [k, v] of Object.entries(values || {})) {
-    if (k in row.spec) row.spec[k] = v;
+    if (k in row && k !== "spec" && k !== "machine") row[k] = v;
   }
 }
 
@@ -265,11 +265,11 @@ function filterBar(f, opts) {
 function differing(rows) {
   const seen = new Map();
   for (const r of rows) {
-    const k = `${r.fleet}|${r.spec.name}`;
+    const k = `${r.fleet}|${r.spec}`;
     if (!seen.has(k)) seen.set(k, new Set());
-    seen.get(k).add(r.spec.file_hash);
+    seen.get(k).add(r.file_hash);
   }
-  return (r) => (seen.get(`${r.fleet}|${r.spec.name}`) || new Set()).size > 1;
+  return (r) => (seen.get(`${r.fleet}|${r.spec}`) || new Set()).size > 1;
 }
 
 // ---- views -----------------------------------------------------------------------
@@ -308,14 +308,14 @@ async function dashboardView(main) {
   const [stats, rows] = await Promise.all([api('stats'), api('specs', state.selected === 'all' ? {} : { machine: state.selected })]);
   const machines = stats.machines.filter((m) => state.selected === 'all' || m.machine === state.selected);
   const counts = (map, keys) => keys.map((k) => h('td', { class: 'num' }, String(map[k] || 0)));
-  const recent = rows.filter((r) => r.spec.updated_at || r.spec.created_at)
-    .sort((a, b) => (b.spec.updated_at || b.spec.created_at).localeCompare(a.spec.updated_at || a.spec.created_at))
+  const recent = rows.filter((r) => r.updated_at || r.created_at)
+    .sort((a, b) => (b.updated_at || b.created_at).localeCompare(a.updated_at || a.created_at))
     .slice(0, 12);
   main.replaceChildren(
     h('h1', {}, 'Dashboard'),
     h('section', { class: 'cards' },
       h('div', { class: 'stat' }, h('b', {}, String(stats.fleet.specs)), ' specs in the fleet'),
-      h('div', { class: 'stat' }, h('b', {}, String(state.machines.filter((m) => !m.machine.revoked).length)), ' machines'),
+      h('div', { class: 'stat' }, h('b', {}, String(state.machines.filter((m) => !m.revoked).length)), ' machines'),
       h('div', { class: 'stat' }, h('b', {}, `${Math.round(stats.fleet.completion_rate * 100)}%`), ' complete')),
     h('h2', {}, 'By status'),
     h('table', { class: 'grid', id: 'status-counts' },
@@ -329,25 +329,25 @@ async function dashboardView(main) {
         counts(m.counts.by_priority, [...PRIORITIES, 'none']))))),
     h('h2', {}, 'Recently changed'),
     h('ul', { class: 'recent' }, recent.map((r) => h('li', {},
-      specLink(r, r.spec.title), ' ', h('span', { class: 'muted' }, `${r.machine_label} · ${r.project} · ${r.spec.updated_at || r.spec.created_at}`)))),
+      specLink(r, r.title), ' ', h('span', { class: 'muted' }, `${r.machine_label} · ${r.project} · ${r.updated_at || r.created_at}`)))),
   );
   return { onEvent: (kind) => { if (kind === 'spec_changed' || kind === 'spec_removed') reloadSoon(500); } };
 }
 
 function specLink(r, ...children) {
-  return link('/spec', { m: r.machine, project: r.project_id, spec: r.spec.name }, ...children);
+  return link('/spec', { m: r.machine, project: r.project_id, spec: r.spec }, ...children);
 }
 
 async function machinesView(main) {
   const invites = await api('invites').catch(() => []);
   const render = () => {
     const rows = state.machines.map((m) => {
-      const id = m.machine.id;
-      const name = h('span', { class: 'label' }, m.machine.label);
+      const id = m.id;
+      const name = h('span', { class: 'label' }, m.label);
       const actions = h('td', { class: 'actions' });
-      if (!m.machine.revoked) {
+      if (!m.revoked) {
         actions.append(h('button', { class: 'rename', type: 'button', onclick: () => {
-          const input = h('input', { class: 'rename-input', value: m.machine.label, 'aria-label': 'New label' });
+          const input = h('input', { class: 'rename-input', value: m.label, 'aria-label': 'New label' });
           const form = h('form', { class: 'inline', onsubmit: async (e) => {
             e.preventDefault();
             try {
@@ -358,21 +358,21 @@ async function machinesView(main) {
           } }, input, h('button', { type: 'submit' }, 'Save'));
           name.replaceWith(form); input.focus();
         } }, 'Rename'));
-        if (!m.machine.is_self) {
+        if (!m.self) {
           actions.append(h('button', { class: 'revoke danger', type: 'button', onclick: () => confirmRevoke(m, render) }, 'Revoke'));
           actions.append(link('/board', { m: id }, 'Board'));
         }
       }
-      return h('tr', { class: `machine${m.machine.revoked ? ' revoked' : ''}`, dataset: { id } },
+      return h('tr', { class: `machine${m.revoked ? ' revoked' : ''}`, dataset: { id } },
         h('td', {}, dot(id)),
-        h('td', {}, name, m.machine.is_self ? h('span', { class: 'muted' }, ' (this machine)') : null),
+        h('td', {}, name, m.self ? h('span', { class: 'muted' }, ' (this machine)') : null),
         h('td', { class: 'mono' }, id.slice(0, 8)),
-        h('td', { class: 'presence' }, m.machine.revoked ? 'revoked' : m.machine.is_self || m.online ? 'online' : 'offline'),
-        h('td', {}, m.machine.is_self ? 'now' : ago(m.last_seen)),
-        h('td', {}, m.machine.version || '?', h('span', { class: 'muted' }, m.machine.os ? ` ${m.machine.os}` : '')),
-        h('td', { class: 'num' }, String(m.machine.projects)),
-        h('td', { class: 'num' }, String(m.machine.specs)),
-        h('td', {}, m.machine.is_self ? '—' : m.in_sync ? 'in sync' : `${m.pending} pending`),
+        h('td', { class: 'presence' }, m.revoked ? 'revoked' : m.self || m.online ? 'online' : 'offline'),
+        h('td', {}, m.self ? 'now' : ago(m.last_seen)),
+        h('td', {}, m.version || '?', h('span', { class: 'muted' }, m.os ? ` ${m.os}` : '')),
+        h('td', { class: 'num' }, String(m.projects)),
+        h('td', { class: 'num' }, String(m.specs)),
+        h('td', {}, m.self ? '—' : m.in_sync ? 'in sync' : `${m.pending} pending`),
         h('td', {}, m.path || '—'),
         actions);
     });
@@ -391,12 +391,12 @@ function confirmRevoke(m, after) {
   const d = $('#dialog');
   d.className = 'confirm';
   d.replaceChildren(
-    h('h2', {}, `Revoke ${m.machine.label}?`),
+    h('h2', {}, `Revoke ${m.label}?`),
     h('p', {}, 'Every member will disconnect it and refuse it from now on. Its last-known specs stay visible, marked revoked. This cannot be undone: it would have to be invited again.'),
     h('div', { class: 'buttons' },
       h('button', { id: 'confirm-revoke', class: 'danger', type: 'button', onclick: async () => {
         d.close();
-        try { await post('revoke', { machine: m.machine.id }); toast(`${m.machine.label} revoked`, 'ok'); await loadMachines(); after(); } catch (e) { toast(`Revoke failed: ${e.message}`, 'error'); }
+        try { await post('revoke', { machine: m.id }); toast(`${m.label} revoked`, 'ok'); await loadMachines(); after(); } catch (e) { toast(`Revoke failed: ${e.message}`, 'error'); }
       } }, 'Revoke'),
       h('button', { type: 'button', onclick: () => d.close() }, 'Cancel')));
   d.showModal();
@@ -437,7 +437,7 @@ async function projectsView(main) {
     const k = `${r.machine}|${r.project_id}`;
     if (!groups.has(k)) groups.set(k, { r, counts: {}, total: 0 });
     const g = groups.get(k);
-    const s = r.spec.status || 'none';
+    const s = r.status || 'none';
     g.counts[s] = (g.counts[s] || 0) + 1; g.total++;
   }
   const list = [...groups.values()].sort((a, b) => a.r.project.localeCompare(b.r.project) || a.r.machine_label.localeCompare(b.r.machine_label));
@@ -458,10 +458,10 @@ const STATUS_RANK = Object.fromEntries(STATUSES.map((s, i) => [s, i]));
 
 function sortRows(rows, sort) {
   const by = {
-    title: (a, b) => a.spec.title.localeCompare(b.spec.title),
-    priority: (a, b) => (PRIO_RANK[a.spec.priority] ?? 9) - (PRIO_RANK[b.spec.priority] ?? 9),
-    status: (a, b) => (STATUS_RANK[a.spec.status] ?? 9) - (STATUS_RANK[b.spec.status] ?? 9),
-    updated: (a, b) => (b.spec.updated_at || '').localeCompare(a.spec.updated_at || ''),
+    title: (a, b) => a.title.localeCompare(b.title),
+    priority: (a, b) => (PRIO_RANK[a.priority] ?? 9) - (PRIO_RANK[b.priority] ?? 9),
+    status: (a, b) => (STATUS_RANK[a.status] ?? 9) - (STATUS_RANK[b.status] ?? 9),
+    updated: (a, b) => (b.updated_at || '').localeCompare(a.updated_at || ''),
     machine: (a, b) => a.machine_label.localeCompare(b.machine_label),
   }[sort];
   return by ? rows.slice().sort(by) : rows;
@@ -475,11 +475,11 @@ async function specsView(main) {
   const differs = differing(all);
   const showMachine = state.selected === 'all';
   const rowEl = (r) => h('tr', { class: 'spec', dataset: { key: rowKey(r) } },
-    h('td', { class: 'mono' }, r.spec.name.split('-')[0]),
-    h('td', {}, specLink(r, r.spec.title), differs(r) ? h('span', { class: 'differs', title: 'This spec differs between machines' }, ' ≠ differs') : null),
-    h('td', {}, badge('status', r.spec.status)), h('td', {}, badge('priority', r.spec.priority)),
-    h('td', {}, r.spec.tags.map((t) => h('span', { class: 'tag' }, t))),
-    h('td', {}, r.spec.assignee || ''),
+    h('td', { class: 'mono' }, r.spec.split('-')[0]),
+    h('td', {}, specLink(r, r.title), differs(r) ? h('span', { class: 'differs', title: 'This spec differs between machines' }, ' ≠ differs') : null),
+    h('td', {}, badge('status', r.status)), h('td', {}, badge('priority', r.priority)),
+    h('td', {}, r.tags.map((t) => h('span', { class: 'tag' }, t))),
+    h('td', {}, r.assignee || ''),
     showMachine ? h('td', {}, dot(r.machine), ' ', r.machine_label) : null,
     h('td', { class: 'muted' }, r.project));
   const head = h('thead', {}, h('tr', {}, ['#', 'Title', 'Status', 'Priority', 'Tags', 'Assignee', showMachine ? 'Machine' : null, 'Project'].filter(Boolean).map((t) => h('th', {}, t))));
@@ -510,20 +510,20 @@ async function boardView(main) {
     return h('article', {
       class: `card${editable ? '' : ' locked'}`, draggable: editable ? 'true' : 'false',
       title: editable ? 'Drag to another column to change its status' : 'Machine unavailable: its specs cannot be edited now',
-      dataset: { key: rowKey(r), status: r.spec.status || 'none' },
+      dataset: { key: rowKey(r), status: r.status || 'none' },
       ondragstart: (e) => { e.dataTransfer.setData('text/plain', rowKey(r)); e.dataTransfer.effectAllowed = 'move'; },
     },
-    h('div', { class: 'card-head' }, h('span', { class: 'mono muted' }, r.spec.name.split('-')[0]), badge('priority', r.spec.priority),
+    h('div', { class: 'card-head' }, h('span', { class: 'mono muted' }, r.spec.split('-')[0]), badge('priority', r.priority),
       differs(r) ? h('span', { class: 'differs', title: 'This spec differs between machines' }, '≠') : null),
-    h('div', { class: 'title' }, specLink(r, r.spec.title)),
-    h('div', { class: 'tags' }, r.spec.tags.slice(0, 4).map((t) => h('span', { class: 'tag' }, t))),
+    h('div', { class: 'title' }, specLink(r, r.title)),
+    h('div', { class: 'tags' }, r.tags.slice(0, 4).map((t) => h('span', { class: 'tag' }, t))),
     showMachine ? h('div', { class: 'machine muted small' }, dot(r.machine), ' ', r.machine_label, ' · ', r.project) : null);
   };
   const place = (r) => {
     const key = rowKey(r);
     const old = main.querySelector(`.card[data-key="${CSS.escape(key)}"]`);
     const el = card(r);
-    const col = cols.get(r.spec.status || 'none') || cols.get('none');
+    const col = cols.get(r.status || 'none') || cols.get('none');
     if (old && old.parentElement === col) old.replaceWith(el);
     else { if (old) old.remove(); if (col) col.prepend(el); }
     updateCounts();
@@ -549,7 +549,7 @@ async function boardView(main) {
         e.currentTarget.classList.remove('over');
         const key = e.dataTransfer.getData('text/plain');
         const r = rows.get(key);
-        if (!r || c.key === 'none' || r.spec.status === c.key) return;
+        if (!r || c.key === 'none' || r.status === c.key) return;
         await submitEdit(r, { status: c.key }, (fresh) => { rows.set(rowKey(fresh), fresh); place(fresh); });
       },
     }, h('h2', {}, c.key, ' ', h('span', { class: 'count muted' }, String(c.specs.length))), list);
@@ -589,14 +589,14 @@ async function boardView(main) {
 
 /** Sends a signed edit with the file hash the page showed, and shows how it ended.
  * `done(row)` gets the spec as it is after an applied edit. */
-async function submitEdit(row, change, done, base = row.spec.file_hash) {
+async function submitEdit(row, change, done, base = row.file_hash) {
   if (!isOnline(row.machine)) {
     toast(`Machine unavailable: ${row.machine_label} is offline, nothing was sent`, 'error');
     return;
   }
   let verdict;
   try {
-    verdict = await post('edit', { machine: row.machine, project: row.project_id, spec: row.spec.name, base_file_hash: base, change });
+    verdict = await post('edit', { machine: row.machine, project: row.project_id, spec: row.spec, base_file_hash: base, change });
   } catch (e) {
     toast(`Edit failed: ${e.message}`, 'error');
     return;
@@ -622,8 +622,8 @@ function describe(change) {
 async function freshRow(row, hash) {
   let fresh = row;
   for (let i = 0; i < 20; i++) {
-    try { fresh = await api('spec', { machine: row.machine, project: row.project_id, spec: row.spec.name }); } catch (_) { return fresh; }
-    if (!hash || fresh.spec.file_hash === hash) return fresh;
+    try { fresh = await api('spec', { machine: row.machine, project: row.project_id, spec: row.spec }); } catch (_) { return fresh; }
+    if (!hash || fresh.file_hash === hash) return fresh;
     await new Promise((r) => setTimeout(r, 100));
   }
   return fresh;
@@ -648,12 +648,12 @@ async function conflict(row, change, verdict, done) {
     h('table', { class: 'grid' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Field'), h('th', {}, 'You saw'), h('th', {}, 'Now'), h('th', {}, 'Your change'))),
       h('tbody', {}, (touched.length ? touched : FIELDS).map(([k, t]) => h('tr', { dataset: { field: k } },
-        h('th', {}, t), h('td', {}, fieldText(row.spec, k)), h('td', { class: 'now' }, fieldText(now.spec, k)),
+        h('th', {}, t), h('td', {}, fieldText(row, k)), h('td', { class: 'now' }, fieldText(now, k)),
         h('td', {}, changeText(change, k)))))),
     h('div', { class: 'buttons' },
       h('button', { id: 'apply-current', type: 'button', onclick: async () => {
         d.close();
-        await submitEdit(now, change, done, verdict.current_file_hash || now.spec.file_hash);
+        await submitEdit(now, change, done, verdict.current_file_hash || now.file_hash);
       } }, 'Apply to the current version'),
       h('button', { id: 'discard', type: 'button', onclick: () => { d.close(); toast('Your change was discarded; showing the current version', 'info'); done(now); } }, 'Discard')));
   d.showModal();
@@ -703,7 +703,7 @@ async function specView(main) {
       const note = b.source === 'cached'
         ? h('p', { class: 'warn', id: 'cached-note' }, `Cached copy from ${fmtTime(b.fetched_at)}: ${row.machine_label} is unreachable (${b.note || 'offline'})`)
         : null;
-      const stale = b.file_hash !== row.spec.file_hash ? h('p', { class: 'warn' }, 'This text is of another version of the file than the metadata above.') : null;
+      const stale = b.file_hash !== row.file_hash ? h('p', { class: 'warn' }, 'This text is of another version of the file than the metadata above.') : null;
       const content = h('div', { class: 'markdown' });
       content.innerHTML = b.html; // sanitised by the server; no script may run (CSP)
       bodyBox.replaceChildren(note, stale, content);
@@ -714,7 +714,7 @@ async function specView(main) {
     }
   };
   const renderMeta = () => {
-    const s = row.spec;
+    const s = row;
     const online = isOnline(row.machine);
     const select = (name, values) => h('select', { name, disabled: !online },
       s[name] ? null : h('option', { value: '' }, '—'), values.map((v) => h('option', { value: v, selected: s[name] === v }, v)));
@@ -732,7 +732,7 @@ async function specView(main) {
       h('tr', {}, h('th', {}, 'Status'), h('td', {}, select('status', STATUSES))),
       h('tr', {}, h('th', {}, 'Priority'), h('td', {}, select('priority', PRIORITIES))),
       h('tr', {}, h('th', {}, 'Tags'), h('td', {}, text('tags', s.tags.join(', ')))),
-      h('tr', {}, h('th', {}, 'Depends on'), h('td', {}, text('depends_on', s.depends_on.join(', ')), s.depends_on.length ? [' ', link('/deps', { m: row.machine, project: row.project_id, spec: s.name }, 'graph')] : null)),
+      h('tr', {}, h('th', {}, 'Depends on'), h('td', {}, text('depends_on', s.depends_on.join(', ')), s.depends_on.length ? [' ', link('/deps', { m: row.machine, project: row.project_id, spec: s.spec }, 'graph')] : null)),
       h('tr', {}, h('th', {}, 'Parent'), h('td', {}, text('parent', s.parent || ''))),
       h('tr', {}, h('th', {}, 'Assignee'), h('td', {}, text('assignee', s.assignee || ''))),
       h('tr', {}, h('th', {}, 'Created'), h('td', {}, s.created || s.created_at || '—')),
@@ -748,8 +748,8 @@ async function specView(main) {
   };
   main.replaceChildren(
     h('p', { class: 'crumbs' }, link('/board', { m: row.machine }, 'Board'), ' › ', dot(row.machine), ' ', row.machine_label, ' › ', row.project),
-    h('h1', { id: 'spec-title' }, row.spec.title),
-    h('p', { class: 'mono muted' }, row.spec.name),
+    h('h1', { id: 'spec-title' }, row.title),
+    h('p', { class: 'mono muted' }, row.spec),
     notice,
     h('div', { class: 'detail' }, h('div', {}, h('h2', {}, 'Metadata'), meta, h('h2', {}, 'Status history'), history), bodyBox));
   renderMeta();
@@ -763,7 +763,7 @@ async function specView(main) {
       }
       try { row = await api('spec', args); } catch (_) { return; }
       renderMeta();
-      $('#spec-title').textContent = row.spec.title;
+      $('#spec-title').textContent = row.title;
       loadBody();
     },
     onMachines: () => { if (!dirty) renderMeta(); },

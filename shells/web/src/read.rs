@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use leanspec_peer_core::query::{DepsQuery, GroupBy};
 use leanspec_peer_core::spec::{Priority, Status};
-use leanspec_peer_core::{SpecFilter, UiLogins};
+use leanspec_peer_core::{SpecFilter, UiLogins, json};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -28,7 +28,13 @@ pub(crate) async fn session(
 }
 
 pub(crate) async fn machines(State(app): State<App>) -> Response {
-    axum::Json(app.node.machines()).into_response()
+    let rows: Vec<_> = app
+        .node
+        .machines()
+        .iter()
+        .map(json::machine_report)
+        .collect();
+    axum::Json(rows).into_response()
 }
 
 #[derive(Deserialize)]
@@ -41,13 +47,14 @@ pub(crate) struct SpecsQuery {
 }
 
 pub(crate) async fn specs(State(app): State<App>, Query(q): Query<SpecsQuery>) -> Response {
-    answer(app.node.specs(&SpecFilter {
+    let rows = app.node.specs(&SpecFilter {
         machine: q.machine,
         project: q.project,
         status: q.status,
         priority: q.priority,
         tag: q.tag,
-    }))
+    });
+    answer(rows.map(|rows| rows.iter().map(json::spec_row).collect::<Vec<_>>()))
 }
 
 #[derive(Deserialize)]
@@ -57,7 +64,11 @@ pub(crate) struct SearchQuery {
 }
 
 pub(crate) async fn search(State(app): State<App>, Query(q): Query<SearchQuery>) -> Response {
-    answer(app.node.search(&q.q, q.limit.unwrap_or(50).clamp(1, 1000)))
+    answer(
+        app.node
+            .search(&q.q, q.limit.unwrap_or(50).clamp(1, 1000))
+            .map(|h| json::hits(&h)),
+    )
 }
 
 #[derive(Deserialize)]
@@ -69,7 +80,8 @@ pub(crate) struct BoardQuery {
 pub(crate) async fn board(State(app): State<App>, Query(q): Query<BoardQuery>) -> Response {
     answer(
         app.node
-            .board(q.q.as_deref(), q.group_by.unwrap_or_default()),
+            .board(q.q.as_deref(), q.group_by.unwrap_or_default())
+            .map(|b| json::board(&b)),
     )
 }
 
@@ -131,16 +143,28 @@ pub(crate) struct SpecQuery {
 
 /// One spec as the replicated document has it now.
 pub(crate) async fn spec(State(app): State<App>, Query(q): Query<SpecQuery>) -> Response {
-    answer(app.node.spec(q.machine.as_deref(), &q.project, &q.spec))
+    answer(
+        app.node
+            .spec(q.machine.as_deref(), &q.project, &q.spec)
+            .map(|r| json::spec_detail(&r)),
+    )
 }
 
 /// This machine's projects (every machine's are in its specs' rows).
 pub(crate) async fn projects(State(app): State<App>) -> Response {
-    answer(app.node.projects())
+    answer(
+        app.node
+            .projects()
+            .map(|p| p.iter().map(json::project).collect::<Vec<_>>()),
+    )
 }
 
 pub(crate) async fn invites(State(app): State<App>) -> Response {
-    answer(app.node.invites())
+    answer(
+        app.node
+            .invites()
+            .map(|l| l.iter().map(json::invite).collect::<Vec<_>>()),
+    )
 }
 
 #[derive(Deserialize)]
@@ -149,7 +173,11 @@ pub(crate) struct AuditQuery {
 }
 
 pub(crate) async fn audit(State(app): State<App>, Query(q): Query<AuditQuery>) -> Response {
-    answer(app.node.audit(q.limit.unwrap_or(100).clamp(1, 10_000)))
+    answer(
+        app.node
+            .audit(q.limit.unwrap_or(100).clamp(1, 10_000))
+            .map(|r| r.iter().map(json::audit).collect::<Vec<_>>()),
+    )
 }
 
 /// The node's events as Server-Sent Events (`event:` the event's kind, `data:` its JSON

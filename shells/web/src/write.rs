@@ -6,6 +6,7 @@ use crate::{App, answer};
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use leanspec_peer_core::json;
 use leanspec_peer_core::ops::Change;
 use serde::Deserialize;
 use serde_json::json;
@@ -38,7 +39,8 @@ pub(crate) async fn edit(State(app): State<App>, Json(b): Json<EditBody>) -> Res
                 b.change,
                 Some(&b.base_file_hash),
             )
-            .await,
+            .await
+            .map(|v| json::verdict(&v)),
     )
 }
 
@@ -89,12 +91,9 @@ pub(crate) async fn invite(State(app): State<App>, Json(b): Json<InviteBody>) ->
     );
     answer(app.node.invite(ttl, b.reusable).map(|t| {
         let ticket = t.to_string();
-        json!({
-            "ticket": ticket,
-            "expires_at": t.expires_at,
-            "reusable": t.reusable,
-            "qr_svg": qr_svg(&ticket),
-        })
+        let mut v = json::ticket(&ticket, t.expires_at, t.reusable);
+        v["qr_svg"] = qr_svg(&ticket).into();
+        v
     }))
 }
 
@@ -119,5 +118,5 @@ pub(crate) async fn revoke_invite(
     State(app): State<App>,
     Json(b): Json<InviteRevokeBody>,
 ) -> Response {
-    answer(app.node.revoke_invite(&b.id))
+    answer(app.node.revoke_invite(&b.id).map(|i| json::invite(&i)))
 }
