@@ -269,6 +269,48 @@ fn pages_are_locked_down_and_every_write_needs_the_csrf_token() {
     );
     let addr = ui_addr(&up);
 
+    // `ui --open` hands the URL to the desktop's opener (a stand-in here).
+    let bin_dir = tempfile::tempdir().expect("dir");
+    let opened = bin_dir.path().join("opened");
+    let opener = bin_dir.path().join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", opened.display()),
+    )
+    .expect("opener");
+    std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin_dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(BIN)
+        .args(["ui", "--open"])
+        .env("LEANSPEC_PEER_HOME", m.home())
+        .env("PATH", path)
+        .output()
+        .expect("ui --open");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&opened).map_or(true, |s| s.is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the opener was not run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(&opened).expect("read"), printed);
+    assert!(
+        printed.starts_with(&format!("http://{addr}/login?token=")),
+        "{printed}"
+    );
+
     // A view without a session says how to log in.
     let (status, _, body) = get(&addr, "/board", &[]);
     assert_eq!(status, 401);

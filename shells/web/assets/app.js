@@ -376,30 +376,38 @@ async function machinesView(main) {
         h('td', {}, m.path || '—'),
         actions);
     });
-    main.replaceChildren(
-      h('h1', {}, 'Machines'),
-      h('table', { class: 'grid', id: 'machines' },
-        h('thead', {}, h('tr', {}, ['', 'Label', 'Id', 'State', 'Last seen', 'Version', 'Projects', 'Specs', 'Sync', 'Path', ''].map((t) => h('th', {}, t)))),
-        h('tbody', {}, rows)),
-      inviteSection(invites));
+    // Only the table is redrawn on machine events: an invitation just made (and its
+    // QR code) stays on the page.
+    table.replaceChildren(
+      h('thead', {}, h('tr', {}, ['', 'Label', 'Id', 'State', 'Last seen', 'Version', 'Projects', 'Specs', 'Sync', 'Path', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, rows));
   };
+  const table = h('table', { class: 'grid', id: 'machines' });
+  main.replaceChildren(h('h1', {}, 'Machines'), table, inviteSection(invites));
   render();
   return { onMachines: render };
 }
 
-function confirmRevoke(m, after) {
+async function confirmRevoke(m, after) {
+  const yes = await confirmDialog(`Revoke ${m.label}?`,
+    'Every member will disconnect it and refuse it from now on. Its last-known specs stay visible, marked revoked. This cannot be undone: it would have to be invited again.',
+    'Revoke', 'confirm-revoke');
+  if (!yes) return;
+  try { await post('revoke', { machine: m.id }); toast(`${m.label} revoked`, 'ok'); await loadMachines(); after(); } catch (e) { toast(`Revoke failed: ${e.message}`, 'error'); }
+}
+
+/** A yes/no question in the page's dialog; resolves true for yes. */
+function confirmDialog(title, text, yes, yesId = 'confirm-yes') {
   const d = $('#dialog');
   d.className = 'confirm';
-  d.replaceChildren(
-    h('h2', {}, `Revoke ${m.label}?`),
-    h('p', {}, 'Every member will disconnect it and refuse it from now on. Its last-known specs stay visible, marked revoked. This cannot be undone: it would have to be invited again.'),
-    h('div', { class: 'buttons' },
-      h('button', { id: 'confirm-revoke', class: 'danger', type: 'button', onclick: async () => {
-        d.close();
-        try { await post('revoke', { machine: m.id }); toast(`${m.label} revoked`, 'ok'); await loadMachines(); after(); } catch (e) { toast(`Revoke failed: ${e.message}`, 'error'); }
-      } }, 'Revoke'),
-      h('button', { type: 'button', onclick: () => d.close() }, 'Cancel')));
-  d.showModal();
+  return new Promise((resolve) => {
+    const answer = (v) => { d.close(); resolve(v); };
+    d.replaceChildren(h('h2', {}, title), h('p', {}, text), h('div', { class: 'buttons' },
+      h('button', { id: yesId, class: 'danger', type: 'button', onclick: () => answer(true) }, yes),
+      h('button', { id: 'confirm-no', type: 'button', onclick: () => answer(false) }, 'Cancel')));
+    d.addEventListener('cancel', () => resolve(false), { once: true });
+    d.showModal();
+  });
 }
 
 function inviteSection(invites) {
@@ -697,6 +705,7 @@ async function specView(main) {
   const meta = h('div', { id: 'meta' });
   const notice = h('div', { id: 'notice' });
   let dirty = false;
+  let unchecked = 0; // open checklist items in the body shown
   const loadBody = async () => {
     try {
       const b = await api('body', args);
@@ -706,6 +715,7 @@ async function specView(main) {
       const stale = b.file_hash !== row.file_hash ? h('p', { class: 'warn' }, 'This text is of another version of the file than the metadata above.') : null;
       const content = h('div', { class: 'markdown' });
       content.innerHTML = b.html; // sanitised by the server; no script may run (CSP)
+      unchecked = content.querySelectorAll('input[type=checkbox]:not([checked])').length;
       bodyBox.replaceChildren(note, stale, content);
       history.replaceChildren(...(b.transitions || []).map((t) => h('li', {}, badge('status', t.status || '?'), ' ', t.at || '')));
       if (!b.transitions || !b.transitions.length) history.replaceChildren(h('li', { class: 'muted' }, 'no transitions recorded'));
@@ -723,6 +733,12 @@ async function specView(main) {
       e.preventDefault();
       const change = changeFrom(form, s);
       if (!Object.keys(change).length) { toast('Nothing changed', 'info'); return; }
+      // LeanSpec's `update --status complete` refuses open checklist items without
+      // --force: say so rather than silently differ.
+      if (change.status === 'complete' && unchecked > 0 && !(await confirmDialog(
+        `${unchecked} checklist item${unchecked === 1 ? ' is' : 's are'} not checked`,
+        'LeanSpec\'s own `update --status complete` refuses this without --force. Mark it complete anyway?',
+        'Complete anyway'))) return;
       const save = $('#save');
       save.disabled = true;
       await submitEdit(row, change, (fresh) => { row = fresh; dirty = false; renderMeta(); loadBody(); });

@@ -66,6 +66,8 @@ def fleet(tmp_path_factory):
         "planned", XSS_TITLE,
         body="<script>alert(3)</script>\n\n<img src=x onerror=alert(4)>\n\n[click](javascript:alert(5))\n",
     ))
+    write(projects["alpha"] / "specs" / "901-checklist" / "README.md", spec_text(
+        "in-progress", "Checklist", body="- [ ] first\n- [x] second\n- [ ] third\n"))
     write(projects["beta"] / "specs" / "001-beta" / "README.md", spec_text("planned", "Beta"))
     write(projects["gamma"] / "specs" / "001-gamma" / "README.md", spec_text("draft", "Gamma"))
     ups = {}
@@ -201,6 +203,23 @@ def test_stale_edit_shows_the_conflict_dialog(page, fleet):
     assert any(r["spec"] == name and r["result"] == "applied" for r in audit)
     page.goto(f"{fleet['ups']['beta'].ui}/activity")
     expect(page.locator("#audit tr.audit.rejected").first).to_be_visible(timeout=UI_WAIT_MS)
+    assert page.problems == [], page.problems
+
+
+def test_completing_with_open_checklist_items_asks_first(page, fleet):
+    readme = fleet["projects"]["alpha"] / "specs" / "901-checklist" / "README.md"
+    alpha = machine_id(fleet, "alpha")
+    project = cli_json(fleet["homes"]["alpha"], "project", "list")[0]["id"]
+    page.goto(f"{fleet['ups']['beta'].ui}/spec?m={alpha}&project={project}&spec=901-checklist")
+    expect(page.locator("#spec-body .markdown input[type=checkbox]")).to_have_count(3, timeout=UI_WAIT_MS)
+    page.select_option("#edit-form select[name=status]", "complete")
+    page.click("#save")
+    expect(page.locator("dialog.confirm")).to_contain_text("2 checklist items are not checked")
+    page.click("#confirm-no")
+    assert frontmatter_field(readme, "status") == "in-progress"
+    page.click("#save")
+    page.click("#confirm-yes")
+    eventually("alpha's file is complete", lambda: frontmatter_field(readme, "status") == "complete")
     assert page.problems == [], page.problems
 
 
