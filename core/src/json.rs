@@ -7,6 +7,7 @@ use crate::machine::{InviteInfo, MachineSummary};
 use crate::ops::{AuditRecord, Reason, Verdict};
 use crate::query::SearchHit;
 use crate::{Project, ProjectScan, ScanReport, SpecRow};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// A machine as `init --json` and `status --json` describe it.
@@ -47,52 +48,104 @@ pub fn scan(s: &ProjectScan) -> Value {
     })
 }
 
-/// The `specs --json` row: exactly these keys.
-pub fn spec_row(r: &SpecRow) -> Value {
+/// The `specs --json` row: exactly these keys. Borrowed and serialized straight to text
+/// (a board of 10,000 rows is megabytes: no intermediate `Value` tree).
+#[derive(Debug, Serialize)]
+pub struct SpecRowJson<'a> {
+    machine: &'a str,
+    machine_label: &'a str,
+    project: &'a str,
+    project_id: &'a str,
+    fleet: &'a str,
+    spec: &'a str,
+    title: &'a str,
+    status: Option<&'static str>,
+    priority: Option<&'static str>,
+    tags: &'a [String],
+    depends_on: &'a [String],
+    parent: Option<&'a str>,
+    assignee: Option<&'a str>,
+    created: Option<&'a str>,
+    updated_at: Option<&'a str>,
+    content_hash: &'a str,
+    file_hash: &'a str,
+    parse_error: Option<&'a str>,
+}
+
+/// The `specs --json` row of `r`.
+pub fn spec_row(r: &SpecRow) -> SpecRowJson<'_> {
     let s = &r.spec;
-    json!({
-        "machine": r.machine,
-        "machine_label": r.machine_label,
-        "project": r.project,
-        "project_id": r.project_id,
-        "fleet": r.fleet,
-        "spec": s.name,
-        "title": s.title,
-        "status": s.status.map(|v| v.as_str()),
-        "priority": s.priority.map(|v| v.as_str()),
-        "tags": s.tags,
-        "depends_on": s.depends_on,
-        "parent": s.parent,
-        "assignee": s.assignee,
-        "created": s.created,
-        "updated_at": s.updated_at,
-        "content_hash": s.content_hash,
-        "file_hash": s.file_hash,
-        "parse_error": s.parse_error,
-    })
+    SpecRowJson {
+        machine: &r.machine,
+        machine_label: &r.machine_label,
+        project: &r.project,
+        project_id: &r.project_id,
+        fleet: &r.fleet,
+        spec: &s.name,
+        title: &s.title,
+        status: s.status.map(|v| v.as_str()),
+        priority: s.priority.map(|v| v.as_str()),
+        tags: &s.tags,
+        depends_on: &s.depends_on,
+        parent: s.parent.as_deref(),
+        assignee: s.assignee.as_deref(),
+        created: s.created.as_deref(),
+        updated_at: s.updated_at.as_deref(),
+        content_hash: &s.content_hash,
+        file_hash: &s.file_hash,
+        parse_error: s.parse_error.as_deref(),
+    }
 }
 
 /// The `show --json` object: the row keys plus the rest of the record.
-pub fn spec_detail(r: &SpecRow) -> Value {
-    let mut v = spec_row(r);
-    if let Value::Object(map) = &mut v {
-        map.insert("created_at".into(), json!(r.spec.created_at));
-        map.insert("completed_at".into(), json!(r.spec.completed_at));
-        map.insert("sub_files".into(), json!(r.spec.sub_files));
+#[derive(Debug, Serialize)]
+pub struct SpecDetailJson<'a> {
+    #[serde(flatten)]
+    row: SpecRowJson<'a>,
+    created_at: Option<&'a str>,
+    completed_at: Option<&'a str>,
+    sub_files: &'a [String],
+}
+
+/// The `show --json` object of `r`.
+pub fn spec_detail(r: &SpecRow) -> SpecDetailJson<'_> {
+    SpecDetailJson {
+        row: spec_row(r),
+        created_at: r.spec.created_at.as_deref(),
+        completed_at: r.spec.completed_at.as_deref(),
+        sub_files: &r.spec.sub_files,
     }
-    v
 }
 
 /// `board --json`: columns with their count and spec rows.
-pub fn board(b: &crate::query::Board) -> Value {
-    json!({
-        "group_by": b.group_by,
-        "columns": b.columns.iter().map(|c| json!({
-            "key": c.key,
-            "count": c.specs.len(),
-            "specs": c.specs.iter().map(spec_row).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
+#[derive(Debug, Serialize)]
+pub struct BoardJson<'a> {
+    group_by: crate::query::GroupBy,
+    columns: Vec<ColumnJson<'a>>,
+}
+
+/// One column of [`BoardJson`].
+#[derive(Debug, Serialize)]
+pub struct ColumnJson<'a> {
+    key: &'a str,
+    count: usize,
+    specs: Vec<SpecRowJson<'a>>,
+}
+
+/// The `board --json` document of `b`.
+pub fn board(b: &crate::query::Board) -> BoardJson<'_> {
+    BoardJson {
+        group_by: b.group_by,
+        columns: b
+            .columns
+            .iter()
+            .map(|c| ColumnJson {
+                key: &c.key,
+                count: c.specs.len(),
+                specs: c.specs.iter().map(spec_row).collect(),
+            })
+            .collect(),
+    }
 }
 
 /// `invite list --json` rows.
@@ -172,19 +225,22 @@ pub fn audit(r: &AuditRecord) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
+/// A `search --json` entry: a spec row with its `score`.
+#[derive(Debug, Serialize)]
+pub struct HitJson<'a> {
+    #[serde(flatten)]
+    row: SpecRowJson<'a>,
+    score: u32,
+}
+
 /// `search --json`: spec rows with their `score`, best first.
-pub fn hits(hits: &[SearchHit]) -> Value {
-    json!(
-        hits.iter()
-            .map(|h| {
-                let mut v = spec_row(&h.row);
-                if let Value::Object(m) = &mut v {
-                    m.insert("score".into(), json!(h.score));
-                }
-                v
-            })
-            .collect::<Vec<_>>()
-    )
+pub fn hits(hits: &[SearchHit]) -> Vec<HitJson<'_>> {
+    hits.iter()
+        .map(|h| HitJson {
+            row: spec_row(&h.row),
+            score: h.score,
+        })
+        .collect()
 }
 
 /// `invite --json`: the ticket text, its expiry (unix seconds) and kind.

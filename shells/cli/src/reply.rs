@@ -22,18 +22,24 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
             return Ok(());
         }
         Reply::Specs(rows) => (
-            json!(rows.iter().map(json::spec_row).collect::<Vec<_>>()),
+            serde_json::to_value(rows.iter().map(json::spec_row).collect::<Vec<_>>())?,
             specs_table(rows),
         ),
-        Reply::Spec(row) => (json::spec_detail(row), spec_text(row)),
+        Reply::Spec(row) => (
+            serde_json::to_value(json::spec_detail(row))?,
+            spec_text(row),
+        ),
         Reply::Check(r) => (serde_json::to_value(r)?, check_text(r)),
         Reply::Stats(s) => (serde_json::to_value(s)?, stats_text(s)),
         Reply::Body(b) => (serde_json::to_value(b)?, body_text(b)),
         Reply::Url(u) => (json!({ "url": u }), u.clone()),
-        Reply::Board(b) => (json::board(b), crate::board::board_text(b, width)),
+        Reply::Board(b) => (
+            serde_json::to_value(json::board(b))?,
+            crate::board::board_text(b, width),
+        ),
         Reply::Deps(d) => (serde_json::to_value(d)?, deps_text(d)),
         Reply::Hits(hits) => (
-            json::hits(hits),
+            serde_json::to_value(json::hits(hits))?,
             if hits.is_empty() {
                 "no spec matches".to_string()
             } else {

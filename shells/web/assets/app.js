@@ -508,46 +508,69 @@ async function boardView(main) {
   const f = filtersFromUrl();
   const q = queryOf(f);
   const board = await api('board', { q, group_by: 'status' });
-  const rows = new Map();
+  const rows = new Map(); // key -> row, every spec of the board
+  const els = new Map(); // key -> card element, the ones in the DOM
   const all = board.columns.flatMap((c) => c.specs);
   const differs = differing(all);
   const showMachine = state.selected === 'all';
-  const cols = new Map();
+  const cols = new Map(); // column key -> { list, more, pending: rows not drawn yet }
   const card = (r) => {
     const editable = isOnline(r.machine);
     return h('article', {
       class: `card${editable ? '' : ' locked'}`, draggable: editable ? 'true' : 'false',
-      title: editable ? 'Drag to another column to change its status' : 'Machine unavailable: its specs cannot be edited now',
       dataset: { key: rowKey(r), status: r.status || 'none' },
-      ondragstart: (e) => { e.dataTransfer.setData('text/plain', rowKey(r)); e.dataTransfer.effectAllowed = 'move'; },
     },
     h('div', { class: 'card-head' }, h('span', { class: 'mono muted' }, r.spec.split('-')[0]), badge('priority', r.priority),
-      differs(r) ? h('span', { class: 'differs', title: 'This spec differs between machines' }, '≠') : null),
+      differs(r) ? h('span', { class: 'differs', title: 'This spec differs between machines' }, '≠') : null,
+      editable ? null : h('span', { class: 'muted small', title: 'Machine unavailable: its specs cannot be edited now' }, 'offline')),
     h('div', { class: 'title' }, specLink(r, r.title)),
     h('div', { class: 'tags' }, r.tags.slice(0, 4).map((t) => h('span', { class: 'tag' }, t))),
     showMachine ? h('div', { class: 'machine muted small' }, dot(r.machine), ' ', r.machine_label, ' · ', r.project) : null);
   };
-  const place = (r) => {
-    const key = rowKey(r);
-    const old = main.querySelector(`.card[data-key="${CSS.escape(key)}"]`);
-    const el = card(r);
-    const col = cols.get(r.status || 'none') || cols.get('none');
-    if (old && old.parentElement === col) old.replaceWith(el);
-    else { if (old) old.remove(); if (col) col.prepend(el); }
-    updateCounts();
+  // A column draws its first PAGE cards; the rest on request (10,000 cards would take
+  // seconds to lay out and nobody reads them at once).
+  const PAGE = 300;
+  const drawMore = (col) => {
+    const frag = document.createDocumentFragment();
+    for (const r of col.pending.splice(0, PAGE)) {
+      if (els.has(rowKey(r)) || rows.get(rowKey(r)) !== r) continue;
+      const el = card(r);
+      els.set(rowKey(r), el);
+      frag.append(el);
+    }
+    col.list.append(frag);
+    col.more.hidden = col.pending.length === 0;
+    col.more.textContent = `Show ${Math.min(PAGE, col.pending.length)} more of ${col.pending.length}`;
   };
   const updateCounts = () => {
-    for (const [k, c] of cols) {
-      const n = c.parentElement.querySelector('.count');
-      if (n) n.textContent = String(c.children.length);
-    }
+    const n = new Map();
+    for (const r of rows.values()) n.set(r.status || 'none', (n.get(r.status || 'none') || 0) + 1);
+    for (const [k, c] of cols) c.count.textContent = String(n.get(k) || 0);
+  };
+  const place = (r) => {
+    const key = rowKey(r);
+    const old = els.get(key);
+    const col = cols.get(r.status || 'none') || cols.get('none');
+    els.delete(key);
+    if (!col) { if (old) old.remove(); updateCounts(); return; }
+    const el = card(r);
+    els.set(key, el);
+    // Same column: in place; another: on top, where a moved card is looked for.
+    if (old && old.parentElement === col.list) old.replaceWith(el);
+    else { if (old) old.remove(); col.list.prepend(el); }
+    updateCounts();
   };
   const columns = board.columns.map((c) => {
-    const list = h('div', { class: 'cards-list' });
-    const frag = document.createDocumentFragment();
-    for (const r of c.specs) { rows.set(rowKey(r), r); frag.append(card(r)); }
-    list.append(frag);
-    cols.set(c.key, list);
+    const col = {
+      list: h('div', { class: 'cards-list' }),
+      more: h('button', { type: 'button', class: 'more' }),
+      count: h('span', { class: 'count muted' }, String(c.specs.length)),
+      pending: c.specs.slice(),
+    };
+    col.more.addEventListener('click', () => drawMore(col));
+    for (const r of c.specs) rows.set(rowKey(r), r);
+    cols.set(c.key, col);
+    drawMore(col);
     return h('section', {
       class: 'column', dataset: { status: c.key },
       ondragover: (e) => { e.preventDefault(); e.currentTarget.classList.add('over'); },
@@ -560,20 +583,29 @@ async function boardView(main) {
         if (!r || c.key === 'none' || r.status === c.key) return;
         await submitEdit(r, { status: c.key }, (fresh) => { rows.set(rowKey(fresh), fresh); place(fresh); });
       },
-    }, h('h2', {}, c.key, ' ', h('span', { class: 'count muted' }, String(c.specs.length))), list);
+    }, h('h2', {}, c.key, ' ', col.count), col.list, col.more);
+  });
+  const boardEl = h('div', { class: 'board', id: 'board', title: 'Drag a card to another column to change its status' }, columns);
+  // One listener for every card.
+  boardEl.addEventListener('dragstart', (e) => {
+    const el = e.target.closest && e.target.closest('.card');
+    if (!el) return;
+    e.dataTransfer.setData('text/plain', el.dataset.key);
+    e.dataTransfer.effectAllowed = 'move';
   });
   main.replaceChildren(
     h('h1', {}, 'Board ', h('span', { class: 'muted' }, `${all.length} specs`, showMachine ? ' on every machine' : ` on ${label(state.selected)}`)),
     filterBar(f, { status: false, sort: false }),
-    h('div', { class: 'board', id: 'board' }, columns));
+    boardEl);
   const filtered = Boolean(f.priority || f.tag || f.assignee || f.q || f.project);
   return {
     onEvent(kind, ev) {
       if (kind === 'spec_removed') {
         const key = specKey(ev.machine, ev.project, ev.spec);
         rows.delete(key);
-        const old = main.querySelector(`.card[data-key="${CSS.escape(key)}"]`);
-        if (old) { old.remove(); updateCounts(); }
+        const old = els.get(key);
+        if (old) { old.remove(); els.delete(key); }
+        updateCounts();
         return;
       }
       if (kind !== 'spec_changed') return;
@@ -585,9 +617,9 @@ async function boardView(main) {
       place(r);
     },
     onMachines() {
-      for (const el of main.querySelectorAll('.card')) {
-        const r = rows.get(el.dataset.key);
-        if (r && isOnline(r.machine) === el.classList.contains('locked')) place(r);
+      for (const [key, el] of els) {
+        const r = rows.get(key);
+        if (r && isOnline(r.machine) === el.classList.contains('locked')) el.replaceWith(els.set(key, card(r)).get(key));
       }
     },
   };

@@ -141,8 +141,17 @@ async fn login(State(app): State<App>, Query(q): Query<Login>) -> Response {
 pub(crate) fn answer<T: serde::Serialize>(
     r: Result<T, leanspec_peer_core::peer::PeerError>,
 ) -> Response {
+    answer_with(r, |v| axum::Json(v).into_response())
+}
+
+/// A core answer shown by `show` (for documents that borrow from it); a failure as in
+/// [`answer`].
+pub(crate) fn answer_with<T>(
+    r: Result<T, leanspec_peer_core::peer::PeerError>,
+    show: impl FnOnce(&T) -> Response,
+) -> Response {
     match r {
-        Ok(v) => axum::Json(v).into_response(),
+        Ok(v) => show(&v),
         Err(e) => {
             let status = match e.kind() {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,

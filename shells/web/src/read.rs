@@ -2,10 +2,10 @@
 //! `--json`.
 
 use crate::guard::Session;
-use crate::{App, answer, markdown};
-use axum::Extension;
+use crate::{App, answer, answer_with, markdown};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use leanspec_peer_core::query::{DepsQuery, GroupBy};
 use leanspec_peer_core::spec::{Priority, Status};
 use leanspec_peer_core::{SpecFilter, UiLogins, json};
@@ -54,7 +54,9 @@ pub(crate) async fn specs(State(app): State<App>, Query(q): Query<SpecsQuery>) -
         priority: q.priority,
         tag: q.tag,
     });
-    answer(rows.map(|rows| rows.iter().map(json::spec_row).collect::<Vec<_>>()))
+    answer_with(rows, |rows| {
+        Json(rows.iter().map(json::spec_row).collect::<Vec<_>>()).into_response()
+    })
 }
 
 #[derive(Deserialize)]
@@ -64,10 +66,9 @@ pub(crate) struct SearchQuery {
 }
 
 pub(crate) async fn search(State(app): State<App>, Query(q): Query<SearchQuery>) -> Response {
-    answer(
-        app.node
-            .search(&q.q, q.limit.unwrap_or(50).clamp(1, 1000))
-            .map(|h| json::hits(&h)),
+    answer_with(
+        app.node.search(&q.q, q.limit.unwrap_or(50).clamp(1, 1000)),
+        |h| Json(json::hits(h)).into_response(),
     )
 }
 
@@ -78,10 +79,10 @@ pub(crate) struct BoardQuery {
 }
 
 pub(crate) async fn board(State(app): State<App>, Query(q): Query<BoardQuery>) -> Response {
-    answer(
+    answer_with(
         app.node
-            .board(q.q.as_deref(), q.group_by.unwrap_or_default())
-            .map(|b| json::board(&b)),
+            .board(q.q.as_deref(), q.group_by.unwrap_or_default()),
+        |b| Json(json::board(b)).into_response(),
     )
 }
 
@@ -143,10 +144,9 @@ pub(crate) struct SpecQuery {
 
 /// One spec as the replicated document has it now.
 pub(crate) async fn spec(State(app): State<App>, Query(q): Query<SpecQuery>) -> Response {
-    answer(
-        app.node
-            .spec(q.machine.as_deref(), &q.project, &q.spec)
-            .map(|r| json::spec_detail(&r)),
+    answer_with(
+        app.node.spec(q.machine.as_deref(), &q.project, &q.spec),
+        |r| Json(json::spec_detail(r)).into_response(),
     )
 }
 
