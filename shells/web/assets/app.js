@@ -529,7 +529,7 @@ async function boardView(main) {
   };
   // A column draws its first PAGE cards; the rest on request (10,000 cards would take
   // seconds to lay out and nobody reads them at once).
-  const PAGE = 300;
+  const PAGE = 100;
   const drawMore = (col) => {
     const frag = document.createDocumentFragment();
     for (const r of col.pending.splice(0, PAGE)) {
