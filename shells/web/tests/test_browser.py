@@ -68,8 +68,13 @@ def fleet(tmp_path_factory):
     ))
     write(projects["alpha"] / "specs" / "901-checklist" / "README.md", spec_text(
         "in-progress", "Checklist", body="- [ ] first\n- [x] second\n- [ ] third\n"))
+    # beta and gamma share a project (same name, no git origin: one fleet project) whose
+    # spec 001-shared differs between them.
+    projects["beta"] = tmp / "beta" / "shared"
+    projects["gamma"] = tmp / "gamma" / "shared"
     write(projects["beta"] / "specs" / "001-beta" / "README.md", spec_text("planned", "Beta"))
-    write(projects["gamma"] / "specs" / "001-gamma" / "README.md", spec_text("draft", "Gamma"))
+    write(projects["beta"] / "specs" / "002-shared" / "README.md", spec_text("planned", "Shared"))
+    write(projects["gamma"] / "specs" / "002-shared" / "README.md", spec_text("complete", "Shared"))
     ups = {}
     try:
         for l in ("alpha", "beta", "gamma"):
@@ -181,7 +186,8 @@ def test_board_of_another_machine_is_live_and_editable(page, fleet):
     assert after.split("\n---\n", 1)[1] == before.split("\n---\n", 1)[1], "the body is untouched"
     gone = [l for l in before.splitlines() if l not in after.splitlines()]
     assert all(re.match(r"^(status|updated_at|completed_at):", l) for l in gone), gone
-    assert f"- status: {to}" in after or f"status: {to}\n" in after.split("transitions:")[-1]
+    # The status line, and one transition appended.
+    assert after.count(f"status: {to}") == before.count(f"status: {to}") + 2, after
     expect(page.locator(f".column[data-status='{to}'] .card[data-key$='|{moved}']")).to_have_count(
         1, timeout=UI_WAIT_MS)
     expect(page.locator("#toast")).to_contain_text("Applied on alpha")
@@ -216,6 +222,26 @@ def test_stale_edit_shows_the_conflict_dialog(page, fleet):
     assert any(r["spec"] == name and r["result"] == "applied" for r in audit)
     page.goto(f"{fleet['ups']['beta'].ui}/activity")
     expect(page.locator("#audit tr.audit.rejected").first).to_be_visible(timeout=UI_WAIT_MS)
+    assert page.problems == [], page.problems
+
+
+def test_every_machine_in_one_list_with_differences_marked(page, fleet):
+    page.goto(f"{fleet['ups']['beta'].ui}/specs?m=all")
+    page.wait_for_selector("#spec-list")
+    shared = page.locator("#spec-list tr.spec[data-key$='|002-shared']")
+    expect(shared).to_have_count(2, timeout=UI_WAIT_MS)
+    expect(shared.locator(".differs")).to_have_count(2)
+    expect(page.locator("#spec-list tr.spec[data-key$='|001-beta'] .differs")).to_have_count(0)
+    # Filters from the form land in the URL (a deep link) and apply.
+    page.select_option("#filters select[name=status]", "complete")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(re.compile(r"status=complete"))
+    statuses = page.locator("#spec-list tr.spec td:nth-child(3)").all_inner_texts()
+    assert statuses and set(statuses) == {"complete"}, statuses
+    # Projects: alpha's with its count.
+    page.goto(f"{fleet['ups']['beta'].ui}/projects")
+    expect(page.locator("#projects tbody tr").filter(has_text="proj-alpha").locator("td").last).to_have_text(
+        str(fleet["alpha_specs"]), timeout=UI_WAIT_MS)
     assert page.problems == [], page.problems
 
 
