@@ -440,7 +440,8 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 /// Idle RSS of the release `up` with the LeanSpec corpus and one connected peer.
-fn idle_rss() {
+/// The CLI binary built as README says (or `LEANSPEC_PEER_BIN`), if built.
+fn cli_bin() -> Option<PathBuf> {
     let bin = std::env::var_os("LEANSPEC_PEER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -455,13 +456,97 @@ fn idle_rss() {
                 target.join("release/leanspec-peer")
             }
         });
-    if !bin.exists() {
+    bin.exists().then_some(bin)
+}
+
+/// Two `up` processes of `bin` on 127.0.0.1, paired, each with its own home; `b` has
+/// synced at least `want` specs when this returns.
+struct TwoUps {
+    bin: PathBuf,
+    homes: [tempfile::TempDir; 2],
+    procs: [std::process::Child; 2],
+}
+
+impl TwoUps {
+    fn start(bin: &Path, project_a: &Path, project_b: &Path, want: usize) -> TwoUps {
+        let homes = [
+            tempfile::tempdir().expect("ha"),
+            tempfile::tempdir().expect("hb"),
+        ];
+        let spawn = |home: &Path, proj: &Path| {
+            std::process::Command::new(bin)
+                .args(["up", "--bind", "127.0.0.1:0", "--no-ui", "--project"])
+                .arg(proj)
+                .env("LEANSPEC_PEER_HOME", home)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn up")
+        };
+        let a = spawn(homes[0].path(), project_a);
+        let ups = TwoUps {
+            bin: bin.to_path_buf(),
+            procs: [a, spawn(homes[1].path(), project_b)],
+            homes,
+        };
+        ups.wait_running(0);
+        ups.wait_running(1);
+        let ticket = String::from_utf8(ups.run(0, &["invite"]).stdout).expect("utf8");
+        assert!(ups.run(1, &["join", ticket.trim()]).status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = ups.run(1, &["specs", "--json"]);
+            let n = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v.as_array().map(Vec::len))
+                .unwrap_or(0);
+            if n >= want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the specs did not sync");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ups
+    }
+
+    fn home(&self, i: usize) -> &Path {
+        self.homes[i].path()
+    }
+
+    fn run(&self, i: usize, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(&self.bin)
+            .args(args)
+            .env("LEANSPEC_PEER_HOME", self.home(i))
+            .output()
+            .expect("cli")
+    }
+
+    fn wait_running(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.home(i).join("control.sock").exists()
+            || !self.run(i, &["status"]).status.success()
+        {
+            assert!(Instant::now() < deadline, "up did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TwoUps {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+fn idle_rss() {
+    let Some(bin) = cli_bin() else {
         println!(
-            "| idle RSS of `up` | not measured: build {} first (cargo build --profile dist -p leanspec-peer) |",
-            bin.display()
+            "| idle RSS of `up` | not measured: build the CLI first (cargo build --release -p leanspec-peer) |"
         );
         return;
-    }
+    };
     let project = tempfile::tempdir().expect("p");
     std::os::unix::fs::symlink(corpus(), project.path().join("specs")).expect("symlink");
     let other = tempfile::tempdir().expect("o");
@@ -471,57 +556,12 @@ fn idle_rss() {
         "---\nstatus: draft\ncreated: 2025-01-01\n---\n# X\n",
     )
     .expect("w");
-    let (ha, hb) = (
-        tempfile::tempdir().expect("ha"),
-        tempfile::tempdir().expect("hb"),
-    );
-    let spawn = |home: &Path, proj: &Path| {
-        std::process::Command::new(&bin)
-            .args(["up", "--bind", "127.0.0.1:0", "--project"])
-            .arg(proj)
-            .env("LEANSPEC_PEER_HOME", home)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn up")
-    };
-    let run = |home: &Path, args: &[&str]| {
-        std::process::Command::new(&bin)
-            .args(args)
-            .env("LEANSPEC_PEER_HOME", home)
-            .output()
-            .expect("cli")
-    };
-    let wait_running = |home: &Path| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !home.join("control.sock").exists() || !run(home, &["status"]).status.success() {
-            assert!(Instant::now() < deadline, "up did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let mut a = spawn(ha.path(), project.path());
-    wait_running(ha.path());
-    let mut b = spawn(hb.path(), other.path());
-    wait_running(hb.path());
-    let ticket = String::from_utf8(run(ha.path(), &["invite"]).stdout).expect("utf8");
-    assert!(run(hb.path(), &["join", ticket.trim()]).status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = run(hb.path(), &["specs", "--json"]);
-        let n = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v.as_array().map(Vec::len))
-            .unwrap_or(0);
-        if n >= 305 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "corpus did not sync");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let ups = TwoUps::start(&bin, project.path(), other.path(), 305);
     // Idle: nothing changes for 10 s; sample RSS each second, report the last and max.
     let mut samples = Vec::new();
     for _ in 0..10 {
         std::thread::sleep(Duration::from_secs(1));
-        samples.push((rss_kb(a.id()), rss_kb(b.id())));
+        samples.push((rss_kb(ups.procs[0].id()), rss_kb(ups.procs[1].id())));
     }
     let (last_a, last_b) = samples[samples.len() - 1];
     let max_a = samples.iter().map(|s| s.0).max().unwrap_or(0);
@@ -532,10 +572,115 @@ fn idle_rss() {
         max_a as f64 / 1024.0,
         last_b as f64 / 1024.0
     );
-    let _ = a.kill();
-    let _ = b.kill();
-    let _ = a.wait();
-    let _ = b.wait();
+}
+
+/// What a user sees: a file saved on A → the line in `leanspec-peer events --json` on B,
+/// both `up` processes and the `events` process being the real binary. The clock starts
+/// just before the `rename(2)` that replaces the file and stops when B's `events`
+/// process has written the line (read from its stdout pipe by a thread here).
+fn cli_latency(edits: usize) {
+    let Some(bin) = cli_bin() else {
+        println!("| save → `events --json` line | not measured: build the CLI first |");
+        return;
+    };
+    let project = tempfile::tempdir().expect("p");
+    generate(project.path(), 20);
+    let other = tempfile::tempdir().expect("o");
+    generate(other.path(), 1);
+    let ups = TwoUps::start(&bin, project.path(), other.path(), 21);
+    let mut events = std::process::Command::new(&bin)
+        .args(["events", "--json"])
+        .env("LEANSPEC_PEER_HOME", ups.home(1))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("events");
+    let stdout = events.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel::<(Instant, String)>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    let names: Vec<String> = (0..20).map(|i| format!("{:05}-spec-{i}", i + 1)).collect();
+    let save = |name: &str, i: usize| {
+        let file = project.path().join("specs").join(name).join("README.md");
+        let text = fs::read_to_string(&file).expect("read");
+        let status = ["planned", "in-progress", "complete"][i % 3];
+        let mut out = String::with_capacity(text.len());
+        for l in text.lines() {
+            if l.starts_with("status:") {
+                out.push_str(&format!("status: {status}"));
+            } else {
+                out.push_str(l);
+            }
+            out.push('\n');
+        }
+        let tmp = file.with_file_name(".README.md.tmp");
+        fs::write(&tmp, out).expect("write");
+        let t0 = Instant::now();
+        fs::rename(&tmp, &file).expect("rename");
+        t0
+    };
+    // Until the line for `name` arrives (or 10 s): its arrival time.
+    let wait = |name: &str| -> Option<Instant> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let (at, line) = lines.recv_timeout(left).ok()?;
+            if line.contains("\"spec_changed\"") && line.contains(&format!("\"{name}\"")) {
+                return Some(at);
+            }
+        }
+    };
+    // The subscription is live once a first save shows.
+    let mut warm = 0;
+    while warm < 50 {
+        save(&names[0], warm);
+        if wait(&names[0]).is_some() {
+            break;
+        }
+        warm += 1;
+    }
+    let mut ms = Vec::with_capacity(edits);
+    let mut lost = 0;
+    for i in 0..edits {
+        let name = &names[i % names.len()];
+        let t0 = save(name, i + 1);
+        match wait(name) {
+            Some(at) => ms.push(at.duration_since(t0).as_secs_f64() * 1000.0),
+            None => lost += 1,
+        }
+        // Let the watcher's and the session's work of this save finish.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    drop(ups);
+    if ms.is_empty() {
+        println!("| save → `events --json` line | no save was seen ({lost} lost) |");
+        return;
+    }
+    println!(
+        "| file save on A → `events --json` line on B ({}, real processes), {} saves | p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms{} |",
+        profile_of(&bin),
+        ms.len(),
+        pct(&mut ms, 0.5),
+        pct(&mut ms, 0.9),
+        pct(&mut ms, 0.99),
+        ms.last().copied().unwrap_or(0.0),
+        if lost > 0 {
+            format!("; {lost} not seen within 10 s")
+        } else {
+            String::new()
+        }
+    );
 }
 
 fn main() {
@@ -550,7 +695,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    // BENCH_ONLY=latency,pull,edit,rss runs a subset.
+    // BENCH_ONLY=latency,pull,edit,rss,cli-latency runs a subset.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|x| x == name);
     if run("latency") {
@@ -573,6 +718,9 @@ fn main() {
     drop(rt);
     if run("rss") {
         idle_rss();
+    }
+    if run("cli-latency") {
+        cli_latency(env_usize("BENCH_EDITS", 250));
     }
     if run("relay-rss") {
         relay_rss(env_usize("BENCH_RELAY_ENDPOINTS", 200));
