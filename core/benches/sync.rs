@@ -614,7 +614,7 @@ fn cli_latency(edits: usize) {
         let text = fs::read_to_string(&file).expect("read");
         let status = ["planned", "in-progress", "complete"][i % 3];
         let mut out = String::with_capacity(text.len());
-        for l in text.lines() {
+        for l in text.lines().filter(|l| !l.starts_with("saved ")) {
             if l.starts_with("status:") {
                 out.push_str(&format!("status: {status}"));
             } else {
@@ -622,6 +622,8 @@ fn cli_latency(edits: usize) {
             }
             out.push('\n');
         }
+        // Every save changes the file, whatever the status was.
+        out.push_str(&format!("saved {i}\n"));
         let tmp = file.with_file_name(".README.md.tmp");
         fs::write(&tmp, out).expect("write");
         let t0 = Instant::now();
@@ -642,7 +644,7 @@ fn cli_latency(edits: usize) {
     // The subscription is live once a first save shows.
     let mut warm = 0;
     while warm < 50 {
-        save(&names[0], warm);
+        save(&names[0], 1_000_000 + warm);
         if wait(&names[0]).is_some() {
             break;
         }

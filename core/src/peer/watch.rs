@@ -45,7 +45,7 @@ impl Watcher {
                 // Reads are not changes: our own rescans open every file they read, and
                 // inotify reports those opens; reacting to them would loop forever.
                 Ok(event) if matters(&event.kind) => {
-                    for p in event.paths {
+                    for p in event.paths.into_iter().filter(|p| !is_temp_file(p)) {
                         let _ = tx.send(p);
                     }
                 }
@@ -95,6 +95,29 @@ fn matters(kind: &notify::EventKind) -> bool {
         kind,
         EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))
     )
+}
+
+/// An editor's (or our writer's) temporary file: never part of a spec, and reacting to
+/// it costs a rescan that delays the one the following rename needs. A `.md` name always
+/// counts (hidden sub-files are sub-files).
+fn is_temp_file(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    !name.ends_with(".md")
+        && (name.starts_with('.')
+            || name.starts_with('#')
+            || name.ends_with('~')
+            || [
+                ".tmp",
+                ".swp",
+                ".swx",
+                ".lsp-tmp",
+                "___jb_tmp___",
+                "___jb_old___",
+            ]
+            .iter()
+            .any(|s| name.ends_with(s)))
 }
 
 async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
@@ -192,6 +215,35 @@ pub(crate) async fn periodic_rescan(shared: Arc<Shared>, every: Duration) {
             Ok(Err(e)) => tracing::warn!("periodic rescan failed: {e}"),
             Err(e) => tracing::warn!("periodic rescan task failed: {e}"),
             Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_temp_file;
+    use std::path::Path;
+
+    #[test]
+    fn editors_temporary_files_are_not_spec_changes() {
+        for t in [
+            "specs/001-a/.README.md.tmp",
+            "specs/001-a/.README.md.3f2a.lsp-tmp",
+            "specs/001-a/.README.md.swp",
+            "specs/001-a/README.md~",
+            "specs/001-a/#README.md#",
+            "specs/001-a/README.md___jb_tmp___",
+        ] {
+            assert!(is_temp_file(Path::new(t)), "{t}");
+        }
+        for f in [
+            "specs/001-a/README.md",
+            "specs/001-a/.notes.md",
+            "specs/001-a/DESIGN.md",
+            "specs/012-v0.2.0-release",
+            "specs/001-a",
+        ] {
+            assert!(!is_temp_file(Path::new(f)), "{f}");
         }
     }
 }
