@@ -123,6 +123,10 @@ pub(crate) enum Command {
         /// Allow many machines to join with it (a headless/CI auth key).
         #[arg(long)]
         reusable: bool,
+        /// Also show the ticket as a QR code (on stderr, for a phone's camera; the
+        /// ticket itself stays the only thing on stdout).
+        #[arg(long)]
+        qr: bool,
     },
     /// Join the mesh of the machine that printed TICKET.
     Join {

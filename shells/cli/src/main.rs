@@ -234,6 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut local_options = PeerOptions::default();
     let mut board_width = None;
     let mut open_url = false;
+    let mut show_qr = false;
     let req = match cli.command {
         Command::Init { label } => return init(&home, label.as_deref(), json),
         Command::Up(args) => return up(&home, args, json),
@@ -310,10 +311,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             action: None,
             ttl,
             reusable,
-        } => Request::Invite {
-            ttl_secs: ttl.as_secs(),
-            reusable,
-        },
+            qr,
+        } => {
+            show_qr = qr;
+            Request::Invite {
+                ttl_secs: ttl.as_secs(),
+                reusable,
+            }
+        }
         Command::Invite {
             action: Some(InviteAction::List),
             ..
@@ -355,6 +360,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     reply::print_reply(&reply, json, width)?;
     if let (true, Reply::Url(url)) = (open_url, &reply) {
         open_in_browser(url);
+    }
+    if let (true, Reply::Ticket { ticket, .. }) = (show_qr, &reply) {
+        match output::qr_block(ticket) {
+            Some(code) => eprintln!("{code}"),
+            None => eprintln!("leanspec-peer: the ticket is too long for a QR code"),
+        }
     }
     Ok(match &reply {
         Reply::Error { kind, .. } => exit_code(*kind),

@@ -134,3 +134,18 @@ pub(crate) fn terminal_safe(text: &str, newlines: bool) -> String {
         })
         .collect()
 }
+
+/// `text` as a QR code of Unicode half blocks, two modules per character cell, light
+/// modules drawn (as `qrencode -t UTF8` does): right for the usual dark terminal
+/// background, with the quiet zone around it. `None` if it does not fit a QR code.
+pub(crate) fn qr_block(text: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
+}
