@@ -31,6 +31,10 @@ pub(crate) enum Command {
     /// Manage the projects this machine shares.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Run `up` as a service of your session (systemd user unit on Linux, launchd agent
+    /// on macOS): started at login, restarted when it fails.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Rescan every project's specs now.
     Scan,
     /// Scan a project folder and keep watching it (initialises on first use).
@@ -253,6 +257,37 @@ pub(crate) struct SpecsArgs {
     /// Only specs with this tag.
     #[arg(long)]
     pub(crate) tag: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// Write the service (with `up`'s flags given here) and start it. Tokens and keys go
+    /// to a file only you can read, not onto the command line.
+    Install {
+        #[command(flatten)]
+        up: Box<UpArgs>,
+        /// Write the files but do not enable or start the service.
+        #[arg(long)]
+        no_start: bool,
+        /// Print the service definition instead of installing it.
+        #[arg(long)]
+        dry_run: bool,
+        /// The service manager (default: this OS's).
+        #[arg(long, value_enum, hide = true)]
+        manager: Option<crate::service::Manager>,
+    },
+    /// Stop the service and remove what `install` wrote (the machine's home stays).
+    Uninstall {
+        /// The service manager (default: this OS's).
+        #[arg(long, value_enum, hide = true)]
+        manager: Option<crate::service::Manager>,
+    },
+    /// Whether the service is installed and running.
+    Status {
+        /// The service manager (default: this OS's).
+        #[arg(long, value_enum, hide = true)]
+        manager: Option<crate::service::Manager>,
+    },
 }
 
 #[derive(Debug, Args)]

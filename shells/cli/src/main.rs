@@ -7,9 +7,10 @@ mod args;
 mod board;
 mod output;
 mod reply;
+mod service;
 
 use anyhow::{Context, bail};
-use args::{Cli, Command, InviteAction, ProjectCommand, SpecsArgs, UpArgs};
+use args::{Cli, Command, InviteAction, ProjectCommand, ServiceCommand, SpecsArgs, UpArgs};
 use clap::Parser;
 use leanspec_peer_core::control::{self, Reply, Request};
 use leanspec_peer_core::ops::{Change, Outcome};
@@ -238,6 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let req = match cli.command {
         Command::Init { label } => return init(&home, label.as_deref(), json),
         Command::Up(args) => return up(&home, args, json),
+        Command::Service(cmd) => return service_command(&home, cmd, json),
         Command::Events => return events(&home, json),
         Command::Mcp => {
             runtime()?
@@ -377,6 +379,110 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Reply::Check(r) if !r.problems.is_empty() => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// `service install|uninstall|status`.
+fn service_command(home: &Path, cmd: ServiceCommand, json: bool) -> anyhow::Result<ExitCode> {
+    use service::Manager;
+    match cmd {
+        ServiceCommand::Install {
+            up,
+            no_start,
+            dry_run,
+            manager,
+        } => {
+            let manager = manager.unwrap_or_else(Manager::native);
+            let bin = std::env::current_exe()
+                .and_then(std::fs::canonicalize)
+                .context("cannot find this program's own path")?;
+            let home = std::path::absolute(home)
+                .with_context(|| format!("cannot use home {}", home.display()))?;
+            let s = service::Service::new(bin, home, *up)?;
+            if dry_run {
+                let paths = service::paths(manager)?;
+                let text = match manager {
+                    Manager::Systemd => service::systemd_unit(
+                        &s,
+                        paths.env_file.as_deref().filter(|_| !s.env.is_empty()),
+                    )?,
+                    Manager::Launchd => service::launchd_plist(
+                        &s,
+                        paths
+                            .log
+                            .as_deref()
+                            .unwrap_or(Path::new("/tmp/leanspec-peer.log")),
+                    )?,
+                };
+                print(
+                    json,
+                    json!({"definition": paths.definition.display().to_string(), "text": text}),
+                    || text.clone(),
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let done = service::install(&s, manager, !no_start)?;
+            if let Some(why) = &done.not_started {
+                eprintln!("leanspec-peer: installed, {why}");
+            }
+            print(
+                json,
+                json!({
+                    "definition": done.definition.display().to_string(),
+                    "env_file": done.env_file.as_ref().map(|f| f.display().to_string()),
+                    "started": done.not_started.is_none(),
+                    "note": done.not_started,
+                }),
+                || {
+                    let mut t = format!("wrote {}", done.definition.display());
+                    if let Some(f) = &done.env_file {
+                        t.push_str(&format!(
+                            "\nwrote {} (tokens and keys; readable by you only)",
+                            f.display()
+                        ));
+                    }
+                    if done.not_started.is_none() {
+                        t.push_str(&format!("\nstarted; it starts with your session and restarts when it fails (`leanspec-peer service status`; logs: {})", match manager {
+                            Manager::Systemd => "`journalctl --user -u leanspec-peer`".to_string(),
+                            Manager::Launchd => "~/Library/Logs/leanspec-peer.log".to_string(),
+                        }));
+                    }
+                    t
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ServiceCommand::Uninstall { manager } => {
+            let removed = service::uninstall(manager.unwrap_or_else(Manager::native))?;
+            let list: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+            print(json, json!({"removed": list}), || {
+                if list.is_empty() {
+                    "no service was installed".to_string()
+                } else {
+                    format!(
+                        "stopped and removed {}; the machine's home is untouched",
+                        list.join(", ")
+                    )
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ServiceCommand::Status { manager } => {
+            let (definition, installed, state) =
+                service::status(manager.unwrap_or_else(Manager::native))?;
+            print(
+                json,
+                json!({"definition": definition.display().to_string(), "installed": installed, "state": state}),
+                || {
+                    if installed {
+                        format!("installed ({}): {state}", definition.display())
+                    } else {
+                        "not installed: `leanspec-peer service install --project DIR`".to_string()
+                    }
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Hands `url` to the desktop's opener; says so when there is none (the URL is printed).

@@ -26,7 +26,11 @@ fn decode(printed: &str) -> Option<String> {
     let height = rows.len() * 2;
     let light = |x: usize, y: usize| {
         let cell = rows[y / 2].get(x).copied().unwrap_or(0);
-        let bit = if y.is_multiple_of(2) { cell >> 1 } else { cell & 1 };
+        let bit = if y.is_multiple_of(2) {
+            cell >> 1
+        } else {
+            cell & 1
+        };
         bit == 1
     };
     const SCALE: usize = 4;
