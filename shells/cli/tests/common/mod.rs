@@ -32,6 +32,19 @@ impl Daemon {
         ))
     }
 
+    /// Starts `up` with no project (an always-on mirror) and waits for its control
+    /// socket.
+    pub fn mirror(home: &Path, label: &str) -> Daemon {
+        let d = Daemon(Proc::spawn(
+            Command::new(BIN)
+                .args(["up", "--bind", "127.0.0.1:0", "--no-ui", "--label", label])
+                .env("LEANSPEC_PEER_HOME", home)
+                .env("LEANSPEC_PEER_LOG", "info"),
+        ));
+        d.wait_line("Ctrl-C to stop");
+        d
+    }
+
     /// kill -9.
     pub fn kill9(self) {
         self.0.kill9();
