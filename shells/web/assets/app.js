@@ -475,6 +475,30 @@ function sortRows(rows, sort) {
   return by ? rows.slice().sort(by) : rows;
 }
 
+/** A table body that draws LIST_PAGE rows and the rest on request (10,000 rows would
+ * take seconds to lay out). */
+const LIST_PAGE = 200;
+function lazyBody(rows, rowEl, cols) {
+  const tbody = h('tbody', {});
+  const button = h('button', { type: 'button', class: 'more' });
+  const more = h('tr', { class: 'more-row' }, h('td', { colspan: cols }, button));
+  let next = 0;
+  const draw = () => {
+    const frag = document.createDocumentFragment();
+    for (const r of rows.slice(next, next + LIST_PAGE)) frag.append(rowEl(r));
+    next = Math.min(rows.length, next + LIST_PAGE);
+    more.remove();
+    tbody.append(frag);
+    if (next < rows.length) {
+      button.textContent = `Show ${Math.min(LIST_PAGE, rows.length - next)} more of ${rows.length - next}`;
+      tbody.append(more);
+    }
+  };
+  button.addEventListener('click', draw);
+  draw();
+  return tbody;
+}
+
 async function specsView(main) {
   const f = filtersFromUrl();
   const q = queryOf(f);
@@ -493,9 +517,13 @@ async function specsView(main) {
   const head = h('thead', {}, h('tr', {}, ['#', 'Title', 'Status', 'Priority', 'Tags', 'Assignee', showMachine ? 'Machine' : null, 'Project'].filter(Boolean).map((t) => h('th', {}, t))));
   let body;
   if (f.group === 'parent') {
-    body = board.columns.map((c) => h('tbody', {}, h('tr', { class: 'group' }, h('th', { colspan: 8 }, c.key === 'none' ? 'No parent' : `Parent: ${c.key}`)), sortRows(c.specs, f.sort).map(rowEl)));
+    body = board.columns.map((c) => {
+      const tbody = lazyBody(sortRows(c.specs, f.sort), rowEl, 8);
+      tbody.prepend(h('tr', { class: 'group' }, h('th', { colspan: 8 }, c.key === 'none' ? 'No parent' : `Parent: ${c.key}`)));
+      return tbody;
+    });
   } else {
-    body = [h('tbody', {}, sortRows(all, f.sort).map(rowEl))];
+    body = [lazyBody(sortRows(all, f.sort), rowEl, 8)];
   }
   main.replaceChildren(h('h1', {}, 'Specs ', h('span', { class: 'muted' }, `${all.length}`)), filterBar(f, { status: true, sort: true }),
     h('table', { class: 'grid specs', id: 'spec-list' }, head, body));

@@ -229,6 +229,14 @@ def test_stale_edit_shows_the_conflict_dialog(page, fleet):
 def test_every_machine_in_one_list_with_differences_marked(page, fleet):
     page.goto(f"{fleet['ups']['beta'].ui}/specs?m=all")
     page.wait_for_selector("#spec-list")
+    # Every spec counted, the first 200 rows drawn, the rest on request.
+    total = int(page.locator("h1 .muted").inner_text())
+    assert total > 300, total
+    expect(page.locator("#spec-list tr.spec")).to_have_count(200)
+    page.click("#spec-list tr.more-row button")
+    expect(page.locator("#spec-list tr.spec")).to_have_count(min(total, 400))
+    page.goto(f"{fleet['ups']['beta'].ui}/specs?m=all&q=shared%20OR%20beta")
+    page.wait_for_selector("#spec-list")
     shared = page.locator("#spec-list tr.spec[data-key$='|002-shared']")
     expect(shared).to_have_count(2, timeout=UI_WAIT_MS)
     expect(shared.locator(".differs")).to_have_count(2)
