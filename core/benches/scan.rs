@@ -227,4 +227,31 @@ fn main() {
         fresh1,
         s2.chunk_bytes as f64 / fresh1 as f64
     );
+
+    // What the redb file holds, table by table (the machine closed first).
+    drop(m);
+    let db = redb::Database::open(home.path().join(leanspec_peer_core::store::STORE_FILE))
+        .expect("open the store");
+    use redb::{ReadableDatabase as _, ReadableTableMetadata as _, TableHandle as _};
+    let tx = db.begin_read().expect("read");
+    let mut tables: Vec<(String, u64, u64)> = tx
+        .list_tables()
+        .expect("tables")
+        .filter_map(|h| {
+            let t = tx.open_untyped_table(h.clone()).ok()?;
+            let rows = t.len().ok()?;
+            let bytes = t.stats().ok()?.stored_bytes();
+            Some((h.name().to_string(), rows, bytes))
+        })
+        .collect();
+    tables.sort_by_key(|t| std::cmp::Reverse(t.2));
+    let list: Vec<String> = tables
+        .iter()
+        .take(4)
+        .map(|(n, rows, b)| format!("{n} {rows} rows {b} B"))
+        .collect();
+    println!(
+        "| redb tables after the rescans (largest first) | {} |",
+        list.join("; ")
+    );
 }

@@ -1,5 +1,6 @@
-//! The JSON documents every host hands out: the CLI's `--json`, the web UI's API and
-//! the MCP server's answers use these, so one spec or machine has one shape everywhere.
+//! The JSON documents hosts hand out: the CLI's `--json` and the web UI's API use these,
+//! so a spec or a machine has one shape in both. (The MCP server still answers with the
+//! core types' own serde shapes.)
 //! Stable: documented in docs/cli-json.md; keys are only ever added.
 
 use crate::control::{MachineReport, StatusReport};
