@@ -139,7 +139,8 @@ fn decide(
             Reason::Expired,
             format!(
                 "the operation expired {} s ago",
-                (now_ms - op.expires_at_ms) / 1000
+                // A remote picks the expiry: i64::MIN must not overflow.
+                now_ms.saturating_sub(op.expires_at_ms) / 1000
             ),
         );
     }
@@ -154,7 +155,7 @@ fn decide(
             Reason::NotYetValid,
             format!(
                 "the operation was issued {} s in the future; check the author's clock",
-                (op.issued_at_ms - now_ms) / 1000
+                op.issued_at_ms.saturating_sub(now_ms) / 1000
             ),
         );
     }
