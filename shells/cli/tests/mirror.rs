@@ -4,23 +4,7 @@
 
 mod common;
 
-use common::{Daemon, MachineDirs, cli, cli_json, eventually};
-
-fn join(inviter: &std::path::Path, joiner: &std::path::Path) {
-    let out = cli(inviter, &["invite"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ticket = String::from_utf8(out.stdout).expect("utf8");
-    let out = cli(joiner, &["join", ticket.trim()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::{Daemon, MachineDirs, cli_json, eventually, pair};
 
 #[test]
 fn a_mirror_hands_an_offline_machines_specs_to_a_newcomer() {
@@ -29,7 +13,7 @@ fn a_mirror_hands_an_offline_machines_specs_to_a_newcomer() {
     let mirror_home = tempfile::tempdir().expect("mirror");
     let mirror = Daemon::mirror(mirror_home.path(), "vps");
     let up_a = Daemon::start(a.home(), a.project(), "laptop");
-    join(mirror_home.path(), a.home());
+    pair(mirror_home.path(), a.home());
     eventually("the mirror holds the laptop's spec", || {
         cli_json(mirror_home.path(), &["specs", "--machine", "laptop"])
             .as_array()
@@ -45,7 +29,7 @@ fn a_mirror_hands_an_offline_machines_specs_to_a_newcomer() {
 
     // The desk joins through the mirror while the laptop is off.
     let up_b = Daemon::start(b.home(), b.project(), "desk");
-    join(mirror_home.path(), b.home());
+    pair(mirror_home.path(), b.home());
     eventually("the desk shows the laptop's spec, from the mirror", || {
         cli_json(b.home(), &["specs", "--machine", "laptop"])
             .as_array()

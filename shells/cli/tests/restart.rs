@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Daemon, MachineDirs, cli, cli_json, eventually, write_spec};
+use common::{Daemon, MachineDirs, cli, cli_json, eventually, pair, write_spec};
 use std::time::{Duration, Instant};
 
 fn trials() -> usize {
@@ -36,15 +36,7 @@ fn a_killed_and_restarted_machine_is_caught_up_at_once() {
         Some(Daemon::start(dirs[0].home(), dirs[0].project(), labels[0])),
         Some(Daemon::start(dirs[1].home(), dirs[1].project(), labels[1])),
     ];
-    let out = cli(dirs[0].home(), &["invite"]);
-    assert!(out.status.success());
-    let ticket = String::from_utf8(out.stdout).expect("utf8");
-    let joined = cli(dirs[1].home(), &["join", ticket.trim()]);
-    assert!(
-        joined.status.success(),
-        "{}",
-        String::from_utf8_lossy(&joined.stderr)
-    );
+    pair(dirs[0].home(), dirs[1].home());
     eventually("alpha sees beta's spec", || {
         status_on(dirs[0].home(), "beta").as_deref() == Some("planned")
     });

@@ -65,6 +65,24 @@ pub fn cli(home: &Path, args: &[&str]) -> Output {
     run(Path::new(BIN), home, args)
 }
 
+/// `inviter` invites (its `up` running) and `joiner` joins with the ticket; both must
+/// succeed.
+pub fn pair(inviter: &Path, joiner: &Path) {
+    let out = cli(inviter, &["invite"]);
+    assert!(
+        out.status.success(),
+        "invite: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ticket = String::from_utf8(out.stdout).expect("utf8");
+    let out = cli(joiner, &["join", ticket.trim()]);
+    assert!(
+        out.status.success(),
+        "join: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn cli_json(home: &Path, args: &[&str]) -> Value {
     run_json(Path::new(BIN), home, args)
 }
