@@ -84,6 +84,29 @@ pub enum Request {
     },
     /// A one-time login URL for the web UI the running peer serves.
     UiLogin,
+    /// Add a web UI account.
+    UiUserAdd {
+        /// Login name.
+        name: String,
+        /// What it may do.
+        role: crate::node::Role,
+        /// Its password (over the owner-only socket; stored only as a hash).
+        password: String,
+    },
+    /// The web UI accounts.
+    UiUserList,
+    /// Remove a web UI account (and end its sessions).
+    UiUserRemove {
+        /// Login name.
+        name: String,
+    },
+    /// Change a web UI account's password (and end its sessions).
+    UiUserPasswd {
+        /// Login name.
+        name: String,
+        /// The new password.
+        password: String,
+    },
     /// This machine, projects, peers.
     Status,
     /// Every known machine with presence.
@@ -189,6 +212,15 @@ pub enum Reply {
     Body(crate::machine::SpecBody),
     /// A URL to open.
     Url(String),
+    /// A web UI account (added or changed).
+    UiUser(crate::node::UiAccount),
+    /// Web UI accounts.
+    UiUsers(Vec<crate::node::UiAccount>),
+    /// A web UI account was removed.
+    UiUserRemoved {
+        /// Its name.
+        name: String,
+    },
     /// Status.
     Status(Box<StatusReport>),
     /// Machines.
@@ -324,6 +356,19 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
             spec,
         } => Reply::Body(node.spec_body(machine.as_deref(), &project, &spec).await?),
         Request::UiLogin => Reply::Url(node.ui_login_url()?),
+        Request::UiUserAdd {
+            name,
+            role,
+            password,
+        } => Reply::UiUser(node.ui_user_add(&name, role, &password)?),
+        Request::UiUserList => Reply::UiUsers(node.ui_users()?),
+        Request::UiUserRemove { name } => {
+            node.ui_user_remove(&name)?;
+            Reply::UiUserRemoved { name }
+        }
+        Request::UiUserPasswd { name, password } => {
+            Reply::UiUser(node.ui_user_passwd(&name, &password)?)
+        }
         Request::Board { query, group_by } => Reply::Board(node.board(query.as_deref(), group_by)?),
         Request::Deps {
             project,

@@ -51,7 +51,8 @@ impl Error {
             Error::UnknownProject { .. }
             | Error::UnknownMachine { .. }
             | Error::UnknownSpec { .. }
-            | Error::UnknownInvite { .. } => ErrorKind::NotFound,
+            | Error::UnknownInvite { .. }
+            | Error::UnknownUiAccount { .. } => ErrorKind::NotFound,
             Error::AmbiguousSpec { .. }
             | Error::AmbiguousMachine { .. }
             | Error::AmbiguousInvite { .. } => ErrorKind::Ambiguous,

@@ -15,12 +15,18 @@
 mod local;
 mod refusals;
 mod report;
+pub mod ui_accounts;
 mod ui_login;
+mod ui_throttle;
+mod ui_users;
 
 pub use refusals::RefusalReport;
 pub(crate) use refusals::{Refusals, Refused};
 pub use report::{MachineReport, StatusReport, StoreReport};
-pub use ui_login::{LOGIN_TOKEN_TTL, SESSION_IDLE, UiLogins};
+pub use ui_accounts::{Role, UiAccount};
+pub use ui_login::{LOGIN_TOKEN_TTL, SESSION_IDLE, SESSION_MAX, UiLogins, Who};
+pub use ui_throttle::{LOGIN_WINDOW, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS};
+pub use ui_users::LoginOutcome;
 
 pub(crate) use local::Local;
 
@@ -51,8 +57,8 @@ pub struct Node {
     network: Mutex<Option<Arc<Peer>>>,
     /// Held while the network starts or stops, and while a short-lived endpoint runs.
     lifecycle: tokio::sync::Mutex<()>,
-    /// The web UI's address while a host serves it, and who may log in.
-    ui: Mutex<Option<SocketAddr>>,
+    /// The web UI's address (and whether over TLS) while a host serves it.
+    ui: Mutex<Option<(SocketAddr, bool)>>,
     ui_logins: UiLogins,
 }
 
@@ -83,15 +89,15 @@ impl Node {
         }
     }
 
-    /// Records where a host serves the web UI (`None`: not served).
-    pub fn set_ui_addr(&self, addr: Option<SocketAddr>) {
-        *lock(&self.ui) = addr;
+    /// Records where a host serves the web UI (`None`: not served) and whether over TLS.
+    pub fn set_ui_addr(&self, addr: Option<SocketAddr>, tls: bool) {
+        *lock(&self.ui) = addr.map(|a| (a, tls));
     }
 
-    /// A one-time login URL for the web UI (valid [`LOGIN_TOKEN_TTL`]); `NotRunning`
-    /// when no UI is served.
+    /// A one-time login URL for the web UI (valid [`LOGIN_TOKEN_TTL`]), for a browser
+    /// on this machine; `NotRunning` when no UI is served.
     pub fn ui_login_url(&self) -> Result<String> {
-        let addr = (*lock(&self.ui)).ok_or_else(|| {
+        let (addr, tls) = (*lock(&self.ui)).ok_or_else(|| {
             PeerError::NotRunning(
                 "the web UI is not served: start `leanspec-peer up --ui 127.0.0.1:0` (or an address)".into(),
             )
@@ -102,7 +108,18 @@ impl Node {
             .ok_or_else(|| {
                 PeerError::Invalid("no randomness available for a login token".into())
             })?;
-        Ok(format!("http://{addr}/login?token={token}"))
+        // Served on every interface: this machine reaches it on loopback.
+        let host = match addr.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::from(([127, 0, 0, 1], addr.port()))
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+            }
+            _ => addr,
+        };
+        let scheme = if tls { "https" } else { "http" };
+        Ok(format!("{scheme}://{host}/login?token={token}"))
     }
 
     /// Who may use the web UI (for the host that serves it).
@@ -452,6 +469,26 @@ impl Node {
         change: Change,
         base_file_hash: Option<&str>,
     ) -> Result<Verdict> {
+        self.edit_for(None, machine, project, spec, change, base_file_hash)
+            .await
+    }
+
+    /// [`Node::edit`] made for a web UI `account` of this machine: the operation names
+    /// it (signed by this machine) and both audit logs record it.
+    pub async fn edit_for(
+        &self,
+        account: Option<&str>,
+        machine: &str,
+        project: &str,
+        spec: &str,
+        change: Change,
+        base_file_hash: Option<&str>,
+    ) -> Result<Verdict> {
+        if account.is_some_and(|a| a.is_empty() || a.len() > crate::ops::wire::MAX_ACCOUNT_BYTES) {
+            return Err(PeerError::Invalid(
+                "an account name is 1 to 64 bytes".into(),
+            ));
+        }
         if change.is_empty() {
             return Err(PeerError::Invalid(
                 "nothing to change: give at least one of --status, --priority, --add-tag, --remove-tag, --add-dep, --remove-dep, --parent, --assignee".into(),
@@ -477,7 +514,13 @@ impl Node {
             base_file_hash: base,
             change,
         };
-        self.send_operation(target, body).await
+        let net = self.network_for_call().await?;
+        let verdict = net
+            .peer
+            .send_operation(target, body, account.map(str::to_string))
+            .await;
+        net.done().await;
+        verdict
     }
 
     /// A spec's README.md: this machine's from disk; another machine's from its owner
@@ -590,7 +633,7 @@ impl Node {
     /// answer in the audit log.
     pub async fn send_operation(&self, target: MachineId, body: OpBody) -> Result<Verdict> {
         let net = self.network_for_call().await?;
-        let verdict = net.peer.send_operation(target, body).await;
+        let verdict = net.peer.send_operation(target, body, None).await;
         net.done().await;
         verdict
     }

@@ -41,6 +41,10 @@ pub struct Operation {
     pub expires_at_ms: i64,
     /// What it asks.
     pub body: OpBody,
+    /// The web UI account the author made it for (the author's word, covered by its
+    /// signature: the target cannot check it, only record it). `None` for the machine's
+    /// own user (CLI, bindings, MCP, the local UI login).
+    pub on_behalf_of: Option<String>,
 }
 
 /// What an operation asks.
@@ -168,6 +172,7 @@ impl Operation {
             issued_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64),
             body,
+            on_behalf_of: None,
         })
     }
 

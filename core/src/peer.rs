@@ -759,8 +759,9 @@ impl Peer {
         &self,
         target: MachineId,
         body: OpBody,
+        on_behalf_of: Option<String>,
     ) -> Result<Verdict, PeerError> {
-        let op = Operation::new(
+        let mut op = Operation::new(
             self.shared.me,
             target,
             body,
@@ -768,6 +769,7 @@ impl Peer {
             ops::DEFAULT_TTL,
         )
         .map_err(|e| PeerError::Invalid(e.to_string()))?;
+        op.on_behalf_of = on_behalf_of;
         deliver::send(&self.shared, op, self.shared.op_timeout).await
     }
 

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tables::{
     AUDIT, CHANGE_SIGS, DOC_CHUNKS, INVITES, META, OPS_SEEN, PEERS, PROJECTS, STAT_CACHE,
-    SYNC_STATES,
+    SYNC_STATES, UI_ACCOUNTS,
 };
 
 /// The store format this build reads and writes. History: 1 = first format; 2 = change
@@ -691,6 +691,51 @@ impl Store {
             .insert(secret_hash, bytes.as_slice())
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every web UI account record, by name.
+    pub fn ui_accounts(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(UI_ACCOUNTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// One web UI account record.
+    pub fn ui_account(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(UI_ACCOUNTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        Ok(table
+            .get(name)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Adds or replaces (`Some`) or removes (`None`) a web UI account record; returns
+    /// whether one was there before.
+    pub fn set_ui_account(&self, name: &str, record: Option<&[u8]>) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let existed = {
+            let mut table = tx.open_table(UI_ACCOUNTS).map_err(|e| self.err(e))?;
+            match record {
+                Some(r) => table.insert(name, r).map_err(|e| self.err(e))?.is_some(),
+                None => table.remove(name).map_err(|e| self.err(e))?.is_some(),
+            }
+        };
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(existed)
     }
 
     /// The stat cache of one project.

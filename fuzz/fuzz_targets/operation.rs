@@ -120,6 +120,7 @@ fuzz_target!(|input: Input| {
                         ..Change::default()
                     },
                 },
+                on_behalf_of: None,
             };
             match op.sign(&w.identity) {
                 Ok(s) => s.to_bytes(),

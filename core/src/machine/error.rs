@@ -112,6 +112,12 @@ pub enum Error {
         /// What was asked for.
         selector: String,
     },
+    /// No web UI account has this name.
+    #[error("no web UI account {name:?}; see `leanspec-peer ui-user list`")]
+    UnknownUiAccount {
+        /// What was asked for.
+        name: String,
+    },
     /// Several invitations match the prefix.
     #[error("{selector:?} matches several invitations: {candidates}; give more of the id")]
     AmbiguousInvite {

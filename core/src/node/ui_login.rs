@@ -1,10 +1,15 @@
-//! Who may use the web UI: a one-time login token handed to the user who can reach the
-//! control socket (`leanspec-peer ui`), exchanged once for a session id the browser keeps
-//! in an HttpOnly cookie. Both are random 256-bit values kept only as SHA-256 hashes, in
-//! memory: a restart logs everyone out. IO-less apart from the random source.
+//! Who may use the web UI, and as whom. Two ways in: a one-time login token handed to
+//! the user who can reach the control socket (`leanspec-peer ui`: the machine's own user,
+//! admin), or an account's name and password (`ui_accounts`). Either is exchanged for a
+//! session id the browser keeps in an HttpOnly cookie. Tokens and session ids are random
+//! 256-bit values kept only as SHA-256 hashes, in memory: a restart logs everyone out.
+//! IO-less apart from the random source.
 
+use super::ui_accounts::Role;
+use super::ui_throttle::Throttle;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,6 +17,8 @@ use std::time::{Duration, Instant};
 pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
 /// How long a session lasts without use.
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 60 * 60);
+/// How long an account's session lasts at most, used or not.
+pub const SESSION_MAX: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Bounds on what is kept (a flood of `ui` calls cannot grow memory).
 const MAX_TOKENS: usize = 64;
 const MAX_SESSIONS: usize = 256;
@@ -25,7 +32,31 @@ pub struct UiLogins {
 #[derive(Debug, Default)]
 struct State {
     tokens: HashMap<[u8; 32], Instant>,
-    sessions: HashMap<[u8; 32], Instant>,
+    sessions: HashMap<[u8; 32], Session>,
+    throttle: Throttle,
+}
+
+/// Who a session is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    /// The account, or `None` for the machine's own user (token login).
+    pub account: Option<String>,
+    /// What the session may do.
+    pub role: Role,
+}
+
+#[derive(Debug)]
+struct Session {
+    who: Who,
+    opened: Instant,
+    used: Instant,
+}
+
+impl Session {
+    fn live(&self, now: Instant) -> bool {
+        now.duration_since(self.used) < SESSION_IDLE
+            && (self.who.account.is_none() || now.duration_since(self.opened) < SESSION_MAX)
+    }
 }
 
 fn hash(secret: &str) -> [u8; 32] {
@@ -59,35 +90,79 @@ impl UiLogins {
         Some(token)
     }
 
-    /// Exchanges a login token (once, within its lifetime) for a new session id.
+    /// Exchanges a login token (once, within its lifetime) for a new session id of the
+    /// machine's own user.
     pub fn redeem(&self, token: &str, now: Instant) -> Option<String> {
-        let mut s = self.state();
-        let made = s.tokens.remove(&hash(token))?;
+        let made = self.state().tokens.remove(&hash(token))?;
         if now.duration_since(made) >= LOGIN_TOKEN_TTL {
             return None;
         }
+        self.open(
+            Who {
+                account: None,
+                role: Role::Admin,
+            },
+            now,
+        )
+    }
+
+    /// A new session for `who`.
+    pub(crate) fn open(&self, who: Who, now: Instant) -> Option<String> {
         let session = random_hex()?;
-        s.sessions
-            .retain(|_, used| now.duration_since(*used) < SESSION_IDLE);
+        let mut s = self.state();
+        s.sessions.retain(|_, v| v.live(now));
         if s.sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = s.sessions.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k)
+            && let Some(oldest) = s
+                .sessions
+                .iter()
+                .min_by_key(|(_, v)| v.used)
+                .map(|(k, _)| *k)
         {
             s.sessions.remove(&oldest);
         }
-        s.sessions.insert(hash(&session), now);
+        s.sessions.insert(
+            hash(&session),
+            Session {
+                who,
+                opened: now,
+                used: now,
+            },
+        );
         Some(session)
     }
 
-    /// Whether `session` is live; using it keeps it alive.
-    pub fn check(&self, session: &str, now: Instant) -> bool {
+    /// Who `session` is, while it is live; using it keeps it alive.
+    pub fn check(&self, session: &str, now: Instant) -> Option<Who> {
         let mut s = self.state();
         match s.sessions.get_mut(&hash(session)) {
-            Some(used) if now.duration_since(*used) < SESSION_IDLE => {
-                *used = now;
-                true
+            Some(v) if v.live(now) => {
+                v.used = now;
+                Some(v.who.clone())
             }
-            _ => false,
+            _ => None,
         }
+    }
+
+    /// Ends one session (logout).
+    pub fn end(&self, session: &str) {
+        self.state().sessions.remove(&hash(session));
+    }
+
+    /// Ends every session of `account` (its password changed, or it was removed).
+    pub(crate) fn end_sessions_of(&self, account: &str) {
+        self.state()
+            .sessions
+            .retain(|_, v| v.who.account.as_deref() != Some(account));
+    }
+
+    /// `Err(wait)` while logins from `addr` or for `name` are throttled.
+    pub(crate) fn throttled(&self, addr: IpAddr, name: &str, now: Instant) -> Result<(), Duration> {
+        self.state().throttle.check(addr, name, now)
+    }
+
+    /// Counts a failed login.
+    pub(crate) fn login_failed(&self, addr: IpAddr, name: &str, now: Instant) {
+        self.state().throttle.failed(addr, name, now);
     }
 
     /// The CSRF token of a session: derived from the session id (which the page cannot
@@ -120,15 +195,55 @@ mod tests {
         assert!(l.redeem("not-a-token", t0).is_none());
         let session = l.redeem(&token, t0).expect("first use");
         assert!(l.redeem(&token, t0).is_none(), "one-time");
-        assert!(l.check(&session, t0 + Duration::from_secs(60)));
-        assert!(!l.check("forged", t0));
-        assert!(!l.check(&session, t0 + Duration::from_secs(60) + SESSION_IDLE));
+        let who = l
+            .check(&session, t0 + Duration::from_secs(60))
+            .expect("live");
+        assert_eq!((who.account, who.role), (None, Role::Admin));
+        assert!(l.check("forged", t0).is_none());
+        assert!(
+            l.check(&session, t0 + Duration::from_secs(60) + SESSION_IDLE)
+                .is_none()
+        );
         let late = l.new_token(t0).expect("token");
         assert!(l.redeem(&late, t0 + LOGIN_TOKEN_TTL).is_none(), "expired");
         for _ in 0..(MAX_TOKENS * 2) {
             l.new_token(t0);
         }
         assert!(l.state().tokens.len() <= MAX_TOKENS);
+    }
+
+    #[test]
+    fn account_sessions_end_on_logout_password_change_and_age() {
+        let l = UiLogins::default();
+        let t0 = Instant::now();
+        let ana = || Who {
+            account: Some("ana".into()),
+            role: Role::Editor,
+        };
+        let s1 = l.open(ana(), t0).expect("session");
+        let s2 = l.open(ana(), t0).expect("session");
+        let bob = l
+            .open(
+                Who {
+                    account: Some("bob".into()),
+                    role: Role::Viewer,
+                },
+                t0,
+            )
+            .expect("session");
+        assert_eq!(l.check(&s1, t0), Some(ana()));
+        l.end(&s1);
+        assert!(l.check(&s1, t0).is_none(), "logged out");
+        l.end_sessions_of("ana");
+        assert!(l.check(&s2, t0).is_none(), "every session of ana");
+        assert!(l.check(&bob, t0).is_some(), "not bob's");
+        // Kept alive by use, an account's session still ends after SESSION_MAX.
+        let mut t = t0;
+        while t < t0 + SESSION_MAX - SESSION_IDLE {
+            t += SESSION_IDLE / 2;
+            assert!(l.check(&bob, t).is_some());
+        }
+        assert!(l.check(&bob, t0 + SESSION_MAX).is_none());
     }
 
     #[test]

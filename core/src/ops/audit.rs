@@ -37,6 +37,10 @@ pub struct AuditRecord {
     pub sender: String,
     /// Target machine id (hex; empty if undecodable).
     pub target: String,
+    /// The web UI account the author says it made the operation for (signed by the
+    /// author, not checkable by the target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Project id, for edits.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub project: String,
@@ -99,6 +103,7 @@ impl AuditRecord {
         r.op_id = op.id_hex();
         r.author = op.author.to_string();
         r.target = op.target.to_string();
+        r.account = op.on_behalf_of.clone();
         r.file_hash = verdict.file_hash.clone();
         r.current_file_hash = verdict.current_file_hash.clone();
         match &op.body {
@@ -141,6 +146,7 @@ impl AuditRecord {
             author: String::new(),
             sender: String::new(),
             target: String::new(),
+            account: None,
             project: String::new(),
             spec: String::new(),
             base_file_hash: String::new(),

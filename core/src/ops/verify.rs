@@ -421,6 +421,7 @@ mod refusals {
                     ..Change::default()
                 },
             },
+            on_behalf_of: None,
         }
     }
 

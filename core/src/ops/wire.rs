@@ -7,8 +7,12 @@
 use super::{Change, OpBody, Operation};
 use crate::identity::{Identity, MachineId};
 
-/// Wire version of the operation encoding.
-pub const VERSION: u8 = 1;
+/// Wire version of the operation encoding: 1, or 2 for an operation that names the
+/// account it was made for (see [`Operation::on_behalf_of`]). An operation without one
+/// is always encoded as version 1, so older peers still read it.
+pub const VERSION: u8 = 2;
+/// Longest account name an operation can carry.
+pub const MAX_ACCOUNT_BYTES: usize = 64;
 /// Prepended to the encoded operation before signing, so a signature over an operation
 /// can never be valid for any other message the machine key signs.
 pub const DOMAIN: &[u8] = b"leanspec-peer/op/1\n";
@@ -53,7 +57,7 @@ impl Operation {
     /// The canonical encoding (without signature).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Vec::with_capacity(256);
-        w.push(VERSION);
+        w.push(if self.on_behalf_of.is_some() { 2 } else { 1 });
         w.push(match self.body {
             OpBody::Edit { .. } => KIND_EDIT,
             OpBody::ExecRequest { .. } => KIND_EXEC,
@@ -90,6 +94,9 @@ impl Operation {
                 put_opt_str(&mut w, change.assignee.as_deref());
             }
             OpBody::ExecRequest { payload } => put_str(&mut w, payload),
+        }
+        if let Some(account) = &self.on_behalf_of {
+            put_str(&mut w, account);
         }
         w
     }
@@ -239,7 +246,7 @@ impl<'a> Reader<'a> {
 fn decode_op(bytes: &[u8]) -> Result<Operation, DecodeError> {
     let mut r = Reader { rest: bytes };
     let version = r.u8()?;
-    if version != VERSION {
+    if version != 1 && version != 2 {
         return Err(DecodeError::Version(version));
     }
     let kind = r.u8()?;
@@ -279,6 +286,16 @@ fn decode_op(bytes: &[u8]) -> Result<Operation, DecodeError> {
         },
         _ => return Err(DecodeError::Malformed("unknown operation kind")),
     };
+    let on_behalf_of = if version == 2 {
+        // Present and non-empty: an empty name would have a second encoding (version 1).
+        let account = r.string(MAX_ACCOUNT_BYTES)?;
+        if account.is_empty() {
+            return Err(DecodeError::Malformed("an empty account name"));
+        }
+        Some(account)
+    } else {
+        None
+    };
     if !r.rest.is_empty() {
         return Err(DecodeError::Malformed("trailing bytes"));
     }
@@ -289,5 +306,6 @@ fn decode_op(bytes: &[u8]) -> Result<Operation, DecodeError> {
         issued_at_ms,
         expires_at_ms,
         body,
+        on_behalf_of,
     })
 }

@@ -54,3 +54,7 @@ pub(crate) const CHANGE_SIGS: TableDefinition<(&[u8], &[u8]), &[u8]> =
 /// file hash and time, shown when the owner is offline. Local only; one per spec asked
 /// for, each at most `Limits::max_body_bytes`.
 pub(crate) const BODIES: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("bodies");
+
+/// Web UI accounts of this machine, by name: JSON `node::ui_accounts::AccountRecord`
+/// (role, argon2id PHC string, password epoch). Local only, never replicated.
+pub(crate) const UI_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("ui_accounts");

@@ -159,6 +159,10 @@ pub(crate) enum Command {
         #[arg(long)]
         open: bool,
     },
+    /// Manage the accounts that may log in to this machine's web UI from other
+    /// devices (stored here only, passwords as argon2id hashes).
+    #[command(subcommand)]
+    UiUser(UiUserCommand),
     /// Print one line per event while `up` runs (spec changes, machines, sync).
     Events,
     /// Serve MCP (Model Context Protocol) on stdin/stdout for AI agents: list machines
@@ -332,14 +336,61 @@ pub(crate) struct UpArgs {
         hide_env_values = true
     )]
     pub(crate) authkey: Option<String>,
-    /// Serve the web UI on this address (loopback only; `127.0.0.1:0` for any free
-    /// port). Default: 127.0.0.1:7434, or any free port when that one is taken.
-    /// `leanspec-peer ui` prints the login URL.
+    /// Serve the web UI on this address (`127.0.0.1:0` for any free port). Default:
+    /// 127.0.0.1:7434, or any free port when that one is taken. Beyond loopback
+    /// (`0.0.0.0:8443`) it needs TLS and accounts (`ui-user add`); `leanspec-peer ui`
+    /// prints a one-time login URL for this machine's own user.
     #[arg(long, value_name = "ADDR", conflicts_with = "no_ui")]
     pub(crate) ui: Option<std::net::SocketAddr>,
     /// Do not serve the web UI.
     #[arg(long)]
     pub(crate) no_ui: bool,
+    /// Serve the web UI over HTTPS with this certificate chain (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_key", conflicts_with_all = ["tls_self_signed", "no_ui"])]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Serve the web UI over HTTPS with a self-signed certificate made once and kept
+    /// in the home folder; its SHA-256 fingerprint is printed, to compare with the
+    /// browser's.
+    #[arg(long, conflicts_with = "no_ui")]
+    pub(crate) tls_self_signed: bool,
+    /// A name or address the self-signed certificate is for, besides localhost and the
+    /// --ui address (repeatable; read when the certificate is first made).
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls_self_signed")]
+    pub(crate) tls_names: Vec<String>,
+}
+
+/// What `ui-user` does.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum UiUserCommand {
+    /// Add an account (the password is asked for, or read from stdin when it is not a
+    /// terminal).
+    Add {
+        /// Login name (letters, digits, '.', '_', '-', '@').
+        name: String,
+        /// What it may do: viewer (read), editor (also edit specs), admin (also
+        /// machines, invitations).
+        #[arg(long, value_parser = parse_role)]
+        role: leanspec_peer_core::node::Role,
+    },
+    /// List the accounts.
+    List,
+    /// Remove an account and end its sessions.
+    Remove {
+        /// Login name.
+        name: String,
+    },
+    /// Change an account's password and end its sessions everywhere.
+    Passwd {
+        /// Login name.
+        name: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<leanspec_peer_core::node::Role, String> {
+    s.parse()
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

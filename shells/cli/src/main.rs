@@ -10,7 +10,9 @@ mod reply;
 mod service;
 
 use anyhow::{Context, bail};
-use args::{Cli, Command, InviteAction, ProjectCommand, ServiceCommand, SpecsArgs, UpArgs};
+use args::{
+    Cli, Command, InviteAction, ProjectCommand, ServiceCommand, SpecsArgs, UiUserCommand, UpArgs,
+};
 use clap::Parser;
 use leanspec_peer_core::control::{self, Reply, Request};
 use leanspec_peer_core::ops::{Change, Outcome};
@@ -296,6 +298,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             open_url = open;
             Request::UiLogin
         }
+        Command::UiUser(UiUserCommand::Add { name, role }) => Request::UiUserAdd {
+            password: read_password(&name, true)?,
+            name,
+            role,
+        },
+        Command::UiUser(UiUserCommand::List) => Request::UiUserList,
+        Command::UiUser(UiUserCommand::Remove { name }) => Request::UiUserRemove { name },
+        Command::UiUser(UiUserCommand::Passwd { name }) => Request::UiUserPasswd {
+            password: read_password(&name, true)?,
+            name,
+        },
         Command::Check => Request::Check,
         Command::Stats => Request::Stats,
         Command::Show {
@@ -505,33 +518,89 @@ fn open_in_browser(url: &str) {
     }
 }
 
+/// A new password for `account`: asked twice on a terminal (not echoed), else the
+/// first line of stdin (for scripts: `printf '%s\n' "$PW" | leanspec-peer ui-user add …`).
+fn read_password(account: &str, confirm: bool) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let pw = rpassword::prompt_password(format!("password for {account}: "))
+            .context("cannot read the password")?;
+        if confirm {
+            let again =
+                rpassword::prompt_password("again: ").context("cannot read the password")?;
+            if again != pw {
+                bail!("the two passwords differ; nothing was changed");
+            }
+        }
+        return Ok(pw);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_string();
+    if pw.is_empty() {
+        bail!("no password on stdin: pipe one line, or run this in a terminal to be asked");
+    }
+    Ok(pw)
+}
+
+/// The UI's certificate as the flags say (`None`: plain HTTP, loopback only).
+fn ui_tls(home: &Path, args: &UpArgs) -> anyhow::Result<Option<leanspec_peer_web::Tls>> {
+    use leanspec_peer_web::TlsSource;
+    let source = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
+        (Some(cert), Some(key), _) => TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        (_, _, true) => {
+            let mut names = args.tls_names.clone();
+            if let Some(addr) = args.ui
+                && !addr.ip().is_unspecified()
+            {
+                names.push(addr.ip().to_string());
+            }
+            TlsSource::SelfSigned {
+                dir: home.to_path_buf(),
+                names,
+            }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(
+        source
+            .load()
+            .context("cannot serve the web UI over HTTPS")?,
+    ))
+}
+
 /// Serves the web UI: on `addr` if given (its failure is an error), else on the default
 /// port, or any free port when another program holds it (said on stderr).
 async fn serve_ui(
     node: &std::sync::Arc<Node>,
     addr: Option<std::net::SocketAddr>,
+    tls: Option<leanspec_peer_web::Tls>,
 ) -> anyhow::Result<leanspec_peer_web::Ui> {
+    use leanspec_peer_web::UiConfig;
     use std::net::{Ipv4Addr, SocketAddr};
     if let Some(addr) = addr {
-        if !addr.ip().is_loopback() {
-            bail!(
-                "--ui {addr}: the UI is served on loopback addresses only (127.0.0.1 or ::1); reach it from elsewhere through an SSH tunnel"
-            );
-        }
-        return leanspec_peer_web::serve(node.clone(), addr)
+        return leanspec_peer_web::serve(node.clone(), UiConfig { addr, tls })
             .await
             .with_context(|| format!("cannot serve the web UI on {addr}"));
     }
     let default = SocketAddr::from((Ipv4Addr::LOCALHOST, leanspec_peer_web::DEFAULT_PORT));
-    match leanspec_peer_web::serve(node.clone(), default).await {
+    let config = UiConfig {
+        addr: default,
+        tls: tls.clone(),
+    };
+    match leanspec_peer_web::serve(node.clone(), config).await {
         Ok(ui) => Ok(ui),
         Err(e) => {
             eprintln!(
                 "leanspec-peer: port {} is taken ({e}): serving the web UI on another port",
                 leanspec_peer_web::DEFAULT_PORT
             );
-            let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-            leanspec_peer_web::serve(node.clone(), any)
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            leanspec_peer_web::serve(node.clone(), UiConfig { addr, tls })
                 .await
                 .context("cannot serve the web UI (use --no-ui to run without it)")
         }
@@ -607,6 +676,15 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
             home.display()
         );
     }
+    // Refused before anything starts: a UI beyond loopback without TLS.
+    if let Some(addr) = args.ui {
+        let tls_given = args.tls_self_signed || args.tls_cert.is_some();
+        if !addr.ip().is_loopback() && !tls_given {
+            bail!(
+                "refusing to serve the web UI on {addr} without TLS: passwords and session cookies would cross the network in clear. Add --tls-self-signed (a certificate kept in the home folder) or --tls-cert FILE --tls-key FILE, or serve on 127.0.0.1"
+            );
+        }
+    }
     // The port of the last run and the relays learned from tickets: policy of the
     // core (`PeerOptions::remember_port`, `learned_relays`), the same for every host.
     let options = PeerOptions {
@@ -648,6 +726,11 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let tls = if args.no_ui {
+        None
+    } else {
+        ui_tls(home, &args)?
+    };
     let report = node.scan(&mut progress_printer(json))?;
     for p in &report.projects {
         eprintln!("leanspec-peer: {}", output::scan_text(p));
@@ -680,11 +763,26 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         let ui = if args.no_ui {
             None
         } else {
-            let ui = serve_ui(&node, args.ui).await?;
+            let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
+            let ui = serve_ui(&node, args.ui, tls).await?;
+            let scheme = if fingerprint.is_some() { "https" } else { "http" };
             eprintln!(
-                "leanspec-peer: web UI at http://{} (log in: `leanspec-peer ui`)",
-                ui.addr
+                "leanspec-peer: web UI at {scheme}://{} (log in: `leanspec-peer ui`{})",
+                ui.addr,
+                if ui.addr.ip().is_loopback() {
+                    ""
+                } else {
+                    ", or with an account from `leanspec-peer ui-user add`"
+                }
             );
+            if let Some(f) = fingerprint {
+                eprintln!("leanspec-peer: web UI certificate SHA-256 fingerprint {f}");
+            }
+            if !ui.addr.ip().is_loopback() && node.ui_users().map_or(true, |u| u.is_empty()) {
+                eprintln!(
+                    "leanspec-peer: no web UI accounts yet: add one with `leanspec-peer ui-user add NAME --role viewer|editor|admin`"
+                );
+            }
             Some(ui)
         };
         if let Some(key) = args.authkey {

@@ -33,6 +33,37 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
         Reply::Stats(s) => (serde_json::to_value(s)?, stats_text(s)),
         Reply::Body(b) => (serde_json::to_value(b)?, body_text(b)),
         Reply::Url(u) => (json!({ "url": u }), u.clone()),
+        Reply::UiUser(a) => (
+            serde_json::to_value(a)?,
+            format!("account {} ({})", a.name, a.role.as_str()),
+        ),
+        Reply::UiUsers(list) => (
+            serde_json::to_value(list)?,
+            if list.is_empty() {
+                "no web UI accounts: add one with `leanspec-peer ui-user add NAME --role viewer|editor|admin`".to_string()
+            } else {
+                list.iter()
+                    .map(|a| {
+                        format!(
+                            "{:<24} {:<7} password changed {}",
+                            a.name,
+                            a.role.as_str(),
+                            leanspec_peer_core::time::rfc3339_millis(
+                                std::time::UNIX_EPOCH
+                                    + std::time::Duration::from_millis(
+                                        a.password_changed_ms.max(0) as u64
+                                    )
+                            )
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+        ),
+        Reply::UiUserRemoved { name } => (
+            json!({ "removed": name }),
+            format!("removed account {name}"),
+        ),
         Reply::Board(b) => (
             serde_json::to_value(json::board(b))?,
             crate::board::board_text(b, width),
@@ -603,6 +634,9 @@ fn audit_text(records: &[AuditRecord]) -> String {
         ));
         if let Some(reason) = r.reason {
             out.push_str(&format!(" ({}): {}", json::reason(reason), r.message));
+        }
+        if let Some(account) = &r.account {
+            out.push_str(&format!("  [for web UI account {account}]"));
         }
         out.push('\n');
     }

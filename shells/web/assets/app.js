@@ -57,6 +57,8 @@ function ago(unixSecs) {
 const state = {
   csrf: '',
   me: '',
+  role: 'viewer', // what the API lets this session do: viewer, editor, admin
+  account: null, // null: this machine's own user (one-time login)
   machines: [], // MachineReport[]
   byId: new Map(),
   selected: 'all',
@@ -101,6 +103,10 @@ function clean(params) {
   for (const [k, v] of Object.entries(params)) if (v !== '' && v !== null && v !== undefined) out[k] = v;
   return out;
 }
+
+// The server enforces roles on every call; the page only hides what would be refused.
+const canEdit = () => state.role === 'editor' || state.role === 'admin';
+const isAdmin = () => state.role === 'admin';
 
 // ---- machines and the switcher ---------------------------------------------------
 
@@ -339,13 +345,13 @@ function specLink(r, ...children) {
 }
 
 async function machinesView(main) {
-  const invites = await api('invites').catch(() => []);
+  const invites = isAdmin() ? await api('invites').catch(() => []) : [];
   const render = () => {
     const rows = state.machines.map((m) => {
       const id = m.id;
       const name = h('span', { class: 'label' }, m.label);
       const actions = h('td', { class: 'actions' });
-      if (!m.revoked) {
+      if (!m.revoked && isAdmin()) {
         actions.append(h('button', { class: 'rename', type: 'button', onclick: () => {
           const input = h('input', { class: 'rename-input', value: m.label, 'aria-label': 'New label' });
           const form = h('form', { class: 'inline', onsubmit: async (e) => {
@@ -383,7 +389,7 @@ async function machinesView(main) {
       h('tbody', {}, rows));
   };
   const table = h('table', { class: 'grid', id: 'machines' });
-  main.replaceChildren(h('h1', {}, 'Machines'), table, inviteSection(invites));
+  main.replaceChildren(h('h1', {}, 'Machines'), table, isAdmin() ? inviteSection(invites) : null);
   render();
   return { onMachines: render };
 }
@@ -543,7 +549,7 @@ async function boardView(main) {
   const showMachine = state.selected === 'all';
   const cols = new Map(); // column key -> { list, more, pending: rows not drawn yet }
   const card = (r) => {
-    const editable = isOnline(r.machine);
+    const editable = isOnline(r.machine) && canEdit();
     return h('article', {
       class: `card${editable ? '' : ' locked'}`, draggable: editable ? 'true' : 'false',
       dataset: { key: rowKey(r), status: r.status || 'none' },
@@ -786,9 +792,10 @@ async function specView(main) {
   const renderMeta = () => {
     const s = row;
     const online = isOnline(row.machine);
-    const select = (name, values) => h('select', { name, disabled: !online },
+    const locked = !online || !canEdit();
+    const select = (name, values) => h('select', { name, disabled: locked },
       s[name] ? null : h('option', { value: '' }, '—'), values.map((v) => h('option', { value: v, selected: s[name] === v }, v)));
-    const text = (name, value) => h('input', { name, value, disabled: !online, size: 40 });
+    const text = (name, value) => h('input', { name, value, disabled: locked, size: 40 });
     const form = h('form', { id: 'edit-form', class: 'meta-form', oninput: () => { dirty = true; }, onchange: () => { dirty = true; }, onsubmit: async (e) => {
       e.preventDefault();
       const change = changeFrom(form, s);
@@ -818,8 +825,9 @@ async function specView(main) {
       h('tr', {}, h('th', {}, 'File hash'), h('td', { class: 'mono small', id: 'file-hash' }, s.file_hash)),
       h('tr', {}, h('th', {}, 'Content hash'), h('td', { class: 'mono small', title: 'LeanSpec\'s body hash (leanspec update --expected-hash)' }, s.content_hash)),
       s.parse_error ? h('tr', {}, h('th', {}, 'Problem'), h('td', { class: 'warn' }, s.parse_error)) : null)),
-    online ? h('button', { id: 'save', type: 'submit' }, 'Save on ', row.machine_label)
-      : h('p', { class: 'warn', id: 'unavailable' }, `Machine unavailable: ${row.machine_label} is offline. Edits are disabled; nothing is queued.`));
+    !canEdit() ? h('p', { class: 'muted', id: 'read-only' }, `Read only: your account (${state.account}) is a viewer.`)
+      : online ? h('button', { id: 'save', type: 'submit' }, 'Save on ', row.machine_label)
+        : h('p', { class: 'warn', id: 'unavailable' }, `Machine unavailable: ${row.machine_label} is offline. Edits are disabled; nothing is queued.`));
     meta.replaceChildren(form);
   };
   main.replaceChildren(
@@ -876,7 +884,7 @@ async function activityView(main) {
       h('thead', {}, h('tr', {}, ['When', 'Direction', 'Kind', 'Author', 'Target', 'Spec', 'Change', 'Outcome', 'Message'].map((t) => h('th', {}, t)))),
       h('tbody', {}, shown.map((r) => h('tr', { class: `audit ${r.result}` },
         h('td', {}, fmtTime(r.at_ms)), h('td', {}, r.direction), h('td', {}, r.kind),
-        h('td', {}, label(r.author)), h('td', {}, r.target ? label(r.target) : ''),
+        h('td', { class: 'author' }, label(r.author), r.account ? h('span', { class: 'muted' }, ` for ${r.account}`) : null), h('td', {}, r.target ? label(r.target) : ''),
         h('td', {}, r.spec || ''), h('td', { class: 'small' }, r.change ? describe(r.change) : (r.payload || '')),
         h('td', {}, badge('result', r.result), r.reason ? ` ${r.reason}` : ''), h('td', { class: 'small' }, r.message || ''))))),
     shown.length ? null : h('p', { class: 'muted' }, 'No records match.'));
@@ -885,11 +893,23 @@ async function activityView(main) {
 
 // ---- start -----------------------------------------------------------------------
 
+function showAccount() {
+  const who = state.account ? `${state.account} (${state.role})` : 'this machine\'s user';
+  const out = h('button', { id: 'logout', type: 'button', onclick: async () => {
+    try { await post('logout', {}); } catch (_) { /* logged out either way */ }
+    location.assign('/login');
+  } }, 'Log out');
+  $('#account').replaceChildren(h('span', { id: 'account-name', class: 'muted' }, who), ' ', out);
+}
+
 async function start() {
   try {
     const s = await api('session');
     state.csrf = s.csrf;
     state.me = s.machine;
+    state.role = s.role || 'viewer';
+    state.account = s.account || null;
+    showAccount();
   } catch (e) {
     $('#view').replaceChildren(h('p', { class: 'warn' }, e.message));
     return;

@@ -1,31 +1,35 @@
 //! The web UI's server, a thin host over the core's `Node`: the pages (`pages`), the
-//! JSON API under `/api/v1` they use (`read`, `write`), and the checks in front of both
-//! (`guard`). Loopback only.
+//! JSON API under `/api/v1` they use (`read`, `write`), the checks in front of both
+//! (`guard`), logins (`login`) and HTTPS (`tls`).
 //!
-//! `/login?token=T` exchanges the one-time token from `leanspec-peer ui` for a session
-//! cookie (HttpOnly, SameSite=Strict); every view and API call needs that cookie, and
-//! every POST the session's CSRF token.
+//! Two ways to log in, both ending in a session cookie (HttpOnly, SameSite=Strict, and
+//! Secure over HTTPS): `/login?token=T` with the one-time token from `leanspec-peer ui`
+//! (this machine's own user, admin), or the login form with a web UI account's name and
+//! password (`leanspec-peer ui-user add`). Every view and API call needs the cookie,
+//! every POST the session's CSRF token, and every API route the role it names.
+//! Beyond loopback the UI is served only over HTTPS ([`UiConfig::check`]).
 
 mod guard;
+mod login;
 mod markdown;
 mod pages;
 mod read;
+mod tls;
 mod write;
 
 pub use guard::CSRF_HEADER;
+pub use tls::{Tls, TlsError, TlsSource, fingerprint};
 
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use leanspec_peer_core::{ErrorKind, Node};
-use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The port `up` serves the UI on unless told otherwise (another free port when it is
 /// taken: the URL is printed and `leanspec-peer ui` knows it).
@@ -38,6 +42,41 @@ pub const SESSION_COOKIE: &str = "lsp_session";
 pub(crate) struct App {
     pub(crate) node: Arc<Node>,
     pub(crate) addr: SocketAddr,
+    /// Served over HTTPS.
+    pub(crate) tls: bool,
+    /// Password checks running now are bounded by this (each takes tens of
+    /// milliseconds of one core and 19 MiB).
+    pub(crate) password_checks: Arc<tokio::sync::Semaphore>,
+}
+
+impl App {
+    /// Served on loopback only (then `Host` must name loopback: DNS rebinding).
+    pub(crate) fn loopback(&self) -> bool {
+        self.addr.ip().is_loopback()
+    }
+}
+
+/// Where and how to serve the UI.
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    /// Address to listen on (port 0: any free port).
+    pub addr: SocketAddr,
+    /// HTTPS certificate; required beyond loopback.
+    pub tls: Option<Tls>,
+}
+
+impl UiConfig {
+    /// Refuses to serve the UI beyond loopback without TLS: passwords and session
+    /// cookies would cross the network in clear.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.addr.ip().is_loopback() && self.tls.is_none() {
+            return Err(format!(
+                "refusing to serve the web UI on {} without TLS: passwords and session cookies would cross the network in clear. Add --tls-self-signed (a certificate kept in the home folder) or --tls-cert FILE --tls-key FILE, or serve on 127.0.0.1",
+                self.addr
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A running UI server.
@@ -55,14 +94,20 @@ impl Ui {
     }
 }
 
-/// Serves the UI for `node` on `addr` (port 0: any free port) and records the address
-/// in the node (for `leanspec-peer ui`).
-pub async fn serve(node: Arc<Node>, addr: SocketAddr) -> std::io::Result<Ui> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
+/// Serves the UI for `node` as `config` says (see [`UiConfig::check`]) and records the
+/// address in the node (for `leanspec-peer ui`).
+pub async fn serve(node: Arc<Node>, config: UiConfig) -> std::io::Result<Ui> {
+    config
+        .check()
+        .map_err(|m| std::io::Error::new(std::io::ErrorKind::PermissionDenied, m))?;
+    let tcp = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = tcp.local_addr()?;
+    let listener = tls::UiListener::new(tcp, config.tls.as_ref())?;
     let app = App {
         node: node.clone(),
         addr,
+        tls: config.tls.is_some(),
+        password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
     };
     let api = Router::new()
         .route("/session", get(read::session))
@@ -84,9 +129,10 @@ pub async fn serve(node: Arc<Node>, addr: SocketAddr) -> std::io::Result<Ui> {
         .route("/revoke", post(write::revoke))
         .route("/invite", post(write::invite))
         .route("/invites/revoke", post(write::revoke_invite))
+        .route("/logout", post(login::logout))
         .layer(middleware::from_fn_with_state(app.clone(), guard::api));
     let mut router = Router::new()
-        .route("/login", get(login))
+        .route("/login", get(login::page).post(login::password))
         .route("/assets/app.js", get(pages::app_js))
         .route("/assets/app.css", get(pages::app_css))
         .route("/assets/icon.svg", get(pages::icon))
@@ -100,9 +146,10 @@ pub async fn serve(node: Arc<Node>, addr: SocketAddr) -> std::io::Result<Ui> {
             guard::same_site,
         ))
         .with_state(app);
-    node.set_ui_addr(Some(addr));
+    node.set_ui_addr(Some(addr), config.tls.is_some());
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener.tap_io(|_| {}), service).await {
             tracing::warn!("the web UI stopped: {e}");
         }
     });
@@ -115,26 +162,6 @@ pub(crate) fn refuse(status: StatusCode, message: &str) -> Response {
         axum::Json(json!({ "error": { "message": message } })),
     )
         .into_response()
-}
-
-#[derive(Deserialize)]
-struct Login {
-    token: String,
-}
-
-async fn login(State(app): State<App>, Query(q): Query<Login>) -> Response {
-    let Some(session) = app.node.ui_logins().redeem(&q.token, Instant::now()) else {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "this login link was used or has expired: run `leanspec-peer ui` for a new one",
-        );
-    };
-    let cookie = format!("{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/");
-    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    r
 }
 
 /// A core answer as JSON; a failure with its kind and the status that fits it.

@@ -9,7 +9,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 const INDEX: &str = include_str!("../assets/index.html");
-const LOGIN_NEEDED: &str = include_str!("../assets/login.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
 const ICON: &str = include_str!("../assets/icon.svg");
@@ -26,12 +25,12 @@ pub(crate) const VIEWS: [&str; 8] = [
     "/deps",
 ];
 
-/// A view: the shell when logged in, else a page saying how to log in.
+/// A view: the shell when logged in, else the login page.
 pub(crate) async fn view(State(app): State<App>, req: Request) -> Response {
     if guard::live_session(&app, req.headers()).is_some() {
         Html(INDEX).into_response()
     } else {
-        (StatusCode::UNAUTHORIZED, Html(LOGIN_NEEDED)).into_response()
+        crate::login::login_page(StatusCode::UNAUTHORIZED, None)
     }
 }
 

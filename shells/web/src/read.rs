@@ -15,11 +15,13 @@ use serde_json::json;
 /// What a page needs to know first: who serves it and the CSRF token of its session.
 pub(crate) async fn session(
     State(app): State<App>,
-    Extension(Session(session)): Extension<Session>,
+    Extension(Session(session, who)): Extension<Session>,
 ) -> Response {
     let me = app.node.summary();
     axum::Json(json!({
         "csrf": UiLogins::csrf_token(&session),
+        "account": who.account,
+        "role": who.role,
         "machine": me.id.to_string(),
         "label": me.label,
         "version": me.version,

@@ -2,9 +2,10 @@
 //! these run, see `guard`). Edits are signed operations with the file hash the page
 //! showed: the answer is the owner's verdict, shown by the page whatever it is.
 
+use crate::guard::Session;
 use crate::{App, answer};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use leanspec_peer_core::json;
 use leanspec_peer_core::ops::Change;
@@ -29,10 +30,15 @@ pub(crate) struct EditBody {
 /// A signed metadata edit: `{op_id, result, reason, message, file_hash,
 /// current_file_hash}` as `edit --json` prints (stale, unavailable and rejected are
 /// answers, not HTTP errors).
-pub(crate) async fn edit(State(app): State<App>, Json(b): Json<EditBody>) -> Response {
+pub(crate) async fn edit(
+    State(app): State<App>,
+    Extension(Session(_, who)): Extension<Session>,
+    Json(b): Json<EditBody>,
+) -> Response {
     answer(
         app.node
-            .edit(
+            .edit_for(
+                who.account.as_deref(),
                 &b.machine,
                 &b.project,
                 &b.spec,
