@@ -15,6 +15,11 @@ out="$CARGO_TARGET_DIR/web"
 mkdir -p "$out"
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The remote-access test (test_remote_access.py): namespaces, a test CA, and the NSS
+# database through which the "phone's" Chromium trusts it.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
@@ -30,6 +35,6 @@ if [ -n "${LEANSPEC_SCREENSHOTS:-}" ]; then
   LEANSPEC_SCREENSHOTS=$(cd "$LEANSPEC_SCREENSHOTS" && pwd)
   export LEANSPEC_SCREENSHOTS
 fi
-say "web UI: headless Chromium against two paired up processes"
+say "web UI: headless Chromium against paired up processes (and, in network namespaces, a phone against an always-on peer over HTTPS)"
 (cd "$out" && LEANSPEC_PEER_BIN="$CARGO_TARGET_DIR/debug/leanspec-peer" CHROMIUM="$(command -v chromium)" \
   "$venv/bin/python" -m pytest -q -s -p no:cacheprovider "$root/shells/web/tests")

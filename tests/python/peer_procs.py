@@ -38,15 +38,19 @@ def eventually(what: str, cond):
 
 class Up:
     """`leanspec-peer up` with its stderr lines on a queue. With `ui`, the web UI is
-    served on a free port and `self.ui` is its base URL; without, `--no-ui`."""
+    served (on a free loopback port unless `ui` is an address) and `self.ui` is its base
+    URL; without, `--no-ui`. `prefix` runs it under another command (`ip netns exec NS`),
+    `extra` adds flags; `project=None` starts a mirror (no project)."""
 
-    def __init__(self, home: Path, project: Path, label: str, ui: bool = False):
+    def __init__(self, home: Path, project, label: str, ui=False, prefix=(), extra=(),
+                 bind: str = "127.0.0.1:0"):
         env = dict(os.environ, LEANSPEC_PEER_HOME=str(home), LEANSPEC_PEER_LOG="info")
         self.home = home
-        ui_args = ["--ui", "127.0.0.1:0"] if ui else ["--no-ui"]
+        ui_args = ["--ui", ui if isinstance(ui, str) else "127.0.0.1:0"] if ui else ["--no-ui"]
+        project_args = ["--project", str(project)] if project is not None else []
         self.proc = subprocess.Popen(
-            [BIN, "up", "--bind", "127.0.0.1:0", *ui_args, "--label", label,
-             "--project", str(project)],
+            [*prefix, BIN, "up", "--bind", bind, *ui_args, "--label", label, *project_args,
+             *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self.lines: "queue.Queue[str]" = queue.Queue()
@@ -54,8 +58,8 @@ class Up:
         self.ui = None
         if ui:
             # Printed after the control socket is served ("Ctrl-C to stop").
-            line = self.wait_line("web UI at http://")
-            self.ui = "http://" + line.split("http://")[1].split()[0]
+            line = self.wait_line("web UI at ")
+            self.ui = line.split("web UI at ")[1].split()[0]
         else:
             self.wait_line("Ctrl-C to stop")
 
