@@ -69,6 +69,13 @@ pub enum PeerEvent {
         /// Machine id (hex).
         machine: String,
     },
+    /// An ephemeral machine was removed after staying away.
+    MachineRemoved {
+        /// Machine id (hex).
+        machine: String,
+        /// Its label.
+        label: String,
+    },
     /// An edit from some machine was decided here.
     EditReceived {
         /// Author id (hex).
@@ -153,6 +160,9 @@ impl From<Event> for PeerEvent {
                 PeerEvent::MachineRenamed { machine, label }
             }
             Event::MachineRevoked { machine } => PeerEvent::MachineRevoked { machine },
+            Event::MachineRemoved { machine, label } => {
+                PeerEvent::MachineRemoved { machine, label }
+            }
             Event::EditReceived {
                 machine,
                 op_id,

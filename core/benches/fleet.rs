@@ -93,7 +93,7 @@ fn main() {
     let a = &mut first[0];
     for other in rest.iter_mut() {
         let label = other.label();
-        a.add_member(other.id(), &label).expect("member");
+        a.add_member(other.id(), &label, None).expect("member");
     }
     let mesh = a.mesh_bytes();
     let signatures = a.mesh_signatures().expect("signatures");

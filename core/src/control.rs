@@ -133,6 +133,9 @@ pub enum Request {
         ttl_secs: u64,
         /// Usable more than once.
         reusable: bool,
+        /// Ephemeral: its machines are removed after this many seconds away.
+        #[serde(default)]
+        ephemeral_after_secs: Option<u64>,
     },
     /// The invitations this machine issued.
     InviteList,
@@ -398,8 +401,16 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
             Reply::Done
         }
         Request::Audit { limit } => Reply::Audit(node.audit(limit)?),
-        Request::Invite { ttl_secs, reusable } => {
-            let t = node.invite(Duration::from_secs(ttl_secs), reusable)?;
+        Request::Invite {
+            ttl_secs,
+            reusable,
+            ephemeral_after_secs,
+        } => {
+            let t = node.invite_with(
+                Duration::from_secs(ttl_secs),
+                reusable,
+                ephemeral_after_secs.map(Duration::from_secs),
+            )?;
             Reply::Ticket {
                 expires_at: t.expires_at,
                 reusable: t.reusable,

@@ -156,8 +156,9 @@ pub fn invite(i: &InviteInfo) -> Value {
         "created_at": i.created_at,
         "expires_at": i.expires_at,
         "reusable": i.reusable,
+        "ephemeral_after": i.ephemeral_after,
         "state": i.state,
-        "used_by": i.used_by.iter().map(|u| json!({"id": u.id.to_string(), "label": u.label, "revoked": u.revoked})).collect::<Vec<_>>(),
+        "used_by": i.used_by.iter().map(|u| json!({"id": u.id.to_string(), "label": u.label, "revoked": u.revoked, "removed": u.removed})).collect::<Vec<_>>(),
     })
 }
 

@@ -3,7 +3,15 @@
 //! is last-writer-wins, which is all membership needs.
 //!
 //! Schema: `members: { <machine id hex>: { label: str, added_by: str, added_at: int,
-//! revoked_at?: int, revoked_by?: str } }`, `revocations: [ { id: str, by: str, at: int } ]`.
+//! ephemeral_after?: int, revoked_at?: int, revoked_by?: str } }`,
+//! `revocations: [ { id: str, by: str, at: int, why?: "ephemeral" } ]`.
+//!
+//! An ephemeral member (admitted with an ephemeral key: `ephemeral_after` seconds) is
+//! *removed* rather than revoked when it has been away that long: a revocation whose
+//! every list entry says `why: "ephemeral"`. A removed machine is refused like a revoked
+//! one but is not listed, and its removal does not spoil the key it joined with. Like a
+//! revocation, the ephemeral mark is final: a received change that takes it away is
+//! refused (`Machine::receive_sync`), so a member cannot make itself permanent.
 //!
 //! Revocation is final: a member is revoked if its record says so in any of its
 //! concurrently written versions, or if any entry of the append-only `revocations` list
@@ -32,6 +40,23 @@ pub struct Member {
     pub revoked_at: Option<i64>,
     /// Who revoked it.
     pub revoked_by: Option<String>,
+    /// Admitted with an ephemeral key: removed after this many seconds away.
+    pub ephemeral_after: Option<i64>,
+    /// Revoked only because, ephemeral, it stayed away (see the module doc).
+    pub removed: bool,
+}
+
+/// The member field of an ephemeral machine: seconds away before it is removed.
+const EPHEMERAL_AFTER: &str = "ephemeral_after";
+/// `why` of a revocation entry that removes an ephemeral machine.
+const WHY_EPHEMERAL: &str = "ephemeral";
+
+/// One entry of the `revocations` list.
+struct Revocation {
+    id: MachineId,
+    at: i64,
+    /// The removal of an ephemeral machine that stayed away.
+    ephemeral: bool,
 }
 
 /// The mesh document.
@@ -172,6 +197,18 @@ impl MeshDoc {
                 .min()
         };
         let listed = self.listed_revocations();
+        let ephemeral = |objs: &[ObjId]| {
+            objs.iter()
+                .flat_map(|o| doc.get_all(o, EPHEMERAL_AFTER).unwrap_or_default())
+                .filter_map(|(v, _)| match v {
+                    Value::Scalar(s) => match s.as_ref() {
+                        ScalarValue::Int(i) => Some(*i),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .min()
+        };
         doc.keys(&members)
             .filter_map(|key| {
                 // Canonical ids only: a shadow key (`" <id>"`, `"<ID>"`) is not a member.
@@ -186,10 +223,16 @@ impl MeshDoc {
                     .into_iter()
                     .filter_map(|(v, o)| matches!(v, Value::Object(ObjType::Map)).then_some(o))
                     .collect();
+                let entries: Vec<&Revocation> = listed.iter().filter(|r| r.id == id).collect();
                 let revoked_at = revoked_at(&all)
                     .into_iter()
-                    .chain(listed.iter().filter(|(r, _)| *r == id).map(|(_, at)| *at))
+                    .chain(entries.iter().map(|r| r.at))
                     .min();
+                let ephemeral_after = ephemeral(&all);
+                let removed = revoked_at.is_some()
+                    && ephemeral_after.is_some()
+                    && !entries.is_empty()
+                    && entries.iter().all(|r| r.ephemeral);
                 Some(Member {
                     id,
                     label: str_of(&obj, "label")
@@ -204,6 +247,8 @@ impl MeshDoc {
                             .find_map(|o| str_of(o, "revoked_by"))
                             .unwrap_or_default()
                     }),
+                    ephemeral_after,
+                    removed,
                 })
             })
             .collect()
@@ -221,12 +266,37 @@ impl MeshDoc {
 
     /// Adds (or re-labels) a member.
     pub fn add_member(&mut self, id: MachineId, label: &str, by: MachineId, now: i64) {
+        self.add_member_for(id, label, by, now, None);
+    }
+
+    /// Adds a member; with `ephemeral_after` (seconds), one removed after being away
+    /// that long (see the module doc).
+    pub fn add_member_for(
+        &mut self,
+        id: MachineId,
+        label: &str,
+        by: MachineId,
+        now: i64,
+        ephemeral_after: Option<i64>,
+    ) {
         if let Some(obj) = self.member_obj(id) {
             let doc = &mut self.t.doc;
             let _ = doc.put(&obj, "label", label);
             let _ = doc.put(&obj, "added_by", by.to_string());
             let _ = doc.put(&obj, "added_at", now);
+            if let Some(after) = ephemeral_after {
+                let _ = doc.put(&obj, EPHEMERAL_AFTER, after);
+            }
         }
+    }
+
+    /// The ephemeral marks the document holds (`id` → seconds): what a received change
+    /// must not take away.
+    pub(crate) fn ephemeral_in_document(&self) -> std::collections::BTreeMap<MachineId, i64> {
+        self.document_members()
+            .into_iter()
+            .filter_map(|m| Some((m.id, m.ephemeral_after?)))
+            .collect()
     }
 
     /// Sets a member's label.
@@ -238,6 +308,15 @@ impl MeshDoc {
 
     /// Revokes a member: in its record and, append-only, in `revocations`.
     pub fn revoke(&mut self, id: MachineId, by: MachineId, now: i64) {
+        self.revoke_why(id, by, now, false);
+    }
+
+    /// Removes an ephemeral member that stayed away (a revocation marked as such).
+    pub fn remove_ephemeral(&mut self, id: MachineId, by: MachineId, now: i64) {
+        self.revoke_why(id, by, now, true);
+    }
+
+    fn revoke_why(&mut self, id: MachineId, by: MachineId, now: i64, ephemeral: bool) {
         if let Some(obj) = self.member_obj(id) {
             let doc = &mut self.t.doc;
             let _ = doc.put(&obj, "revoked_at", now);
@@ -258,6 +337,9 @@ impl MeshDoc {
                 let _ = doc.put(&entry, "id", id.to_string());
                 let _ = doc.put(&entry, "by", by.to_string());
                 let _ = doc.put(&entry, "at", now);
+                if ephemeral {
+                    let _ = doc.put(&entry, "why", WHY_EPHEMERAL);
+                }
             }
         }
     }
@@ -279,7 +361,7 @@ impl MeshDoc {
         self.document_members()
             .into_iter()
             .filter_map(|m| Some((m.id, m.revoked_at?)))
-            .chain(self.listed_revocations())
+            .chain(self.listed_revocations().into_iter().map(|r| (r.id, r.at)))
             .fold(std::collections::BTreeMap::new(), |mut all, (id, at)| {
                 let e = all.entry(id).or_insert(at);
                 *e = (*e).min(at);
@@ -323,8 +405,8 @@ impl MeshDoc {
         out
     }
 
-    /// `(id, at)` of every entry of every concurrently written `revocations` list.
-    fn listed_revocations(&self) -> Vec<(MachineId, i64)> {
+    /// Every entry of every concurrently written `revocations` list.
+    fn listed_revocations(&self) -> Vec<Revocation> {
         let doc = &self.t.doc;
         let lists = doc.get_all(ROOT, "revocations").unwrap_or_default();
         let mut out = Vec::new();
@@ -350,8 +432,9 @@ impl MeshDoc {
                     },
                     _ => None,
                 };
+                let ephemeral = matches!(doc.get(&entry, "why"), Ok(Some((Value::Scalar(s), _))) if s.as_str() == Some(WHY_EPHEMERAL));
                 if let (Some(id), Some(at)) = (id, at) {
-                    out.push((id, at));
+                    out.push(Revocation { id, at, ephemeral });
                 }
             }
         }

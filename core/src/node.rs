@@ -421,12 +421,24 @@ impl Node {
     /// An invitation ticket valid for `ttl` (needs the running network: the joiner
     /// connects to it).
     pub fn invite(&self, ttl: Duration, reusable: bool) -> Result<Ticket> {
+        self.invite_with(ttl, reusable, None)
+    }
+
+    /// An invitation ticket valid for `ttl`; with `ephemeral_after`, an ephemeral one:
+    /// the machines that join with it are removed from the mesh (everywhere, with a
+    /// `machine_removed` event) once this machine has not heard from them for that long.
+    pub fn invite_with(
+        &self,
+        ttl: Duration,
+        reusable: bool,
+        ephemeral_after: Option<Duration>,
+    ) -> Result<Ticket> {
         let peer = self.running().ok_or_else(|| {
             PeerError::NotRunning(
                 "an invitation is answered by the running peer: start it first (`leanspec-peer up`), then invite".into(),
             )
         })?;
-        peer.invite(ttl, reusable)
+        peer.invite(ttl, reusable, ephemeral_after)
     }
 
     /// Every invitation this machine issued, newest first, with where each stands.

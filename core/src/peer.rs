@@ -8,6 +8,7 @@
 
 mod addrs;
 mod deliver;
+mod ephemeral;
 mod exchange;
 mod join;
 mod read;
@@ -157,6 +158,14 @@ pub enum Event {
     MachineRevoked {
         /// Machine id (hex).
         machine: String,
+    },
+    /// An ephemeral machine was removed from the mesh after staying away (it is no
+    /// longer listed anywhere).
+    MachineRemoved {
+        /// Machine id (hex).
+        machine: String,
+        /// Its label.
+        label: String,
     },
     /// An edit from some machine was decided here (applied or rejected).
     EditReceived {
@@ -413,8 +422,12 @@ impl Shared {
         }
     }
 
-    /// Enforces revocations on open sessions and starts dialers for new members.
+    /// Enforces revocations on open sessions, forgets removed machines' documents and
+    /// starts dialers for new members.
     pub(crate) fn after_mesh_change(self: &Arc<Self>) {
+        if let Err(e) = lock(&self.local.machine).forget_removed() {
+            tracing::warn!("cannot forget removed machines' documents: {e}");
+        }
         let (revoked, me_revoked) = {
             let members = lock(&self.local.machine).mesh().members();
             let revoked: Vec<MachineId> = members
@@ -671,6 +684,7 @@ impl Peer {
                 SecretKey::from_bytes(&lock(&shared.local.machine).identity().secret_bytes());
             shared.spawn(relay::watch(shared.clone(), options.clone(), secret));
         }
+        shared.spawn(ephemeral::sweep(shared.clone()));
         spawn_dialers(&shared);
         Ok(Peer {
             shared,
@@ -728,9 +742,16 @@ impl Peer {
         }
     }
 
-    /// Creates an invitation ticket valid for `ttl`.
-    pub(crate) fn invite(&self, ttl: Duration, reusable: bool) -> Result<Ticket, PeerError> {
-        let (secret, expires_at) = lock(&self.shared.local.machine).new_invite(ttl, reusable)?;
+    /// Creates an invitation ticket valid for `ttl`; with `ephemeral_after`, an
+    /// ephemeral one (its machines are removed after being away that long).
+    pub(crate) fn invite(
+        &self,
+        ttl: Duration,
+        reusable: bool,
+        ephemeral_after: Option<Duration>,
+    ) -> Result<Ticket, PeerError> {
+        let (secret, expires_at) =
+            lock(&self.shared.local.machine).new_invite(ttl, reusable, ephemeral_after)?;
         let addr = self.shared.endpoint.addr();
         Ok(Ticket {
             id: self.shared.me.to_string(),

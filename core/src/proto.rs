@@ -5,6 +5,7 @@
 
 pub(crate) mod admission;
 pub(crate) mod budget;
+pub(crate) mod ephemeral;
 pub(crate) mod inspect;
 pub(crate) mod link;
 pub(crate) mod sync;

@@ -182,6 +182,9 @@ pub struct InviteRecord {
     /// Unix seconds it was made (0 for invitations stored before this field).
     #[serde(default)]
     pub created_at: u64,
+    /// An ephemeral key: its machines are removed after this many seconds away.
+    #[serde(default)]
+    pub ephemeral_after: Option<u64>,
 }
 
 /// What a scan saw of one spec's files: enough to tell, without reading, that nothing

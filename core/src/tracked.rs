@@ -35,6 +35,13 @@ pub enum ReceiveError {
         /// The revoked machine (hex).
         machine: String,
     },
+    /// A mesh change would take away (or change) a member's ephemeral mark: like a
+    /// revocation, it is final (a machine must not make itself permanent).
+    #[error("a mesh change would make ephemeral machine {machine} permanent")]
+    Unephemeral {
+        /// The ephemeral machine (hex).
+        machine: String,
+    },
     /// A mesh change by a machine written after its revocation.
     #[error("a mesh change by machine {machine}, written after it was revoked")]
     RevokedAuthor {

@@ -76,7 +76,7 @@ fn world() -> &'static Mutex<World> {
             ..Limits::default()
         });
         let label = b.label();
-        a.add_member(b.id(), &label).expect("member");
+        a.add_member(b.id(), &label, None).expect("member");
         let mesh = a.mesh_bytes();
         let signatures = a.mesh_signatures().expect("signatures");
         b.adopt_mesh(&mesh, &signatures).expect("adopt");

@@ -213,7 +213,9 @@ pub fn pair_machines(
     joiner: &mut leanspec_peer_core::Machine,
 ) {
     let label = joiner.label();
-    inviter.add_member(joiner.id(), &label).expect("add member");
+    inviter
+        .add_member(joiner.id(), &label, None)
+        .expect("add member");
     let mesh = inviter.mesh_bytes();
     let signatures = inviter.mesh_signatures().expect("signatures");
     joiner.adopt_mesh(&mesh, &signatures).expect("adopt");

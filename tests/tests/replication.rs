@@ -262,6 +262,54 @@ fn a_mesh_change_that_undoes_a_revocation_is_refused() {
     assert!(!a.m.mesh().is_current_member(b_id), "B stays revoked");
 }
 
+/// Issue 13: an ephemeral machine cannot make itself permanent. R joined with an
+/// ephemeral key; it signs, with its own key, a mesh change deleting its mark: A refuses
+/// it and R stays ephemeral.
+#[test]
+fn a_mesh_change_that_makes_an_ephemeral_machine_permanent_is_refused() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let (mut a, mut r) = (node("a"), node("r"));
+    let r_id = r.m.id();
+    a.m.add_member(r_id, "runner", Some(60)).expect("add");
+    let signatures = a.m.mesh_signatures().expect("signatures");
+    r.m.adopt_mesh(&a.m.mesh_bytes(), &signatures)
+        .expect("adopt");
+    assert_eq!(
+        a.m.mesh().member(r_id).expect("member").ephemeral_after,
+        Some(60)
+    );
+    let mut fdoc = automerge::AutoCommit::new();
+    for chunk in r.m.store().doc_chunks(b"mesh").expect("chunks") {
+        fdoc.load_incremental(&chunk).expect("load");
+    }
+    fdoc.set_actor(automerge::ActorId::from(&r_id.actor_bytes()[..]));
+    let (_, members) = fdoc
+        .get(automerge::ROOT, "members")
+        .expect("get")
+        .expect("members");
+    let (_, record) = fdoc
+        .get(&members, r_id.to_string().as_str())
+        .expect("get")
+        .expect("record");
+    fdoc.delete(&record, "ephemeral_after").expect("delete");
+    fdoc.commit();
+    let r_key = Identity::load(r._home.path()).expect("key").expect("key");
+    let signed_by_r = |hashes: &[automerge::ChangeHash]| {
+        hashes
+            .iter()
+            .map(|h| (h.0, ChangeSignature::sign(&r_key, DocKey::Mesh, &h.0)))
+            .collect::<Vec<_>>()
+    };
+    let e = offer(&mut fdoc, &signed_by_r, &mut a.m, r_id, DocKey::Mesh)
+        .expect("the change must be refused");
+    assert!(e.to_string().contains("permanent"), "{e}");
+    assert_eq!(
+        a.m.mesh().member(r_id).expect("member").ephemeral_after,
+        Some(60)
+    );
+}
+
 /// Issue 11: a revoked machine writes no more. B, revoked by A, learns of it and then
 /// writes the mesh (adds a machine of its own, renames itself): the change has the
 /// revocation in its history, so every member that could apply it refuses it. The
@@ -276,7 +324,7 @@ fn a_mesh_change_by_a_revoked_machine_is_refused_and_revocation_survives_restart
     deliver_once(&mut c.m, &mut b.m, DocKey::Mesh).expect("B receives its revocation");
     assert!(!b.m.mesh().is_current_member(b_id));
     let sneaky = Identity::generate().expect("id").id();
-    b.m.add_member(sneaky, "sneaky").expect("add");
+    b.m.add_member(sneaky, "sneaky", None).expect("add");
     for to in [&mut a.m, &mut c.m] {
         let e = deliver_once(&mut b.m, to, DocKey::Mesh).expect_err("refused");
         assert!(e.to_string().contains("after it was revoked"), "{e}");
@@ -338,7 +386,7 @@ fn a_label_that_names_several_machines_asks_for_the_id() {
 fn a_machine_with_peers_cannot_adopt_another_mesh() {
     let (mut a, mut b, mut c) = (node("a"), node("b"), node("c"));
     pair(&mut a.m, &mut b.m);
-    c.m.add_member(b.m.id(), "b").expect("add");
+    c.m.add_member(b.m.id(), "b", None).expect("add");
     let mesh = c.m.mesh_bytes();
     let e = b.m.adopt_mesh(&mesh, &[]).expect_err("two meshes");
     assert!(e.to_string().contains("not merged"), "{e}");
@@ -544,7 +592,7 @@ fn mesh_size_and_document_size_are_bounded() {
     // C adds two machines: the mesh would list five.
     for _ in 0..2 {
         let id = Identity::generate().expect("id").id();
-        c.m.add_member(id, "extra").expect("add");
+        c.m.add_member(id, "extra", None).expect("add");
     }
     let e = deliver_once(&mut c.m, &mut a.m, DocKey::Mesh).expect_err("over max_members");
     assert!(e.to_string().contains("max_members"), "{e}");

@@ -24,6 +24,9 @@ pub struct InviteInfo {
     pub expires_at: u64,
     /// Usable by many machines (an auth key).
     pub reusable: bool,
+    /// Its machines are removed after this many seconds away (an ephemeral key).
+    #[serde(default)]
+    pub ephemeral_after: Option<u64>,
     /// Where it stands now.
     pub state: InviteState,
     /// The machines that joined with it.
@@ -39,14 +42,23 @@ pub struct InviteUser {
     pub label: String,
     /// Revoked since.
     pub revoked: bool,
+    /// Removed since (ephemeral, it stayed away).
+    #[serde(default)]
+    pub removed: bool,
 }
 
 impl Machine {
     /// Stores a new invitation valid for `ttl` and returns its secret and expiry (Unix
-    /// seconds). A reusable one
+    /// seconds); with `ephemeral_after`, the machines that join with it are removed
+    /// after being away that long. A reusable one
     /// lives at most `limits.max_reusable_ttl`: a key that never expires is a key that
     /// leaks one day.
-    pub(crate) fn new_invite(&mut self, ttl: Duration, reusable: bool) -> Result<([u8; 16], u64)> {
+    pub(crate) fn new_invite(
+        &mut self,
+        ttl: Duration,
+        reusable: bool,
+        ephemeral_after: Option<Duration>,
+    ) -> Result<([u8; 16], u64)> {
         let max = self.limits.max_reusable_ttl;
         if reusable && ttl > max {
             return Err(Error::InvalidInvite(format!(
@@ -64,6 +76,7 @@ impl Machine {
             used_by: Vec::new(),
             revoked: false,
             created_at: now,
+            ephemeral_after: ephemeral_after.map(|d| d.as_secs().max(1)),
         };
         self.store
             .put_invite(&crate::peer::sha256(&secret), &record)?;
@@ -128,6 +141,7 @@ impl Machine {
             created_at: r.created_at,
             expires_at: r.expires_at,
             reusable: r.reusable,
+            ephemeral_after: r.ephemeral_after,
             state: admission::state(r, mesh, now),
             used_by: r
                 .used_by
@@ -138,7 +152,10 @@ impl Machine {
                     InviteUser {
                         id,
                         label: member.as_ref().map(|m| m.label.clone()).unwrap_or_default(),
-                        revoked: member.is_some_and(|m| m.revoked_at.is_some()),
+                        revoked: member
+                            .as_ref()
+                            .is_some_and(|m| m.revoked_at.is_some() && !m.removed),
+                        removed: member.is_some_and(|m| m.removed),
                     }
                 })
                 .collect(),

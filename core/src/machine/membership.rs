@@ -10,10 +10,52 @@ use crate::mesh::MeshDoc;
 impl Machine {
     // ---- membership --------------------------------------------------------------
 
-    /// Adds a machine to the mesh (after it proved an invitation).
-    pub fn add_member(&mut self, id: MachineId, label: &str) -> Result<()> {
-        self.mesh.add_member(id, label, self.id(), now_secs());
+    /// Adds a machine to the mesh (after it proved an invitation); with
+    /// `ephemeral_after` (seconds), one removed after being away that long.
+    pub fn add_member(
+        &mut self,
+        id: MachineId,
+        label: &str,
+        ephemeral_after: Option<u64>,
+    ) -> Result<()> {
+        let after = ephemeral_after.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+        self.mesh
+            .add_member_for(id, label, self.id(), now_secs(), after);
         self.commit(Commit::docs(&[DocKey::Mesh])).map(|_| ())
+    }
+
+    /// Removes ephemeral machines that stayed away (`ids`, decided by
+    /// [`crate::proto::ephemeral::due`]) and forgets their documents.
+    pub fn remove_ephemeral(&mut self, ids: &[MachineId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let now = now_secs();
+        for id in ids {
+            self.mesh.remove_ephemeral(*id, self.id(), now);
+        }
+        self.commit(Commit::docs(&[DocKey::Mesh]))?;
+        self.forget_removed()
+    }
+
+    /// Drops the stored copies of removed (ephemeral) machines' documents: nobody
+    /// shares them any more, and a mesh of CI runners would otherwise keep every
+    /// runner's specs forever.
+    pub fn forget_removed(&mut self) -> Result<()> {
+        let removed: Vec<MachineId> = self
+            .mesh
+            .members()
+            .into_iter()
+            .filter(|m| m.removed && self.replicas.contains_key(&m.id))
+            .map(|m| m.id)
+            .collect();
+        for id in removed {
+            self.store.remove_doc(id.as_bytes())?;
+            self.replicas.remove(&id);
+            self.snapshot_bytes.remove(&DocKey::Machine(id));
+            tracing::info!(machine = %id.short(), "forgot the document of a removed ephemeral machine");
+        }
+        Ok(())
     }
 
     /// Renames a machine (any member may), replicated through the mesh.

@@ -418,7 +418,7 @@ mod tests {
 
     fn pair(inviter: &mut Machine, joiner: &mut Machine) {
         inviter
-            .add_member(joiner.id(), &joiner.label())
+            .add_member(joiner.id(), &joiner.label(), None)
             .expect("member");
         let mesh = inviter.mesh_bytes();
         let sigs = inviter.mesh_signatures().expect("sigs");

@@ -34,13 +34,16 @@ impl Machine {
     /// Every machine this one knows (itself first, then by label).
     pub fn machines(&self) -> Vec<MachineRow> {
         let mut ids: Vec<MachineId> = vec![self.id()];
-        for m in self.mesh.members() {
-            if !ids.contains(&m.id) {
+        // Removed ephemeral machines are gone, not listed as revoked.
+        let members = self.mesh.members();
+        let removed: Vec<MachineId> = members.iter().filter(|m| m.removed).map(|m| m.id).collect();
+        for m in members {
+            if !ids.contains(&m.id) && !m.removed {
                 ids.push(m.id);
             }
         }
         for id in self.replicas.keys() {
-            if !ids.contains(id) {
+            if !ids.contains(id) && !removed.contains(id) {
                 ids.push(*id);
             }
         }

@@ -318,8 +318,11 @@ impl Machine {
         let (carried, orphans) = self
             .check_limits(key, &message, &sent)
             .map_err(|e| SyncError::Refused(e.into()))?;
-        let revoked_before = match key {
-            DocKey::Mesh => self.mesh.revoked_in_document(),
+        let (revoked_before, ephemeral_before) = match key {
+            DocKey::Mesh => (
+                self.mesh.revoked_in_document(),
+                self.mesh.ephemeral_in_document(),
+            ),
             DocKey::Machine(_) => Default::default(),
         };
         let t = self.tracked_mut(key).ok_or(SyncError::UnknownDoc)?;
@@ -408,6 +411,17 @@ impl Machine {
                 self.reload(key)?;
                 tracing::warn!(peer = %peer.short(), %machine, "refused a mesh change that undoes a revocation");
                 return Err(ReceiveError::Unrevokes { machine }.into());
+            }
+            let after = self.mesh.ephemeral_in_document();
+            if let Some(id) = ephemeral_before
+                .iter()
+                .find(|(id, secs)| after.get(id) != Some(secs))
+                .map(|(id, _)| *id)
+            {
+                let machine = id.to_string();
+                self.reload(key)?;
+                tracing::warn!(peer = %peer.short(), %machine, "refused a mesh change that makes an ephemeral machine permanent");
+                return Err(ReceiveError::Unephemeral { machine }.into());
             }
         }
         let key_bytes = key.to_bytes();

@@ -119,7 +119,14 @@ impl Local {
                 Some(_) => {}
             }
             if now.1 && !was_revoked {
-                self.emit(Event::MachineRevoked { machine });
+                if x.removed {
+                    self.emit(Event::MachineRemoved {
+                        machine,
+                        label: x.label.clone(),
+                    });
+                } else {
+                    self.emit(Event::MachineRevoked { machine });
+                }
             }
         }
     }

@@ -472,7 +472,7 @@ mod refusals {
         refused(&mut w, None, &by_stranger, Reason::NotMember);
 
         let revoked = Identity::generate().expect("key");
-        w.m.add_member(revoked.id(), "r").expect("add");
+        w.m.add_member(revoked.id(), "r", None).expect("add");
         w.m.revoke_machine(revoked.id()).expect("revoke");
         let by_revoked = signed(
             edit(&w, &revoked, "001-x", "complete", good_hash()),

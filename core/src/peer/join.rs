@@ -149,7 +149,7 @@ fn admit(
     let now = now_secs().max(0) as u64;
     let admitted = admission::admit(stored.as_ref(), m.mesh(), joiner, &req.label, now)?;
     m.store().put_invite(&key, &admitted.invite)?;
-    m.add_member(joiner, &admitted.label)?;
+    m.add_member(joiner, &admitted.label, admitted.invite.ephemeral_after)?;
     let mut record = m
         .store()
         .peer(joiner)?

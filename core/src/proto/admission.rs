@@ -58,9 +58,13 @@ pub enum InviteState {
 
 /// The state of `invite` in `mesh` at `now` (Unix seconds).
 pub(crate) fn state(invite: &InviteRecord, mesh: &MeshDoc, now: u64) -> InviteState {
+    // An ephemeral machine removed for staying away spoils nothing: its key is meant
+    // for the next runner.
     let used_by_revoked = invite.used_by.iter().any(|u| {
-        u.parse::<MachineId>()
-            .is_ok_and(|m| mesh.member(m).is_some_and(|x| x.revoked_at.is_some()))
+        u.parse::<MachineId>().is_ok_and(|m| {
+            mesh.member(m)
+                .is_some_and(|x| x.revoked_at.is_some() && !x.removed)
+        })
     });
     if invite.revoked {
         InviteState::Revoked
@@ -141,6 +145,7 @@ mod tests {
             used_by: used_by.iter().map(ToString::to_string).collect(),
             revoked: false,
             created_at: 0,
+            ephemeral_after: None,
         }
     }
 

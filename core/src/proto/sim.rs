@@ -428,7 +428,7 @@ impl Sim {
         self.log.push(format!("join {j} via {inviter}"));
         let jid = self.nodes[j].id;
         self.m(inviter)
-            .add_member(jid, &format!("n{j}"))
+            .add_member(jid, &format!("n{j}"), None)
             .expect("add member");
         self.notify(inviter, Note::Changed(DocKey::Mesh));
         let mesh = self.m(inviter).mesh_bytes();

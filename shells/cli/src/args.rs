@@ -127,6 +127,14 @@ pub(crate) enum Command {
         /// Allow many machines to join with it (a headless/CI auth key).
         #[arg(long)]
         reusable: bool,
+        /// Machines that join with it leave the mesh by themselves once this machine has
+        /// not heard from them for `--ephemeral-after` (CI runners, throwaway VMs): they
+        /// are removed from every member's machine list.
+        #[arg(long)]
+        ephemeral: bool,
+        /// How long an ephemeral machine may be away before it is removed.
+        #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "ephemeral")]
+        ephemeral_after: std::time::Duration,
         /// Also show the ticket as a QR code (on stderr, for a phone's camera; the
         /// ticket itself stays the only thing on stdout).
         #[arg(long)]

@@ -326,12 +326,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             action: None,
             ttl,
             reusable,
+            ephemeral,
+            ephemeral_after,
             qr,
         } => {
             show_qr = qr;
             Request::Invite {
                 ttl_secs: ttl.as_secs(),
                 reusable,
+                ephemeral_after_secs: ephemeral.then(|| ephemeral_after.as_secs().max(1)),
             }
         }
         Command::Invite {

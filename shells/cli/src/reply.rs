@@ -266,7 +266,7 @@ fn invites_text(list: &[InviteInfo]) -> String {
         return "no invitations yet: make one with `leanspec-peer invite`".into();
     }
     let mut out = format!(
-        "{:<16}  {:<8}  {:<20}  {:<24}  {}\n",
+        "{:<16}  {:<19}  {:<20}  {:<24}  {}\n",
         "ID", "KIND", "STATE", "EXPIRES", "USED BY"
     );
     for i in list {
@@ -285,6 +285,8 @@ fn invites_text(list: &[InviteInfo]) -> String {
                 };
                 if u.revoked {
                     format!("{name}, revoked")
+                } else if u.removed {
+                    format!("{name}, removed")
                 } else {
                     name
                 }
@@ -292,9 +294,14 @@ fn invites_text(list: &[InviteInfo]) -> String {
             .collect::<Vec<_>>()
             .join("; ");
         out.push_str(&format!(
-            "{:<16}  {:<8}  {:<20}  {:<24}  {}\n",
+            "{:<16}  {:<19}  {:<20}  {:<24}  {}\n",
             i.id,
-            if i.reusable { "reusable" } else { "one use" },
+            match (i.reusable, i.ephemeral_after.is_some()) {
+                (true, true) => "reusable, ephemeral",
+                (true, false) => "reusable",
+                (false, true) => "one use, ephemeral",
+                (false, false) => "one use",
+            },
             state,
             leanspec_peer_core::time::rfc3339_millis(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(i.expires_at)
@@ -545,6 +552,12 @@ fn event_line(ev: &Event) -> String {
             format!("renamed       {} to {label:?}", short(machine))
         }
         Event::MachineRevoked { machine } => format!("revoked       {}", short(machine)),
+        Event::MachineRemoved { machine, label } => {
+            format!(
+                "removed       {} {label:?} (ephemeral, away too long)",
+                short(machine)
+            )
+        }
         Event::RelayStatus {
             relay,
             connected,

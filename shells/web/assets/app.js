@@ -187,11 +187,11 @@ function connectEvents() {
     let ev;
     try { ev = JSON.parse(e.data); } catch (_) { return; }
     if (['machine_online', 'machine_offline', 'sync_state', 'mesh_changed', 'machine_added',
-      'machine_renamed', 'machine_revoked'].includes(kind)) machinesSoon();
+      'machine_renamed', 'machine_revoked', 'machine_removed'].includes(kind)) machinesSoon();
     if (state.view && state.view.onEvent) state.view.onEvent(kind, ev);
   });
   for (const k of ['spec_changed', 'spec_removed', 'machine_online', 'machine_offline', 'sync_state',
-    'mesh_changed', 'machine_added', 'machine_renamed', 'machine_revoked', 'edit_received',
+    'mesh_changed', 'machine_added', 'machine_renamed', 'machine_revoked', 'machine_removed', 'edit_received',
     'exec_request', 'refused']) pass(k);
   es.addEventListener('lagged', () => { machinesSoon(); reloadSoon(); });
 }

@@ -4846,6 +4846,17 @@ public enum PeerEvent: Equatable, Hashable {
          */machine: String
     )
     /**
+     * An ephemeral machine was removed after staying away.
+     */
+    case machineRemoved(
+        /**
+         * Machine id (hex).
+         */machine: String, 
+        /**
+         * Its label.
+         */label: String
+    )
+    /**
      * An edit from some machine was decided here.
      */
     case editReceived(
@@ -4962,19 +4973,22 @@ public struct FfiConverterTypePeerEvent: FfiConverterRustBuffer {
         case 9: return .machineRevoked(machine: try FfiConverterString.read(from: &buf)
         )
         
-        case 10: return .editReceived(machine: try FfiConverterString.read(from: &buf), opId: try FfiConverterString.read(from: &buf), project: try FfiConverterString.read(from: &buf), spec: try FfiConverterString.read(from: &buf), result: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 10: return .machineRemoved(machine: try FfiConverterString.read(from: &buf), label: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .execRequest(machine: try FfiConverterString.read(from: &buf), opId: try FfiConverterString.read(from: &buf), payload: try FfiConverterString.read(from: &buf)
+        case 11: return .editReceived(machine: try FfiConverterString.read(from: &buf), opId: try FfiConverterString.read(from: &buf), project: try FfiConverterString.read(from: &buf), spec: try FfiConverterString.read(from: &buf), result: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .relayStatus(relay: try FfiConverterString.read(from: &buf), connected: try FfiConverterBool.read(from: &buf), error: try FfiConverterString.read(from: &buf)
+        case 12: return .execRequest(machine: try FfiConverterString.read(from: &buf), opId: try FfiConverterString.read(from: &buf), payload: try FfiConverterString.read(from: &buf)
         )
         
-        case 13: return .refused(machine: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 13: return .relayStatus(relay: try FfiConverterString.read(from: &buf), connected: try FfiConverterBool.read(from: &buf), error: try FfiConverterString.read(from: &buf)
         )
         
-        case 14: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
+        case 14: return .refused(machine: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 15: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -5038,8 +5052,14 @@ public struct FfiConverterTypePeerEvent: FfiConverterRustBuffer {
             FfiConverterString.write(machine, into: &buf)
             
         
-        case let .editReceived(machine,opId,project,spec,result,reason):
+        case let .machineRemoved(machine,label):
             writeInt(&buf, Int32(10))
+            FfiConverterString.write(machine, into: &buf)
+            FfiConverterString.write(label, into: &buf)
+            
+        
+        case let .editReceived(machine,opId,project,spec,result,reason):
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(machine, into: &buf)
             FfiConverterString.write(opId, into: &buf)
             FfiConverterString.write(project, into: &buf)
@@ -5049,27 +5069,27 @@ public struct FfiConverterTypePeerEvent: FfiConverterRustBuffer {
             
         
         case let .execRequest(machine,opId,payload):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(machine, into: &buf)
             FfiConverterString.write(opId, into: &buf)
             FfiConverterString.write(payload, into: &buf)
             
         
         case let .relayStatus(relay,connected,error):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(13))
             FfiConverterString.write(relay, into: &buf)
             FfiConverterBool.write(connected, into: &buf)
             FfiConverterString.write(error, into: &buf)
             
         
         case let .refused(machine,reason):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(14))
             FfiConverterString.write(machine, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .lagged(missed):
-            writeInt(&buf, Int32(14))
+            writeInt(&buf, Int32(15))
             FfiConverterUInt64.write(missed, into: &buf)
             
         }
