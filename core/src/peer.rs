@@ -11,6 +11,7 @@ mod deliver;
 mod ephemeral;
 mod exchange;
 mod join;
+mod lan;
 mod read;
 
 pub(crate) use read::ReadFailed;
@@ -71,6 +72,9 @@ pub struct PeerOptions {
     pub learned_relays: bool,
     /// What members may make this machine spend (docs/limits.md).
     pub limits: crate::limits::Limits,
+    /// Find members' current addresses on the local network by mDNS (off by default
+    /// in the library; `up` turns it on unless `--no-lan`). Never on a loopback bind.
+    pub lan: bool,
 }
 
 impl Default for PeerOptions {
@@ -88,6 +92,7 @@ impl Default for PeerOptions {
             relay_ca: None,
             remember_port: false,
             learned_relays: false,
+            lan: false,
             limits: crate::limits::Limits::default(),
         }
     }
@@ -307,6 +312,9 @@ pub(crate) struct Shared {
     pub(crate) sessions: Mutex<HashMap<MachineId, session::SessionHandle>>,
     pub(crate) presence: Mutex<HashMap<MachineId, Presence>>,
     pub(crate) session_changed: Notify,
+    /// A member's address was learned (on the LAN): dialers waiting out a backoff try
+    /// again now.
+    pub(crate) addresses_changed: Notify,
     pub(crate) dialers: Mutex<HashSet<MachineId>>,
     pub(crate) relays: Vec<String>,
     /// The last [`Event::RelayStatus`] of each relay: a state, not only a change, so a
@@ -655,6 +663,7 @@ impl Peer {
             sessions: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             session_changed: Notify::new(),
+            addresses_changed: Notify::new(),
             dialers: Mutex::new(HashSet::new()),
             relays: options.relays.clone(),
             relay_states: Mutex::new(Default::default()),
@@ -685,6 +694,13 @@ impl Peer {
             shared.spawn(relay::watch(shared.clone(), options.clone(), secret));
         }
         shared.spawn(ephemeral::sweep(shared.clone()));
+        if options.lan && options.direct && lan::wanted(options.bind) {
+            match lan::start(&shared.endpoint) {
+                Ok(mdns) => shared.spawn(lan::watch(shared.clone(), mdns)),
+                // The mesh works without it (addresses from tickets, gossip, relays).
+                Err(e) => tracing::warn!("LAN discovery is off: {e}"),
+            }
+        }
         spawn_dialers(&shared);
         Ok(Peer {
             shared,

@@ -112,6 +112,35 @@ pub(crate) fn merge(shared: &Shared, from: MachineId, body: &[u8]) -> bool {
     learned
 }
 
+/// Puts `found` (addresses a member was just seen at, e.g. on the LAN) first in its
+/// address book entry. Returns whether the entry changed. Only for current members.
+pub(crate) fn learn_first_hand(shared: &Shared, id: MachineId, found: Vec<String>) -> bool {
+    let m = lock(&shared.local.machine);
+    if !m.mesh().is_current_member(id) {
+        return false;
+    }
+    let mut record = match m.store().peer(id) {
+        Ok(r) => r.unwrap_or_else(|| PeerRecord::new(id)),
+        Err(e) => {
+            tracing::warn!("cannot read the address book: {e}");
+            return false;
+        }
+    };
+    let before = record.addrs.clone();
+    let found = found
+        .into_iter()
+        .filter(|a| a.parse::<SocketAddr>().is_ok());
+    merge_list(&mut record.addrs, found, true, MAX_ADDRS);
+    if record.addrs == before {
+        return false;
+    }
+    if let Err(e) = m.store().put_peer(&record) {
+        tracing::warn!("cannot store learned addresses: {e}");
+        return false;
+    }
+    true
+}
+
 fn merge_list(
     list: &mut Vec<String>,
     new: impl Iterator<Item = String>,

@@ -475,6 +475,8 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
         let wait = backoff.next_wait(jitter[0]);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            // A new address (found on the LAN): no reason to wait out the backoff.
+            _ = shared.addresses_changed.notified() => {}
             _ = stopping(&mut shutdown) => return,
         }
     }

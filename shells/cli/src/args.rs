@@ -325,6 +325,11 @@ pub(crate) struct UpArgs {
     /// Use relays only (no direct connections).
     #[arg(long)]
     pub(crate) no_direct: bool,
+    /// Do not look for members on the local network (mDNS). On by default: machines of
+    /// one mesh on a LAN find each other's current addresses with no relay and no
+    /// internet; only this machine's endpoint id and addresses are announced.
+    #[arg(long)]
+    pub(crate) no_lan: bool,
     /// Token for relays that require one (ask the relay's operator).
     #[arg(
         long,

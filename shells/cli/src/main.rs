@@ -703,6 +703,7 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         learned_relays: !args.no_relay,
         remember_port: true,
         direct: !args.no_direct,
+        lan: !args.no_lan,
         relay_token: args.relay_token.clone(),
         relay_ca: args.relay_ca.clone(),
         ..PeerOptions::default()

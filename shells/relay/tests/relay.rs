@@ -189,6 +189,7 @@ fn the_relay_token_goes_only_to_relays_the_user_named() {
         m_b.home(),
         &[
             "up",
+            "--no-lan",
             "--relay",
             "http://relay.example.com",
             "--relay-token",
