@@ -406,6 +406,20 @@ fn pages_are_locked_down_and_every_write_needs_the_csrf_token() {
     );
     let (_, _, list) = get(&addr, "/api/v1/invites", &[("Cookie", &cookie)]);
     assert!(list.contains("\"active\""), "{list}");
+    // An ephemeral auth key, as the dialog's "leave after 10 min away" makes it.
+    let body = "{\"ttl_secs\":600,\"reusable\":true,\"ephemeral_after_secs\":600}";
+    let (status, _, answer) = http("POST", &addr, "/api/v1/invite", &ok, body);
+    assert_eq!(status, 200, "{answer}");
+    let (_, _, list) = get(&addr, "/api/v1/invites", &[("Cookie", &cookie)]);
+    let list: serde_json::Value = serde_json::from_str(&list).expect("JSON");
+    let after: Vec<(bool, serde_json::Value)> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| (i["reusable"] == true, i["ephemeral_after"].clone()))
+        .collect();
+    assert!(after.contains(&(true, 600.into())), "{list}");
+    assert!(after.contains(&(false, serde_json::Value::Null)), "{list}");
     let rename = format!("{{\"machine\":\"{machine}\",\"label\":\"studio\"}}");
     let (status, _, body) = http("POST", &addr, "/api/v1/rename", &ok, &rename);
     assert_eq!(status, 200, "{body}");

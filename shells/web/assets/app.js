@@ -41,6 +41,7 @@ function toast(text, kind = 'info') {
 }
 
 const fmtTime = (unixMs) => (unixMs ? new Date(unixMs).toLocaleString() : 'never');
+const fmtSecs = (s) => (s % 86400 === 0 ? `${s / 86400} d` : s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`);
 
 function ago(unixSecs) {
   if (!unixSecs) return 'never';
@@ -421,20 +422,25 @@ function inviteSection(invites) {
   const ttl = h('select', { name: 'ttl' }, [['600', '10 minutes'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '7 days']]
     .map(([v, t]) => h('option', { value: v, selected: v === '3600' }, t)));
   const reusable = h('input', { type: 'checkbox', name: 'reusable' });
+  const ephemeral = h('select', { name: 'ephemeral', title: 'Machines that join with it leave the mesh by themselves after being away this long (CI runners, throwaway VMs)' },
+    [['', 'stay'], ['600', 'leave after 10 min away'], ['3600', 'leave after 1 hour away'], ['86400', 'leave after 1 day away']]
+      .map(([v, t]) => h('option', { value: v }, t)));
   const form = h('form', { class: 'inline', onsubmit: async (e) => {
     e.preventDefault();
     try {
-      const t = await post('invite', { ttl_secs: Number(ttl.value), reusable: reusable.checked });
+      const body = { ttl_secs: Number(ttl.value), reusable: reusable.checked };
+      if (ephemeral.value) body.ephemeral_after_secs = Number(ephemeral.value);
+      const t = await post('invite', body);
       const img = t.qr_svg ? h('img', { class: 'qr', alt: 'QR code of the ticket', src: `data:image/svg+xml;utf8,${encodeURIComponent(t.qr_svg)}` }) : null;
       out.replaceChildren(
         h('p', {}, `${t.reusable ? 'Reusable auth key' : 'One-time ticket'}, valid until ${fmtTime(t.expires_at * 1000)}. On the new machine: `, h('code', {}, 'leanspec-peer join TICKET')),
         h('textarea', { readonly: true, rows: 3, class: 'ticket' }, t.ticket), img);
     } catch (err) { toast(`Invite failed: ${err.message}`, 'error'); }
-  } }, h('label', {}, 'Valid for ', ttl), h('label', {}, reusable, ' reusable (auth key)'), h('button', { type: 'submit' }, 'Create invitation'));
+  } }, h('label', {}, 'Valid for ', ttl), h('label', {}, reusable, ' reusable (auth key)'), h('label', {}, 'Machines ', ephemeral), h('button', { type: 'submit' }, 'Create invitation'));
   const list = h('table', { class: 'grid' },
     h('thead', {}, h('tr', {}, ['Id', 'Kind', 'Created', 'Expires', 'State', 'Used by', ''].map((t) => h('th', {}, t)))),
     h('tbody', {}, invites.map((i) => h('tr', {},
-      h('td', { class: 'mono' }, i.id), h('td', {}, i.reusable ? 'auth key' : 'one-time'),
+      h('td', { class: 'mono' }, i.id), h('td', {}, (i.reusable ? 'auth key' : 'one-time') + (i.ephemeral_after ? `, ephemeral (${fmtSecs(i.ephemeral_after)})` : '')),
       h('td', {}, fmtTime(i.created_at * 1000)), h('td', {}, fmtTime(i.expires_at * 1000)),
       h('td', {}, typeof i.state === 'string' ? i.state : JSON.stringify(i.state)),
       h('td', {}, i.used_by.map((u) => u.label || u.id.slice(0, 8)).join(', ')),

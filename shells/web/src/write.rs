@@ -86,6 +86,9 @@ pub(crate) struct InviteBody {
     ttl_secs: Option<u64>,
     #[serde(default)]
     reusable: bool,
+    /// An ephemeral key: its machines are removed after this many seconds away.
+    #[serde(default)]
+    ephemeral_after_secs: Option<u64>,
 }
 
 /// A new invitation: the ticket, its expiry, and the ticket as a QR code (SVG).
@@ -95,12 +98,20 @@ pub(crate) async fn invite(State(app): State<App>, Json(b): Json<InviteBody>) ->
             .unwrap_or(3600)
             .clamp(60, MAX_INVITE_TTL.as_secs()),
     );
-    answer(app.node.invite(ttl, b.reusable).map(|t| {
-        let ticket = t.to_string();
-        let mut v = json::ticket(&ticket, t.expires_at, t.reusable);
-        v["qr_svg"] = qr_svg(&ticket).into();
-        v
-    }))
+    // A minute at least (a runner between two jobs), 30 days at most.
+    let ephemeral_after = b
+        .ephemeral_after_secs
+        .map(|s| Duration::from_secs(s.clamp(60, 30 * 86_400)));
+    answer(
+        app.node
+            .invite_with(ttl, b.reusable, ephemeral_after)
+            .map(|t| {
+                let ticket = t.to_string();
+                let mut v = json::ticket(&ticket, t.expires_at, t.reusable);
+                v["qr_svg"] = qr_svg(&ticket).into();
+                v
+            }),
+    )
 }
 
 fn qr_svg(text: &str) -> Option<String> {
