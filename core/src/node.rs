@@ -627,6 +627,17 @@ impl Node {
     /// Hands `payload` to the host application on `machine` as an execution request
     /// (verified and audited like an edit; nothing is executed by leanspec-peer).
     pub async fn exec_request(&self, machine: &str, payload: &str) -> Result<Verdict> {
+        self.exec_request_for(None, machine, payload).await
+    }
+
+    /// [`Node::exec_request`] made for a web UI account: the signed operation carries
+    /// its name, and both audit logs record it.
+    pub async fn exec_request_for(
+        &self,
+        account: Option<&str>,
+        machine: &str,
+        payload: &str,
+    ) -> Result<Verdict> {
         if payload.len() > crate::ops::wire::MAX_PAYLOAD_BYTES {
             return Err(PeerError::Invalid(format!(
                 "the payload is {} bytes; the limit is {}",
@@ -638,7 +649,13 @@ impl Node {
         let body = OpBody::ExecRequest {
             payload: payload.to_string(),
         };
-        self.send_operation(target, body).await
+        let net = self.network_for_call().await?;
+        let verdict = net
+            .peer
+            .send_operation(target, body, account.map(str::to_string))
+            .await;
+        net.done().await;
+        verdict
     }
 
     /// Signs an operation of this machine for `target`, delivers it and records the

@@ -125,6 +125,7 @@ pub async fn serve(node: Arc<Node>, config: UiConfig) -> std::io::Result<Ui> {
         .route("/events", get(read::events))
         .route("/invites", get(read::invites))
         .route("/edit", post(write::edit))
+        .route("/exec", post(write::exec))
         .route("/rename", post(write::rename))
         .route("/revoke", post(write::revoke))
         .route("/invite", post(write::invite))

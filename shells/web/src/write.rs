@@ -52,6 +52,28 @@ pub(crate) async fn edit(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct ExecBody {
+    machine: String,
+    payload: String,
+}
+
+/// An execution request for the host application on `machine` (nothing is run by
+/// leanspec-peer): the owner's verdict, as `exec --json` prints it.
+pub(crate) async fn exec(
+    State(app): State<App>,
+    Extension(Session(_, who)): Extension<Session>,
+    Json(b): Json<ExecBody>,
+) -> Response {
+    answer(
+        app.node
+            .exec_request_for(who.account.as_deref(), &b.machine, &b.payload)
+            .await
+            .map(|v| json::verdict(&v)),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RenameBody {
     machine: String,
     label: String,

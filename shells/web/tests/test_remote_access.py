@@ -197,8 +197,22 @@ def test_an_editor_on_the_phone_reads_a_stopped_machine_and_edits_a_running_one(
     assert applied[0]["result"] == "applied", applied
     sent = [r for r in cli_json(site["homes"]["server"], "audit") if r["spec"] == "001-beta"]
     assert sent and all(r["account"] == "ed" for r in sent), sent
+    # An execution request (editor role), handed to beta's host with the account named.
+    verdict = page.evaluate(EXEC, [site["ids"]["beta"], "make test"])
+    assert verdict["result"] == "delivered", verdict
+    execs = [r for r in cli_json(site["homes"]["beta"], "audit") if r.get("payload") == "make test"]
+    assert [(r["kind"], r["account"]) for r in execs] == [("exec_request", "ed")], execs
     assert page.problems == [], page.problems
     ctx.close()
+
+
+EXEC = """async ([machine, payload]) => {
+  const s = await (await fetch('/api/v1/session')).json();
+  const r = await fetch('/api/v1/exec', { method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-csrf-token': s.csrf },
+    body: JSON.stringify({ machine, payload }) });
+  return r.json();
+}"""
 
 
 WRITES = """async ([machine, project]) => {
@@ -210,6 +224,7 @@ WRITES = """async ([machine, project]) => {
     session: [s.account, s.role],
     edit: await post('edit', { machine, project, spec: '001-beta', base_file_hash: 'x',
                                change: { status: 'complete' } }),
+    exec: await post('exec', { machine, payload: 'rm -rf /' }),
     rename: await post('rename', { machine, label: 'x' }),
     revoke: await post('revoke', { machine }),
     invite: await post('invite', {}),
