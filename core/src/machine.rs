@@ -59,6 +59,13 @@ pub struct Machine {
     /// The bodies kept from other machines, folded for search; loaded from the store on
     /// first use, then kept in step by [`Machine::keep_body`].
     bodies: std::sync::Mutex<Option<body::BodiesByMachine>>,
+    /// Documents holding received changes that a failed store write did not keep: they
+    /// are reloaded as stored before their next use ([`Machine::fresh`]), so nothing
+    /// unproven or unstored stays in memory.
+    stale: std::collections::BTreeSet<DocKey>,
+    /// Documents whose new changes a failed write left unsaved (their save cursors
+    /// rewound): [`Machine::retry_unsaved`] stores them once the store works again.
+    unsaved: std::collections::BTreeSet<DocKey>,
 }
 
 /// The software version written into the document.
@@ -151,6 +158,8 @@ impl Machine {
             snapshot_bytes: HashMap::new(),
             limits: Default::default(),
             received: HashMap::new(),
+            stale: Default::default(),
+            unsaved: Default::default(),
         };
         m.commit(Commit::docs(&[DocKey::Machine(m.id()), DocKey::Mesh]))?;
         Ok((m, true))
@@ -252,6 +261,8 @@ impl Machine {
             snapshot_bytes,
             limits: Default::default(),
             received: HashMap::new(),
+            stale: Default::default(),
+            unsaved: Default::default(),
         };
         m.commit(Commit::docs(&[DocKey::Machine(me), DocKey::Mesh]))?;
         if m.store.schema_version()? < 2 {
@@ -297,6 +308,7 @@ impl Machine {
     /// Changes this machine's label (in its document and in the mesh).
     pub fn set_label(&mut self, label: &str) -> Result<()> {
         check_label(label)?;
+        self.fresh(DocKey::Mesh)?;
         let mut info = self.doc.machine_info();
         info.label = label.to_string();
         self.doc.set_machine_info(&info);

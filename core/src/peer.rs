@@ -688,6 +688,7 @@ impl Peer {
         let rescan = shared.clone();
         let every = options.rescan_every;
         shared.spawn(async move { watch::periodic_rescan(rescan, every).await });
+        shared.spawn(watch::retry_failed_store(shared.clone()));
         if !options.relays.is_empty() {
             let secret =
                 SecretKey::from_bytes(&lock(&shared.local.machine).identity().secret_bytes());

@@ -248,10 +248,17 @@ pub struct StoreStats {
 }
 
 /// The open store.
+///
+/// Invariant: after an I/O error (a full disk, say) redb refuses every later operation
+/// until the database is opened again; such an error sets `failed`, and
+/// [`Store::recover`] (called before each write by the machine) reopens it. In between,
+/// calls fail with the first error's message, never a panic.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    /// `None` only while [`Store::recover`] reopens it (or failed to).
+    db: Option<Database>,
     path: PathBuf,
+    failed: std::sync::atomic::AtomicBool,
 }
 
 fn cache_key(project: &str, spec: &str) -> String {
@@ -298,9 +305,53 @@ impl Store {
                 });
             }
         };
-        let store = Store { db, path: p };
+        let store = Store {
+            db: Some(db),
+            path: p,
+            failed: Default::default(),
+        };
         store.check_version()?;
         Ok(store)
+    }
+
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db.as_ref().ok_or_else(|| StoreError::Io {
+            path: self.path.clone(),
+            detail: "the store is closed after an I/O error; it is reopened at the next write"
+                .into(),
+        })
+    }
+
+    /// Whether an I/O error left the store needing [`Store::recover`].
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// After an I/O error, reopens the database (redb repairs it from its last committed
+    /// transaction) so that writes work again once the cause is gone (space freed).
+    /// Returns whether it reopened; an error while the cause persists.
+    pub fn recover(&mut self) -> Result<bool, StoreError> {
+        if !self.has_failed() {
+            return Ok(false);
+        }
+        // The failed database must be closed (releasing its file lock) before the file
+        // is opened again.
+        self.db = None;
+        let reopened = std::panic::catch_unwind(|| Database::builder().create(&self.path));
+        match reopened {
+            Ok(Ok(db)) => {
+                self.db = Some(db);
+                self.failed
+                    .store(false, std::sync::atomic::Ordering::Release);
+                tracing::info!(path = %self.path.display(), "reopened the store after an I/O error");
+                Ok(true)
+            }
+            Ok(Err(e)) => Err(self.err(e)),
+            Err(_) => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: "the storage engine could not read it".into(),
+            }),
+        }
     }
 
     /// The store holds local paths and every member's specs: only this user may read it.
@@ -360,6 +411,27 @@ impl Store {
                 path: self.path.clone(),
                 detail,
             },
+            redb::Error::Io(io) => {
+                self.failed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                let detail = if io.kind() == std::io::ErrorKind::StorageFull {
+                    format!("{io}: free some space; leanspec-peer retries by itself")
+                } else {
+                    io.to_string()
+                };
+                StoreError::Io {
+                    path: self.path.clone(),
+                    detail,
+                }
+            }
+            redb::Error::PreviousIo => {
+                self.failed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                StoreError::Io {
+                    path: self.path.clone(),
+                    detail: "an earlier write failed (disk full or I/O error); the store is reopened at the next write".into(),
+                }
+            }
             other => StoreError::Io {
                 path: self.path.clone(),
                 detail: other.to_string(),
@@ -382,7 +454,7 @@ impl Store {
             None => {
                 // A new store: write the version and create every table, so that readers
                 // never meet a missing table.
-                let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+                let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
                 {
                     let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
                     meta.insert(
@@ -426,7 +498,7 @@ impl Store {
     /// A value of the meta table.
     pub fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.name();
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -439,7 +511,7 @@ impl Store {
     /// Sets a value of the meta table.
     pub fn set_meta(&self, key: MetaKey, value: &[u8]) -> Result<(), StoreError> {
         let key = key.name();
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         tx.open_table(META)
             .map_err(|e| self.err(e))?
             .insert(key, value)
@@ -450,7 +522,7 @@ impl Store {
     /// Every project, sorted by id. Records that cannot be decoded are skipped with a
     /// warning in the log (they would need a newer version).
     pub fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(PROJECTS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
@@ -472,7 +544,7 @@ impl Store {
             path: self.path.clone(),
             detail: e.to_string(),
         })?;
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         tx.open_table(PROJECTS)
             .map_err(|e| self.err(e))?
             .insert(record.id.as_str(), bytes.as_slice())
@@ -482,7 +554,7 @@ impl Store {
 
     /// One document's chunks, in order.
     pub fn doc_chunks(&self, doc: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table
@@ -497,7 +569,7 @@ impl Store {
 
     /// The keys of every stored document.
     pub fn doc_keys(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
         let mut out: Vec<Vec<u8>> = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
@@ -512,7 +584,7 @@ impl Store {
 
     /// The sync state with `peer` for `doc`, if any.
     pub fn sync_state(&self, peer: &[u8], doc: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(SYNC_STATES).map_err(|e| self.err(e))?;
         Ok(table
             .get((peer, doc))
@@ -523,7 +595,7 @@ impl Store {
     /// Every peer record. A record that does not decode is skipped with a warning:
     /// addresses are hints, relearned on the next connection.
     pub fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(PEERS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
@@ -538,7 +610,7 @@ impl Store {
 
     /// The peer record of one machine (`None` when there is none, or it does not decode).
     pub fn peer(&self, id: MachineId) -> Result<Option<PeerRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(PEERS).map_err(|e| self.err(e))?;
         let Some(v) = table
             .get(id.as_bytes().as_slice())
@@ -557,7 +629,7 @@ impl Store {
             path: self.path.clone(),
             detail: e.to_string(),
         })?;
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         tx.open_table(PEERS)
             .map_err(|e| self.err(e))?
             .insert(record.id.as_bytes().as_slice(), bytes.as_slice())
@@ -569,7 +641,7 @@ impl Store {
     /// call returns) and drops the oldest records beyond `keep`, in the same
     /// transaction; the newest record always stays. Returns its sequence number.
     pub fn append_audit(&self, record: &[u8], keep: AuditRetention) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         let seq = {
             let mut table = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
             let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
@@ -614,7 +686,7 @@ impl Store {
 
     /// The newest `limit` audit records, newest first, with their sequence numbers.
     pub fn audit(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(AUDIT) {
             Ok(t) => t,
             // A store created before the audit log existed.
@@ -639,7 +711,7 @@ impl Store {
         expires_at_ms: u64,
         forget_before_ms: u64,
     ) -> Result<bool, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = tx.open_table(OPS_SEEN).map_err(|e| self.err(e))?;
             if table.get(id).map_err(|e| self.err(e))?.is_some() {
@@ -656,7 +728,7 @@ impl Store {
 
     /// An invitation by the SHA-256 of its secret.
     pub fn invite(&self, secret_hash: &[u8]) -> Result<Option<InviteRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(INVITES).map_err(|e| self.err(e))?;
         Ok(table
             .get(secret_hash)
@@ -666,7 +738,7 @@ impl Store {
 
     /// Every invitation, by the SHA-256 of its secret (unreadable records skipped).
     pub fn invites(&self) -> Result<Vec<(Vec<u8>, InviteRecord)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(INVITES) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -688,7 +760,7 @@ impl Store {
             path: self.path.clone(),
             detail: e.to_string(),
         })?;
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         tx.open_table(INVITES)
             .map_err(|e| self.err(e))?
             .insert(secret_hash, bytes.as_slice())
@@ -698,7 +770,7 @@ impl Store {
 
     /// Every web UI account record, by name.
     pub fn ui_accounts(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(UI_ACCOUNTS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -714,7 +786,7 @@ impl Store {
 
     /// One web UI account record.
     pub fn ui_account(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(UI_ACCOUNTS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -729,7 +801,7 @@ impl Store {
     /// Adds or replaces (`Some`) or removes (`None`) a web UI account record; returns
     /// whether one was there before.
     pub fn set_ui_account(&self, name: &str, record: Option<&[u8]>) -> Result<bool, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         let existed = {
             let mut table = tx.open_table(UI_ACCOUNTS).map_err(|e| self.err(e))?;
             match record {
@@ -743,7 +815,7 @@ impl Store {
 
     /// The stat cache of one project.
     pub fn stat_cache(&self, project: &str) -> Result<HashMap<String, StatKey>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(STAT_CACHE).map_err(|e| self.err(e))?;
         let start = cache_key(project, "");
         let end = format!("{project}\u{1}");
@@ -766,7 +838,7 @@ impl Store {
     /// put or delete, and stat cache updates (`None` deletes), all in one transaction so
     /// the cache never claims what the document does not hold.
     pub fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
             for (doc, chunk) in batch.chunks.iter().filter(|(_, c)| !c.is_empty()) {
@@ -831,7 +903,7 @@ impl Store {
         if hashes.is_empty() {
             return Ok(Vec::new());
         }
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(CHANGE_SIGS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; hashes.len()]),
@@ -851,7 +923,7 @@ impl Store {
     /// Drops every change signature (what a format-1 store looks like), for upgrade tests.
     #[cfg(test)]
     pub(crate) fn forget_signatures(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         tx.delete_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
@@ -859,7 +931,7 @@ impl Store {
     /// Forgets a document: its chunks, its change signatures and every sync state for it
     /// (a replica dropped to be fetched again), in one transaction.
     pub fn remove_doc(&self, doc: &[u8]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
             chunks
@@ -878,7 +950,7 @@ impl Store {
     /// Replaces every chunk of one document by one full save (compaction), in one
     /// transaction.
     pub fn replace_chunks(&mut self, doc: &[u8], full: &[u8]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
             chunks
@@ -888,7 +960,9 @@ impl Store {
         }
         tx.commit().map_err(|e| self.err(e))?;
         // Give the freed pages back to the file system; harmless if it cannot run now.
-        if let Err(e) = self.db.compact() {
+        if let Some(db) = self.db.as_mut()
+            && let Err(e) = db.compact()
+        {
             tracing::debug!("redb compaction skipped: {e}");
         }
         Ok(())
@@ -896,7 +970,7 @@ impl Store {
 
     /// Chunk count and sizes of one document.
     pub fn stats(&self, doc: &[u8]) -> Result<StoreStats, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
         let (mut chunks, mut chunk_bytes) = (0u64, 0u64);
         for row in table

@@ -92,6 +92,17 @@ impl Tracked {
     }
 
     /// The changes since the last save (empty when none).
+    /// Where [`Tracked::save_incremental`] continues from.
+    pub(crate) fn saved_heads(&self) -> Vec<ChangeHash> {
+        self.saved_heads.clone()
+    }
+
+    /// Moves the save cursor back, after the bytes of a save were not stored (a failed
+    /// transaction): the next save covers those changes again.
+    pub(crate) fn rewind_save(&mut self, heads: Vec<ChangeHash>) {
+        self.saved_heads = heads;
+    }
+
     pub(crate) fn save_incremental(&mut self) -> Vec<u8> {
         let heads = self.doc.get_heads();
         if heads == self.saved_heads {

@@ -18,6 +18,7 @@ impl Machine {
         label: &str,
         ephemeral_after: Option<u64>,
     ) -> Result<()> {
+        self.fresh(DocKey::Mesh)?;
         let after = ephemeral_after.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
         self.mesh
             .add_member_for(id, label, self.id(), now_secs(), after);
@@ -30,6 +31,7 @@ impl Machine {
         if ids.is_empty() {
             return Ok(());
         }
+        self.fresh(DocKey::Mesh)?;
         let now = now_secs();
         for id in ids {
             self.mesh.remove_ephemeral(*id, self.id(), now);
@@ -64,12 +66,14 @@ impl Machine {
         if id == self.id() {
             return self.set_label(label);
         }
+        self.fresh(DocKey::Mesh)?;
         self.mesh.rename(id, label);
         self.commit(Commit::docs(&[DocKey::Mesh])).map(|_| ())
     }
 
     /// Revokes a machine, replicated through the mesh.
     pub fn revoke_machine(&mut self, id: MachineId) -> Result<()> {
+        self.fresh(DocKey::Mesh)?;
         self.mesh.revoke(id, self.id(), now_secs());
         self.commit(Commit::docs(&[DocKey::Mesh])).map(|_| ())
     }

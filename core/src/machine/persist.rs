@@ -81,6 +81,42 @@ impl<'a> Commit<'a> {
 }
 
 impl Machine {
+    /// After a failed store write (a full disk), reopens the store so writes work
+    /// again once the cause is gone; an error while it persists. Cheap when nothing
+    /// failed.
+    pub fn recover_store(&mut self) -> Result<()> {
+        if self.store.has_failed() {
+            self.store.recover()?;
+        }
+        Ok(())
+    }
+
+    /// Reloads `key` if a failed store write left received changes in it that are not
+    /// stored (see [`Machine::receive_sync`]): before it is changed or read for sync.
+    pub(super) fn fresh(&mut self, key: DocKey) -> Result<()> {
+        if self.stale.contains(&key) {
+            self.recover_store()?;
+            self.reload(key)?;
+            self.stale.remove(&key);
+        }
+        Ok(())
+    }
+
+    /// Stores what failed writes left unsaved (a full disk), once the store works again.
+    /// Returns the documents it stored (for sessions to push); none when nothing waited.
+    pub fn retry_unsaved(&mut self) -> Result<Vec<DocKey>> {
+        if !self.store.has_failed() && self.unsaved.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stale: Vec<DocKey> = self.stale.iter().copied().collect();
+        for key in stale {
+            self.fresh(key)?;
+        }
+        let keys: Vec<DocKey> = self.unsaved.iter().copied().collect();
+        self.commit(Commit::docs(&keys))?;
+        Ok(keys)
+    }
+
     /// A document's Automerge state for what leaves its content as it is (saving,
     /// generating sync messages, reading heads): cached spec tables stay valid. Use
     /// [`Machine::tracked_mut`] to change the content.
@@ -115,11 +151,18 @@ impl Machine {
             sync_states,
             signatures: received,
         } = commit;
+        // After an I/O error (disk full) redb refuses everything until reopened: try
+        // now, so writing resumes by itself once space is back. Nothing below has run:
+        // our pending changes stay unsaved and are stored by a later commit.
+        self.recover_store()?;
+
         let now = now_secs();
         self.doc.commit(now);
         self.mesh.commit(now);
         let me = ActorId::from(&self.id().actor_bytes()[..]);
         let mut owned: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        // Save cursors before this commit, to rewind if the store refuses it.
+        let mut cursors: Vec<(DocKey, Vec<automerge::ChangeHash>)> = Vec::new();
         let mut signed: Vec<SignatureRow> = Vec::new();
         for key in keys {
             let own = *key == DocKey::Mesh || *key == DocKey::Machine(self.id());
@@ -133,6 +176,7 @@ impl Machine {
             } else {
                 Vec::new()
             };
+            cursors.push((*key, t.saved_heads()));
             let chunk = t.save_incremental();
             for h in hashes {
                 let s = ChangeSignature::sign(&self.identity, *key, &h.0);
@@ -156,13 +200,27 @@ impl Machine {
             .iter()
             .map(|(k, c)| (k.as_slice(), c.as_slice()))
             .collect();
-        self.store.commit(Batch {
+        let stored = self.store.commit(Batch {
             chunks: &chunks,
             sync_states,
             remove_projects,
             stat_updates,
             signatures: &signatures,
-        })?;
+        });
+        if let Err(e) = stored {
+            // Nothing of the transaction is stored: the next commit saves (and signs)
+            // these changes again, so a change made while the disk was full is not lost.
+            for (key, heads) in cursors {
+                if let Some(t) = self.tracked(key) {
+                    t.rewind_save(heads);
+                }
+                self.unsaved.insert(key);
+            }
+            return Err(e.into());
+        }
+        for key in keys {
+            self.unsaved.remove(key);
+        }
         let bytes = owned.iter().map(|(_, c)| c.len()).sum();
         if keys.contains(&DocKey::Mesh) {
             self.pin_revocations()?;

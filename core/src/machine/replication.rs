@@ -173,6 +173,13 @@ impl Machine {
         if !self.is_shared(key) {
             return None;
         }
+        // A document left with unstored received changes is reloaded first, and
+        // nothing is sent while this machine's own changes wait for the store: they
+        // have no stored signature yet, and a member refuses a change without one.
+        self.fresh(key).ok()?;
+        if self.unsaved.contains(&key) || self.store.has_failed() {
+            return None;
+        }
         self.ensure_replica(key);
         let (message, carried) = self.tracked(key)?.generate_sync(state)?;
         let hashes: Vec<[u8; 32]> = carried.iter().map(|h| h.0).collect();
@@ -295,7 +302,30 @@ impl Machine {
     /// Applies a sync message from `peer` for `key`. Changes to a machine document must
     /// be authored by that machine; changes to the mesh by a machine in it. A refused
     /// message leaves the document as stored. Returns what changed.
+    ///
+    /// When the store fails part way (a full disk), what the message changed in memory
+    /// is dropped: the document is reloaded as stored, now or, if the store cannot be
+    /// read either, before it is next used ([`Machine::fresh`]). The sender still has
+    /// its changes and sends them again in its next session.
     pub fn receive_sync(
+        &mut self,
+        peer: MachineId,
+        key: DocKey,
+        state: &mut automerge::sync::State,
+        message: &[u8],
+    ) -> Result<Vec<DocChange>, SyncError> {
+        self.fresh(key)?;
+        let received = self.receive_sync_checked(peer, key, state, message);
+        if let Err(SyncError::Machine(_)) = &received {
+            self.stale.insert(key);
+            if self.reload(key).is_ok() {
+                self.stale.remove(&key);
+            }
+        }
+        received
+    }
+
+    fn receive_sync_checked(
         &mut self,
         peer: MachineId,
         key: DocKey,
@@ -465,7 +495,7 @@ impl Machine {
             }
         };
         let state_bytes = state.encode();
-        self.commit(
+        let stored = self.commit(
             Commit::docs(&[key])
                 .sync_states(&[(
                     peer.as_bytes().as_slice(),
@@ -473,7 +503,8 @@ impl Machine {
                     state_bytes.as_slice(),
                 )])
                 .signatures(&signatures),
-        )?;
+        );
+        stored?;
         Ok(self.with_values(changes))
     }
 

@@ -55,6 +55,11 @@ pub fn receive(m: &mut Machine, sender: Option<MachineId>, bytes: &[u8], now_ms:
             };
         }
     };
+    // A store that failed earlier (disk full) is reopened first: replay protection
+    // needs to record the operation, and an edit is refused while it cannot.
+    if let Err(e) = m.recover_store() {
+        tracing::debug!("the store is still failing: {e}");
+    }
     let (verdict, changes) = decide(m, sender, &signed, now_ms);
     let mut record = AuditRecord::of(&signed.op, Direction::Received, &verdict, now_ms);
     record.sender = sender.map(|s| s.to_string()).unwrap_or_default();

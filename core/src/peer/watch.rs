@@ -219,6 +219,43 @@ pub(crate) async fn periodic_rescan(shared: Arc<Shared>, every: Duration) {
     }
 }
 
+/// How often a failed store is retried.
+const STORE_RETRY: Duration = Duration::from_secs(2);
+
+/// After a failed store write (a full disk), retries every [`STORE_RETRY`]: the store
+/// is reopened and what was waiting (changes made or received meanwhile, with their
+/// signatures) is stored and pushed, so the peer recovers by itself once space is back.
+pub(crate) async fn retry_failed_store(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(STORE_RETRY) => {}
+            _ = super::stopping(&mut shutdown) => return,
+        }
+        let s = shared.clone();
+        let retried =
+            tokio::task::spawn_blocking(move || lock(&s.local.machine).retry_unsaved()).await;
+        match retried {
+            Ok(Ok(keys)) if keys.is_empty() => {}
+            Ok(Ok(keys)) => {
+                tracing::info!("the store is writable again; changes made meanwhile are stored");
+                for key in keys {
+                    let _ = shared.changed.send(key);
+                }
+                // A scan that failed part way left files unread: read them now.
+                let s = shared.clone();
+                match tokio::task::spawn_blocking(move || full_rescan(&s)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("rescan after the store came back failed: {e}"),
+                    Err(e) => tracing::warn!("rescan task failed: {e}"),
+                }
+            }
+            Ok(Err(e)) => tracing::debug!("the store is still failing: {e}"),
+            Err(e) => tracing::warn!("store retry task failed: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_temp_file;

@@ -31,7 +31,7 @@ impl Store {
         project: &str,
         spec: &str,
     ) -> Result<Option<CachedBody>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(BODIES) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -52,7 +52,7 @@ impl Store {
     pub fn cached_bodies(
         &self,
     ) -> Result<Vec<(MachineId, String, String, CachedBody)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match tx.open_table(BODIES) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -92,7 +92,7 @@ impl Store {
             detail: e.to_string(),
         })?;
         let k = key(project, spec);
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         tx.open_table(BODIES)
             .map_err(|e| self.err(e))?
             .insert((owner.as_bytes().as_slice(), k.as_str()), bytes.as_slice())

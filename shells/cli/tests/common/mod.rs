@@ -55,6 +55,11 @@ impl Daemon {
         self.0.wait_line(needle)
     }
 
+    /// Waits (bounded) for a stderr line containing `needle`.
+    pub fn line_within(&self, needle: &str, wait: std::time::Duration) -> Option<String> {
+        self.0.line_within(needle, wait)
+    }
+
     /// SIGTERM and the exit status.
     pub fn stop(self) -> std::process::ExitStatus {
         self.0.stop()
