@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Scale benchmark (issue 15): N real `leanspec-peer up` processes on 127.0.0.1, each
+with SPECS generated specs, joined to one mesh with a reusable key. Reports, per mesh
+size: the time until every machine holds every machine's specs after start, the time
+until a change storm (each machine archives 10 of its specs) is visible everywhere, and
+RSS and CPU per process.
+
+    LEANSPEC_PEER_BIN=target/release/leanspec-peer SCALE_SIZES=10,25,50 SCALE_SPECS=1000 \
+        python3 scripts/bench-scale.py
+
+Every wait is bounded (SCALE_WAIT seconds, default 900); the resolution of the times is
+one polling round (each machine asked once through its CLI), printed with them.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = os.environ.get("LEANSPEC_PEER_BIN", "target/release/leanspec-peer")
+SIZES = [int(x) for x in os.environ.get("SCALE_SIZES", "10,25,50").split(",")]
+SPECS = int(os.environ.get("SCALE_SPECS", "1000"))
+WAIT = float(os.environ.get("SCALE_WAIT", "900"))
+STORM = 10
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cli(home: Path, *args: str):
+    env = dict(os.environ, LEANSPEC_PEER_HOME=str(home))
+    out = subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"{args}: {out.stderr.strip()}")
+    return out.stdout
+
+
+def cli_json(home: Path, *args: str):
+    return json.loads(cli(home, *args, "--json"))
+
+
+def generate(root: Path, machine: int):
+    for i in range(SPECS):
+        d = root / "specs" / f"{i + 1:05d}-m{machine}-spec-{i}"
+        d.mkdir(parents=True)
+        (d / "README.md").write_text(
+            f"---\nstatus: planned\npriority: {['low', 'medium', 'high'][i % 3]}\n"
+            f"created: '2025-01-01'\ntags:\n- m{machine}\n- t{i % 7}\n---\n\n"
+            f"# Spec {i} of machine {machine}\n\nBody {i}.\n")
+
+
+def archive(root: Path, machine: int, i: int):
+    f = root / "specs" / f"{i + 1:05d}-m{machine}-spec-{i}" / "README.md"
+    tmp = f.with_name(".README.md.tmp")
+    tmp.write_text(f.read_text().replace("status: planned", "status: archived", 1))
+    os.replace(tmp, f)
+
+
+def proc_stats(pid: int):
+    rss = 0
+    with open(f"/proc/{pid}/status") as s:
+        for line in s:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    with open(f"/proc/{pid}/stat") as s:
+        fields = s.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK
+    return rss / 1024.0, cpu
+
+
+def until(what: str, check):
+    """Polls `check` (one round asks every machine once) until true or WAIT: seconds
+    elapsed and the longest round."""
+    start = time.monotonic()
+    longest = 0.0
+    while True:
+        r0 = time.monotonic()
+        done = check()
+        longest = max(longest, time.monotonic() - r0)
+        if done:
+            return time.monotonic() - start, longest
+        if time.monotonic() - start > WAIT:
+            raise RuntimeError(f"{what}: not within {WAIT} s")
+
+
+def run(n: int):
+    tmp = Path(tempfile.mkdtemp(prefix=f"lsp-scale{n}-"))
+    homes = [tmp / f"h{i}" for i in range(n)]
+    projects = [tmp / f"p{i}" for i in range(n)]
+    for i, p in enumerate(projects):
+        generate(p, i)
+    procs = []
+
+    def up(i: int, key=None):
+        env = dict(os.environ, LEANSPEC_PEER_HOME=str(homes[i]), LEANSPEC_PEER_LOG="warn")
+        args = [BIN, "up", "--bind", "127.0.0.1:0", "--no-ui", "--label", f"m{i:02d}",
+                "--project", str(projects[i])]
+        if key:
+            args += ["--authkey", key]
+        log = open(tmp / f"up{i}.log", "w")
+        p = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        procs.append(p)
+        deadline = time.monotonic() + 120
+        while "Ctrl-C to stop" not in (tmp / f"up{i}.log").read_text():
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"up {i} did not start: {(tmp / f'up{i}.log').read_text()}")
+            time.sleep(0.05)
+
+    try:
+        up(0)
+        key = cli(homes[0], "invite", "--reusable", "--ttl", "1h").strip()
+        t0 = time.monotonic()
+        for i in range(1, n):
+            up(i, key)
+        started = time.monotonic() - t0
+
+        def everyone_holds_everything():
+            for h in homes:
+                rows = cli_json(h, "machines")
+                if len(rows) != n or any(r["specs"] != SPECS for r in rows):
+                    return False
+            return True
+
+        converge, round1 = until("convergence", everyone_holds_everything)
+        converge += started
+        idle = [proc_stats(p.pid) for p in procs]
+        cpu_converge = sum(c for _, c in idle)
+        for i, p in enumerate(projects):
+            for j in range(STORM):
+                archive(p, i, j)
+
+        def storm_everywhere():
+            for h in homes:
+                if len(cli_json(h, "specs", "--status", "archived")) != STORM * n:
+                    return False
+            return True
+
+        storm, round2 = until("storm", storm_everywhere)
+        time.sleep(10)
+        after = [proc_stats(p.pid) for p in procs]
+        rss = sorted(r for r, _ in after)
+        cpu_idle = sum(c for _, c in after) - sum(c for _, c in idle)
+        print(f"| {n} | {SPECS} | {converge:.1f} s (poll round {round1:.1f} s) | "
+              f"{storm:.1f} s (poll round {round2:.1f} s) | "
+              f"median {rss[len(rss) // 2]:.1f} MB, max {rss[-1]:.1f} MB | "
+              f"{cpu_converge / n:.2f} s per process until converged; "
+              f"{cpu_idle / n:.2f} s per process over the storm + 10 s |", flush=True)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    if not Path(BIN).exists():
+        sys.exit(f"{BIN} is missing: build it first (cargo build --release -p leanspec-peer)")
+    print(f"binary {BIN}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+    print("| machines | specs each | everyone holds everything (from the first start) | "
+          "storm of 10 changes per machine visible everywhere | RSS per process after | CPU |")
+    print("|---|---|---|---|---|---|")
+    for n in SIZES:
+        run(n)
+
+
+if __name__ == "__main__":
+    main()
