@@ -789,14 +789,38 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
             }
             Some(ui)
         };
+        // An unreachable inviter (busy, or not up yet: a CI runner may start first) is
+        // tried again with backoff; a refusal (expired, revoked, used) ends `up`.
+        let mut stop_now = false;
         if let Some(key) = args.authkey {
-            match node.join_authkey(&key).await? {
-                None => tracing::info!("already a member of the authkey's mesh"),
-                Some(j) => eprintln!(
-                    "leanspec-peer: joined the mesh of {} ({} members)",
-                    j.inviter.short(),
-                    j.members
-                ),
+            let mut wait = std::time::Duration::from_secs(1);
+            loop {
+                match node.join_authkey(&key).await {
+                    Ok(None) => tracing::info!("already a member of the authkey's mesh"),
+                    Ok(Some(j)) => eprintln!(
+                        "leanspec-peer: joined the mesh of {} ({} members)",
+                        j.inviter.short(),
+                        j.members
+                    ),
+                    Err(e) if e.kind() == ErrorKind::Unreachable => {
+                        eprintln!(
+                            "leanspec-peer: {e}; trying the authkey again in {} s",
+                            wait.as_secs()
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = interrupt.recv() => stop_now = true,
+                            _ = term.recv() => stop_now = true,
+                        }
+                        if stop_now {
+                            break;
+                        }
+                        wait = (wait * 2).min(std::time::Duration::from_secs(30));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                break;
             }
         }
         let (earlier, mut events) = node.subscribe();
@@ -808,9 +832,11 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
                 eprintln!("leanspec-peer: {}", reply::event_text(&ev));
             }
         });
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = term.recv() => {}
+        if !stop_now {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
+            }
         }
         eprintln!("leanspec-peer: stopping");
         server.abort();

@@ -241,3 +241,36 @@ fn up_with_an_authkey_joins_on_start() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 90 days"));
     assert!(a.stop().success());
 }
+
+/// A CI runner may start before the machine that issued its key is up (or while it is
+/// too busy to answer): `up --authkey` keeps trying with backoff instead of exiting.
+#[test]
+fn up_with_an_authkey_waits_for_an_inviter_that_is_not_up_yet() {
+    let m_a = MachineDirs::with_spec("001-alpha", "planned");
+    let m_b = MachineDirs::with_spec("001-ci", "draft");
+    let a = Daemon::start(m_a.home(), m_a.project(), "desk");
+    let key = cli_json(m_a.home(), &["invite", "--reusable", "--ttl", "1h"]);
+    let key = key["ticket"].as_str().expect("ticket").to_string();
+    assert!(a.stop().success());
+    let runner = leanspec_peer_tests::process::Proc::spawn(
+        std::process::Command::new(common::BIN)
+            .args(["up", "--bind", "127.0.0.1:0", "--no-ui", "--label", "ci"])
+            .arg("--project")
+            .arg(m_b.project())
+            .arg("--authkey")
+            .arg(&key)
+            .env("LEANSPEC_PEER_HOME", m_b.home()),
+    );
+    let line = runner.wait_line("trying the authkey again");
+    assert!(line.contains("cannot reach the inviter"), "{line}");
+    // The desk comes back (on its remembered port, the one in the key).
+    let a = Daemon::start(m_a.home(), m_a.project(), "desk");
+    runner.wait_line("joined the mesh of");
+    eventually("the runner's spec appears on the desk", || {
+        cli_json(m_a.home(), &["specs", "--machine", "ci"])
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+    });
+    assert!(runner.stop().success());
+    assert!(a.stop().success());
+}
