@@ -184,9 +184,11 @@ impl MeshDoc {
         // `members[id]` (a fresh record written at the same time as the revocation would
         // otherwise win the conflict and drop it), and in any conflicting value of
         // `revoked_at`. The earliest one is reported.
-        let revoked_at = |objs: &[ObjId]| {
+        // The earliest integer at `key` in any of the concurrently written records: the
+        // rule for `revoked_at` and for `ephemeral_after` alike.
+        let earliest = |objs: &[ObjId], key: &str| {
             objs.iter()
-                .flat_map(|o| doc.get_all(o, "revoked_at").unwrap_or_default())
+                .flat_map(|o| doc.get_all(o, key).unwrap_or_default())
                 .filter_map(|(v, _)| match v {
                     Value::Scalar(s) => match s.as_ref() {
                         ScalarValue::Int(i) => Some(*i),
@@ -197,18 +199,6 @@ impl MeshDoc {
                 .min()
         };
         let listed = self.listed_revocations();
-        let ephemeral = |objs: &[ObjId]| {
-            objs.iter()
-                .flat_map(|o| doc.get_all(o, EPHEMERAL_AFTER).unwrap_or_default())
-                .filter_map(|(v, _)| match v {
-                    Value::Scalar(s) => match s.as_ref() {
-                        ScalarValue::Int(i) => Some(*i),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .min()
-        };
         doc.keys(&members)
             .filter_map(|key| {
                 // Canonical ids only: a shadow key (`" <id>"`, `"<ID>"`) is not a member.
@@ -224,11 +214,11 @@ impl MeshDoc {
                     .filter_map(|(v, o)| matches!(v, Value::Object(ObjType::Map)).then_some(o))
                     .collect();
                 let entries: Vec<&Revocation> = listed.iter().filter(|r| r.id == id).collect();
-                let revoked_at = revoked_at(&all)
+                let revoked_at = earliest(&all, "revoked_at")
                     .into_iter()
                     .chain(entries.iter().map(|r| r.at))
                     .min();
-                let ephemeral_after = ephemeral(&all);
+                let ephemeral_after = earliest(&all, EPHEMERAL_AFTER);
                 let removed = revoked_at.is_some()
                     && ephemeral_after.is_some()
                     && !entries.is_empty()

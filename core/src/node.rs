@@ -526,13 +526,7 @@ impl Node {
             base_file_hash: base,
             change,
         };
-        let net = self.network_for_call().await?;
-        let verdict = net
-            .peer
-            .send_operation(target, body, account.map(str::to_string))
-            .await;
-        net.done().await;
-        verdict
+        self.send_operation_for(account, target, body).await
     }
 
     /// A spec's README.md: this machine's from disk; another machine's from its owner
@@ -649,20 +643,28 @@ impl Node {
         let body = OpBody::ExecRequest {
             payload: payload.to_string(),
         };
-        let net = self.network_for_call().await?;
-        let verdict = net
-            .peer
-            .send_operation(target, body, account.map(str::to_string))
-            .await;
-        net.done().await;
-        verdict
+        self.send_operation_for(account, target, body).await
     }
 
     /// Signs an operation of this machine for `target`, delivers it and records the
     /// answer in the audit log.
     pub async fn send_operation(&self, target: MachineId, body: OpBody) -> Result<Verdict> {
+        self.send_operation_for(None, target, body).await
+    }
+
+    /// [`Node::send_operation`] made for a web UI `account` (named in the signed
+    /// operation and in both audit logs).
+    async fn send_operation_for(
+        &self,
+        account: Option<&str>,
+        target: MachineId,
+        body: OpBody,
+    ) -> Result<Verdict> {
         let net = self.network_for_call().await?;
-        let verdict = net.peer.send_operation(target, body, None).await;
+        let verdict = net
+            .peer
+            .send_operation(target, body, account.map(str::to_string))
+            .await;
         net.done().await;
         verdict
     }

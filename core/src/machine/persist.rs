@@ -102,10 +102,15 @@ impl Machine {
         Ok(())
     }
 
+    /// Whether a failed write left something for [`Machine::retry_unsaved`].
+    pub fn waits_for_store(&self) -> bool {
+        self.store.has_failed() || !self.unsaved.is_empty() || !self.stale.is_empty()
+    }
+
     /// Stores what failed writes left unsaved (a full disk), once the store works again.
     /// Returns the documents it stored (for sessions to push); none when nothing waited.
     pub fn retry_unsaved(&mut self) -> Result<Vec<DocKey>> {
-        if !self.store.has_failed() && self.unsaved.is_empty() {
+        if !self.waits_for_store() {
             return Ok(Vec::new());
         }
         let stale: Vec<DocKey> = self.stale.iter().copied().collect();

@@ -17,10 +17,19 @@ pub(crate) async fn sweep(shared: Arc<Shared>) {
             _ = tokio::time::sleep(EVERY) => {}
             _ = super::stopping(&mut shutdown) => return,
         }
+        // Most meshes have no ephemeral member of ours: then the address book (a store
+        // read, for presence) is not read at all.
+        let me = shared.me.to_string();
+        let members = lock(&shared.local.machine).mesh().members();
+        let candidates = members
+            .iter()
+            .any(|x| x.ephemeral_after.is_some() && x.revoked_at.is_none() && x.added_by == me);
+        if !candidates {
+            continue;
+        }
         let presence = session::presence_snapshot(&shared);
         let removed = {
             let mut m = lock(&shared.local.machine);
-            let members = m.mesh().members();
             let due =
                 crate::proto::ephemeral::due(shared.me, &members, &presence, up_since, now_secs());
             if due.is_empty() {

@@ -232,6 +232,10 @@ pub(crate) async fn retry_failed_store(shared: Arc<Shared>) {
             _ = tokio::time::sleep(STORE_RETRY) => {}
             _ = super::stopping(&mut shutdown) => return,
         }
+        // Nearly always nothing waits: a flag check, no blocking task.
+        if !lock(&shared.local.machine).waits_for_store() {
+            continue;
+        }
         let s = shared.clone();
         let retried =
             tokio::task::spawn_blocking(move || lock(&s.local.machine).retry_unsaved()).await;

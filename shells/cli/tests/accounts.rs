@@ -227,26 +227,17 @@ fn accounts_log_in_over_https_with_roles_audit_and_throttle() {
     pair(s.home(), a.home());
 
     // Accounts, made while `up` runs (through its control socket).
-    let out = ui_user(
-        s.home(),
-        &["add", "ed", "--role", "editor"],
-        "editor-password-1",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = ui_user(
-        s.home(),
-        &["add", "vi", "--role", "viewer"],
-        "viewer-password-1",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (name, role, password) in [
+        ("ed", "editor", "editor-password-1"),
+        ("vi", "viewer", "viewer-password-1"),
+    ] {
+        let out = ui_user(s.home(), &["add", name, "--role", role], password);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let out = ui_user(
         s.home(),
         &["add", "ed", "--role", "admin"],

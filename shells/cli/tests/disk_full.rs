@@ -126,25 +126,30 @@ fn a_full_disk_gives_clear_errors_loses_nothing_and_the_peer_recovers_by_itself(
             .is_some_and(|r| r.len() == 1)
     });
 
+    // B asks A to complete 001-alpha; the verdict.
+    let edit_from_b = || {
+        let out = cli(
+            b.home(),
+            &[
+                "edit",
+                "alpha",
+                &project_id,
+                "001-alpha",
+                "--status",
+                "complete",
+                "--json",
+            ],
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", stderr_of(&out)))
+    };
+
     // 1. The project's disk is full while an edit is applied: refused with the cause,
     //    the file untouched, no temporary file left.
     let readme = spec_path(&project_a, "001-alpha");
     let before = std::fs::read(&readme).expect("read");
     let filler = project_disk.fill();
-    let out = cli(
-        b.home(),
-        &[
-            "edit",
-            "alpha",
-            &project_id,
-            "001-alpha",
-            "--status",
-            "complete",
-            "--json",
-        ],
-    );
-    let verdict: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr_of(&out)));
+    let verdict = edit_from_b();
     assert_eq!(verdict["result"], "rejected", "{verdict}");
     assert!(
         verdict["message"]
@@ -208,20 +213,7 @@ fn a_full_disk_gives_clear_errors_loses_nothing_and_the_peer_recovers_by_itself(
     eventually("A gets B's change made while its disk was full", || {
         cli_json(&home_a, &["specs", "--machine", "beta"])[0]["status"] == "in-progress"
     });
-    let out = cli(
-        b.home(),
-        &[
-            "edit",
-            "alpha",
-            &project_id,
-            "001-alpha",
-            "--status",
-            "complete",
-            "--json",
-        ],
-    );
-    let verdict: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr_of(&out)));
+    let verdict = edit_from_b();
     assert_eq!(verdict["result"], "applied", "{verdict}");
     assert!(
         std::fs::read_to_string(&readme)
