@@ -14,7 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${FUZZ_SECONDS:-3600}
-targets=${FUZZ_TARGETS:-"frontmatter editor operation frame sync_message query"}
+targets=${FUZZ_TARGETS:-"frontmatter editor operation frame sync_message query bucket_object"}
 : "${CARGO_TARGET_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/leanspec-peer/target}"
 export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fuzz-stable"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz

@@ -40,6 +40,14 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/leanspec-peer/target}"
 export CARGO_TERM_COLOR=never
 
+# The bucket tests (shells/cli/tests/bucket.rs) run a real S3 API server on 127.0.0.1:
+# s3s-fs, built once into cargo's bin folder (its 0.14 line builds with our toolchain).
+s3s_version=0.14.1
+if ! "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" --version 2>/dev/null | grep -q "$s3s_version"; then
+  say "installing s3s-fs $s3s_version (S3 server for the bucket tests)"
+  cargo install --quiet --locked --features binary "s3s-fs@$s3s_version"
+fi
+
 say "format check"
 cargo fmt --all -- --check
 

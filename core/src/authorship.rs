@@ -143,11 +143,11 @@ impl SignedMessage {
     /// Decodes the wire form for document `doc`. A machine document's signatures are
     /// attributed to its owner (what they claim is checked, not trusted).
     pub fn decode(doc: DocKey, b: &[u8]) -> Result<(Vec<u8>, ReceivedSignatures), DecodeError> {
-        let mut r = Reader(b);
+        let mut r = crate::wire::Reader::new(b, DecodeError::Malformed("ends early"));
         let len = u32::from_be_bytes(r.take::<4>()?) as usize;
         let message = r.bytes(len)?.to_vec();
         let n = u16::from_be_bytes(r.take::<2>()?) as usize;
-        let mut out = Vec::with_capacity(n.min(r.0.len() / (PREFIX + 64) + 1));
+        let mut out = Vec::with_capacity(n.min(r.rest().len() / (PREFIX + 64) + 1));
         for _ in 0..n {
             let prefix = r.take::<PREFIX>()?;
             let signer = match doc {
@@ -157,29 +157,10 @@ impl SignedMessage {
             let signature = r.take::<64>()?;
             out.push((prefix, ChangeSignature { signer, signature }));
         }
-        if !r.0.is_empty() {
+        if !r.rest().is_empty() {
             return Err(DecodeError::Malformed("trailing bytes"));
         }
         Ok((message, ReceivedSignatures(out)))
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.0.len() < n {
-            return Err(DecodeError::Malformed("ends early"));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.bytes(N)?);
-        Ok(out)
     }
 }
 

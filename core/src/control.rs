@@ -107,6 +107,26 @@ pub enum Request {
         /// The new password.
         password: String,
     },
+    /// Record a bucket for the mesh.
+    BucketAdd {
+        /// `s3://BUCKET/PREFIX`.
+        url: String,
+        /// S3 endpoint URL.
+        #[serde(default)]
+        endpoint: Option<String>,
+        /// Region.
+        #[serde(default)]
+        region: Option<String>,
+    },
+    /// The mesh's buckets with this machine's state of each.
+    BucketList,
+    /// Remove a bucket from the mesh.
+    BucketRemove {
+        /// `s3://BUCKET/PREFIX`.
+        url: String,
+    },
+    /// One round with every bucket now.
+    BucketSync,
     /// This machine, projects, peers.
     Status,
     /// Every known machine with presence.
@@ -263,6 +283,10 @@ pub enum Reply {
         /// Members now.
         members: usize,
     },
+    /// Buckets.
+    Buckets(Vec<crate::bucket::BucketReport>),
+    /// What a bucket round did, per bucket.
+    BucketRounds(Vec<crate::bucket::Round>),
     /// Done, nothing to report.
     Done,
     /// An event (for `events`).
@@ -384,6 +408,21 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
             spec,
         } => Reply::Spec(node.spec(machine.as_deref(), &project, &spec)?),
         Request::Machines => Reply::Machines(node.machines()),
+        Request::BucketAdd {
+            url,
+            endpoint,
+            region,
+        } => Reply::Buckets(vec![node.bucket_add(
+            &url,
+            endpoint.as_deref(),
+            region.as_deref(),
+        )?]),
+        Request::BucketList => Reply::Buckets(node.buckets()),
+        Request::BucketRemove { url } => {
+            node.bucket_remove(&url)?;
+            Reply::Done
+        }
+        Request::BucketSync => Reply::BucketRounds(node.bucket_sync().await),
         Request::Status => Reply::Status(Box::new(node.status()?)),
         Request::Scan => Reply::Scan(node.scan(&mut |_| {})?),
         Request::ProjectAdd { dir, name } => {

@@ -57,6 +57,13 @@ impl Error {
             | Error::AmbiguousMachine { .. }
             | Error::AmbiguousInvite { .. } => ErrorKind::Ambiguous,
             Error::AlreadyInMesh { .. } => ErrorKind::Refused,
+            Error::Bucket(e) => match e {
+                crate::bucket::BucketError::Invalid(_)
+                | crate::bucket::BucketError::NoCredentials { .. } => ErrorKind::InvalidArgument,
+                crate::bucket::BucketError::Denied { .. }
+                | crate::bucket::BucketError::NotRecipient { .. } => ErrorKind::Refused,
+                crate::bucket::BucketError::Unreachable { .. } => ErrorKind::Unreachable,
+            },
         }
     }
 }

@@ -131,7 +131,9 @@ pub enum IdentityError {
     Random(String),
 }
 
-/// The machine's key pair.
+/// The machine's key pair. Cloned only to seal or open bucket objects away from the
+/// machine's lock.
+#[derive(Clone)]
 pub struct Identity {
     key: SigningKey,
 }

@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod authorship;
+pub mod bucket;
 pub mod control;
 pub mod doc;
 mod error_kind;
@@ -33,6 +34,7 @@ pub mod spec;
 pub mod store;
 pub mod time;
 mod tracked;
+mod wire;
 
 pub use error_kind::ErrorKind;
 pub use node::{Node, UiLogins};

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 mod body;
+mod bucket;
 mod error;
 mod home;
 mod invites;

@@ -20,6 +20,8 @@
 //! that removes a revocation the receiver knew is refused on receipt
 //! (`Machine::receive_sync`).
 
+mod buckets;
+
 use crate::identity::MachineId;
 use crate::tracked::Tracked;
 use automerge::transaction::{CommitOptions, Transactable};

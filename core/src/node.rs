@@ -12,6 +12,7 @@
 //!   for a call holds the same lock);
 //! - the store is closed when the node is dropped: the network's tasks are owned by it.
 
+mod bucket;
 mod local;
 mod refusals;
 mod report;

@@ -7,6 +7,7 @@
 //! document keys and generate their sync messages themselves.
 
 mod addrs;
+mod bucket;
 mod deliver;
 mod ephemeral;
 mod exchange;
@@ -75,6 +76,11 @@ pub struct PeerOptions {
     /// Find members' current addresses on the local network by mDNS (off by default
     /// in the library; `up` turns it on unless `--no-lan`). Never on a loopback bind.
     pub lan: bool,
+    /// How often the mesh's buckets are read for other members' changes.
+    pub bucket_pull_every: Duration,
+    /// How long after a local change its bucket object is written (changes made
+    /// meanwhile go in the same object).
+    pub bucket_push_delay: Duration,
 }
 
 impl Default for PeerOptions {
@@ -93,6 +99,8 @@ impl Default for PeerOptions {
             remember_port: false,
             learned_relays: false,
             lan: false,
+            bucket_pull_every: Duration::from_secs(60),
+            bucket_push_delay: Duration::from_secs(1),
             limits: crate::limits::Limits::default(),
         }
     }
@@ -695,6 +703,11 @@ impl Peer {
             shared.spawn(relay::watch(shared.clone(), options.clone(), secret));
         }
         shared.spawn(ephemeral::sweep(shared.clone()));
+        shared.spawn(bucket::run(
+            shared.clone(),
+            options.bucket_pull_every,
+            options.bucket_push_delay,
+        ));
         if options.lan && options.direct && lan::wanted(options.bind) {
             match lan::start(&shared.endpoint) {
                 Ok(mdns) => shared.spawn(lan::watch(shared.clone(), mdns)),

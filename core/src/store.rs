@@ -86,6 +86,9 @@ pub enum MetaKey {
     /// seen. Never synced, never cleared: revocation is final here whatever a document
     /// says later.
     Revocations,
+    /// JSON object `{bucket url: bucket::BucketState}`: this machine's sequence, what
+    /// it pushed and imported per bucket.
+    Buckets,
 }
 
 impl MetaKey {
@@ -99,6 +102,7 @@ impl MetaKey {
             MetaKey::Relays => "relays",
             MetaKey::Revocations => "revocations",
             MetaKey::AuditBytes => "audit_bytes",
+            MetaKey::Buckets => "buckets",
         }
     }
 }

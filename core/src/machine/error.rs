@@ -140,6 +140,9 @@ pub enum Error {
         /// Other members.
         members: usize,
     },
+    /// A bucket that cannot be used (setting, credentials, the endpoint, keys).
+    #[error(transparent)]
+    Bucket(#[from] crate::bucket::BucketError),
 }
 
 /// Result alias.

@@ -314,8 +314,21 @@ impl Machine {
         state: &mut automerge::sync::State,
         message: &[u8],
     ) -> Result<Vec<DocChange>, SyncError> {
+        self.receive_message(peer, key, state, message, true)
+    }
+
+    /// [`Machine::receive_sync`], keeping the sync state with `peer` or not (a message
+    /// read from a bucket is not a session).
+    pub(super) fn receive_message(
+        &mut self,
+        peer: MachineId,
+        key: DocKey,
+        state: &mut automerge::sync::State,
+        message: &[u8],
+        keep_state: bool,
+    ) -> Result<Vec<DocChange>, SyncError> {
         self.fresh(key)?;
-        let received = self.receive_sync_checked(peer, key, state, message);
+        let received = self.receive_sync_checked(peer, key, state, message, keep_state);
         if let Err(SyncError::Machine(_)) = &received {
             self.stale.insert(key);
             if self.reload(key).is_ok() {
@@ -331,6 +344,7 @@ impl Machine {
         key: DocKey,
         state: &mut automerge::sync::State,
         message: &[u8],
+        keep_state: bool,
     ) -> Result<Vec<DocChange>, SyncError> {
         if !self.is_shared(key) {
             return Err(SyncError::UnknownDoc);
@@ -495,16 +509,17 @@ impl Machine {
             }
         };
         let state_bytes = state.encode();
-        let stored = self.commit(
+        let states = [(
+            peer.as_bytes().as_slice(),
+            key_bytes.as_slice(),
+            state_bytes.as_slice(),
+        )];
+        let states: &[_] = if keep_state { &states } else { &[] };
+        self.commit(
             Commit::docs(&[key])
-                .sync_states(&[(
-                    peer.as_bytes().as_slice(),
-                    key_bytes.as_slice(),
-                    state_bytes.as_slice(),
-                )])
+                .sync_states(states)
                 .signatures(&signatures),
-        );
-        stored?;
+        )?;
         Ok(self.with_values(changes))
     }
 

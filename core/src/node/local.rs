@@ -23,6 +23,9 @@ pub(crate) struct Local {
     pub(crate) refusals: super::Refusals,
     /// Operations each member may still send (see [`crate::proto::budget`]).
     pub(crate) op_budget: Mutex<crate::proto::budget::OpBudget>,
+    /// Held by a bucket round: one at a time (each uses and moves this machine's
+    /// object sequence).
+    pub(crate) bucket_round: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Local {
@@ -52,6 +55,7 @@ impl Local {
                 limits.op_burst,
                 limits.ops_per_second,
             )),
+            bucket_round: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -171,6 +171,12 @@ pub(crate) enum Command {
     /// devices (stored here only, passwords as argon2id hashes).
     #[command(subcommand)]
     UiUser(UiUserCommand),
+    /// Use an S3-compatible bucket as an encrypted mailbox and off-site copy: members
+    /// that are never on at the same time catch up from it (docs/bucket.md).
+    /// Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or
+    /// ~/.aws/credentials of each machine, never from the mesh.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
     /// Print one line per event while `up` runs (spec changes, machines, sync).
     Events,
     /// Serve MCP (Model Context Protocol) on stdin/stdout for AI agents: list machines
@@ -373,6 +379,36 @@ pub(crate) struct UpArgs {
     /// --ui address (repeatable; read when the certificate is first made).
     #[arg(long = "tls-name", value_name = "NAME", requires = "tls_self_signed")]
     pub(crate) tls_names: Vec<String>,
+    /// How often the mesh's buckets are read for other members' changes (`bucket`).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) bucket_pull_every: std::time::Duration,
+}
+
+/// What `bucket` does.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum BucketCommand {
+    /// Record a bucket for the whole mesh (replicated to members without credentials).
+    Add {
+        /// `s3://BUCKET/PREFIX` (the prefix defaults to leanspec-peer).
+        url: String,
+        /// The S3 endpoint for R2, B2, MinIO, Garage… (`https://…`); AWS when absent.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// The bucket's region (default us-east-1).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// The mesh's buckets.
+    List,
+    /// Remove a bucket from the mesh (its objects stay in the bucket).
+    Remove {
+        /// `s3://BUCKET/PREFIX`.
+        url: String,
+    },
+    /// Last push and pull, objects, bytes, refusals and errors, per bucket.
+    Status,
+    /// Push this machine's changes and pull the other members' now.
+    Sync,
 }
 
 /// What `ui-user` does.

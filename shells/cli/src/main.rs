@@ -11,7 +11,8 @@ mod service;
 
 use anyhow::{Context, bail};
 use args::{
-    Cli, Command, InviteAction, ProjectCommand, ServiceCommand, SpecsArgs, UiUserCommand, UpArgs,
+    BucketCommand, Cli, Command, InviteAction, ProjectCommand, ServiceCommand, SpecsArgs,
+    UiUserCommand, UpArgs,
 };
 use clap::Parser;
 use leanspec_peer_core::control::{self, Reply, Request};
@@ -304,6 +305,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             role,
         },
         Command::UiUser(UiUserCommand::List) => Request::UiUserList,
+        Command::Bucket(BucketCommand::Add {
+            url,
+            endpoint,
+            region,
+        }) => Request::BucketAdd {
+            url,
+            endpoint,
+            region,
+        },
+        Command::Bucket(BucketCommand::List | BucketCommand::Status) => Request::BucketList,
+        Command::Bucket(BucketCommand::Remove { url }) => Request::BucketRemove { url },
+        Command::Bucket(BucketCommand::Sync) => Request::BucketSync,
         Command::UiUser(UiUserCommand::Remove { name }) => Request::UiUserRemove { name },
         Command::UiUser(UiUserCommand::Passwd { name }) => Request::UiUserPasswd {
             password: read_password(&name, true)?,
@@ -393,6 +406,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Outcome::Unavailable => ExitCode::from(4),
         },
         Reply::Check(r) if !r.problems.is_empty() => ExitCode::from(1),
+        Reply::BucketRounds(r) if r.iter().any(|r| r.error.is_some() || !r.refused.is_empty()) => {
+            ExitCode::from(1)
+        }
         _ => ExitCode::SUCCESS,
     })
 }
@@ -704,6 +720,7 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         remember_port: true,
         direct: !args.no_direct,
         lan: !args.no_lan,
+        bucket_pull_every: args.bucket_pull_every,
         relay_token: args.relay_token.clone(),
         relay_ca: args.relay_ca.clone(),
         ..PeerOptions::default()

@@ -149,6 +149,8 @@ pub(crate) fn print_reply(reply: &Reply, json: bool, width: usize) -> anyhow::Re
             ),
         ),
         Reply::Done => (json!({"ok": true}), "done".into()),
+        Reply::Buckets(list) => (serde_json::to_value(list)?, buckets_text(list)),
+        Reply::BucketRounds(rounds) => (serde_json::to_value(rounds)?, rounds_text(rounds)),
         Reply::Event(ev) => (serde_json::to_value(ev)?, event_text(ev)),
         Reply::Verdict(v) => (json::verdict(v), verdict_text(v)),
         Reply::Audit(records) => (
@@ -655,4 +657,73 @@ fn audit_text(records: &[AuditRecord]) -> String {
     }
     out.pop();
     out
+}
+
+fn when(secs: Option<i64>) -> String {
+    match secs {
+        Some(s) => leanspec_peer_core::time::rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64),
+        ),
+        None => "never".into(),
+    }
+}
+
+fn buckets_text(list: &[leanspec_peer_core::bucket::BucketReport]) -> String {
+    if list.is_empty() {
+        return "no bucket: add one with `leanspec-peer bucket add s3://BUCKET/PREFIX [--endpoint URL]`".into();
+    }
+    list.iter()
+        .map(|b| {
+            let s = &b.state;
+            let mut t = format!(
+                "{}\n  endpoint     {}\n  credentials  {}\n  last push    {} ({} objects, {} bytes, next {})\n  last pull    {} ({} objects, {} bytes)",
+                b.url,
+                b.endpoint,
+                b.credentials.as_deref().unwrap_or("missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for `up`"),
+                when(s.last_push_at),
+                s.objects_pushed,
+                s.bytes_pushed,
+                s.seq + 1,
+                when(s.last_pull_at),
+                s.objects_pulled,
+                s.bytes_pulled,
+            );
+            if s.refused > 0 {
+                t.push_str(&format!(
+                    "\n  refused      {} (last: {})",
+                    s.refused,
+                    s.last_refusal.as_deref().unwrap_or("")
+                ));
+            }
+            if let Some(e) = &s.last_error {
+                t.push_str(&format!("\n  error        {e} ({})", when(s.last_error_at)));
+            }
+            t
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn rounds_text(rounds: &[leanspec_peer_core::bucket::Round]) -> String {
+    if rounds.is_empty() {
+        return "no bucket: add one with `leanspec-peer bucket add s3://BUCKET/PREFIX [--endpoint URL]`".into();
+    }
+    rounds
+        .iter()
+        .map(|r| {
+            let pushed = match &r.pushed {
+                Some((seq, kind, bytes)) => format!("pushed {kind} {seq} ({bytes} bytes)"),
+                None => "nothing to push".into(),
+            };
+            let mut t = format!("{}: {pushed}, imported {} objects", r.url, r.imported);
+            for why in &r.refused {
+                t.push_str(&format!("\n  refused {why}"));
+            }
+            if let Some(e) = &r.error {
+                t.push_str(&format!("\n  error: {e}"));
+            }
+            t
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

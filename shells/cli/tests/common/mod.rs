@@ -21,6 +21,11 @@ impl Daemon {
         d
     }
 
+    /// Wraps an `up` started with other arguments.
+    pub fn from_proc(p: Proc) -> Daemon {
+        Daemon(p)
+    }
+
     /// Starts `up` without waiting for it.
     pub fn spawn(home: &Path, project: &Path, label: &str) -> Daemon {
         Daemon(Proc::spawn(
