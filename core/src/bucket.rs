@@ -18,8 +18,9 @@
 //!   used twice: a gap is a put that failed, and the next object carries all it had
 //!   (it holds the changes since the last object *stored*);
 //! - a snapshot follows every change of the recipients (a new member can read it: it
-//!   could not read the chunks before it joined) and every [`SNAPSHOT_EVERY`] chunks;
-//!   older objects than the [`KEEP_SNAPSHOTS`]-th newest snapshot are then deleted.
+//!   could not read the chunks before it joined) and every `snapshot_every` chunks
+//!   (default [`SNAPSHOT_EVERY`]); objects older than the `keep_snapshots`-th newest
+//!   snapshot (default [`KEEP_SNAPSHOTS`]) are then deleted.
 
 mod location;
 pub mod object;
@@ -36,7 +37,7 @@ pub use state::BucketState;
 pub const SNAPSHOT_EVERY: u64 = 64;
 
 /// Snapshots (with the chunks after each) kept in the bucket; older objects are deleted.
-pub const KEEP_SNAPSHOTS: usize = 2;
+pub const KEEP_SNAPSHOTS: u64 = 2;
 
 /// Largest object a reader downloads (a snapshot of a machine at the document limit,
 /// with its signatures, fits).

@@ -117,6 +117,12 @@ pub enum Request {
         /// Region.
         #[serde(default)]
         region: Option<String>,
+        /// Chunks between snapshots.
+        #[serde(default)]
+        snapshot_every: Option<u64>,
+        /// Snapshots kept.
+        #[serde(default)]
+        keep_snapshots: Option<u64>,
     },
     /// The mesh's buckets with this machine's state of each.
     BucketList,
@@ -412,10 +418,14 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
             url,
             endpoint,
             region,
+            snapshot_every,
+            keep_snapshots,
         } => Reply::Buckets(vec![node.bucket_add(
             &url,
             endpoint.as_deref(),
             region.as_deref(),
+            snapshot_every,
+            keep_snapshots,
         )?]),
         Request::BucketList => Reply::Buckets(node.buckets()),
         Request::BucketRemove { url } => {

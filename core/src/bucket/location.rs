@@ -132,6 +132,11 @@ pub struct BucketSetting {
     pub endpoint: Option<String>,
     /// The region (`us-east-1` when absent).
     pub region: Option<String>,
+    /// Chunks a writer stores between two snapshots.
+    pub snapshot_every: u64,
+    /// Snapshots (each with the chunks after it) a writer keeps; older objects are
+    /// deleted when it stores a snapshot.
+    pub keep_snapshots: u64,
     /// Who added it (hex id).
     pub added_by: String,
     /// When (unix seconds).
@@ -139,6 +144,30 @@ pub struct BucketSetting {
 }
 
 impl BucketSetting {
+    /// With other retention than the defaults ([`super::SNAPSHOT_EVERY`],
+    /// [`super::KEEP_SNAPSHOTS`]); each at least 1, at most 100,000.
+    pub fn with_retention(
+        mut self,
+        snapshot_every: Option<u64>,
+        keep_snapshots: Option<u64>,
+    ) -> Result<BucketSetting, BucketError> {
+        for (name, v) in [
+            ("snapshot-every", snapshot_every),
+            ("keep-snapshots", keep_snapshots),
+        ] {
+            if let Some(v) = v
+                && !(1..=100_000).contains(&v)
+            {
+                return Err(BucketError::Invalid(format!(
+                    "{name} {v}: expected 1 to 100000"
+                )));
+            }
+        }
+        self.snapshot_every = snapshot_every.unwrap_or(self.snapshot_every);
+        self.keep_snapshots = keep_snapshots.unwrap_or(self.keep_snapshots);
+        Ok(self)
+    }
+
     /// Checks a bucket given by a user or read from the mesh.
     pub fn parse(
         url: &str,
@@ -172,6 +201,8 @@ impl BucketSetting {
             url,
             endpoint,
             region: region.map(str::to_owned),
+            snapshot_every: super::SNAPSHOT_EVERY,
+            keep_snapshots: super::KEEP_SNAPSHOTS,
             added_by: String::new(),
             added_at: 0,
         })

@@ -2,11 +2,11 @@
 //! pull what other members left. Run by `up` (after local changes and on an interval)
 //! and by `bucket sync`; one round at a time per node.
 
+use super::MAX_OBJECT_BYTES;
 use super::location::{BucketError, BucketSetting, Credentials};
 use super::object::{self, Contents, Kind, ObjectError, ObjectName};
 use super::remote::{Listed, Remote};
 use super::state::BucketState;
-use super::{KEEP_SNAPSHOTS, MAX_OBJECT_BYTES, SNAPSHOT_EVERY};
 use crate::identity::{Identity, MachineId};
 use crate::machine::{DocChange, DocKey, Machine, now_secs};
 use crate::node::Local;
@@ -38,6 +38,10 @@ pub struct BucketReport {
     pub endpoint: String,
     /// The region.
     pub region: Option<String>,
+    /// Chunks between snapshots.
+    pub snapshot_every: u64,
+    /// Snapshots kept.
+    pub keep_snapshots: u64,
     /// Who added it (hex id).
     pub added_by: String,
     /// When (unix seconds).
@@ -54,6 +58,8 @@ impl BucketReport {
             url: s.url.to_string(),
             endpoint: s.endpoint_shown(),
             region: s.region.clone(),
+            snapshot_every: s.snapshot_every,
+            keep_snapshots: s.keep_snapshots,
             added_by: s.added_by.clone(),
             added_at: s.added_at,
             credentials: Credentials::from_environment().map(|c| c.source),
@@ -82,7 +88,7 @@ pub(crate) async fn sync_all(local: &Local, pull: bool) -> (Vec<Round>, Imported
             Some(c) => match Remote::open(&s, &c) {
                 Err(e) => Err(e),
                 Ok(remote) => {
-                    let mut r = push(local, &remote, &url, &mut round).await;
+                    let mut r = push(local, &remote, &s, &mut round).await;
                     if r.is_ok() && pull {
                         r = pull_all(local, &remote, &url, &mut round, &mut imported).await;
                     }
@@ -141,12 +147,13 @@ struct Outgoing {
     recipients: Vec<String>,
 }
 
-fn prepare(m: &mut Machine, url: &str) -> Result<Option<Outgoing>, crate::machine::Error> {
-    let st = m.bucket_states().remove(url).unwrap_or_default();
+fn prepare(m: &mut Machine, s: &BucketSetting) -> Result<Option<Outgoing>, crate::machine::Error> {
+    let url = s.url.to_string();
+    let st = m.bucket_states().remove(&url).unwrap_or_default();
     let recipients = m.bucket_recipients();
     let recipients_hex: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
     let snapshot = st.pushed.is_empty()
-        || st.chunks_since_snapshot + 1 >= SNAPSHOT_EVERY
+        || st.chunks_since_snapshot + 1 >= s.snapshot_every
         || st.recipients != recipients_hex;
     let me = m.id();
     let mut sections = Vec::new();
@@ -201,10 +208,11 @@ fn prepare(m: &mut Machine, url: &str) -> Result<Option<Outgoing>, crate::machin
 async fn push(
     local: &Local,
     remote: &Remote,
-    url: &str,
+    s: &BucketSetting,
     round: &mut Round,
 ) -> Result<(), BucketError> {
-    let out = match prepare(&mut lock(&local.machine), url) {
+    let url = &s.url.to_string();
+    let out = match prepare(&mut lock(&local.machine), s) {
         Ok(Some(o)) => o,
         Ok(None) => return Ok(()),
         Err(e) => {
@@ -241,14 +249,14 @@ async fn push(
     ));
     tracing::info!(bucket = %url, seq = out.name.seq, bytes = size, snapshot, "stored an object in the bucket");
     if snapshot {
-        compact(remote, out.name.writer, url).await;
+        compact(remote, out.name.writer, url, s.keep_snapshots).await;
     }
     Ok(())
 }
 
-/// Deletes this machine's objects older than its [`KEEP_SNAPSHOTS`]-th newest snapshot
-/// (readers behind them start from a newer snapshot). Failures wait for the next one.
-async fn compact(remote: &Remote, me: MachineId, url: &str) {
+/// Deletes this machine's objects older than its `keep`-th newest snapshot (readers
+/// behind them start from a newer snapshot). Failures wait for the next one.
+async fn compact(remote: &Remote, me: MachineId, url: &str, keep: u64) {
     let listed = match remote.list(me).await {
         Ok(l) => l,
         Err(e) => {
@@ -262,7 +270,7 @@ async fn compact(remote: &Remote, me: MachineId, url: &str) {
         .map(|l| l.name.seq)
         .collect();
     snaps.sort_unstable_by(|a, b| b.cmp(a));
-    let Some(&cutoff) = snaps.get(KEEP_SNAPSHOTS - 1) else {
+    let Some(&cutoff) = snaps.get(usize::try_from(keep.max(1) - 1).unwrap_or(usize::MAX)) else {
         return;
     };
     for l in listed.iter().filter(|l| l.name.seq < cutoff) {

@@ -2,8 +2,8 @@
 //! documents for each other. Replicated without credentials: each machine uses a bucket
 //! once its own environment has credentials for it.
 //!
-//! Schema: `buckets: { <s3 url>: { endpoint?: str, region?: str, added_by: str,
-//! added_at: int } }`. What a member wrote is checked on read ([`BucketSetting::parse`]),
+//! Schema: `buckets: { <s3 url>: { endpoint?: str, region?: str, snapshot_every?: int,
+//! keep_snapshots?: int, added_by: str, added_at: int } }`. What a member wrote is checked on read ([`BucketSetting::parse`]),
 //! never trusted: a record that does not parse is ignored.
 
 use super::MeshDoc;
@@ -40,18 +40,22 @@ impl MeshDoc {
                     Ok(Some((Value::Object(ObjType::Map), r))) => r,
                     _ => return None,
                 };
-                let added_at = match doc.get(&rec, "added_at") {
+                let int = |k: &str| match doc.get(&rec, k) {
                     Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                        ScalarValue::Int(i) => *i,
-                        _ => 0,
+                        ScalarValue::Int(i) => Some(*i),
+                        _ => None,
                     },
-                    _ => 0,
+                    _ => None,
                 };
+                let added_at = int("added_at").unwrap_or(0);
+                let every = int("snapshot_every").and_then(|i| u64::try_from(i).ok());
+                let keep = int("keep_snapshots").and_then(|i| u64::try_from(i).ok());
                 BucketSetting::parse(
                     &url,
                     text(&rec, "endpoint").as_deref(),
                     text(&rec, "region").as_deref(),
                 )
+                .and_then(|b| b.with_retention(every, keep))
                 .ok()
                 .map(|mut b| {
                     b.added_by = text(&rec, "added_by").unwrap_or_default();
@@ -82,6 +86,8 @@ impl MeshDoc {
             if let Some(r) = &b.region {
                 let _ = doc.put(&rec, "region", r.as_str());
             }
+            let _ = doc.put(&rec, "snapshot_every", b.snapshot_every as i64);
+            let _ = doc.put(&rec, "keep_snapshots", b.keep_snapshots as i64);
             let _ = doc.put(&rec, "added_by", by.to_string());
             let _ = doc.put(&rec, "added_at", now);
         }

@@ -7,16 +7,20 @@ use crate::machine::DocKey;
 use crate::peer::lock;
 
 impl Node {
-    /// Records a bucket for the whole mesh. Credentials stay in each machine's
+    /// Records a bucket for the whole mesh, with its retention (chunks between
+    /// snapshots, snapshots kept) or the defaults. Credentials stay in each machine's
     /// environment.
     pub fn bucket_add(
         &self,
         url: &str,
         endpoint: Option<&str>,
         region: Option<&str>,
+        snapshot_every: Option<u64>,
+        keep_snapshots: Option<u64>,
     ) -> Result<BucketReport> {
-        let setting =
-            BucketSetting::parse(url, endpoint, region).map_err(crate::machine::Error::from)?;
+        let setting = BucketSetting::parse(url, endpoint, region)
+            .and_then(|s| s.with_retention(snapshot_every, keep_snapshots))
+            .map_err(crate::machine::Error::from)?;
         let mut m = lock(&self.local.machine);
         m.add_bucket(&setting)?;
         let report = m

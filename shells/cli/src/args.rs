@@ -397,6 +397,14 @@ pub(crate) enum BucketCommand {
         /// The bucket's region (default us-east-1).
         #[arg(long)]
         region: Option<String>,
+        /// Chunks each machine stores between two snapshots of its documents
+        /// (default 64).
+        #[arg(long, value_name = "N")]
+        snapshot_every: Option<u64>,
+        /// Snapshots each machine keeps, each with the chunks after it; older objects
+        /// are deleted when it stores a snapshot (default 2).
+        #[arg(long, value_name = "N")]
+        keep_snapshots: Option<u64>,
     },
     /// The mesh's buckets.
     List,

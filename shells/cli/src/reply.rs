@@ -676,9 +676,11 @@ fn buckets_text(list: &[leanspec_peer_core::bucket::BucketReport]) -> String {
         .map(|b| {
             let s = &b.state;
             let mut t = format!(
-                "{}\n  endpoint     {}\n  credentials  {}\n  last push    {} ({} objects, {} bytes, next {})\n  last pull    {} ({} objects, {} bytes)",
+                "{}\n  endpoint     {}\n  retention    a snapshot every {} objects, {} kept\n  credentials  {}\n  last push    {} ({} objects, {} bytes, next {})\n  last pull    {} ({} objects, {} bytes)",
                 b.url,
                 b.endpoint,
+                b.snapshot_every,
+                b.keep_snapshots,
                 b.credentials.as_deref().unwrap_or("missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for `up`"),
                 when(s.last_push_at),
                 s.objects_pushed,

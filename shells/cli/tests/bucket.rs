@@ -169,14 +169,30 @@ fn change_and_store(m: &MachineDirs, spec: &str, status: &str) {
 
 /// Pairs A and B while both run, adds the bucket on A and waits until B has it too.
 fn paired_with_bucket(a: &MachineDirs, b: &MachineDirs, s3: &S3) -> (Daemon, Daemon) {
+    paired_with_bucket_and(a, b, s3, &[])
+}
+
+/// [`paired_with_bucket`] with more `bucket add` options.
+fn paired_with_bucket_and(
+    a: &MachineDirs,
+    b: &MachineDirs,
+    s3: &S3,
+    options: &[&str],
+) -> (Daemon, Daemon) {
     let up_a = up(a.home(), a.project(), "alpha-desk");
     let up_b = up(b.home(), b.project(), "beta-laptop");
     pair(a.home(), b.home());
     let url = format!("s3://{BUCKET}/office");
-    let out = cli(
-        a.home(),
-        &["bucket", "add", &url, "--endpoint", &s3.endpoint()],
-    );
+    let endpoint = s3.endpoint();
+    let mut args = vec![
+        "bucket",
+        "add",
+        url.as_str(),
+        "--endpoint",
+        endpoint.as_str(),
+    ];
+    args.extend_from_slice(options);
+    let out = cli(a.home(), &args);
     assert!(
         out.status.success(),
         "{}",
@@ -403,5 +419,69 @@ fn replayed_tampered_unreachable_wrongly_credentialed_and_revoked_are_clear_erro
     assert_eq!(
         status_of(b.home(), "alpha-desk", "001-orchid-launch").as_deref(),
         Some("complete")
+    );
+}
+
+#[test]
+fn compaction_leaves_one_snapshot_and_a_late_reader_still_catches_up() {
+    let s3 = S3::start();
+    let a = MachineDirs::with_spec("001-orchid-launch", "planned");
+    let b = MachineDirs::with_spec("001-velvet-harbor", "planned");
+    let (up_a, up_b) = paired_with_bucket_and(
+        &a,
+        &b,
+        &s3,
+        &["--snapshot-every", "3", "--keep-snapshots", "1"],
+    );
+    up_a.stop();
+    up_b.stop();
+    let a_id = cli_json(a.home(), &["status"])["machine"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut last = 0;
+    for (i, status) in [
+        "in-progress",
+        "complete",
+        "planned",
+        "in-progress",
+        "complete",
+        "archived",
+        "planned",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write_spec(a.project(), "001-orchid-launch", status);
+        assert!(cli(a.home(), &["scan"]).status.success());
+        let (ok, v, err) = sync(a.home());
+        assert!(ok, "round {i}: {v} {err}");
+        last = v[0]["pushed"][0].as_u64().unwrap_or(last);
+    }
+    let folder = s3.root.path().join(BUCKET).join("office").join(&a_id);
+    let mut files: Vec<String> = std::fs::read_dir(&folder)
+        .expect("folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".snap") || n.ends_with(".chunk"))
+        .collect();
+    files.sort();
+    let snaps: Vec<&String> = files.iter().filter(|f| f.ends_with(".snap")).collect();
+    assert_eq!(snaps.len(), 1, "{files:?}");
+    assert!(
+        files.len() <= 3,
+        "a snapshot and the chunks after it: {files:?}"
+    );
+    assert_eq!(
+        files[0], *snaps[0],
+        "nothing older than the snapshot is left: {files:?}"
+    );
+    assert!(last >= 7, "objects were numbered on: {last}");
+    // B was away for all of it: it reads the snapshot and the chunks after it.
+    let (ok, v, err) = sync(b.home());
+    assert!(ok, "{v} {err}");
+    assert_eq!(
+        status_of(b.home(), "alpha-desk", "001-orchid-launch").as_deref(),
+        Some("planned")
     );
 }
