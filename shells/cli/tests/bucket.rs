@@ -484,4 +484,52 @@ fn compaction_leaves_one_snapshot_and_a_late_reader_still_catches_up() {
         status_of(b.home(), "alpha-desk", "001-orchid-launch").as_deref(),
         Some("planned")
     );
+    // Removed for the mesh: gone from both machines' lists.
+    let url = format!("s3://{BUCKET}/office");
+    assert!(cli(b.home(), &["bucket", "remove", &url]).status.success());
+    assert_eq!(
+        cli_json(b.home(), &["bucket", "list"]),
+        serde_json::json!([])
+    );
+    let out = cli(b.home(), &["bucket", "remove", &url]);
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "no such bucket: invalid argument"
+    );
+}
+
+#[test]
+fn a_running_machine_retries_a_bucket_that_is_down_and_loses_nothing() {
+    let mut s3 = S3::start();
+    let a = MachineDirs::with_spec("001-orchid-launch", "planned");
+    let b = MachineDirs::with_spec("001-velvet-harbor", "planned");
+    let (up_a, up_b) = paired_with_bucket(&a, &b, &s3);
+    eventually("A stored its first objects", || {
+        bucket_state(a.home())["objects_pushed"].as_u64() >= Some(1)
+    });
+    up_b.stop();
+    s3.stop();
+    let pushed = bucket_state(a.home())["objects_pushed"]
+        .as_u64()
+        .unwrap_or(0);
+    write_spec(a.project(), "001-orchid-launch", "complete");
+    eventually("A reports the bucket down", || {
+        bucket_state(a.home())["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach"))
+    });
+    s3.restart();
+    // No command: `up` tries again by itself and stores what waited.
+    eventually("A stored the change once the bucket is back", || {
+        let st = bucket_state(a.home());
+        st["objects_pushed"].as_u64() > Some(pushed) && st["last_error"].is_null()
+    });
+    up_a.stop();
+    let (ok, v, err) = sync(b.home());
+    assert!(ok, "{v} {err}");
+    assert_eq!(
+        status_of(b.home(), "alpha-desk", "001-orchid-launch").as_deref(),
+        Some("complete")
+    );
 }
