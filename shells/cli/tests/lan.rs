@@ -32,15 +32,7 @@ impl Net {
     }
 
     fn sh(&self, script: &str) {
-        let out = Command::new("sh")
-            .args(["-c", &format!("set -e\n{script}")])
-            .output()
-            .expect("sh");
-        assert!(
-            out.status.success(),
-            "network setup failed (needs root, iproute2 and nftables; .ci/run installs them): {}\n{script}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::root_sh(script);
     }
 
     fn setup() -> Net {

@@ -122,3 +122,17 @@ pub fn events_json(home: &Path, project: &Path, spec: &str) -> Proc {
     }
     panic!("`events --json` showed no change of {spec} within 40 rewrites");
 }
+
+/// Runs a shell script that changes test network namespaces (`set -e`); fails the test
+/// with what is missing when it fails.
+pub fn root_sh(script: &str) {
+    let out = Command::new("sh")
+        .args(["-c", &format!("set -e\n{script}")])
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "network change failed (needs root, iproute2 and nftables; .ci/run installs them): {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
