@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Fuzz soak: runs every cargo-fuzz target for FUZZ_SECONDS each (default 3600), keeps
+# Fuzz soak: runs every cargo-fuzz target for FUZZ_SECONDS each (default 3600) or
+# FUZZ_RUNS executions (default 10 million), whichever comes first (issue 15), keeps
 # what it finds in fuzz/corpus/TARGET, minimises that corpus (committed), and prints a
 # Markdown table of executions, time and coverage for RELIABILITY.md.
 #
 #   ./scripts/soak.sh                       # 1 hour per target
 #   FUZZ_SECONDS=60 ./scripts/soak.sh       # what CI runs
 #   FUZZ_TARGETS="query frame" ./scripts/soak.sh
+#   nice -n 19 ./scripts/soak.sh            # on a machine doing other work
 #
 # A crash stops the script with the target's artifact path (fuzz/artifacts/TARGET/).
 # Runs on the stable toolchain (`-s none`: coverage-guided, no sanitizer); installs
@@ -14,6 +16,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${FUZZ_SECONDS:-3600}
+runs=${FUZZ_RUNS:-10000000}
 targets=${FUZZ_TARGETS:-"frontmatter editor operation frame sync_message query bucket_object"}
 : "${CARGO_TARGET_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/leanspec-peer/target}"
 export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fuzz-stable"
@@ -22,9 +25,9 @@ logs=$(mktemp -d)
 rows=()
 for t in $targets; do
   mkdir -p "fuzz/corpus/$t"
-  echo "== fuzz $t for ${secs}s" >&2
+  echo "== fuzz $t for ${secs}s or $runs executions" >&2
   if ! cargo fuzz run -s none "$t" "fuzz/corpus/$t" -- \
-      -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+      -max_total_time="$secs" -runs="$runs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
       >"$logs/$t.log" 2>&1; then
     tail -40 "$logs/$t.log" >&2
     echo "fuzz target $t failed: see fuzz/artifacts/$t/" >&2

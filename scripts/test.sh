@@ -71,6 +71,6 @@ say "fuzz targets compile"
 cargo check --locked --manifest-path fuzz/Cargo.toml --target-dir "$CARGO_TARGET_DIR/fuzz"
 
 say "fuzz: every target for 60 s from its committed corpus"
-FUZZ_SECONDS="${FUZZ_SECONDS:-60}" ./scripts/soak.sh
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}" FUZZ_RUNS="${FUZZ_RUNS:--1}" ./scripts/soak.sh
 
 say "all tests passed"

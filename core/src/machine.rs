@@ -67,6 +67,9 @@ pub struct Machine {
     /// Documents whose new changes a failed write left unsaved (their save cursors
     /// rewound): [`Machine::retry_unsaved`] stores them once the store works again.
     unsaved: std::collections::BTreeSet<DocKey>,
+    /// Documents due for compaction, when [`Machine::defer_maintenance`] moved it off
+    /// the commit path; [`Machine::maintain`] compacts them.
+    compact_due: Option<std::collections::BTreeSet<DocKey>>,
 }
 
 /// The software version written into the document.
@@ -161,6 +164,7 @@ impl Machine {
             received: HashMap::new(),
             stale: Default::default(),
             unsaved: Default::default(),
+            compact_due: None,
         };
         m.commit(Commit::docs(&[DocKey::Machine(m.id()), DocKey::Mesh]))?;
         Ok((m, true))
@@ -264,6 +268,7 @@ impl Machine {
             received: HashMap::new(),
             stale: Default::default(),
             unsaved: Default::default(),
+            compact_due: None,
         };
         m.commit(Commit::docs(&[DocKey::Machine(me), DocKey::Mesh]))?;
         if m.store.schema_version()? < 2 {

@@ -13,6 +13,7 @@ mod ephemeral;
 mod exchange;
 mod join;
 mod lan;
+mod maintain;
 mod read;
 
 pub(crate) use read::ReadFailed;
@@ -697,6 +698,8 @@ impl Peer {
         let every = options.rescan_every;
         shared.spawn(async move { watch::periodic_rescan(rescan, every).await });
         shared.spawn(watch::retry_failed_store(shared.clone()));
+        lock(&shared.local.machine).defer_maintenance();
+        shared.spawn(maintain::run(shared.clone()));
         if !options.relays.is_empty() {
             let secret =
                 SecretKey::from_bytes(&lock(&shared.local.machine).identity().secret_bytes());

@@ -263,6 +263,9 @@ pub struct Store {
     db: Option<Database>,
     path: PathBuf,
     failed: std::sync::atomic::AtomicBool,
+    /// Whether a commit since the last durable one was made with `Durability::None`
+    /// (see [`Batch::lazy`]); [`Store::flush`] makes it durable.
+    unflushed: std::sync::atomic::AtomicBool,
 }
 
 fn cache_key(project: &str, spec: &str) -> String {
@@ -313,6 +316,7 @@ impl Store {
             db: Some(db),
             path: p,
             failed: Default::default(),
+            unflushed: Default::default(),
         };
         store.check_version()?;
         Ok(store)
@@ -331,12 +335,13 @@ impl Store {
         self.failed.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// After an I/O error, reopens the database (redb repairs it from its last committed
-    /// transaction) so that writes work again once the cause is gone (space freed).
-    /// Returns whether it reopened; an error while the cause persists.
-    pub fn recover(&mut self) -> Result<bool, StoreError> {
+    /// After an I/O error, reopens the database (redb repairs it from its last durable
+    /// commit) so that writes work again once the cause is gone (space freed). Returns
+    /// whether it reopened having lost lazy commits ([`Batch::lazy`]): their documents
+    /// must be reloaded. An error while the cause persists.
+    pub fn recover(&mut self) -> Result<Recovered, StoreError> {
         if !self.has_failed() {
-            return Ok(false);
+            return Ok(Recovered::NotNeeded);
         }
         // The failed database must be closed (releasing its file lock) before the file
         // is opened again.
@@ -348,7 +353,12 @@ impl Store {
                 self.failed
                     .store(false, std::sync::atomic::Ordering::Release);
                 tracing::info!(path = %self.path.display(), "reopened the store after an I/O error");
-                Ok(true)
+                let lost = self
+                    .unflushed
+                    .swap(false, std::sync::atomic::Ordering::AcqRel);
+                Ok(Recovered::Reopened {
+                    lost_lazy_commits: lost,
+                })
             }
             Ok(Err(e)) => Err(self.err(e)),
             Err(_) => Err(StoreError::Corrupt {
@@ -842,7 +852,14 @@ impl Store {
     /// put or delete, and stat cache updates (`None` deletes), all in one transaction so
     /// the cache never claims what the document does not hold.
     pub fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError> {
-        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
+        let mut tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
+        if batch.lazy {
+            tx.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Io {
+                    path: self.path.clone(),
+                    detail: e.to_string(),
+                })?;
+        }
         {
             let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
             for (doc, chunk) in batch.chunks.iter().filter(|(_, c)| !c.is_empty()) {
@@ -893,7 +910,29 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             }
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.err(e))?;
+        // A durable commit makes every earlier lazy one durable too.
+        self.unflushed
+            .store(batch.lazy, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether lazy commits wait for [`Store::flush`].
+    pub fn has_unflushed(&self) -> bool {
+        self.unflushed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Makes the lazy commits durable (one empty durable commit: redb persists every
+    /// commit before it). Cheap when there is none.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        if !self.has_unflushed() {
+            return Ok(());
+        }
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        self.unflushed
+            .store(false, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// The stored signatures (signer ‖ signature) of these changes of `doc`, in order;
@@ -993,6 +1032,18 @@ impl Store {
     }
 }
 
+/// What [`Store::recover`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// Nothing had failed.
+    NotNeeded,
+    /// The store was reopened as of its last durable commit.
+    Reopened {
+        /// Lazy commits ([`Batch::lazy`]) made after it are gone.
+        lost_lazy_commits: bool,
+    },
+}
+
 /// One atomic write to the store; see [`Store::commit`].
 #[derive(Debug, Default)]
 pub struct Batch<'a> {
@@ -1006,6 +1057,13 @@ pub struct Batch<'a> {
     pub stat_updates: &'a [(&'a str, &'a str, Option<StatKey>)],
     /// `(document key, change hash, signer ‖ signature)`: change signatures to store.
     pub signatures: &'a [(&'a [u8], [u8; 32], [u8; 96])],
+    /// Commit without waiting for the disk (`Durability::None`): a crash may lose it,
+    /// with every lazy commit after the last durable one, and the store is then as of
+    /// that durable commit (consistent). Only for what can be fetched again from its
+    /// owner: replicas of other machines' documents, their signatures, sync states.
+    /// Never for this machine's own changes (a lost, already sent change would come
+    /// back under the same sequence number with other content), nor for the mesh.
+    pub lazy: bool,
 }
 
 #[cfg(test)]
@@ -1028,6 +1086,73 @@ mod tests {
         assert_eq!(serde_json::to_string(&record).expect("json"), old);
         let short = r#"{"id":[1,2,3],"addrs":[],"relays":[],"last_seen":0}"#;
         assert!(serde_json::from_str::<PeerRecord>(short).is_err());
+    }
+
+    /// Child half of the crash test: commits, then dies without closing the store.
+    fn crash_child(path: &Path, flush: bool) -> ! {
+        let store = Store::open(path).expect("child opens");
+        let durable = Batch {
+            chunks: &[(b"d".as_slice(), b"durable".as_slice())],
+            ..Default::default()
+        };
+        store.commit(durable).expect("durable commit");
+        assert!(!store.has_unflushed());
+        let lazy = Batch {
+            chunks: &[(b"d".as_slice(), b"lazy".as_slice())],
+            lazy: true,
+            ..Default::default()
+        };
+        store.commit(lazy).expect("lazy commit");
+        assert!(store.has_unflushed());
+        // Visible at once in this process, before any flush.
+        assert_eq!(store.doc_chunks(b"d").expect("read").len(), 2);
+        if flush {
+            store.flush().expect("flush");
+            assert!(!store.has_unflushed());
+        }
+        std::process::abort()
+    }
+
+    #[test]
+    fn a_crash_keeps_every_durable_and_flushed_commit_and_the_store_opens() {
+        const CHILD: &str = "LEANSPEC_STORE_CRASH_CHILD";
+        if let Some(path) = std::env::var_os(CHILD) {
+            crash_child(Path::new(&path), std::env::var_os("FLUSH").is_some());
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        for flush in [false, true] {
+            let path = dir.path().join(format!("s{flush}.redb"));
+            let mut child = std::process::Command::new(std::env::current_exe().expect("exe"));
+            child
+                .args([
+                    "--exact",
+                    "store::tests::a_crash_keeps_every_durable_and_flushed_commit_and_the_store_opens",
+                    "--test-threads=1",
+                ])
+                .env(CHILD, &path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            if flush {
+                child.env("FLUSH", "1");
+            }
+            let status = child.status().expect("child runs");
+            use std::os::unix::process::ExitStatusExt;
+            // SIGABRT: the child got through every assertion and died without closing.
+            assert_eq!(status.signal(), Some(6), "child: {status:?}");
+            let store = Store::open(&path).expect("the store opens after a crash");
+            let chunks = store.doc_chunks(b"d").expect("read");
+            assert_eq!(
+                chunks.first().map(Vec::as_slice),
+                Some(b"durable".as_slice())
+            );
+            if flush {
+                assert_eq!(chunks.len(), 2, "a flushed lazy commit survives a crash");
+            } else {
+                // Unflushed: either gone or kept (the page cache may have it); never
+                // anything else.
+                assert!(chunks.len() <= 2);
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::doc::{DocError, MachineDoc};
 use crate::identity::MachineId;
 use crate::mesh::MeshDoc;
 use crate::store::MetaKey;
-use crate::store::{Batch, StatKey};
+use crate::store::{Batch, Recovered, StatKey};
 use crate::tracked::Tracked;
 use automerge::ActorId;
 use std::collections::BTreeMap;
@@ -85,10 +85,24 @@ impl Machine {
     /// again once the cause is gone; an error while it persists. Cheap when nothing
     /// failed.
     pub fn recover_store(&mut self) -> Result<()> {
-        if self.store.has_failed() {
-            self.store.recover()?;
+        if self.store.has_failed()
+            && self.store.recover()?
+                == (Recovered::Reopened {
+                    lost_lazy_commits: true,
+                })
+        {
+            // Replicas hold received changes the store lost: reload them before use;
+            // their owners send the rest again.
+            self.stale
+                .extend(self.replicas.keys().map(|id| DocKey::Machine(*id)));
         }
         Ok(())
+    }
+
+    /// Makes lazy commits (received replicas, see [`Batch::lazy`]) durable.
+    pub fn flush_store(&mut self) -> Result<()> {
+        self.recover_store()?;
+        Ok(self.store.flush()?)
     }
 
     /// Reloads `key` if a failed store write left received changes in it that are not
@@ -199,6 +213,18 @@ impl Machine {
         {
             return Ok(0);
         }
+        // What can be fetched again need not wait for the disk (Batch::lazy).
+        let mesh_key = DocKey::Mesh.to_bytes();
+        let me_id = self.id();
+        let lazy = signed.is_empty()
+            && stat_updates.is_empty()
+            && remove_projects.is_empty()
+            && keys
+                .iter()
+                .all(|k| matches!(k, DocKey::Machine(id) if *id != me_id))
+            && received
+                .iter()
+                .all(|(doc, _, _)| *doc != mesh_key.as_slice());
         let mut signatures: Vec<(&[u8], [u8; 32], [u8; 96])> = received.to_vec();
         signatures.extend(borrowed(&signed));
         let chunks: Vec<(&[u8], &[u8])> = owned
@@ -211,6 +237,7 @@ impl Machine {
             remove_projects,
             stat_updates,
             signatures: &signatures,
+            lazy,
         });
         if let Err(e) = stored {
             // Nothing of the transaction is stored: the next commit saves (and signs)
@@ -278,7 +305,42 @@ impl Machine {
         let snapshot = self.snapshot_bytes.get(&key).copied().unwrap_or(0);
         let incremental = stats.chunk_bytes.saturating_sub(snapshot);
         if stats.chunks >= COMPACT_MAX_CHUNKS || incremental > snapshot.max(COMPACT_MIN_BYTES) {
-            self.compact_doc(key)?;
+            match self.compact_due.as_mut() {
+                Some(due) => {
+                    due.insert(key);
+                }
+                None => self.compact_doc(key)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves store maintenance off the commit path: compaction (a full save and a
+    /// rewrite of the redb file, milliseconds to seconds) and making lazy commits durable
+    /// wait for [`Machine::maintain`], which a running peer calls every second. Without
+    /// it (one-shot commands) a commit compacts at once and the store's close flushes.
+    pub fn defer_maintenance(&mut self) {
+        self.compact_due.get_or_insert_with(Default::default);
+    }
+
+    /// Whether [`Machine::maintain`] has work.
+    pub fn needs_maintenance(&self) -> bool {
+        self.store.has_unflushed() || self.compact_due.as_ref().is_some_and(|d| !d.is_empty())
+    }
+
+    /// Makes lazy commits durable and compacts the documents due (deferred maintenance).
+    pub fn maintain(&mut self) -> Result<()> {
+        self.flush_store()?;
+        let due = self
+            .compact_due
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for key in due {
+            // A document forgotten meanwhile has nothing to compact.
+            if self.tracked(key).is_some() {
+                self.compact_doc(key)?;
+            }
         }
         Ok(())
     }
