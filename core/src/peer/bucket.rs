@@ -35,7 +35,9 @@ pub(super) async fn run(shared: Arc<Shared>, pull_every: Duration, push_delay: D
         }
         tokio::select! {
             _ = tokio::time::sleep_until(next_pull) => {}
-            more = own_change(&mut changed, me) => {
+            // Without a bucket only a mesh change can bring one: this machine's own
+            // changes do not wake the task.
+            more = own_change(&mut changed, me, !rounds.is_empty()) => {
                 if !more {
                     return;
                 }
@@ -49,15 +51,17 @@ pub(super) async fn run(shared: Arc<Shared>, pull_every: Duration, push_delay: D
     }
 }
 
-/// Waits for a change of this machine's document or the mesh; false once the peer stops.
+/// Waits for a change of the mesh, or of this machine's document when `mine`; false
+/// once the peer stops.
 async fn own_change(
     changed: &mut tokio::sync::broadcast::Receiver<DocKey>,
     me: crate::identity::MachineId,
+    mine: bool,
 ) -> bool {
     loop {
         match changed.recv().await {
             Ok(DocKey::Mesh) | Err(RecvError::Lagged(_)) => return true,
-            Ok(DocKey::Machine(id)) if id == me => return true,
+            Ok(DocKey::Machine(id)) if mine && id == me => return true,
             Ok(_) => {}
             Err(RecvError::Closed) => return false,
         }
