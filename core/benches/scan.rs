@@ -228,6 +228,13 @@ fn main() {
         s2.chunk_bytes as f64 / fresh1 as f64
     );
 
+    println!(
+        "| the redb file after the rescans and a compaction | {} B = {:.2}x the store after the cold scan ({} B; target <= 2) |",
+        s2.file_bytes,
+        s2.file_bytes as f64 / s0.file_bytes.max(1) as f64,
+        s0.file_bytes
+    );
+
     // What the redb file holds, table by table (the machine closed first).
     drop(m);
     let db = redb::Database::open(home.path().join(leanspec_peer_core::store::STORE_FILE))

@@ -26,6 +26,7 @@ mod home;
 mod invites;
 mod membership;
 mod persist;
+mod proofs;
 mod query;
 mod replication;
 mod rows;

@@ -9,8 +9,9 @@ pub mod ticket;
 pub use frame::{FrameError, MAX_FRAME};
 pub use ticket::{Ticket, TicketError};
 
-/// ALPN of the replication protocol (2: sync frames carry change signatures).
-pub const SYNC_ALPN: &[u8] = b"leanspec-peer/sync/2";
+/// ALPN of the replication protocol (2: sync frames carry change signatures; 3: and a
+/// machine document's checkpoint, `authorship::Checkpoint`).
+pub const SYNC_ALPN: &[u8] = b"leanspec-peer/sync/3";
 /// ALPN of the pairing protocol.
 pub const JOIN_ALPN: &[u8] = b"leanspec-peer/join/1";
 /// ALPN of signed operations (request → verdict).

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tables::{
-    AUDIT, CHANGE_SIGS, DOC_CHUNKS, INVITES, META, OPS_SEEN, PEERS, PROJECTS, STAT_CACHE,
-    SYNC_STATES, UI_ACCOUNTS,
+    AUDIT, CHANGE_SIGS, CHECKPOINTS, DOC_CHUNKS, INVITES, META, OPS_SEEN, PEERS, PROJECTS,
+    STAT_CACHE, SYNC_STATES, UI_ACCOUNTS,
 };
 
 /// The store format this build reads and writes. History: 1 = first format; 2 = change
@@ -485,6 +485,7 @@ impl Store {
                     tx.open_table(AUDIT).map_err(|e| self.err(e))?;
                     tx.open_table(OPS_SEEN).map_err(|e| self.err(e))?;
                     tx.open_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
+                    tx.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
                 }
                 tx.commit().map_err(|e| self.err(e))
             }
@@ -889,6 +890,12 @@ impl Store {
                         .map_err(|e| self.err(e))?;
                 }
             }
+            if !batch.checkpoints.is_empty() {
+                let mut table = tx.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
+                for (doc, checkpoint) in batch.checkpoints {
+                    table.insert(*doc, *checkpoint).map_err(|e| self.err(e))?;
+                }
+            }
             let mut projects = tx.open_table(PROJECTS).map_err(|e| self.err(e))?;
             let mut cache = tx.open_table(STAT_CACHE).map_err(|e| self.err(e))?;
             for id in batch.remove_projects {
@@ -963,6 +970,40 @@ impl Store {
             .collect()
     }
 
+    /// The stored checkpoint of `doc` (stored form), if any.
+    pub fn checkpoint(&self, doc: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        // A store from before checkpoints has no such table until the first one.
+        let table = match tx.open_table(CHECKPOINTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let found = table.get(doc).map_err(|e| self.err(e))?;
+        Ok(found.map(|v| v.value().to_vec()))
+    }
+
+    /// The hashes of the changes of `doc` that have a stored signature.
+    pub fn signed_changes(&self, doc: &[u8]) -> Result<Vec<[u8; 32]>, StoreError> {
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(CHANGE_SIGS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table
+            .range((doc, [0u8; 0].as_slice())..=(doc, [0xffu8; 33].as_slice()))
+            .map_err(|e| self.err(e))?
+        {
+            let (k, _) = row.map_err(|e| self.err(e))?;
+            if let Ok(h) = <[u8; 32]>::try_from(k.value().1) {
+                out.push(h);
+            }
+        }
+        Ok(out)
+    }
+
     /// Drops every change signature (what a format-1 store looks like), for upgrade tests.
     #[cfg(test)]
     pub(crate) fn forget_signatures(&self) -> Result<(), StoreError> {
@@ -982,6 +1023,8 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             let mut sigs = tx.open_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
             sigs.retain(|(d, _), _| d != doc).map_err(|e| self.err(e))?;
+            let mut checkpoints = tx.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
+            checkpoints.remove(doc).map_err(|e| self.err(e))?;
             let mut states = tx.open_table(SYNC_STATES).map_err(|e| self.err(e))?;
             states
                 .retain(|(_, d), _| d != doc)
@@ -991,8 +1034,15 @@ impl Store {
     }
 
     /// Replaces every chunk of one document by one full save (compaction), in one
-    /// transaction.
-    pub fn replace_chunks(&mut self, doc: &[u8], full: &[u8]) -> Result<(), StoreError> {
+    /// transaction; with a checkpoint, stores it and drops the change signatures it
+    /// covers (`covered`) in the same transaction, so a crash never leaves a change
+    /// with neither proof.
+    pub fn replace_chunks(
+        &mut self,
+        doc: &[u8],
+        full: &[u8],
+        checkpoint: Option<(&[u8], &[[u8; 32]])>,
+    ) -> Result<(), StoreError> {
         let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut chunks = tx.open_table(DOC_CHUNKS).map_err(|e| self.err(e))?;
@@ -1000,6 +1050,14 @@ impl Store {
                 .retain_in((doc, 0u64)..=(doc, u64::MAX), |_, _| false)
                 .map_err(|e| self.err(e))?;
             chunks.insert((doc, 0u64), full).map_err(|e| self.err(e))?;
+            if let Some((checkpoint, covered)) = checkpoint {
+                let mut table = tx.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
+                table.insert(doc, checkpoint).map_err(|e| self.err(e))?;
+                let mut sigs = tx.open_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
+                for h in covered {
+                    sigs.remove((doc, h.as_slice())).map_err(|e| self.err(e))?;
+                }
+            }
         }
         tx.commit().map_err(|e| self.err(e))?;
         // Give the freed pages back to the file system; harmless if it cannot run now.
@@ -1057,6 +1115,8 @@ pub struct Batch<'a> {
     pub stat_updates: &'a [(&'a str, &'a str, Option<StatKey>)],
     /// `(document key, change hash, signer ‖ signature)`: change signatures to store.
     pub signatures: &'a [(&'a [u8], [u8; 32], [u8; 96])],
+    /// `(document key, checkpoint)`: received checkpoints to store (replacing one).
+    pub checkpoints: &'a [(&'a [u8], &'a [u8])],
     /// Commit without waiting for the disk (`Durability::None`): a crash may lose it,
     /// with every lazy commit after the last durable one, and the store is then as of
     /// that durable commit (consistent). Only for what can be fetched again from its

@@ -152,6 +152,27 @@ impl Tracked {
         false
     }
 
+    /// The changes among `among` that are in the history of `heads` (heads included):
+    /// a walk down the dependencies from `heads` that stops at changes outside `among`,
+    /// so it costs at most `among.len()` lookups.
+    pub(crate) fn history_within(
+        &mut self,
+        heads: &[ChangeHash],
+        among: &std::collections::HashSet<ChangeHash>,
+    ) -> std::collections::HashSet<ChangeHash> {
+        let mut found = std::collections::HashSet::new();
+        let mut next: Vec<ChangeHash> = heads.to_vec();
+        while let Some(h) = next.pop() {
+            if !among.contains(&h) || !found.insert(h) {
+                continue;
+            }
+            if let Some(meta) = self.doc.get_change_meta_by_hash(&h) {
+                next.extend(meta.deps.iter().copied());
+            }
+        }
+        found
+    }
+
     /// Whether this document holds change `hash`.
     pub(crate) fn has_change(&mut self, hash: &ChangeHash) -> bool {
         self.doc.get_change_meta_by_hash(hash).is_some()
@@ -168,22 +189,25 @@ impl Tracked {
 
     /// The next sync message for a peer, encoded, if there is anything to say, with the
     /// hashes of the changes it carries (for their signatures).
+    /// `whole` says whether it carries a whole document (then the receiver holds every
+    /// change up to these heads once it applies).
     pub(crate) fn generate_sync(
         &mut self,
         state: &mut sync::State,
-    ) -> Option<(Vec<u8>, Vec<ChangeHash>)> {
+    ) -> Option<(Vec<u8>, Vec<ChangeHash>, bool)> {
         let before = state.sent_hashes.clone();
         let message = self.doc.sync().generate_sync_message(state)?;
         // A message that carries a whole document (Automerge does so when a peer lacks
         // much of it) carries every change, also ones sent before in this session that
         // the peer dropped: all of them need their signatures. Otherwise it carries
         // exactly the hashes it added to `sent_hashes`.
-        let carried = if message.changes.iter().any(is_document_chunk) {
+        let whole = message.changes.iter().any(is_document_chunk);
+        let carried = if whole {
             self.all_changes()
         } else {
             state.sent_hashes.difference(&before).copied().collect()
         };
-        Some((message.encode(), carried))
+        Some((message.encode(), carried, whole))
     }
 
     /// The actor of a change this document holds.

@@ -5,7 +5,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use leanspec_peer_core::authorship::{ChangeSignature, SignedMessage};
+use leanspec_peer_core::authorship::{ChangeSignature, Checkpoint, SignedMessage};
 use leanspec_peer_core::identity::Identity;
 use leanspec_peer_core::limits::Limits;
 use leanspec_peer_core::{DocKey, Machine};
@@ -113,11 +113,19 @@ fuzz_target!(|input: Input| {
         Input::Raw { mesh, bytes } => (if mesh { DocKey::Mesh } else { DocKey::Machine(b_id) }, bytes),
         Input::Chunks { mesh, chunks, heads } => {
             let key = if mesh { DocKey::Mesh } else { DocKey::Machine(b_id) };
-            let signatures = chunks
+            let hashes: Vec<[u8; 32]> = chunks
                 .iter()
                 .filter_map(|c| automerge::Change::from_bytes(c.clone()).ok())
-                .map(|c| (c.hash().0, ChangeSignature::sign(&w.b_key, key, &c.hash().0)))
+                .map(|c| c.hash().0)
                 .collect();
+            // Half the time the owner's checkpoint over the chunks instead of their own
+            // signatures: the proof walk runs on whatever history they claim.
+            let (signatures, checkpoint) = if heads & 4 == 0 {
+                let s = hashes.iter().map(|h| (*h, ChangeSignature::sign(&w.b_key, key, h))).collect();
+                (s, None)
+            } else {
+                (Vec::new(), Checkpoint::sign(&w.b_key, &hashes))
+            };
             let message = automerge::sync::Message {
                 heads: (0..heads % 4).map(|i| automerge::ChangeHash([i; 32])).collect(),
                 need: Vec::new(),
@@ -126,7 +134,7 @@ fuzz_target!(|input: Input| {
                 flags: None,
                 version: automerge::sync::MessageVersion::V1,
             };
-            (key, SignedMessage { message: message.encode(), signatures }.encode(key))
+            (key, SignedMessage { message: message.encode(), signatures, checkpoint }.encode(key))
         }
         Input::Template { whole, flips, cut } => {
             let mut bytes = w.templates[usize::from(!whole)].clone();

@@ -110,6 +110,7 @@ fn offer(
         let wire = SignedMessage {
             message: msg.encode(),
             signatures: signatures(&carried),
+            checkpoint: None,
         }
         .encode(key);
         if let Err(e) = to.receive_sync(from, key, &mut rst, &wire) {
@@ -411,6 +412,7 @@ fn raw_message(chunks: Vec<Vec<u8>>, key: DocKey, signer: &Identity) -> Vec<u8> 
     SignedMessage {
         message: message.encode(),
         signatures,
+        checkpoint: None,
     }
     .encode(key)
 }

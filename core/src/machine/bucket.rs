@@ -4,7 +4,7 @@
 
 use super::persist::Commit;
 use super::{DocChange, DocKey, Machine, Result, SyncError, now_secs};
-use crate::authorship::{ChangeSignature, SignedMessage};
+use crate::authorship::SignedMessage;
 use crate::bucket::{BucketError, BucketSetting, BucketState};
 use crate::identity::MachineId;
 use crate::store::MetaKey;
@@ -69,17 +69,12 @@ impl Machine {
             version,
         }
         .encode();
-        let hashes: Vec<[u8; 32]> = carried.iter().map(|h| h.0).collect();
-        let stored = self.store.change_signatures(&key.to_bytes(), &hashes)?;
-        let signatures = hashes
-            .into_iter()
-            .zip(stored)
-            .filter_map(|(h, s)| Some((h, ChangeSignature::from_stored(&s?)?)))
-            .collect();
+        let (signatures, checkpoint) = self.proofs_to_send(key, &carried, after.is_empty())?;
         Ok(Some(Exported {
             message: SignedMessage {
                 message,
                 signatures,
+                checkpoint,
             }
             .encode(key),
             heads,

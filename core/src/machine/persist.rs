@@ -38,6 +38,7 @@ pub(super) struct Commit<'a> {
     remove_projects: &'a [String],
     sync_states: &'a [(&'a [u8], &'a [u8], &'a [u8])],
     signatures: &'a [(&'a [u8], [u8; 32], [u8; 96])],
+    checkpoints: &'a [(&'a [u8], &'a [u8])],
 }
 
 impl<'a> Commit<'a> {
@@ -69,6 +70,14 @@ impl<'a> Commit<'a> {
     /// to store (this machine's own changes are signed by `commit` itself).
     pub(super) fn signatures(self, signatures: &'a [(&'a [u8], [u8; 32], [u8; 96])]) -> Self {
         Commit { signatures, ..self }
+    }
+
+    /// With `(document key, checkpoint)` received checkpoints to store.
+    pub(super) fn checkpoints(self, checkpoints: &'a [(&'a [u8], &'a [u8])]) -> Self {
+        Commit {
+            checkpoints,
+            ..self
+        }
     }
 
     /// With `(peer, document key, state)` sync states to store.
@@ -169,6 +178,7 @@ impl Machine {
             remove_projects,
             sync_states,
             signatures: received,
+            checkpoints,
         } = commit;
         // After an I/O error (disk full) redb refuses everything until reopened: try
         // now, so writing resumes by itself once space is back. Nothing below has run:
@@ -210,6 +220,7 @@ impl Machine {
             && remove_projects.is_empty()
             && sync_states.is_empty()
             && received.is_empty()
+            && checkpoints.is_empty()
         {
             return Ok(0);
         }
@@ -224,7 +235,8 @@ impl Machine {
                 .all(|k| matches!(k, DocKey::Machine(id) if *id != me_id))
             && received
                 .iter()
-                .all(|(doc, _, _)| *doc != mesh_key.as_slice());
+                .all(|(doc, _, _)| *doc != mesh_key.as_slice())
+            && checkpoints.iter().all(|(doc, _)| *doc != me_id.as_bytes());
         let mut signatures: Vec<(&[u8], [u8; 32], [u8; 96])> = received.to_vec();
         signatures.extend(borrowed(&signed));
         let chunks: Vec<(&[u8], &[u8])> = owned
@@ -237,6 +249,7 @@ impl Machine {
             remove_projects,
             stat_updates,
             signatures: &signatures,
+            checkpoints,
             lazy,
         });
         if let Err(e) = stored {
@@ -350,7 +363,14 @@ impl Machine {
             return Ok(());
         };
         let full = t.save();
-        self.store.replace_chunks(&key.to_bytes(), &full)?;
+        // A machine document's compaction also trades the change signatures its
+        // history holds for one checkpoint (proofs.rs).
+        let checkpoint = self.checkpoint_at_compaction(key)?;
+        let checkpoint = checkpoint
+            .as_ref()
+            .map(|(c, covered)| (c.as_slice(), covered.as_slice()));
+        self.store
+            .replace_chunks(&key.to_bytes(), &full, checkpoint)?;
         self.snapshot_bytes.insert(key, full.len() as u64);
         Ok(())
     }
@@ -492,7 +512,9 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authorship::{Checkpoint, SignedMessage};
     use crate::machine::SyncError;
+    use crate::tracked::ReceiveError;
     use std::path::Path;
 
     fn machine(dir: &Path, label: &str) -> Machine {
@@ -575,5 +597,145 @@ mod tests {
         sync(&mut a, &mut b);
         assert!(a.replica(b.id()).is_some(), "B's document fetched again");
         assert!(a.spec_on(Some("b"), "b", "1").is_ok());
+    }
+
+    /// Rewrites `m`'s spec with title `title` and stores the change (as the watcher does).
+    fn retitle(m: &mut Machine, title: &str) {
+        let project = m.projects().expect("projects").remove(0);
+        std::fs::write(
+            project.root.join("specs/001-first/README.md"),
+            format!("---\nstatus: planned\ncreated: '2025-01-01'\n---\n\n# {title}\n"),
+        )
+        .expect("write");
+        m.rescan_spec(&project.id, "001-first").expect("rescan");
+    }
+
+    fn title_on(m: &Machine, owner: &str) -> String {
+        m.spec_on(Some(owner), owner, "1").expect("spec").spec.title
+    }
+
+    fn own_signatures(m: &Machine) -> usize {
+        m.store
+            .signed_changes(m.id().as_bytes())
+            .expect("rows")
+            .len()
+    }
+
+    #[test]
+    fn a_compaction_trades_the_change_signatures_for_one_checkpoint_that_proves_the_history() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut a, mut b) = (machine(dir.path(), "a"), machine(dir.path(), "b"));
+        pair(&mut a, &mut b);
+        for i in 0..3 {
+            retitle(&mut a, &format!("v{i}"));
+        }
+        assert!(own_signatures(&a) >= 3, "one signature per change before");
+        for i in 3..20 {
+            retitle(&mut a, &format!("v{i}"));
+        }
+        a.compact().expect("compact");
+        assert_eq!(own_signatures(&a), 0, "the checkpoint covers them all");
+        let key = DocKey::Machine(a.id());
+        let checkpoint = a.stored_checkpoint(key).expect("read").expect("stored");
+        assert!(checkpoint.verifies(key));
+
+        // B has never seen A's document: a whole document with the checkpoint.
+        sync(&mut a, &mut b);
+        assert_eq!(title_on(&b, "a"), "v19");
+        assert_eq!(
+            b.stored_checkpoint(key).expect("read"),
+            Some(checkpoint.clone())
+        );
+        // A change after the checkpoint travels with its own signature; B compacts its
+        // copy, keeping only that one.
+        retitle(&mut a, "v20");
+        sync(&mut a, &mut b);
+        assert_eq!(title_on(&b, "a"), "v20");
+        b.compact_doc(key).expect("compact the replica");
+        let kept = b.store.signed_changes(a.id().as_bytes()).expect("rows");
+        assert_eq!(
+            kept.len(),
+            1,
+            "only the change after the checkpoint keeps its own"
+        );
+
+        // C learns A's document from B alone (A is offline): the checkpoint proves the
+        // history, the kept signature the change after it.
+        let mut c = machine(dir.path(), "c");
+        pair(&mut b, &mut c);
+        sync(&mut b, &mut c);
+        assert_eq!(title_on(&c, "a"), "v20");
+
+        // D is behind by changes the checkpoint covers and gets them as a list from A,
+        // which signs its own changes again (no checkpoint walk, no gap).
+        let mut d = machine(dir.path(), "d");
+        pair(&mut a, &mut d);
+        sync(&mut a, &mut d);
+        assert_eq!(title_on(&d, "a"), "v20");
+        for i in 21..30 {
+            retitle(&mut a, &format!("v{i}"));
+        }
+        a.compact().expect("compact");
+        assert_eq!(own_signatures(&a), 0);
+        sync(&mut a, &mut d);
+        assert_eq!(title_on(&d, "a"), "v29");
+    }
+
+    #[test]
+    fn a_change_neither_signed_nor_in_a_checkpoint_of_its_owner_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut a, mut b) = (machine(dir.path(), "a"), machine(dir.path(), "b"));
+        pair(&mut a, &mut b);
+        retitle(&mut a, "v1");
+        a.compact().expect("compact");
+        let key = DocKey::Machine(a.id());
+        // What A would send B (a whole document), with its proofs stripped, then with
+        // a checkpoint B signed over the same heads: both refused, nothing stored.
+        // B asks (it holds nothing of A's document); A answers with the whole document.
+        let (mut sa, mut sb) = (automerge::sync::State::new(), automerge::sync::State::new());
+        let hello = a.generate_sync(key, &mut sa).expect("heads");
+        b.receive_sync(a.id(), key, &mut sb, &hello)
+            .expect("heads only");
+        let ask = b.generate_sync(key, &mut sb).expect("request");
+        a.receive_sync(b.id(), key, &mut sa, &ask).expect("request");
+        let wire = a.generate_sync(key, &mut sa).expect("document");
+        let (message, sent) = SignedMessage::decode(key, &wire).expect("decode");
+        let genuine = sent
+            .checkpoint()
+            .expect("a whole document carries it")
+            .clone();
+        let heads: Vec<[u8; 32]> = genuine.heads().to_vec();
+        let stripped = SignedMessage {
+            message: message.clone(),
+            signatures: Vec::new(),
+            checkpoint: None,
+        };
+        let forged = SignedMessage {
+            checkpoint: Checkpoint::sign(&b.identity, &heads),
+            ..stripped.clone()
+        };
+        for (what, m) in [("no proof", stripped), ("B's checkpoint", forged)] {
+            let mut rst = sb.clone();
+            let got = b.receive_sync(a.id(), key, &mut rst, &m.encode(key));
+            assert!(
+                matches!(got, Err(SyncError::Refused(ReceiveError::Unsigned { .. }))),
+                "{what}: {got:?}"
+            );
+            assert!(b.stored_checkpoint(key).expect("read").is_none(), "{what}");
+            assert!(
+                b.spec_on(Some("a"), "a", "1").is_err(),
+                "{what}: nothing applied"
+            );
+        }
+        // The genuine one is accepted.
+        let mut rst = sb.clone();
+        let ok = SignedMessage {
+            message,
+            signatures: Vec::new(),
+            checkpoint: Some(genuine),
+        };
+        b.receive_sync(a.id(), key, &mut rst, &ok.encode(key))
+            .expect("accepted");
+        assert_eq!(title_on(&b, "a"), "v1");
     }
 }

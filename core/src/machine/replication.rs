@@ -10,7 +10,7 @@ use crate::identity::MachineId;
 use crate::limits::{Exceeded, Limits};
 use crate::proto::inspect;
 use crate::tracked::{ReceiveError, Tracked};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What received messages have cost one document so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -181,24 +181,19 @@ impl Machine {
             return None;
         }
         self.ensure_replica(key);
-        let (message, carried) = self.tracked(key)?.generate_sync(state)?;
-        let hashes: Vec<[u8; 32]> = carried.iter().map(|h| h.0).collect();
-        let stored = match self.store.change_signatures(&key.to_bytes(), &hashes) {
-            Ok(s) => s,
+        let (message, carried, whole) = self.tracked(key)?.generate_sync(state)?;
+        let (signatures, checkpoint) = match self.proofs_to_send(key, &carried, whole) {
+            Ok(p) => p,
             Err(e) => {
                 tracing::warn!("cannot read change signatures: {e}");
-                vec![None; hashes.len()]
+                (Vec::new(), None)
             }
         };
-        let signatures = hashes
-            .into_iter()
-            .zip(stored)
-            .filter_map(|(h, s)| Some((h, ChangeSignature::from_stored(&s?)?)))
-            .collect();
         Some(
             SignedMessage {
                 message,
                 signatures,
+                checkpoint,
             }
             .encode(key),
         )
@@ -379,8 +374,9 @@ impl Machine {
             }
         };
         // Every new change must be proven by its author's signature (sent now, sent
-        // with an earlier message, or in a whole-document message); one that is not
-        // refuses the whole message (the document is reloaded as stored).
+        // with an earlier message, or in a whole-document message) or, in a machine
+        // document, by a checkpoint of its owner that has it in its history; one that
+        // is not refuses the whole message (the document is reloaded as stored).
         let unproven: Vec<[u8; 32]> = added
             .iter()
             .filter(|(h, _)| !carried.contains_key(&h.0))
@@ -396,7 +392,9 @@ impl Machine {
             .filter_map(|(h, s)| Some((h, ChangeSignature::from_stored(&s?)?)))
             .collect();
         let mut proofs: HashMap<[u8; 32], ChangeSignature> = carried;
-        for (hash, actor) in &added {
+        let mut unsigned: Vec<&(automerge::ChangeHash, automerge::ActorId)> = Vec::new();
+        for change in &added {
+            let (hash, actor) = change;
             let known = proofs
                 .get(&hash.0)
                 .or_else(|| earlier.get(&hash.0))
@@ -406,14 +404,27 @@ impl Machine {
                 Some(s) => {
                     proofs.insert(hash.0, s);
                 }
-                None => {
-                    self.reload(key)?;
-                    let (hash, actor) = (hash.to_string(), actor.to_hex_string());
-                    tracing::warn!(peer = %peer.short(), ?key, %hash, %actor, "refused a change without a valid signature of its author");
-                    return Err(ReceiveError::Unsigned { hash, actor }.into());
-                }
+                None => unsigned.push(change),
             }
         }
+        if !unsigned.is_empty() {
+            let all: HashSet<automerge::ChangeHash> = added.iter().map(|(h, _)| *h).collect();
+            let covered = self.covered_by_checkpoints(key, &all, sent.checkpoint())?;
+            let owners = |actor: &automerge::ActorId| match key {
+                DocKey::Machine(owner) => owner.actor_bytes().as_slice() == actor.to_bytes(),
+                DocKey::Mesh => false,
+            };
+            if let Some((hash, actor)) = unsigned
+                .into_iter()
+                .find(|(h, a)| !(covered.contains(h) && owners(a)))
+            {
+                self.reload(key)?;
+                let (hash, actor) = (hash.to_string(), actor.to_hex_string());
+                tracing::warn!(peer = %peer.short(), ?key, %hash, %actor, "refused a change without a valid signature of its author");
+                return Err(ReceiveError::Unsigned { hash, actor }.into());
+            }
+        }
+        let checkpoint = self.checkpoint_to_keep(key, sent.checkpoint())?;
         if key == DocKey::Mesh && self.mesh.members().len() > self.limits.max_members {
             let count = self.mesh.members().len();
             self.reload(key)?;
@@ -473,9 +484,18 @@ impl Machine {
             .iter()
             .map(|(h, s)| (key_bytes.as_slice(), *h, s.to_stored()))
             .collect();
+        let checkpoints: Vec<(&[u8], &[u8])> = checkpoint
+            .as_deref()
+            .map(|c| (key_bytes.as_slice(), c))
+            .into_iter()
+            .collect();
         if added.is_empty() {
             // Signatures of changes still waiting for their dependencies.
-            self.commit(Commit::default().signatures(&signatures))?;
+            self.commit(
+                Commit::default()
+                    .signatures(&signatures)
+                    .checkpoints(&checkpoints),
+            )?;
             return Ok(Vec::new());
         }
         let changes = match key {
@@ -518,7 +538,8 @@ impl Machine {
         self.commit(
             Commit::docs(&[key])
                 .sync_states(states)
-                .signatures(&signatures),
+                .signatures(&signatures)
+                .checkpoints(&checkpoints),
         )?;
         Ok(self.with_values(changes))
     }

@@ -49,6 +49,14 @@ pub(crate) const OPS_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("o
 pub(crate) const CHANGE_SIGS: TableDefinition<(&[u8], &[u8]), &[u8]> =
     TableDefinition::new("change_sigs");
 
+/// The latest checkpoint of a machine document by document key
+/// ([`crate::authorship::Checkpoint`], stored form): the owner's signature over heads,
+/// proving every change in their history. Written by the owner when it compacts its
+/// document (with the full save, in one transaction, which also drops the change
+/// signatures it covers); kept by every replica that received one whose heads it
+/// holds. At most one row per machine document.
+pub(crate) const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
+
 /// Spec bodies read from their owners (the read protocol), by `(owner machine id,
 /// "{project}\0{spec}")`: JSON [`super::CachedBody`], the last copy fetched with its
 /// file hash and time, shown when the owner is offline. Local only; one per spec asked

@@ -1,0 +1,173 @@
+//! Proofs of authorship kept and sent for machine documents: per-change signatures
+//! and the owner's checkpoints ([`crate::authorship`]).
+//!
+//! Invariants:
+//! 1. Every change of a machine document this machine stores is proven, at all times,
+//!    by a stored signature or by the stored checkpoint of that document (a checkpoint
+//!    and the signatures it makes redundant change in one transaction:
+//!    [`crate::store::Store::replace_chunks`]).
+//! 2. A stored checkpoint verifies (its owner signed it) and this machine holds all of
+//!    its heads.
+//! 3. This machine's own changes always leave with a signature of their own, signed
+//!    again if the stored one was dropped, except in a whole-document message that
+//!    carries the checkpoint: a receiver then holds every change up to the checkpoint's
+//!    heads, so the walk that proves them cannot meet a gap.
+//!
+//! Why a receiver's walk from a checkpoint's heads reaches the changes it must prove:
+//! a machine document has one writer, so its history is a chain, and Automerge sends
+//! every descendant of a change it sends (`get_hashes_to_send`). A change a Bloom-filter
+//! false positive leaves out therefore only makes the changes after it wait (nothing is
+//! added, nothing refused, the next round asks for it); a change that applies has every
+//! change after it up to the sender's heads in the same message, the checkpoint's heads
+//! among them. Histories with concurrent heads (a restored backup) could meet a gap: the
+//! message is then refused like any unproven one and the next session starts over.
+
+use super::{Machine, Result};
+use crate::authorship::{ChangeSignature, Checkpoint};
+use crate::machine::DocKey;
+use automerge::ChangeHash;
+use std::collections::HashSet;
+
+/// What travels with a sync message to prove its changes.
+pub(super) type Proofs = (Vec<([u8; 32], ChangeSignature)>, Option<Checkpoint>);
+
+/// A checkpoint to store (stored form) and the change signatures it makes redundant.
+pub(super) type Trade = (Vec<u8>, Vec<[u8; 32]>);
+
+impl Machine {
+    /// The stored checkpoint of `key` (never for the mesh).
+    pub(super) fn stored_checkpoint(&self, key: DocKey) -> Result<Option<Checkpoint>> {
+        if key == DocKey::Mesh {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .checkpoint(&key.to_bytes())?
+            .and_then(|b| Checkpoint::decode(&b)))
+    }
+
+    /// The proofs for `carried` changes of `key`: their stored signatures, this
+    /// machine's signature for its own changes whose stored one was dropped (or, in a
+    /// whole-document message, the checkpoint instead), and for other machines'
+    /// changes without a stored signature, the checkpoint that covers them.
+    pub(super) fn proofs_to_send(
+        &mut self,
+        key: DocKey,
+        carried: &[ChangeHash],
+        whole: bool,
+    ) -> Result<Proofs> {
+        let hashes: Vec<[u8; 32]> = carried.iter().map(|h| h.0).collect();
+        let stored = self.store.change_signatures(&key.to_bytes(), &hashes)?;
+        let mut signatures = Vec::with_capacity(hashes.len());
+        let mut missing = Vec::new();
+        for (h, s) in hashes.into_iter().zip(stored) {
+            match s.as_deref().and_then(ChangeSignature::from_stored) {
+                Some(s) => signatures.push((h, s)),
+                None => missing.push(h),
+            }
+        }
+        if missing.is_empty() {
+            return Ok((signatures, None));
+        }
+        let checkpoint = self.stored_checkpoint(key)?;
+        let own = key == DocKey::Machine(self.id());
+        if own && !(whole && checkpoint.is_some()) {
+            for h in missing {
+                signatures.push((h, ChangeSignature::sign(&self.identity, key, &h)));
+            }
+            return Ok((signatures, None));
+        }
+        Ok((signatures, checkpoint))
+    }
+
+    /// Which of the `added` changes of machine document `key` are in the history of a
+    /// checkpoint of its owner: the one `sent` with the message (verified here) or the
+    /// stored one. Only changes by the owner's actor count (a checkpoint proves history,
+    /// and the owner's document holds only the owner's changes).
+    pub(super) fn covered_by_checkpoints(
+        &mut self,
+        key: DocKey,
+        added: &HashSet<ChangeHash>,
+        sent: Option<&Checkpoint>,
+    ) -> Result<HashSet<ChangeHash>> {
+        if added.is_empty() || key == DocKey::Mesh {
+            return Ok(HashSet::new());
+        }
+        let mut heads: Vec<ChangeHash> = Vec::new();
+        if let Some(c) = sent.filter(|c| c.verifies(key)) {
+            heads.extend(c.heads().iter().map(|h| ChangeHash(*h)));
+        }
+        if let Some(c) = self.stored_checkpoint(key)? {
+            heads.extend(c.heads().iter().map(|h| ChangeHash(*h)));
+        }
+        Ok(match self.tracked(key) {
+            Some(t) if !heads.is_empty() => t.history_within(&heads, added),
+            _ => HashSet::new(),
+        })
+    }
+
+    /// The checkpoint `sent` with a message for `key`, stored form, when it should
+    /// replace the stored one: it verifies, this machine now holds all its heads, and
+    /// it is not the one stored.
+    pub(super) fn checkpoint_to_keep(
+        &mut self,
+        key: DocKey,
+        sent: Option<&Checkpoint>,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(c) = sent.filter(|c| c.verifies(key)) else {
+            return Ok(None);
+        };
+        if self.stored_checkpoint(key)?.as_ref() == Some(c) {
+            return Ok(None);
+        }
+        let Some(t) = self.tracked(key) else {
+            return Ok(None);
+        };
+        let held = c.heads().iter().all(|h| t.has_change(&ChangeHash(*h)));
+        Ok(held.then(|| c.encode()))
+    }
+
+    /// At compaction of machine document `key`: the checkpoint to store (this machine
+    /// signs its own heads; a replica keeps the stored one) and the stored change
+    /// signatures it makes redundant (those of changes in its history).
+    pub(super) fn checkpoint_at_compaction(&mut self, key: DocKey) -> Result<Option<Trade>> {
+        let checkpoint = match key {
+            DocKey::Mesh => return Ok(None),
+            DocKey::Machine(id) if id == self.id() => {
+                let Some(t) = self.tracked(key) else {
+                    return Ok(None);
+                };
+                let heads: Vec<[u8; 32]> = t.heads().iter().map(|h| h.0).collect();
+                match Checkpoint::sign(&self.identity, &heads) {
+                    Some(c) => c,
+                    None => return Ok(None),
+                }
+            }
+            DocKey::Machine(_) => match self.stored_checkpoint(key)? {
+                Some(c) => c,
+                None => return Ok(None),
+            },
+        };
+        let signed = self.store.signed_changes(&key.to_bytes())?;
+        let Some(t) = self.tracked(key) else {
+            return Ok(None);
+        };
+        let heads: Vec<ChangeHash> = checkpoint.heads().iter().map(|h| ChangeHash(*h)).collect();
+        let after: HashSet<ChangeHash> = t
+            .doc
+            .get_changes_meta(&heads)
+            .iter()
+            .map(|c| c.hash)
+            .collect();
+        // Held and not after the checkpoint: in its history. (A signature of a change
+        // not held, one still waiting for its dependencies, stays.)
+        let covered = signed
+            .into_iter()
+            .filter(|h| {
+                let h = ChangeHash(*h);
+                !after.contains(&h) && t.has_change(&h)
+            })
+            .collect();
+        Ok(Some((checkpoint.encode(), covered)))
+    }
+}
