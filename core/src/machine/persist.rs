@@ -679,6 +679,17 @@ mod tests {
         assert_eq!(own_signatures(&a), 0);
         sync(&mut a, &mut d);
         assert_eq!(title_on(&d, "a"), "v29");
+
+        // A replica learns the owner's new checkpoint with its next changes and drops
+        // the signatures it covers at its own compaction: replicas do not grow either.
+        sync(&mut a, &mut b);
+        assert_eq!(title_on(&b, "a"), "v29");
+        let latest = a.stored_checkpoint(key).expect("read");
+        assert_ne!(latest, Some(checkpoint), "A compacted again");
+        assert_eq!(b.stored_checkpoint(key).expect("read"), latest);
+        b.compact_doc(key).expect("compact the replica");
+        let kept = b.store.signed_changes(a.id().as_bytes()).expect("rows");
+        assert!(kept.is_empty(), "{} signatures kept", kept.len());
     }
 
     #[test]
