@@ -685,8 +685,14 @@ mod tests {
         sync(&mut a, &mut b);
         assert_eq!(title_on(&b, "a"), "v29");
         let latest = a.stored_checkpoint(key).expect("read");
-        assert_ne!(latest, Some(checkpoint), "A compacted again");
+        assert_ne!(latest, Some(checkpoint.clone()), "A compacted again");
         assert_eq!(b.stored_checkpoint(key).expect("read"), latest);
+        // The older one, replayed (or forwarded by a machine that lags), is not kept.
+        let replayed = b.checkpoint_to_keep(key, Some(&checkpoint)).expect("check");
+        assert!(
+            replayed.is_none(),
+            "an older checkpoint replaces a newer one"
+        );
         b.compact_doc(key).expect("compact the replica");
         let kept = b.store.signed_changes(a.id().as_bytes()).expect("rows");
         assert!(kept.is_empty(), "{} signatures kept", kept.len());

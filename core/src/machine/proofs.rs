@@ -111,24 +111,46 @@ impl Machine {
 
     /// The checkpoint `sent` with a message for `key`, stored form, when it should
     /// replace the stored one: it verifies, this machine now holds all its heads, and
-    /// it is not the one stored.
+    /// it is newer: each of its heads comes after the stored one's (or is one of them).
+    /// An older one (replayed, or forwarded by a machine that lags) is ignored: the
+    /// signatures the stored one let this machine drop would lose their proof.
     pub(super) fn checkpoint_to_keep(
         &mut self,
         key: DocKey,
         sent: Option<&Checkpoint>,
     ) -> Result<Option<Vec<u8>>> {
-        // Most messages repeat the stored one: compared before the signature is checked.
         let Some(c) = sent else {
             return Ok(None);
         };
-        if self.stored_checkpoint(key)?.as_ref() == Some(c) || !c.verifies(key) {
+        // Most messages repeat the stored one: compared before the signature is checked.
+        let stored = self.stored_checkpoint(key)?;
+        if stored.as_ref() == Some(c) || !c.verifies(key) {
             return Ok(None);
         }
         let Some(t) = self.tracked(key) else {
             return Ok(None);
         };
-        let held = c.heads().iter().all(|h| t.has_change(&ChangeHash(*h)));
-        Ok(held.then(|| c.encode()))
+        if !c.heads().iter().all(|h| t.has_change(&ChangeHash(*h))) {
+            return Ok(None);
+        }
+        let newer = match stored {
+            None => true,
+            Some(old) => {
+                // The changes since the stored checkpoint: few, it is the latest seen.
+                let old_heads: Vec<ChangeHash> =
+                    old.heads().iter().map(|h| ChangeHash(*h)).collect();
+                let since: HashSet<ChangeHash> = t
+                    .doc
+                    .get_changes_meta(&old_heads)
+                    .iter()
+                    .map(|m| m.hash)
+                    .collect();
+                c.heads()
+                    .iter()
+                    .all(|h| since.contains(&ChangeHash(*h)) || old.heads().contains(h))
+            }
+        };
+        Ok(newer.then(|| c.encode()))
     }
 
     /// At compaction of machine document `key`: the checkpoint to store (this machine
