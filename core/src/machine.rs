@@ -272,8 +272,12 @@ impl Machine {
             compact_due: None,
         };
         m.commit(Commit::docs(&[DocKey::Machine(me), DocKey::Mesh]))?;
-        if m.store.schema_version()? < 2 {
-            m.sign_history()?;
+        match m.store.schema_version()? {
+            v if v < 2 => m.sign_history()?,
+            v if v < crate::store::SCHEMA_VERSION => {
+                m.store.set_schema_version(crate::store::SCHEMA_VERSION)?
+            }
+            _ => {}
         }
         Ok(m)
     }

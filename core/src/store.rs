@@ -20,10 +20,13 @@ use tables::{
 };
 
 /// The store format this build reads and writes. History: 1 = first format; 2 = change
-/// signatures (table `change_sigs`). A format-1 store is upgraded when its machine opens
-/// (`Machine::open`: the owner signs its own history, unsigned replicas are dropped to
-/// be fetched again) and then marked 2; a newer format is refused.
-pub const SCHEMA_VERSION: u32 = 2;
+/// signatures (table `change_sigs`); 3 = checkpoints (table `checkpoints`; a compaction
+/// drops the change signatures a checkpoint covers, which a format-2 build would need).
+/// A format-1 store is upgraded when its machine opens (`Machine::open`: the owner signs
+/// its own history, unsigned replicas are dropped to be fetched again), a format-2 one
+/// is only marked 3 (nothing to convert); a newer format is refused, so a build from
+/// before checkpoints refuses a store that may have dropped signatures.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// File name of the store inside the home folder.
 pub const STORE_FILE: &str = "store.redb";

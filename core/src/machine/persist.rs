@@ -585,7 +585,10 @@ mod tests {
         let home = a.home().to_path_buf();
         drop(a);
         let mut a = Machine::open(&home).expect("upgrade");
-        assert_eq!(a.store.schema_version().expect("version"), 2);
+        assert_eq!(
+            a.store.schema_version().expect("version"),
+            crate::store::SCHEMA_VERSION
+        );
         assert!(a.replica(b.id()).is_none(), "B's unsigned copy is dropped");
         // A machine that never saw A takes A's whole history: every change of it must
         // come signed, or `sync` panics on the refusal.
@@ -597,6 +600,29 @@ mod tests {
         sync(&mut a, &mut b);
         assert!(a.replica(b.id()).is_some(), "B's document fetched again");
         assert!(a.spec_on(Some("b"), "b", "1").is_ok());
+    }
+
+    #[test]
+    fn a_format_2_store_is_marked_3_and_keeps_everything() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut a, mut b) = (machine(dir.path(), "a"), machine(dir.path(), "b"));
+        pair(&mut a, &mut b);
+        sync(&mut a, &mut b);
+        assert_eq!(crate::store::SCHEMA_VERSION, 3);
+        a.store.set_schema_version(2).expect("version");
+        let home = a.home().to_path_buf();
+        drop(a);
+        let a = Machine::open(&home).expect("open");
+        assert_eq!(a.store.schema_version().expect("version"), 3);
+        assert!(
+            a.replica(b.id()).is_some(),
+            "nothing dropped: no conversion"
+        );
+        assert!(a.spec_on(Some("b"), "b", "1").is_ok());
+        assert!(
+            own_signatures(&a) > 0,
+            "its signatures stay until a compaction"
+        );
     }
 
     /// Rewrites `m`'s spec with title `title` and stores the change (as the watcher does).
