@@ -156,6 +156,14 @@ impl Checkpoint {
         &self.heads
     }
 
+    /// The heads as Automerge change hashes.
+    pub fn change_hashes(&self) -> Vec<automerge::ChangeHash> {
+        self.heads
+            .iter()
+            .map(|h| automerge::ChangeHash(*h))
+            .collect()
+    }
+
     /// Whether this is the owner's valid checkpoint of machine document `doc` (never
     /// for the mesh, which has no owner).
     pub fn verifies(&self, doc: DocKey) -> bool {

@@ -183,6 +183,18 @@ impl Tracked {
         self.doc.get_changes_meta(heads).len()
     }
 
+    /// The changes not covered by `heads` (those after them), as a set.
+    pub(crate) fn hashes_after(
+        &mut self,
+        heads: &[ChangeHash],
+    ) -> std::collections::HashSet<ChangeHash> {
+        self.doc
+            .get_changes_meta(heads)
+            .iter()
+            .map(|c| c.hash)
+            .collect()
+    }
+
     pub(crate) fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()
     }

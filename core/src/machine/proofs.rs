@@ -98,10 +98,10 @@ impl Machine {
         }
         let mut heads: Vec<ChangeHash> = Vec::new();
         if let Some(c) = sent.filter(|c| c.verifies(key)) {
-            heads.extend(c.heads().iter().map(|h| ChangeHash(*h)));
+            heads.extend(c.change_hashes());
         }
         if let Some(c) = self.stored_checkpoint(key)? {
-            heads.extend(c.heads().iter().map(|h| ChangeHash(*h)));
+            heads.extend(c.change_hashes());
         }
         Ok(match self.tracked(key) {
             Some(t) if !heads.is_empty() => t.history_within(&heads, added),
@@ -137,14 +137,7 @@ impl Machine {
             None => true,
             Some(old) => {
                 // The changes since the stored checkpoint: few, it is the latest seen.
-                let old_heads: Vec<ChangeHash> =
-                    old.heads().iter().map(|h| ChangeHash(*h)).collect();
-                let since: HashSet<ChangeHash> = t
-                    .doc
-                    .get_changes_meta(&old_heads)
-                    .iter()
-                    .map(|m| m.hash)
-                    .collect();
+                let since = t.hashes_after(&old.change_hashes());
                 c.heads()
                     .iter()
                     .all(|h| since.contains(&ChangeHash(*h)) || old.heads().contains(h))
@@ -178,13 +171,7 @@ impl Machine {
         let Some(t) = self.tracked(key) else {
             return Ok(None);
         };
-        let heads: Vec<ChangeHash> = checkpoint.heads().iter().map(|h| ChangeHash(*h)).collect();
-        let after: HashSet<ChangeHash> = t
-            .doc
-            .get_changes_meta(&heads)
-            .iter()
-            .map(|c| c.hash)
-            .collect();
+        let after = t.hashes_after(&checkpoint.change_hashes());
         // Held and not after the checkpoint: in its history. (A signature of a change
         // not held, one still waiting for its dependencies, stays.)
         let covered = signed
