@@ -11,7 +11,7 @@ pub use ticket::{Ticket, TicketError};
 
 /// ALPN of the replication protocol (2: sync frames carry change signatures; 3: and a
 /// machine document's checkpoint, `authorship::Checkpoint`).
-pub const SYNC_ALPN: &[u8] = b"leanspec-peer/sync/3";
+pub const SYNC_ALPN: &[u8] = b"leanspec-peer/sync/4";
 /// ALPN of the pairing protocol.
 pub const JOIN_ALPN: &[u8] = b"leanspec-peer/join/1";
 /// ALPN of signed operations (request → verdict).

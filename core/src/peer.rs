@@ -319,6 +319,9 @@ pub(crate) struct Shared {
     /// Documents that changed locally or from a peer: sessions push them.
     pub(crate) changed: broadcast::Sender<DocKey>,
     pub(crate) sessions: Mutex<HashMap<MachineId, session::SessionHandle>>,
+    /// The machines we hold a session with, told to every peer (`proto::sync`,
+    /// invariant 5); set with the `sessions` lock held.
+    pub(crate) links: tokio::sync::watch::Sender<HashSet<MachineId>>,
     pub(crate) presence: Mutex<HashMap<MachineId, Presence>>,
     pub(crate) session_changed: Notify,
     /// A member's address was learned (on the LAN): dialers waiting out a backoff try
@@ -670,6 +673,7 @@ impl Peer {
             endpoint: endpoint.clone(),
             changed,
             sessions: Mutex::new(HashMap::new()),
+            links: tokio::sync::watch::Sender::new(HashSet::new()),
             presence: Mutex::new(HashMap::new()),
             session_changed: Notify::new(),
             addresses_changed: Notify::new(),

@@ -99,13 +99,13 @@ impl Machine {
         let mut mesh = MeshDoc::load(self.id(), [mesh_bytes]).map_err(DocError::from)?;
         mesh.pin(self.mesh.pinned());
         self.mesh = mesh;
-        let full = self.mesh.tracked().save();
+        let full = self.mesh.tracked_unchanged().save();
         self.store.replace_chunks(b"mesh", &full, None)?;
         self.snapshot_bytes.insert(DocKey::Mesh, full.len() as u64);
         let mut kept = Vec::new();
         for (hash, s) in signatures {
             let hash = automerge::ChangeHash(*hash);
-            let actor = self.mesh.tracked().change_actor(&hash);
+            let actor = self.mesh.tracked_unchanged().change_actor(&hash);
             let proven = actor.is_some_and(|a| {
                 s.signer.actor_bytes().as_slice() == a.to_bytes()
                     && self.mesh.allows_actor(&a)
@@ -122,14 +122,14 @@ impl Machine {
 
     /// A full save of the mesh (sent to a joiner).
     pub fn mesh_bytes(&mut self) -> Vec<u8> {
-        self.mesh.tracked().doc.save()
+        self.mesh.tracked_unchanged().doc.save()
     }
 
     /// The stored signatures of the mesh's changes (sent to a joiner with the mesh).
     pub fn mesh_signatures(&mut self) -> Result<Vec<([u8; 32], ChangeSignature)>> {
         let hashes: Vec<[u8; 32]> = self
             .mesh
-            .tracked()
+            .tracked_unchanged()
             .all_changes()
             .iter()
             .map(|h| h.0)

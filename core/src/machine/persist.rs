@@ -150,7 +150,7 @@ impl Machine {
     /// [`Machine::tracked_mut`] to change the content.
     pub(super) fn tracked(&mut self, key: DocKey) -> Option<&mut Tracked> {
         match key {
-            DocKey::Mesh => Some(self.mesh.tracked()),
+            DocKey::Mesh => Some(self.mesh.tracked_unchanged()),
             DocKey::Machine(id) if id == self.identity.id() => Some(self.doc.tracked_unchanged()),
             DocKey::Machine(id) => self
                 .replicas

@@ -229,6 +229,11 @@ impl Machine {
         self.limits = limits;
     }
 
+    /// What members may make this machine spend.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// How much of the audit log to keep (from the limits).
     pub fn audit_retention(&self) -> crate::store::AuditRetention {
         crate::store::AuditRetention {
@@ -449,7 +454,10 @@ impl Machine {
                     continue;
                 };
                 let revocations = self.mesh.revocation_changes(id);
-                let late = self.mesh.tracked().descends_from(*hash, &revocations);
+                let late = self
+                    .mesh
+                    .tracked_unchanged()
+                    .descends_from(*hash, &revocations);
                 if late {
                     self.reload(key)?;
                     let machine = id.to_string();

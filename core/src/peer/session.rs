@@ -11,13 +11,15 @@ use crate::proto::sync::SyncSession;
 use crate::store::PeerRecord;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use iroh::protocol::{AcceptError, ProtocolHandler};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KIND_HELLO: u8 = 0;
 const KIND_SYNC: u8 = 1;
 const KIND_ADDRS: u8 = 4;
+/// The machines the sender holds a session with (`proto::sync`, invariant 5).
+const KIND_LINKS: u8 = 9;
 
 /// How long a dial or a join may take before we call the peer unreachable.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -155,6 +157,7 @@ fn register(
             serial,
         },
     );
+    publish_links(shared, &sessions);
     Some(serial)
 }
 
@@ -192,6 +195,7 @@ async fn run(
         machine: peer.to_string(),
     });
     let mut changed = shared.changed.subscribe();
+    let mut links = shared.links.subscribe();
     let mut session = SyncSession::new(peer, dialer == shared.me);
     let mut shutdown = shared.shutdown.subscribe();
     let result: Result<(), SessionEnd> = async {
@@ -201,6 +205,7 @@ async fn run(
         if shared.gossip {
             send_addrs(&shared, peer, &mut send).await?;
         }
+        send_links(&mut links, &mut session, &mut send).await?;
         let step = session.start(&mut lock(&shared.local.machine));
         send_all(&mut send, step.send).await?;
         loop {
@@ -219,6 +224,16 @@ async fn run(
                         if shared.gossip && addrs::merge(&shared, peer, &body) {
                             spawn_dialers(&shared);
                         }
+                        continue;
+                    }
+                    if kind == KIND_LINKS {
+                        let max = lock(&shared.local.machine).limits().max_members;
+                        let Some(theirs) = link::parse_links(&body, max) else {
+                            conn.close(net::close::PROTOCOL.into(), b"malformed links frame");
+                            return Err(SessionEnd::MalformedLinks);
+                        };
+                        let step = session.on_peer_links(&mut lock(&shared.local.machine), theirs);
+                        send_all(&mut send, step.send).await?;
                         continue;
                     }
                     if kind != KIND_SYNC {
@@ -266,6 +281,10 @@ async fn run(
                     send_all(&mut send, step.send).await?;
                     update_presence(&shared, &mut session);
                 }
+                Ok(()) = links.changed() => {
+                    send_links(&mut links, &mut session, &mut send).await?;
+                    update_presence(&shared, &mut session);
+                }
                 _ = stopping(&mut shutdown) => return Ok(()),
                 e = conn.closed() => return Err(SessionEnd::Closed(e)),
             }
@@ -296,6 +315,7 @@ async fn run(
         let mut sessions = lock(&shared.sessions);
         if sessions.get(&peer).is_some_and(|s| s.serial == serial) {
             sessions.remove(&peer);
+            publish_links(&shared, &sessions);
             true
         } else {
             false
@@ -315,6 +335,30 @@ async fn run(
         });
     }
     shared.session_changed.notify_waiters();
+}
+
+/// Tells every session which machines this one holds sessions with now (called with
+/// the sessions lock held, so the published set follows the map's order of changes).
+fn publish_links(shared: &Shared, sessions: &HashMap<MachineId, SessionHandle>) {
+    let now: HashSet<MachineId> = sessions.keys().copied().collect();
+    shared.links.send_if_modified(|links| {
+        let changed = *links != now;
+        *links = now;
+        changed
+    });
+}
+
+/// Sends this machine's links (without the peer itself) and records them in the session.
+async fn send_links(
+    links: &mut tokio::sync::watch::Receiver<HashSet<MachineId>>,
+    session: &mut SyncSession,
+    send: &mut SendStream,
+) -> Result<(), net::FrameError> {
+    let mut now = links.borrow_and_update().clone();
+    now.remove(&session.peer());
+    frame::write(send, KIND_LINKS, &link::links(&now)).await?;
+    session.on_own_links(now);
+    Ok(())
 }
 
 fn update_presence(shared: &Shared, session: &mut SyncSession) {
@@ -367,6 +411,9 @@ enum SessionEnd {
     /// A sync frame without a valid document key.
     #[error("malformed sync frame")]
     MalformedSync,
+    /// A links frame that is not a whole number of machine ids, or lists too many.
+    #[error("malformed links frame")]
+    MalformedLinks,
 }
 
 async fn send_addrs(

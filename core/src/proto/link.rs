@@ -4,6 +4,7 @@
 use crate::identity::MachineId;
 use crate::mesh::MeshDoc;
 use crate::net::close;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// Why a sync connection is refused before any of its bytes are read.
@@ -48,6 +49,28 @@ pub(crate) fn hello(incarnation: u64) -> [u8; 8] {
 /// The incarnation in a hello; `None` unless the body is exactly 8 bytes.
 pub(crate) fn parse_hello(body: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(body).ok().map(u64::from_be_bytes)
+}
+
+/// The links frame's body: the machines the sender holds a sync session with now (its
+/// direct sources of their documents), 32 bytes each. A peer that sees us linked to a
+/// machine stops relaying that machine's changes to us (`proto::sync`, invariant 5).
+pub(crate) fn links<'a>(ids: impl IntoIterator<Item = &'a MachineId>) -> Vec<u8> {
+    ids.into_iter().flat_map(|id| *id.as_bytes()).collect()
+}
+
+/// The machines in a links frame; `None` unless the body is a whole number of ids and
+/// at most `max` of them. A claim here only changes what is relayed *to its sender*:
+/// a member that lies about its links only starves itself.
+pub(crate) fn parse_links(body: &[u8], max: usize) -> Option<HashSet<MachineId>> {
+    if !body.len().is_multiple_of(32) || body.len() / 32 > max {
+        return None;
+    }
+    Some(
+        body.chunks_exact(32)
+            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+            .map(MachineId::from_bytes)
+            .collect(),
+    )
 }
 
 /// A connection to a machine, as the tie-break sees it.
@@ -136,6 +159,17 @@ mod tests {
         theirs.revoke(me, peer, 2);
         assert_eq!(admit_session(&theirs, me, peer), Err(Refusal::SelfRevoked));
         assert_eq!(Refusal::NotMember.close_code(), close::NOT_MEMBER);
+    }
+
+    #[test]
+    fn a_links_frame_is_whole_ids_and_bounded() {
+        let ids = [id(1), id(2), id(3)];
+        let body = links(&ids);
+        assert_eq!(body.len(), 96);
+        assert_eq!(parse_links(&body, 3), Some(ids.into_iter().collect()));
+        assert_eq!(parse_links(&body, 2), None, "more ids than members");
+        assert_eq!(parse_links(&body[..95], 3), None, "a cut id");
+        assert_eq!(parse_links(&[], 3), Some(HashSet::new()));
     }
 
     #[test]

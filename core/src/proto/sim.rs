@@ -54,6 +54,14 @@ enum Close {
 enum Note {
     Changed(DocKey),
     Lagged,
+    /// The machine's set of sessions changed (the driver's links watch).
+    Links,
+}
+
+/// What travels on a connection.
+enum Frame {
+    Sync(DocKey, Vec<u8>),
+    Links(HashSet<MachineId>),
 }
 
 struct Node {
@@ -76,7 +84,7 @@ struct End {
     node: usize,
     session: SyncSession,
     /// Frames sent to this end, not yet processed.
-    inbox: VecDeque<(DocKey, Vec<u8>)>,
+    inbox: VecDeque<Frame>,
     notes: VecDeque<Note>,
     /// Its session started (after registering; the dialer's once connected, the
     /// acceptor's once it read the hello).
@@ -107,6 +115,8 @@ struct Sim {
     log: Vec<String>,
     /// Messages refused (none may be: every machine here is honest).
     refusals: Vec<String>,
+    /// Sync frames sent, per (from node, to node, document).
+    sent: HashMap<(usize, usize, DocKey), usize>,
 }
 
 fn scratch() -> tempfile::TempDir {
@@ -156,6 +166,7 @@ impl Sim {
             partition: None,
             log: Vec::new(),
             refusals: Vec::new(),
+            sent: HashMap::new(),
         }
     }
 
@@ -203,7 +214,35 @@ impl Sim {
         if conn.closed {
             return;
         }
-        conn.ends[1 - side].inbox.extend(out);
+        let (from, to) = (conn.ends[side].node, conn.ends[1 - side].node);
+        for (key, _) in &out {
+            *self.sent.entry((from, to, *key)).or_default() += 1;
+        }
+        conn.ends[1 - side]
+            .inbox
+            .extend(out.into_iter().map(|(k, m)| Frame::Sync(k, m)));
+    }
+
+    /// End `side` of `c` tells its peer the machines its node holds sessions with.
+    fn send_links(&mut self, c: usize, side: usize) {
+        let node = self.conns[c].ends[side].node;
+        let peer = self.conns[c].ends[1 - side].node;
+        let links: HashSet<MachineId> = self.nodes[node]
+            .sessions
+            .keys()
+            .filter(|&&p| p != peer)
+            .map(|&p| self.nodes[p].id)
+            .collect();
+        self.conns[c].ends[side].session.on_own_links(links.clone());
+        let conn = &mut self.conns[c];
+        if !conn.closed {
+            conn.ends[1 - side].inbox.push_back(Frame::Links(links));
+        }
+    }
+
+    /// `n`'s sessions changed: each of its sessions will send its links.
+    fn links_changed(&mut self, n: usize) {
+        self.notify(n, Note::Links);
     }
 
     /// The tie-break's view of connection `c` from end `side`.
@@ -232,6 +271,7 @@ impl Sim {
         }
         self.nodes[node].sessions.insert(peer, c);
         self.conns[c].ends[side].registered = true;
+        self.links_changed(node);
         true
     }
 
@@ -274,6 +314,7 @@ impl Sim {
         self.conns[c].ends[side].registered = false;
         if self.nodes[node].sessions.get(&peer) == Some(&c) {
             self.nodes[node].sessions.remove(&peer);
+            self.links_changed(node);
         }
         if self.up(node) {
             let states = self.conns[c].ends[side].session.encoded_states();
@@ -340,6 +381,7 @@ impl Sim {
         if self.register(c, side) {
             let node = self.conns[c].ends[side].node;
             self.conns[c].ends[side].started = true;
+            self.send_links(c, side);
             let m = self.nodes[node].m.as_mut().expect("up");
             let step = self.conns[c].ends[side].session.start(m);
             self.transmit(c, side, step.send);
@@ -356,10 +398,18 @@ impl Sim {
             self.conns[c].ends[side].inbox.clear();
             return;
         }
-        let Some((key, msg)) = self.conns[c].ends[side].inbox.pop_front() else {
+        let Some(frame) = self.conns[c].ends[side].inbox.pop_front() else {
             return;
         };
         let m = self.nodes[node].m.as_mut().expect("up");
+        let (key, msg) = match frame {
+            Frame::Sync(key, msg) => (key, msg),
+            Frame::Links(links) => {
+                let step = self.conns[c].ends[side].session.on_peer_links(m, links);
+                self.transmit(c, side, step.send);
+                return;
+            }
+        };
         match self.conns[c].ends[side].session.on_frame(m, key, &msg) {
             Ok(step) => {
                 if let Some((key, why)) = &step.refused {
@@ -389,11 +439,15 @@ impl Sim {
         let Some(note) = self.conns[c].ends[side].notes.pop_front() else {
             return;
         };
+        if note == Note::Links {
+            self.send_links(c, side);
+            return;
+        }
         let m = self.nodes[node].m.as_mut().expect("up");
         let s = &mut self.conns[c].ends[side].session;
         let step = match note {
             Note::Changed(key) => s.on_local_change(m, key),
-            Note::Lagged => s.on_lagged(m),
+            Note::Lagged | Note::Links => s.on_lagged(m),
         };
         self.transmit(c, side, step.send);
     }
@@ -825,4 +879,74 @@ fn a_restarted_machine_replaces_its_dead_connection_before_the_timeout() {
         heads,
         "the change after the restart arrived"
     );
+}
+
+/// Invariant 5 of `proto::sync`: three machines, each with a session to the other two.
+/// A change of `a`'s document reaches `b` and `c` from `a`; neither relays it to the
+/// other (before, each did: every change was offered N−1 times to every machine). When
+/// `c`'s link to `a` is gone (the connection was cut while `a` changed), `b` opens `a`'s
+/// document with `c` and sends what it did not relay.
+#[test]
+fn a_change_is_not_relayed_to_a_peer_linked_to_its_owner_until_that_link_goes() {
+    let mut sim = Sim::new(5, 3);
+    let (a, b, c) = (0, 1, 2);
+    sim.join(b, a);
+    sim.join(c, a);
+    let mut conn = HashMap::new();
+    for (x, y) in [(a, b), (a, c), (b, c)] {
+        let k = sim.dial(x, y).expect("dial");
+        sim.begin(k, 0);
+        sim.begin(k, 1);
+        conn.insert((x, y), k);
+        // b learns of c from a before it dials c.
+        sim.settle(None);
+    }
+    sim.check().expect("all in sync after connecting");
+    let key_a = DocKey::Machine(sim.nodes[a].id);
+    let relayed = |sim: &Sim| {
+        sim.sent.get(&(b, c, key_a)).copied().unwrap_or(0)
+            + sim.sent.get(&(c, b, key_a)).copied().unwrap_or(0)
+    };
+    let before = relayed(&sim);
+    for _ in 0..3 {
+        sim.edit(a);
+        sim.settle(None);
+    }
+    let heads = sim.m(a).heads(key_a);
+    assert_eq!(sim.m(b).heads(key_a), heads, "b has a's changes");
+    assert_eq!(sim.m(c).heads(key_a), heads, "c has a's changes");
+    assert_eq!(
+        relayed(&sim),
+        before,
+        "b and c relayed a's changes to each other"
+    );
+    sim.check().expect("every session in sync");
+
+    // a–c is cut (nobody notices yet) and a changes: only b gets it, and keeps it
+    // from c while c still says it is linked to a.
+    let ac = conn[&(a, c)];
+    sim.close(ac, Close::Cut);
+    sim.edit(a);
+    for _ in 0..10_000 {
+        let work: Vec<_> = sim
+            .work()
+            .into_iter()
+            .filter(|&(kind, k, _)| !(kind == 3 && k == ac))
+            .collect();
+        let Some(&w) = work.first() else { break };
+        sim.do_work(w);
+    }
+    let heads = sim.m(a).heads(key_a);
+    assert_eq!(sim.m(b).heads(key_a), heads);
+    assert_ne!(sim.m(c).heads(key_a), heads, "nothing reached c yet");
+    // c notices: its links change, and b sends it a's change.
+    let side_c = sim.side(ac, c);
+    sim.notice(ac, side_c);
+    sim.settle(None);
+    assert_eq!(
+        sim.m(c).heads(key_a),
+        heads,
+        "b sent c what it had not relayed"
+    );
+    assert!(relayed(&sim) > before);
 }

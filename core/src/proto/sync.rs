@@ -22,6 +22,16 @@
 //! 4. A message we refuse (malformed, or a change without its author's signature) is
 //!    refused for its document only: the session goes on syncing the others, so one
 //!    forged change cannot cut a machine off (issue 11).
+//! 5. A change of a third machine's document that this side received from elsewhere
+//!    is not relayed to a peer that says it holds a session with that machine (its
+//!    links frame): the owner pushes it to that peer itself. Without this every change
+//!    was offered by every member to every member (N² messages per change: 25
+//!    machines saturated two cores, issue 15). Only relaying is skipped, never an
+//!    opening (at the start, for a new member, after lagging) nor a reply: a machine
+//!    that lacks a document still asks for it. When the peer's link to that machine
+//!    goes, this side opens the document, sending what was not relayed; a document
+//!    both sides hold links for is left out of `in_sync` (neither side relays it, so
+//!    their sync states of it say nothing).
 
 use crate::identity::MachineId;
 use crate::machine::{DocChange, DocKey, Machine, SyncError};
@@ -64,6 +74,10 @@ pub(crate) struct SyncSession {
     /// Documents opened in this session (by either side). See invariant 2.
     opened: HashSet<DocKey>,
     in_sync: bool,
+    /// The machines the peer last said it holds a session with (invariant 5).
+    peer_links: HashSet<MachineId>,
+    /// The machines this side last told the peer it holds a session with.
+    own_links: HashSet<MachineId>,
 }
 
 impl SyncSession {
@@ -75,6 +89,8 @@ impl SyncSession {
             states: HashMap::new(),
             opened: HashSet::new(),
             in_sync: false,
+            peer_links: HashSet::new(),
+            own_links: HashSet::new(),
         }
     }
 
@@ -147,6 +163,9 @@ impl SyncSession {
     /// `key` changed here (a local edit, or changes received by another session).
     pub(crate) fn on_local_change(&mut self, m: &mut Machine, key: DocKey) -> Step {
         let mut step = Step::default();
+        if self.peer_is_linked_to_owner(m.id(), key) {
+            return step;
+        }
         self.open(m, key, &mut step.send);
         if key == DocKey::Mesh {
             self.open_new(m, &mut step.send);
@@ -158,10 +177,41 @@ impl SyncSession {
     /// is to say about every document.
     pub(crate) fn on_lagged(&mut self, m: &mut Machine) -> Step {
         let mut step = Step::default();
+        let me = m.id();
         for key in m.sync_keys() {
-            self.open(m, key, &mut step.send);
+            if !self.peer_is_linked_to_owner(me, key) {
+                self.open(m, key, &mut step.send);
+            }
         }
         step
+    }
+
+    /// The peer's links frame arrived (invariant 5): documents of machines it is no
+    /// longer linked to are opened, so what was not relayed to it is sent now.
+    pub(crate) fn on_peer_links(&mut self, m: &mut Machine, links: HashSet<MachineId>) -> Step {
+        let mut step = Step::default();
+        let dropped: Vec<MachineId> = self.peer_links.difference(&links).copied().collect();
+        self.peer_links = links;
+        for owner in dropped {
+            self.open(m, DocKey::Machine(owner), &mut step.send);
+        }
+        step
+    }
+
+    /// This side told the peer it holds sessions with `links` (for `in_sync`).
+    pub(crate) fn on_own_links(&mut self, links: HashSet<MachineId>) {
+        self.own_links = links;
+    }
+
+    /// Whether `key` is a third machine's document that the peer gets from its owner
+    /// directly (invariant 5).
+    fn peer_is_linked_to_owner(&self, me: MachineId, key: DocKey) -> bool {
+        match key {
+            DocKey::Machine(owner) => {
+                owner != me && owner != self.peer && self.peer_links.contains(&owner)
+            }
+            _ => false,
+        }
     }
 
     /// Opens the shared documents this session has not opened yet (invariant 2).
@@ -194,7 +244,13 @@ impl SyncSession {
     /// changes to this machine's document the peer has not acknowledged. Returns the
     /// new `in_sync` when it changed since the last call.
     pub(crate) fn sync_status(&mut self, m: &mut Machine) -> (bool, usize, Option<bool>) {
+        let me = m.id();
         let in_sync = m.sync_keys().into_iter().all(|k| {
+            let both_linked = matches!(k, DocKey::Machine(owner) if self.own_links.contains(&owner))
+                && self.peer_is_linked_to_owner(me, k);
+            if both_linked {
+                return true;
+            }
             let ours = m.heads(k);
             self.states
                 .get(&k)
