@@ -135,7 +135,7 @@ def run(n: int):
     procs = []
 
     def up(i: int, key=None):
-        env = dict(os.environ, LEANSPEC_PEER_HOME=str(homes[i]), LEANSPEC_PEER_LOG="warn")
+        env = dict(os.environ, LEANSPEC_PEER_HOME=str(homes[i]), LEANSPEC_PEER_LOG=os.environ.get("SCALE_LOG", "warn"))
         args = [BIN, "up", "--bind", "127.0.0.1:0", "--no-ui", "--label", f"m{i:02d}",
                 "--project", str(projects[i])]
         if key:
@@ -149,6 +149,7 @@ def run(n: int):
                 raise RuntimeError(f"up {i} did not start: {(tmp / f'up{i}.log').read_text()}")
             time.sleep(0.05)
 
+    ok = False
     try:
         up(0)
         key = cli(homes[0], "invite", "--reusable", "--ttl", "1h").strip()
@@ -166,6 +167,7 @@ def run(n: int):
 
         converge, round1 = until("convergence", everyone_holds_everything)
         converge += started
+        print(f"({n} machines: everyone holds everything after {converge:.1f} s)", file=sys.stderr, flush=True)
         idle = [proc_stats(p.pid) for p in procs]
         cpu_converge = sum(c for _, c in idle)
         watches = [Watch(h, STORM * n) for h in homes]
@@ -174,9 +176,9 @@ def run(n: int):
         # The streams are live once each prints a line: machine 0 changes one spec
         # that is not part of the storm, and every stream must show it (bounded).
         f = projects[0] / "specs" / f"{SPECS:05d}-m0-spec-{SPECS - 1}" / "README.md"
-        tmp = f.with_name(".README.md.tmp")
-        tmp.write_text(re.sub(r"priority: \w+", "priority: critical", f.read_text(), count=1))
-        os.replace(tmp, f)
+        staged = f.with_name(".README.md.tmp")
+        staged.write_text(re.sub(r"priority: \w+", "priority: critical", f.read_text(), count=1))
+        os.replace(staged, f)
         deadline = time.monotonic() + 120
         while any(w.lines == 0 for w in watches):
             if time.monotonic() > deadline:
@@ -207,6 +209,7 @@ def run(n: int):
               f"median {rss[len(rss) // 2]:.1f} MB, max {rss[-1]:.1f} MB | "
               f"{cpu_converge / n:.2f} s per process until converged; "
               f"{cpu_idle / n:.2f} s per process over the storm + 10 s |", flush=True)
+        ok = True
     finally:
         for p in procs:
             p.terminate()
@@ -215,7 +218,11 @@ def run(n: int):
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        keep = os.environ.get("SCALE_KEEP")
+        if (ok and keep != "always") or not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp} (SCALE_KEEP)", file=sys.stderr)
 
 
 def main():

@@ -178,7 +178,7 @@ async fn run(
     dialer: MachineId,
     incarnation: u64,
     mut send: SendStream,
-    mut recv: RecvStream,
+    recv: RecvStream,
 ) {
     let Some(serial) = register(&shared, peer, &conn, dialer, incarnation) else {
         return;
@@ -208,9 +208,24 @@ async fn run(
         send_links(&mut links, &mut session, &mut send).await?;
         let step = session.start(&mut lock(&shared.local.machine));
         send_all(&mut send, step.send).await?;
+        // One read in flight for the whole session, not one per `select!` round: a
+        // read dropped when another branch won lost the bytes it had taken, and the
+        // stream was misread from there on ("frame of 1747271137 bytes is larger than
+        // the limit": sessions flapped under load, and their documents stalled).
+        let mut reading = Box::pin(next_frame(recv));
+        let settle = tokio::time::sleep(crate::proto::sync::SETTLE);
+        tokio::pin!(settle);
+        let mut settled = false;
         loop {
             tokio::select! {
-                r = frame::read(&mut recv) => {
+                _ = &mut settle, if !settled => {
+                    settled = true;
+                    let step = session.on_settle(&mut lock(&shared.local.machine));
+                    send_all(&mut send, step.send).await?;
+                    update_presence(&shared, &mut session);
+                }
+                (stream, r) = &mut reading => {
+                    reading = Box::pin(next_frame(stream));
                     let (kind, body) = match r {
                         Ok(f) => f,
                         Err(net::FrameError::Closed) => return Ok(()),
@@ -359,6 +374,13 @@ async fn send_links(
     frame::write(send, KIND_LINKS, &link::links(&now)).await?;
     session.on_own_links(now);
     Ok(())
+}
+
+/// Reads the next frame and hands the stream back, so the read can live across
+/// `select!` rounds (a frame read is not cancel-safe).
+async fn next_frame(mut recv: RecvStream) -> (RecvStream, Result<(u8, Vec<u8>), net::FrameError>) {
+    let r = frame::read(&mut recv).await;
+    (recv, r)
 }
 
 fn update_presence(shared: &Shared, session: &mut SyncSession) {

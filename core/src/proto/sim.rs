@@ -56,6 +56,8 @@ enum Note {
     Lagged,
     /// The machine's set of sessions changed (the driver's links watch).
     Links,
+    /// The session's settle timer fired (`proto::sync`, invariant 6).
+    Settle,
 }
 
 /// What travels on a connection.
@@ -385,6 +387,7 @@ impl Sim {
             let m = self.nodes[node].m.as_mut().expect("up");
             let step = self.conns[c].ends[side].session.start(m);
             self.transmit(c, side, step.send);
+            self.conns[c].ends[side].notes.push_back(Note::Settle);
         }
     }
 
@@ -447,6 +450,7 @@ impl Sim {
         let s = &mut self.conns[c].ends[side].session;
         let step = match note {
             Note::Changed(key) => s.on_local_change(m, key),
+            Note::Settle => s.on_settle(m),
             Note::Lagged | Note::Links => s.on_lagged(m),
         };
         self.transmit(c, side, step.send);
@@ -949,4 +953,49 @@ fn a_change_is_not_relayed_to_a_peer_linked_to_its_owner_until_that_link_goes() 
         "b sent c what it had not relayed"
     );
     assert!(relayed(&sim) > before);
+}
+
+/// Invariant 6 of `proto::sync`: a machine that joins a mesh of three and connects to
+/// all of them at once gets each member's document from that member only. Before, every
+/// session opened every document at its start, and each member answered with every
+/// document whole (N² whole documents for one starting machine).
+#[test]
+fn a_starting_machine_gets_each_document_from_its_owner_only() {
+    let mut sim = Sim::new(9, 4);
+    let (a, b, c, d) = (0, 1, 2, 3);
+    sim.join(b, a);
+    sim.join(c, a);
+    for (x, y) in [(a, b), (a, c), (b, c)] {
+        let k = sim.dial(x, y).expect("dial");
+        sim.begin(k, 0);
+        sim.begin(k, 1);
+        sim.settle(None);
+    }
+    sim.join(d, a);
+    // b and c learn of d (else they refuse its connections).
+    sim.settle(None);
+    let conns: Vec<usize> = [a, b, c]
+        .into_iter()
+        .map(|x| sim.dial(d, x).expect("dial"))
+        .collect();
+    for &k in &conns {
+        sim.begin(k, 0);
+        sim.begin(k, 1);
+    }
+    // The settle timers fire after the sessions started (the driver waits 2 s).
+    for &k in &conns {
+        let notes = &mut sim.conns[k].ends[0].notes;
+        notes.retain(|n| *n != Note::Settle);
+        notes.push_back(Note::Settle);
+    }
+    sim.settle(None);
+    sim.check().expect("everyone in sync");
+    for (owner, others) in [(a, [b, c]), (b, [a, c]), (c, [a, b])] {
+        let key = DocKey::Machine(sim.nodes[owner].id);
+        assert_eq!(sim.m(d).heads(key), sim.m(owner).heads(key));
+        for x in others {
+            let sent = sim.sent.get(&(x, d, key)).copied().unwrap_or(0);
+            assert_eq!(sent, 0, "{x} sent d {owner}'s document");
+        }
+    }
 }

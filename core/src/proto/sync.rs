@@ -32,11 +32,24 @@
 //!    goes, this side opens the document, sending what was not relayed; a document
 //!    both sides hold links for is left out of `in_sync` (neither side relays it, so
 //!    their sync states of it say nothing).
+//! 6. Third machines' documents are opened only once the session has settled (the
+//!    driver waits [`SETTLE`] after the start) and not when both sides are linked to
+//!    their owner: each gets them from the owner. A machine that starts dials every
+//!    member at once; opening every document on every session at the start made each
+//!    member send it every document whole (N² transfers per starting machine: 50
+//!    machines did not converge in 10 minutes, issue 15). By the time a session has
+//!    settled the machine holds its other sessions, so only documents whose owner it
+//!    cannot reach are asked of others. When a link goes later, invariant 5 opens the
+//!    document.
 
 use crate::identity::MachineId;
 use crate::machine::{DocChange, DocKey, Machine, SyncError};
 use automerge::sync::State;
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// How long after its start a session opens third machines' documents (invariant 6).
+pub(crate) const SETTLE: Duration = Duration::from_secs(2);
 
 /// Sync messages to send, in order: `(document, encoded Automerge sync message)`.
 pub(crate) type Outgoing = Vec<(DocKey, Vec<u8>)>;
@@ -78,6 +91,8 @@ pub(crate) struct SyncSession {
     peer_links: HashSet<MachineId>,
     /// The machines this side last told the peer it holds a session with.
     own_links: HashSet<MachineId>,
+    /// [`SETTLE`] has passed since the start (invariant 6).
+    settled: bool,
 }
 
 impl SyncSession {
@@ -91,6 +106,7 @@ impl SyncSession {
             in_sync: false,
             peer_links: HashSet::new(),
             own_links: HashSet::new(),
+            settled: false,
         }
     }
 
@@ -105,8 +121,11 @@ impl SyncSession {
         let keys = m.sync_keys();
         let mut step = Step::default();
         if self.dialer {
+            let me = m.id();
             for key in keys {
-                self.open(m, key, &mut step.send);
+                if !self.third_party(me, key) {
+                    self.open(m, key, &mut step.send);
+                }
             }
         } else {
             self.opened.extend(keys);
@@ -206,21 +225,39 @@ impl SyncSession {
     /// Whether `key` is a third machine's document that the peer gets from its owner
     /// directly (invariant 5).
     fn peer_is_linked_to_owner(&self, me: MachineId, key: DocKey) -> bool {
-        match key {
-            DocKey::Machine(owner) => {
-                owner != me && owner != self.peer && self.peer_links.contains(&owner)
-            }
-            _ => false,
-        }
+        self.third_party(me, key)
+            && matches!(key, DocKey::Machine(owner) if self.peer_links.contains(&owner))
     }
 
     /// Opens the shared documents this session has not opened yet (invariant 2).
     fn open_new(&mut self, m: &mut Machine, out: &mut Outgoing) {
+        let me = m.id();
         for key in m.sync_keys() {
-            if !self.opened.contains(&key) {
+            let wait = self.third_party(me, key) && (!self.settled || self.both_linked(me, key));
+            if !self.opened.contains(&key) && !wait {
                 self.open(m, key, out);
             }
         }
+    }
+
+    /// The session has settled (invariant 6): opens the third machines' documents it
+    /// has not opened, except those both sides get from their owners.
+    pub(crate) fn on_settle(&mut self, m: &mut Machine) -> Step {
+        let mut step = Step::default();
+        self.settled = true;
+        self.open_new(m, &mut step.send);
+        step
+    }
+
+    /// A document of a machine other than the two ends of this session.
+    fn third_party(&self, me: MachineId, key: DocKey) -> bool {
+        matches!(key, DocKey::Machine(owner) if owner != me && owner != self.peer)
+    }
+
+    /// A third machine's document whose owner both sides hold a session with.
+    fn both_linked(&self, me: MachineId, key: DocKey) -> bool {
+        matches!(key, DocKey::Machine(owner) if self.own_links.contains(&owner))
+            && self.peer_is_linked_to_owner(me, key)
     }
 
     /// Says what there is to say about `key` (its opening, if this session has not
@@ -246,9 +283,7 @@ impl SyncSession {
     pub(crate) fn sync_status(&mut self, m: &mut Machine) -> (bool, usize, Option<bool>) {
         let me = m.id();
         let in_sync = m.sync_keys().into_iter().all(|k| {
-            let both_linked = matches!(k, DocKey::Machine(owner) if self.own_links.contains(&owner))
-                && self.peer_is_linked_to_owner(me, k);
-            if both_linked {
+            if self.both_linked(me, k) {
                 return true;
             }
             let ours = m.heads(k);
