@@ -26,9 +26,9 @@
 //!    is not relayed to a peer that says it holds a session with that machine (its
 //!    links frame): the owner pushes it to that peer itself. Without this every change
 //!    was offered by every member to every member (N² messages per change: 25
-//!    machines saturated two cores, issue 15). Only relaying is skipped, never an
-//!    opening (at the start, for a new member, after lagging) nor a reply: a machine
-//!    that lacks a document still asks for it. When the peer's link to that machine
+//!    machines saturated two cores, issue 15). Replies are never skipped, and
+//!    openings only as invariant 6 says: a machine that lacks a document and is not
+//!    linked to its owner still asks for it. When the peer's link to that machine
 //!    goes, this side opens the document, sending what was not relayed; a document
 //!    both sides hold links for is left out of `in_sync` (neither side relays it, so
 //!    their sync states of it say nothing).
