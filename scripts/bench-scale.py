@@ -157,6 +157,7 @@ def run(n: int):
         for i in range(1, n):
             up(i, key)
         started = time.monotonic() - t0
+        print(f"({n} machines started in {started:.1f} s)", file=sys.stderr, flush=True)
 
         def everyone_holds_everything():
             for h in homes:

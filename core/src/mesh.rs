@@ -25,7 +25,10 @@ mod buckets;
 use crate::identity::MachineId;
 use crate::tracked::Tracked;
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{
+    ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, Value,
+    ValueRef,
+};
 
 /// One member of the mesh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,10 +71,82 @@ pub struct MeshDoc {
     /// Revocations this machine has seen, kept in its store (never synced): a machine
     /// revoked here stays revoked whatever the document says later.
     pinned: std::collections::BTreeMap<MachineId, i64>,
-    /// The members as [`MeshDoc::members`] reads them, until the document or the pins
-    /// change: every `&mut self` method empties it. Reading them from Automerge on each
-    /// call was 80 % of a 25-machine mesh's CPU (every frame asks who the members are).
-    members: std::sync::OnceLock<Vec<Member>>,
+    /// What the document says (members and revocations, pins left out), read from
+    /// Automerge once per change of the document: every `&mut self` method that may
+    /// change it empties this. Reading them on each call was 80 % of a 25-machine
+    /// mesh's CPU (every frame asks who the members are), and reading them four times
+    /// per received mesh message 69 % of a 50-machine mesh's.
+    read: std::sync::OnceLock<Read>,
+}
+
+/// The mesh as the document alone says it (see [`MeshDoc::read`]).
+#[derive(Debug)]
+struct Read {
+    /// Every member ever added, sorted by id, revocations in the document applied.
+    members: Vec<Member>,
+    /// Every machine the document revokes, with its earliest revocation.
+    revoked: std::collections::BTreeMap<MachineId, i64>,
+}
+
+/// The fields of a member's records, read by [`MeshDoc::document_members`]: the winning
+/// record's label and adder, and the earliest `revoked_at` and `ephemeral_after` of any
+/// record in any of their conflicting values.
+#[derive(Default)]
+struct RecordFields {
+    label: Option<String>,
+    added_by: Option<String>,
+    added_at: Option<i64>,
+    revoked_at: Option<i64>,
+    revoked_by: Option<String>,
+    ephemeral_after: Option<i64>,
+}
+
+impl RecordFields {
+    fn read(&mut self, doc: &AutoCommit, record: &ObjId, winner: bool) {
+        let earliest = |now: Option<i64>, item: &automerge::iter::MapRangeItem<'_>| {
+            let values: Vec<i64> = if item.conflict {
+                doc.get_all(record, item.key.as_ref())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(v, _)| match v {
+                        Value::Scalar(s) => match s.as_ref() {
+                            ScalarValue::Int(i) => Some(*i),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect()
+            } else {
+                int(&item.value).into_iter().collect()
+            };
+            values.into_iter().chain(now).min()
+        };
+        for item in doc.map_range(record, ..) {
+            match item.key.as_ref() {
+                "label" if winner => self.label = string(&item.value),
+                "added_by" if winner => self.added_by = string(&item.value),
+                "added_at" if winner => self.added_at = int(&item.value),
+                "revoked_by" if self.revoked_by.is_none() => self.revoked_by = string(&item.value),
+                "revoked_at" => self.revoked_at = earliest(self.revoked_at, &item),
+                EPHEMERAL_AFTER => self.ephemeral_after = earliest(self.ephemeral_after, &item),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn string(v: &ValueRef<'_>) -> Option<String> {
+    match v {
+        ValueRef::Scalar(ScalarValueRef::Str(s)) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+fn int(v: &ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Scalar(ScalarValueRef::Int(i)) => Some(*i),
+        _ => None,
+    }
 }
 
 impl MeshDoc {
@@ -81,7 +156,7 @@ impl MeshDoc {
         let mut m = MeshDoc {
             t: Tracked::new(doc),
             pinned: Default::default(),
-            members: Default::default(),
+            read: Default::default(),
         };
         // Created once, with the mesh: every member appends to this one list.
         let _ = m.t.doc.put_object(ROOT, "revocations", ObjType::List);
@@ -100,7 +175,7 @@ impl MeshDoc {
         Ok(MeshDoc {
             t,
             pinned: Default::default(),
-            members: Default::default(),
+            read: Default::default(),
         })
     }
 
@@ -111,14 +186,13 @@ impl MeshDoc {
         MeshDoc {
             t,
             pinned: Default::default(),
-            members: Default::default(),
+            read: Default::default(),
         }
     }
 
     /// Adds revocations seen before (from this machine's store): they count whatever
     /// the document says.
     pub fn pin(&mut self, revocations: &std::collections::BTreeMap<MachineId, i64>) {
-        self.members.take();
         for (id, at) in revocations {
             let e = self.pinned.entry(*id).or_insert(*at);
             *e = (*e).min(*at);
@@ -132,14 +206,22 @@ impl MeshDoc {
 
     /// The Automerge state, to change (forgets the members read so far).
     pub(crate) fn tracked(&mut self) -> &mut Tracked {
-        self.members.take();
+        self.read.take();
         &mut self.t
     }
 
     /// The Automerge state for what leaves the content as it is (saving, generating
-    /// sync messages, reading heads): the members read so far stay valid.
+    /// sync messages, reading heads, a received message that applies no change): the
+    /// members read so far stay valid. A caller that changed the content after all
+    /// calls [`MeshDoc::forget_read`].
     pub(crate) fn tracked_unchanged(&mut self) -> &mut Tracked {
         &mut self.t
+    }
+
+    /// The document changed through [`MeshDoc::tracked_unchanged`] (a received message
+    /// applied changes): what was read of it is read again when next asked.
+    pub(crate) fn forget_read(&mut self) {
+        self.read.take();
     }
 
     fn members_obj(&self) -> Option<ObjId> {
@@ -150,7 +232,7 @@ impl MeshDoc {
     }
 
     fn member_obj(&mut self, id: MachineId) -> Option<ObjId> {
-        self.members.take();
+        self.read.take();
         let members = match self.members_obj() {
             Some(m) => m,
             None => self.t.doc.put_object(ROOT, "members", ObjType::Map).ok()?,
@@ -169,116 +251,126 @@ impl MeshDoc {
     /// Every member ever added (revoked ones included), sorted by id; a pinned
     /// revocation counts whatever the document says.
     pub fn members(&self) -> Vec<Member> {
-        self.cached_members().to_vec()
+        self.read()
+            .members
+            .iter()
+            .map(|m| self.with_pin(m.clone()))
+            .collect()
     }
 
-    fn cached_members(&self) -> &[Member] {
-        self.members.get_or_init(|| {
-            let mut all = self.document_members();
-            for m in &mut all {
-                if let Some(at) = self.pinned.get(&m.id) {
-                    m.revoked_at = Some(m.revoked_at.map_or(*at, |d| d.min(*at)));
-                    m.revoked_by.get_or_insert_with(String::new);
-                }
-            }
-            all
+    /// How many members were ever added (revoked ones included).
+    pub fn member_count(&self) -> usize {
+        self.read().members.len()
+    }
+
+    /// `m` with this machine's pinned revocation of it, if there is one.
+    fn with_pin(&self, mut m: Member) -> Member {
+        if let Some(at) = self.pinned.get(&m.id) {
+            m.revoked_at = Some(m.revoked_at.map_or(*at, |d| d.min(*at)));
+            m.revoked_by.get_or_insert_with(String::new);
+        }
+        m
+    }
+
+    fn read(&self) -> &Read {
+        self.read.get_or_init(|| {
+            #[cfg(test)]
+            READS.with(|r| r.set(r.get() + 1));
+            let listed = self.listed_revocations();
+            let members = self.document_members(&listed);
+            let revoked = members
+                .iter()
+                .filter_map(|m| Some((m.id, m.revoked_at?)))
+                .chain(listed.iter().map(|r| (r.id, r.at)))
+                .fold(std::collections::BTreeMap::new(), |mut all, (id, at)| {
+                    let e = all.entry(id).or_insert(at);
+                    *e = (*e).min(at);
+                    all
+                });
+            Read { members, revoked }
         })
     }
 
-    /// The members as the document alone says.
-    fn document_members(&self) -> Vec<Member> {
+    /// The members as the document alone says. Each record is read in one pass over
+    /// its fields (`map_range`): a `get` per field decoded the record's columns again
+    /// for each one, and this runs after every mesh change (50 members: most of a
+    /// starting mesh's CPU).
+    fn document_members(&self, listed: &[Revocation]) -> Vec<Member> {
         let Some(members) = self.members_obj() else {
             return Vec::new();
         };
         let doc = &self.t.doc;
-        let str_of = |obj: &ObjId, k: &str| match doc.get(obj, k) {
-            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                ScalarValue::Str(s) => Some(s.to_string()),
-                _ => None,
-            },
-            _ => None,
-        };
-        let int_of = |obj: &ObjId, k: &str| match doc.get(obj, k) {
-            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                ScalarValue::Int(i) => Some(*i),
-                _ => None,
-            },
-            _ => None,
-        };
-        // A revocation anywhere counts: in any of the records concurrently written at
-        // `members[id]` (a fresh record written at the same time as the revocation would
-        // otherwise win the conflict and drop it), and in any conflicting value of
-        // `revoked_at`. The earliest one is reported.
-        // The earliest integer at `key` in any of the concurrently written records: the
-        // rule for `revoked_at` and for `ephemeral_after` alike.
-        let earliest = |objs: &[ObjId], key: &str| {
-            objs.iter()
-                .flat_map(|o| doc.get_all(o, key).unwrap_or_default())
-                .filter_map(|(v, _)| match v {
-                    Value::Scalar(s) => match s.as_ref() {
-                        ScalarValue::Int(i) => Some(*i),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .min()
-        };
-        let listed = self.listed_revocations();
-        doc.keys(&members)
-            .filter_map(|key| {
-                // Canonical ids only: a shadow key (`" <id>"`, `"<ID>"`) is not a member.
-                let id: MachineId = key.parse().ok()?;
-                let obj = match doc.get(&members, key.as_str()) {
-                    Ok(Some((Value::Object(ObjType::Map), o))) => o,
-                    _ => return None,
-                };
-                let all: Vec<ObjId> = doc
-                    .get_all(&members, key.as_str())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|(v, o)| matches!(v, Value::Object(ObjType::Map)).then_some(o))
-                    .collect();
-                let entries: Vec<&Revocation> = listed.iter().filter(|r| r.id == id).collect();
-                let revoked_at = earliest(&all, "revoked_at")
-                    .into_iter()
-                    .chain(entries.iter().map(|r| r.at))
-                    .min();
-                let ephemeral_after = earliest(&all, EPHEMERAL_AFTER);
-                let removed = revoked_at.is_some()
-                    && ephemeral_after.is_some()
-                    && !entries.is_empty()
-                    && entries.iter().all(|r| r.ephemeral);
-                Some(Member {
-                    id,
-                    label: str_of(&obj, "label")
-                        .map(|l| clean_label(&l))
-                        .filter(|l| !l.is_empty())
-                        .unwrap_or_else(|| id.short()),
-                    added_by: str_of(&obj, "added_by").unwrap_or_default(),
-                    added_at: int_of(&obj, "added_at").unwrap_or(0),
-                    revoked_at,
-                    revoked_by: revoked_at.map(|_| {
-                        all.iter()
-                            .find_map(|o| str_of(o, "revoked_by"))
-                            .unwrap_or_default()
-                    }),
-                    ephemeral_after,
-                    removed,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for item in doc.map_range(&members, ..) {
+            // Canonical ids only: a shadow key (`" <id>"`, `"<ID>"`) is not a member.
+            let Ok(id) = item.key.parse::<MachineId>() else {
+                continue;
+            };
+            if !matches!(item.value, ValueRef::Object(ObjType::Map)) {
+                continue;
+            }
+            // A revocation anywhere counts: in any of the records concurrently written
+            // at `members[id]` (a fresh record written at the same time as the
+            // revocation would otherwise win the conflict and drop it), and in any
+            // conflicting value of `revoked_at`. The winning record comes first.
+            let winner = item.id();
+            let mut records = vec![winner.clone()];
+            if item.conflict {
+                records.extend(
+                    doc.get_all(&members, item.key.as_ref())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|(v, o)| matches!(v, Value::Object(ObjType::Map)) && *o != winner)
+                        .map(|(_, o)| o),
+                );
+            }
+            let mut fields = RecordFields::default();
+            for (i, record) in records.iter().enumerate() {
+                fields.read(doc, record, i == 0);
+            }
+            let entries: Vec<&Revocation> = listed.iter().filter(|r| r.id == id).collect();
+            let revoked_at = fields
+                .revoked_at
+                .into_iter()
+                .chain(entries.iter().map(|r| r.at))
+                .min();
+            let ephemeral_after = fields.ephemeral_after;
+            let removed = revoked_at.is_some()
+                && ephemeral_after.is_some()
+                && !entries.is_empty()
+                && entries.iter().all(|r| r.ephemeral);
+            out.push(Member {
+                id,
+                label: fields
+                    .label
+                    .map(|l| clean_label(&l))
+                    .filter(|l| !l.is_empty())
+                    .unwrap_or_else(|| id.short()),
+                added_by: fields.added_by.unwrap_or_default(),
+                added_at: fields.added_at.unwrap_or(0),
+                revoked_at,
+                revoked_by: revoked_at.map(|_| fields.revoked_by.unwrap_or_default()),
+                ephemeral_after,
+                removed,
+            });
+        }
+        out
     }
 
     /// The member record of `id`, if it was ever added.
     pub fn member(&self, id: MachineId) -> Option<Member> {
-        self.cached_members().iter().find(|m| m.id == id).cloned()
+        let m = self.read().members.iter().find(|m| m.id == id)?;
+        Some(self.with_pin(m.clone()))
     }
 
     /// True when `id` is a member that is not revoked.
     pub fn is_current_member(&self, id: MachineId) -> bool {
-        self.cached_members()
-            .iter()
-            .any(|m| m.id == id && m.revoked_at.is_none())
+        !self.pinned.contains_key(&id)
+            && self
+                .read()
+                .members
+                .iter()
+                .any(|m| m.id == id && m.revoked_at.is_none())
     }
 
     /// Adds (or re-labels) a member.
@@ -310,8 +402,9 @@ impl MeshDoc {
     /// The ephemeral marks the document holds (`id` → seconds): what a received change
     /// must not take away.
     pub(crate) fn ephemeral_in_document(&self) -> std::collections::BTreeMap<MachineId, i64> {
-        self.document_members()
-            .into_iter()
+        self.read()
+            .members
+            .iter()
             .filter_map(|m| Some((m.id, m.ephemeral_after?)))
             .collect()
     }
@@ -334,7 +427,7 @@ impl MeshDoc {
     }
 
     fn revoke_why(&mut self, id: MachineId, by: MachineId, now: i64, ephemeral: bool) {
-        self.members.take();
+        self.read.take();
         if let Some(obj) = self.member_obj(id) {
             let doc = &mut self.t.doc;
             let _ = doc.put(&obj, "revoked_at", now);
@@ -376,15 +469,7 @@ impl MeshDoc {
     /// The revocations the document itself holds (pinned ones left out): what a
     /// received change must not take away.
     pub(crate) fn revoked_in_document(&self) -> std::collections::BTreeMap<MachineId, i64> {
-        self.document_members()
-            .into_iter()
-            .filter_map(|m| Some((m.id, m.revoked_at?)))
-            .chain(self.listed_revocations().into_iter().map(|r| (r.id, r.at)))
-            .fold(std::collections::BTreeMap::new(), |mut all, (id, at)| {
-                let e = all.entry(id).or_insert(at);
-                *e = (*e).min(at);
-                all
-            })
+        self.read().revoked.clone()
     }
 
     /// The changes that revoked `id` (its record's `revoked_at` values and its entries
@@ -460,8 +545,12 @@ impl MeshDoc {
     }
 
     /// Commits pending writes.
+    ///
+    /// What was read of the mesh stays: every method that writes it forgot that when
+    /// it wrote, and reads before the commit see the pending writes. (This runs on
+    /// every store commit, most with nothing pending: forgetting here had the members
+    /// read again after each received message.)
     pub fn commit(&mut self, now: i64) -> Option<automerge::ChangeHash> {
-        self.members.take();
         self.t
             .doc
             .commit_with(CommitOptions::default().with_time(now))
@@ -469,10 +558,23 @@ impl MeshDoc {
 
     /// The actor ids allowed to write the mesh: every machine ever added.
     pub fn allows_actor(&self, actor: &ActorId) -> bool {
-        self.members()
+        self.read()
+            .members
             .iter()
             .any(|m| m.id.actor_bytes().as_slice() == actor.to_bytes())
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread read a mesh from its document (tests of the cache).
+    static READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread read a mesh from its document.
+#[cfg(test)]
+pub(crate) fn reads() -> usize {
+    READS.with(std::cell::Cell::get)
 }
 
 /// Longest label shown (longer ones are cut).
@@ -516,7 +618,7 @@ mod tests {
     /// wrote.
     fn merged(a: &mut MeshDoc, b: &mut MeshDoc) {
         let mut b_doc = b.t.doc.fork();
-        a.t.doc.merge(&mut b_doc).expect("merge");
+        a.tracked().doc.merge(&mut b_doc).expect("merge");
     }
 
     #[test]
@@ -546,6 +648,27 @@ mod tests {
         assert_eq!(a.revoked().get(&r), Some(&2));
         merged(&mut b, &mut a);
         assert!(!b.is_current_member(r), "on both sides");
+    }
+
+    #[test]
+    fn the_mesh_is_read_again_only_after_it_changed() {
+        let (owner, other) = (id(), id());
+        let mut mesh = MeshDoc::new(owner, "o", 1);
+        assert_eq!(mesh.member_count(), 1);
+        let before = reads();
+        // Nothing pending: a commit keeps what was read (every store commit makes one).
+        mesh.commit(2);
+        assert!(mesh.is_current_member(owner));
+        assert_eq!(reads(), before, "an empty commit forgot the read");
+        // A write is seen at once, before its commit, and read once.
+        mesh.add_member(other, "x", owner, 3);
+        assert!(mesh.is_current_member(other));
+        mesh.commit(3);
+        assert!(mesh.is_current_member(other));
+        assert_eq!(reads(), before + 1);
+        mesh.revoke(other, owner, 4);
+        assert!(!mesh.is_current_member(other));
+        assert_eq!(reads(), before + 2);
     }
 
     #[test]

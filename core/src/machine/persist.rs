@@ -572,6 +572,28 @@ mod tests {
         joiner.adopt_mesh(&mesh, &sigs).expect("adopt");
     }
 
+    /// Issue 15 (50 machines): a received mesh message that applies no change, and the
+    /// store commit after it, leave what was read of the mesh as it was.
+    #[test]
+    fn a_mesh_message_without_changes_does_not_read_the_mesh_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut a, mut b) = (machine(dir.path(), "a"), machine(dir.path(), "b"));
+        pair(&mut a, &mut b);
+        sync(&mut a, &mut b);
+        assert!(a.mesh().is_current_member(b.id()));
+        let before = crate::mesh::reads();
+        // A reconnect: fresh sync states, so each side sends the other its mesh heads.
+        sync(&mut a, &mut b);
+        assert!(a.mesh().is_current_member(b.id()));
+        assert!(b.mesh().is_current_member(a.id()));
+        assert_eq!(crate::mesh::reads(), before, "the mesh was read again");
+        // A real change is read.
+        let c = crate::identity::Identity::generate().expect("key").id();
+        a.add_member(c, "c", None).expect("member");
+        sync(&mut a, &mut b);
+        assert!(b.mesh().is_current_member(c));
+    }
+
     #[test]
     fn a_format_1_store_signs_its_history_and_fetches_other_machines_again() {
         let dir = tempfile::tempdir().expect("dir");

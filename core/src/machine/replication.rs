@@ -369,7 +369,13 @@ impl Machine {
             ),
             DocKey::Machine(_) => Default::default(),
         };
-        let t = self.tracked_mut(key).ok_or(SyncError::UnknownDoc)?;
+        // The mesh is received into as unchanged: most messages carry no change, and
+        // what was read of the mesh stays valid unless one applied (forgotten below).
+        let t = match key {
+            DocKey::Mesh => Some(self.mesh.tracked_unchanged()),
+            DocKey::Machine(_) => self.tracked_mut(key),
+        }
+        .ok_or(SyncError::UnknownDoc)?;
         let before = t.heads();
         let added = match t.receive_sync(state, message) {
             Ok(a) => a,
@@ -378,6 +384,9 @@ impl Machine {
                 return Err(e.into());
             }
         };
+        if key == DocKey::Mesh && !added.is_empty() {
+            self.mesh.forget_read();
+        }
         // Every new change must be proven by its author's signature (sent now, sent
         // with an earlier message, or in a whole-document message) or, in a machine
         // document, by a checkpoint of its owner that has it in its history; one that
@@ -430,8 +439,8 @@ impl Machine {
             }
         }
         let checkpoint = self.checkpoint_to_keep(key, sent.checkpoint())?;
-        if key == DocKey::Mesh && self.mesh.members().len() > self.limits.max_members {
-            let count = self.mesh.members().len();
+        if key == DocKey::Mesh && self.mesh.member_count() > self.limits.max_members {
+            let count = self.mesh.member_count();
             self.reload(key)?;
             let max = self.limits.max_members;
             return Err(ReceiveError::from(Exceeded::Members { count, max }).into());
