@@ -14,6 +14,13 @@ round and competes for the same two cores: at 25 machines one polling round took
     LEANSPEC_PEER_BIN=target/release/leanspec-peer SCALE_SIZES=10,25,50 SCALE_SPECS=1000 \
         python3 scripts/bench-scale.py
 
+Wire bytes per change: run as root, the script re-runs itself in a network namespace of
+its own (`unshare -n`, loopback only) so that every byte on its `lo` is the mesh's: IP,
+UDP, QUIC and all sync, links and address frames. The storm's bytes (from its first write
+until every events stream shows it) are divided by its 10·N changes; the bytes of the
+10 quiet seconds after it are reported as idle traffic. SCALE_NETNS=0 stays in the
+current namespace (then no byte figures).
+
 Every wait is bounded (SCALE_WAIT seconds, default 900); the resolution of the times is
 one polling round (each machine asked once through its CLI), printed with them.
 """
@@ -35,6 +42,20 @@ SPECS = int(os.environ.get("SCALE_SPECS", "1000"))
 WAIT = float(os.environ.get("SCALE_WAIT", "900"))
 STORM = 10
 CLK = os.sysconf("SC_CLK_TCK")
+NETNS = os.environ.get("SCALE_IN_NETNS") == "1"
+
+
+def lo_bytes():
+    """Bytes sent on loopback so far (the namespace's own when NETNS)."""
+    if not NETNS:
+        return 0
+    # /proc/self/net follows this process's namespace (/sys shows the mounter's).
+    with open("/proc/self/net/dev") as f:
+        for line in f:
+            name, _, counters = line.partition(":")
+            if name.strip() == "lo":
+                return int(counters.split()[8])
+    raise RuntimeError("no lo in /proc/self/net/dev")
 
 
 def cli(home: Path, *args: str):
@@ -186,6 +207,7 @@ def run(n: int):
                 raise RuntimeError("an events stream printed nothing within 120 s")
             time.sleep(0.05)
         t_storm = time.monotonic()
+        bytes0 = lo_bytes()
         for i, p in enumerate(projects):
             for j in range(STORM):
                 archive(p, i, j)
@@ -195,13 +217,16 @@ def run(n: int):
                 raise RuntimeError(f"storm: not within {WAIT} s")
             time.sleep(0.02)
         storm = max(w.done_at for w in watches) - t_storm
+        storm_bytes = lo_bytes() - bytes0
         for w in watches:
             w.stop()
         for h in homes:
             got = len(cli_json(h, "specs", "--status", "archived"))
             if got != STORM * n:
                 raise RuntimeError(f"events said done, but specs lists {got} archived")
+        bytes1 = lo_bytes()
         time.sleep(10)
+        idle_bytes = lo_bytes() - bytes1
         after = [proc_stats(p.pid) for p in procs]
         rss = sorted(r for r, _ in after)
         cpu_idle = sum(c for _, c in after) - sum(c for _, c in idle)
@@ -209,7 +234,9 @@ def run(n: int):
               f"{storm:.2f} s (files written in {written:.2f} s) | "
               f"median {rss[len(rss) // 2]:.1f} MB, max {rss[-1]:.1f} MB | "
               f"{cpu_converge / n:.2f} s per process until converged; "
-              f"{cpu_idle / n:.2f} s per process over the storm + 10 s |", flush=True)
+              f"{cpu_idle / n:.2f} s per process over the storm + 10 s | "
+              f"{wire(storm_bytes / (STORM * n))} per change; idle {wire(idle_bytes / 10 / n)}/s per process |",
+              flush=True)
         ok = True
     finally:
         for p in procs:
@@ -226,13 +253,25 @@ def run(n: int):
             print(f"kept {tmp} (SCALE_KEEP)", file=sys.stderr)
 
 
+def wire(b: float) -> str:
+    if not NETNS:
+        return "n/a (SCALE_NETNS=0)"
+    return f"{b / 1024:.1f} KiB" if b >= 1024 else f"{b:.0f} B"
+
+
 def main():
+    if not NETNS and os.environ.get("SCALE_NETNS") != "0" and os.geteuid() == 0:
+        # A namespace of our own: its loopback carries the mesh's bytes only.
+        env = dict(os.environ, SCALE_IN_NETNS="1")
+        cmd = f"ip link set lo up && exec {sys.executable} {os.path.abspath(__file__)}"
+        os.execvpe("unshare", ["unshare", "-n", "--", "sh", "-c", cmd], env)
     if not Path(BIN).exists():
         sys.exit(f"{BIN} is missing: build it first (cargo build --release -p leanspec-peer)")
     print(f"binary {BIN}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
     print("| machines | specs each | everyone holds everything (from the first start) | "
-          "storm of 10 changes per machine visible everywhere | RSS per process after | CPU |")
-    print("|---|---|---|---|---|---|")
+          "storm of 10 changes per machine visible everywhere | RSS per process after | CPU | "
+          "wire bytes |")
+    print("|---|---|---|---|---|---|---|")
     for n in SIZES:
         run(n)
 
