@@ -31,6 +31,9 @@ pub struct Limits {
     pub audit_max_records: u64,
     /// Bytes of audit records kept; the oldest go first.
     pub audit_max_bytes: u64,
+    /// Bytes a member may have sent on one stream that this machine has not read yet
+    /// (the QUIC stream receive window: a session's buffer at most; QUIC's default).
+    pub stream_window: u32,
     /// Longest lifetime of a reusable invitation (auth key).
     pub max_reusable_ttl: Duration,
 }
@@ -49,6 +52,7 @@ impl Default for Limits {
             audit_max_records: 100_000,
             audit_max_bytes: 64 * 1024 * 1024,
             max_reusable_ttl: Duration::from_secs(90 * 24 * 3600),
+            stream_window: 1_250_000,
         }
     }
 }

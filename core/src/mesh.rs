@@ -388,6 +388,18 @@ impl MeshDoc {
         now: i64,
         ephemeral_after: Option<i64>,
     ) {
+        // A joiner that asks again (its answer was lost: a busy inviter, a timeout) is
+        // in already: writing its record again (a new `added_at`) would be one more mesh
+        // change for every member to receive and relay (50 machines: each retry of each
+        // late joiner).
+        let unchanged = self.member(id).is_some_and(|m| {
+            m.revoked_at.is_none()
+                && m.ephemeral_after == ephemeral_after
+                && m.label == clean_label(label)
+        });
+        if unchanged {
+            return;
+        }
         if let Some(obj) = self.member_obj(id) {
             let doc = &mut self.t.doc;
             let _ = doc.put(&obj, "label", label);
@@ -669,6 +681,22 @@ mod tests {
         mesh.revoke(other, owner, 4);
         assert!(!mesh.is_current_member(other));
         assert_eq!(reads(), before + 2);
+    }
+
+    /// Issue 15: a joiner admitted again later (its answer was lost) changes nothing.
+    #[test]
+    fn adding_a_member_again_writes_nothing_unless_its_record_changes() {
+        let (owner, other) = (id(), id());
+        let mut mesh = MeshDoc::new(owner, "o", 1);
+        mesh.add_member(other, "x", owner, 2);
+        mesh.commit(2);
+        let heads = mesh.tracked_unchanged().heads();
+        mesh.add_member(other, "x", owner, 30);
+        assert_eq!(mesh.commit(30), None, "the same record was written again");
+        assert_eq!(mesh.tracked_unchanged().heads(), heads);
+        mesh.add_member(other, "y", owner, 40);
+        assert!(mesh.commit(40).is_some());
+        assert_eq!(mesh.member(other).map(|m| m.label), Some("y".into()));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod exchange;
 mod join;
 mod lan;
 mod maintain;
+mod outbox;
 mod read;
 
 pub(crate) use read::ReadFailed;
@@ -598,6 +599,7 @@ async fn bind_endpoint(secret: &[u8; 32], options: &PeerOptions) -> Result<Endpo
     let transport = iroh::endpoint::QuicTransportConfig::builder()
         .keep_alive_interval(Duration::from_secs(2))
         .max_idle_timeout(Some(idle))
+        .stream_receive_window(options.limits.stream_window.into())
         .build();
     let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(secret)

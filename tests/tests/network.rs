@@ -657,3 +657,48 @@ async fn spec_bodies_come_from_their_owner_and_are_kept_for_when_it_is_offline()
     assert_eq!(e.kind(), leanspec_peer_core::ErrorKind::Unreachable, "{e}");
     assert!(e.to_string().contains("no copy"), "{e}");
 }
+
+/// Issue 15: two machines whose documents are each larger than what a peer may have
+/// unread on a stream (its window) sync both ways. A session that waited on each of its
+/// writes stopped reading meanwhile: both sides waited for the other to read, for good
+/// (50 machines: pairs online and never in sync). The window is made small here so
+/// that the LeanSpec corpus is larger than it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_larger_than_the_stream_window_sync_both_ways() {
+    let small = PeerOptions {
+        limits: leanspec_peer_core::limits::Limits {
+            stream_window: 4096,
+            ..Default::default()
+        },
+        ..options()
+    };
+    let (a, b) = (
+        node_with("a", small.clone()).await,
+        node_with("b", small).await,
+    );
+    // A project whose specs folder is the corpus (a link: it is only read).
+    let corpus = tempfile::tempdir().expect("project");
+    std::os::unix::fs::symlink(
+        leanspec_peer_tests::corpus_dir(),
+        corpus.path().join("specs"),
+    )
+    .expect("symlink");
+    a.peer()
+        .add_project(corpus.path(), Some("corpus"))
+        .expect("add");
+    b.peer()
+        .add_project(corpus.path(), Some("corpus"))
+        .expect("add");
+    let own = a.titles().len();
+    assert!(own > 300, "the corpus is scanned ({own} specs)");
+    assert_eq!(b.titles().len(), own);
+    pair(&a, &b).await;
+    wait_until(a.peer(), "a holds b's specs", || {
+        a.titles().len() == 2 * own
+    })
+    .await;
+    wait_until(b.peer(), "b holds a's specs", || {
+        b.titles().len() == 2 * own
+    })
+    .await;
+}

@@ -2,6 +2,7 @@
 //! member, over which both sides run Automerge sync for every shared document (the
 //! rules are `proto::sync` and `proto::link`; this drives them); and the dialer.
 
+use super::outbox::Outbox;
 use super::{Event, Shared, addrs, endpoint_addr, lock, spawn_dialers, stopping};
 use crate::identity::MachineId;
 use crate::machine::{DocKey, now_secs};
@@ -177,7 +178,7 @@ async fn run(
     peer: MachineId,
     dialer: MachineId,
     incarnation: u64,
-    mut send: SendStream,
+    send: SendStream,
     recv: RecvStream,
 ) {
     let Some(serial) = register(&shared, peer, &conn, dialer, incarnation) else {
@@ -198,16 +199,19 @@ async fn run(
     let mut links = shared.links.subscribe();
     let mut session = SyncSession::new(peer, dialer == shared.me);
     let mut shutdown = shared.shutdown.subscribe();
+    // Everything this side says goes through the outbox: the loop never waits for the
+    // peer to read (see `outbox`).
+    let mut send = Outbox::new(send);
     let result: Result<(), SessionEnd> = async {
         if dialer != shared.me {
-            frame::write(&mut send, KIND_HELLO, &link::hello(shared.incarnation)).await?;
+            send.push(KIND_HELLO, &link::hello(shared.incarnation))?;
         }
         if shared.gossip {
-            send_addrs(&shared, peer, &mut send).await?;
+            send_addrs(&shared, peer, &mut send)?;
         }
-        send_links(&mut links, &mut session, &mut send).await?;
+        send_links(&mut links, &mut session, &mut send)?;
         let step = session.start(&mut lock(&shared.local.machine));
-        send_all(&mut send, step.send).await?;
+        send_all(&mut send, step.send)?;
         // One read in flight for the whole session, not one per `select!` round: a
         // read dropped when another branch won lost the bytes it had taken, and the
         // stream was misread from there on ("frame of 1747271137 bytes is larger than
@@ -221,10 +225,11 @@ async fn run(
                 _ = &mut settle, if !settled => {
                     settled = true;
                     let step = session.on_settle(&mut lock(&shared.local.machine));
-                    send_all(&mut send, step.send).await?;
+                    send_all(&mut send, step.send)?;
                     update_presence(&shared, &mut session);
                 }
-                (stream, r) = &mut reading => {
+                r = send.written() => r?,
+                (stream, r) = &mut reading, if send.has_room() => {
                     reading = Box::pin(next_frame(stream));
                     let (kind, body) = match r {
                         Ok(f) => f,
@@ -248,7 +253,7 @@ async fn run(
                             return Err(SessionEnd::MalformedLinks);
                         };
                         let step = session.on_peer_links(&mut lock(&shared.local.machine), theirs);
-                        send_all(&mut send, step.send).await?;
+                        send_all(&mut send, step.send)?;
                         continue;
                     }
                     if kind != KIND_SYNC {
@@ -276,7 +281,7 @@ async fn run(
                     if let Some((key, changes)) = step.changed {
                         shared.announce(key, &changes);
                     }
-                    send_all(&mut send, step.send).await?;
+                    send_all(&mut send, step.send)?;
                     update_presence(&shared, &mut session);
                 }
                 r = changed.recv() => {
@@ -284,7 +289,7 @@ async fn run(
                         Ok(key) => {
                             if key == DocKey::Mesh && shared.gossip {
                                 // New members: tell the peer where they are.
-                                send_addrs(&shared, peer, &mut send).await?;
+                                send_addrs(&shared, peer, &mut send)?;
                             }
                             session.on_local_change(&mut lock(&shared.local.machine), key)
                         }
@@ -293,11 +298,11 @@ async fn run(
                             session.on_lagged(&mut lock(&shared.local.machine))
                         }
                     };
-                    send_all(&mut send, step.send).await?;
+                    send_all(&mut send, step.send)?;
                     update_presence(&shared, &mut session);
                 }
                 Ok(()) = links.changed() => {
-                    send_links(&mut links, &mut session, &mut send).await?;
+                    send_links(&mut links, &mut session, &mut send)?;
                     update_presence(&shared, &mut session);
                 }
                 _ = stopping(&mut shutdown) => return Ok(()),
@@ -364,14 +369,14 @@ fn publish_links(shared: &Shared, sessions: &HashMap<MachineId, SessionHandle>) 
 }
 
 /// Sends this machine's links (without the peer itself) and records them in the session.
-async fn send_links(
+fn send_links(
     links: &mut tokio::sync::watch::Receiver<HashSet<MachineId>>,
     session: &mut SyncSession,
-    send: &mut SendStream,
+    send: &mut Outbox,
 ) -> Result<(), net::FrameError> {
     let mut now = links.borrow_and_update().clone();
     now.remove(&session.peer());
-    frame::write(send, KIND_LINKS, &link::links(&now)).await?;
+    send.push(KIND_LINKS, &link::links(&now))?;
     session.on_own_links(now);
     Ok(())
 }
@@ -438,22 +443,15 @@ enum SessionEnd {
     MalformedLinks,
 }
 
-async fn send_addrs(
-    shared: &Shared,
-    peer: MachineId,
-    send: &mut SendStream,
-) -> Result<(), net::FrameError> {
+fn send_addrs(shared: &Shared, peer: MachineId, send: &mut Outbox) -> Result<(), net::FrameError> {
     let body = addrs::outgoing(shared, peer);
-    frame::write(send, KIND_ADDRS, &body).await
+    send.push(KIND_ADDRS, &body)
 }
 
-async fn send_all(
-    send: &mut SendStream,
-    out: crate::proto::sync::Outgoing,
-) -> Result<(), net::FrameError> {
+fn send_all(send: &mut Outbox, out: crate::proto::sync::Outgoing) -> Result<(), net::FrameError> {
     for (key, msg) in out {
         tracing::debug!(?key, bytes = msg.len(), "send sync frame");
-        frame::write(send, KIND_SYNC, &encode_sync(key, &msg)).await?;
+        send.push(KIND_SYNC, &encode_sync(key, &msg))?;
     }
     Ok(())
 }
