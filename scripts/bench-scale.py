@@ -21,7 +21,8 @@ until every events stream shows it) are divided by its 10·N changes; the bytes 
 10 quiet seconds after it are reported as idle traffic. The storm starts once the mesh
 is quiet (loopback under 6 KiB/s per process, checked over 5 s), not while sessions
 still carry the end of convergence. SCALE_NETNS=0 stays in the
-current namespace (then no byte figures).
+current namespace (then no byte figures). SCALE_PERF=FILE records every process on the
+machine over the storm with `perf record -a --call-graph dwarf` into FILE.
 
 Every wait is bounded (SCALE_WAIT seconds, default 900); the resolution of the times is
 one polling round (each machine asked once through its CLI), printed with them.
@@ -225,6 +226,14 @@ def run(n: int):
             if time.monotonic() > deadline:
                 raise RuntimeError("an events stream printed nothing within 120 s")
             time.sleep(0.05)
+        perf = None
+        if os.environ.get("SCALE_PERF"):
+            # Every process on both cores over the storm (`perf report --sort comm,dso,sym`).
+            perf = subprocess.Popen(["perf", "record", "-a", "-F", "499", "--call-graph",
+                                     os.environ.get("SCALE_PERF_GRAPH", "dwarf,16384"), "-o",
+                                     os.environ["SCALE_PERF"]],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
         t_storm = time.monotonic()
         bytes0 = lo_bytes()
         for i, p in enumerate(projects):
@@ -237,6 +246,9 @@ def run(n: int):
             time.sleep(0.02)
         storm = max(w.done_at for w in watches) - t_storm
         storm_bytes = lo_bytes() - bytes0
+        if perf:
+            perf.send_signal(2)
+            perf.wait(timeout=120)
         for w in watches:
             w.stop()
         for h in homes:

@@ -258,6 +258,16 @@ impl MeshDoc {
             .collect()
     }
 
+    /// The ids of the members not revoked (pins included), without copying their
+    /// records: sessions ask for them on every frame.
+    pub fn current_member_ids(&self) -> impl Iterator<Item = MachineId> + '_ {
+        self.read()
+            .members
+            .iter()
+            .filter(|m| m.revoked_at.is_none() && !self.pinned.contains_key(&m.id))
+            .map(|m| m.id)
+    }
+
     /// How many members were ever added (revoked ones included).
     pub fn member_count(&self) -> usize {
         self.read().members.len()

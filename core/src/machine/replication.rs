@@ -104,12 +104,14 @@ impl Machine {
     /// document. A revoked machine's document stops syncing: its last-known state is kept
     /// here (listed, marked revoked) and nothing of it is sent or accepted any more.
     pub fn sync_keys(&self) -> Vec<DocKey> {
-        let mut keys = vec![DocKey::Mesh, DocKey::Machine(self.id())];
-        for m in self.mesh.members() {
-            if m.id != self.id() && m.revoked_at.is_none() {
-                keys.push(DocKey::Machine(m.id));
-            }
-        }
+        let me = self.id();
+        let mut keys = vec![DocKey::Mesh, DocKey::Machine(me)];
+        keys.extend(
+            self.mesh
+                .current_member_ids()
+                .filter(|id| *id != me)
+                .map(DocKey::Machine),
+        );
         keys
     }
 

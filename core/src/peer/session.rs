@@ -285,21 +285,24 @@ async fn run(
                     update_presence(&shared, &mut session);
                 }
                 r = changed.recv() => {
-                    let step = match r {
+                    let (step, status) = match r {
                         Ok(key) => {
                             if key == DocKey::Mesh && shared.gossip {
                                 // New members: tell the peer where they are.
                                 send_addrs(&shared, peer, &mut send)?;
                             }
-                            session.on_local_change(&mut lock(&shared.local.machine), key)
+                            let step = session.on_local_change(&mut lock(&shared.local.machine), key);
+                            (step, session.status_depends_on(shared.me, key))
                         }
                         Err(lagged) => {
                             tracing::debug!("change notifications lagged: {lagged}; syncing everything");
-                            session.on_lagged(&mut lock(&shared.local.machine))
+                            (session.on_lagged(&mut lock(&shared.local.machine)), true)
                         }
                     };
                     send_all(&mut send, step.send)?;
-                    update_presence(&shared, &mut session);
+                    if status {
+                        update_presence(&shared, &mut session);
+                    }
                 }
                 Ok(()) = links.changed() => {
                     send_links(&mut links, &mut session, &mut send)?;

@@ -254,6 +254,15 @@ impl SyncSession {
         matches!(key, DocKey::Machine(owner) if owner != me && owner != self.peer)
     }
 
+    /// Whether a change of `key` here can change what [`SyncSession::sync_status`]
+    /// says: not for a third machine's document both sides get from its owner (it
+    /// counts as in sync, and only this machine's document counts as pending). In a
+    /// full mesh that is every change but those of the two ends: at 50 machines each
+    /// received change woke 49 sessions that each re-read every document's heads.
+    pub(crate) fn status_depends_on(&self, me: MachineId, key: DocKey) -> bool {
+        !self.both_linked(me, key)
+    }
+
     /// A third machine's document whose owner both sides hold a session with.
     fn both_linked(&self, me: MachineId, key: DocKey) -> bool {
         matches!(key, DocKey::Machine(owner) if self.own_links.contains(&owner))
@@ -303,5 +312,32 @@ impl SyncSession {
     /// is missing.
     pub(crate) fn encoded_states(&self) -> Vec<(DocKey, Vec<u8>)> {
         self.states.iter().map(|(k, s)| (*k, s.encode())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> MachineId {
+        MachineId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn only_documents_both_ends_get_from_their_owner_leave_the_status_alone() {
+        let (me, peer, third, fourth) = (id(1), id(2), id(3), id(4));
+        let mut s = SyncSession::new(peer, true);
+        s.on_own_links([third, fourth].into());
+        s.peer_links = [third].into();
+        assert!(!s.status_depends_on(me, DocKey::Machine(third)));
+        // The peer is not linked to its owner: it may be waiting for it from us.
+        assert!(s.status_depends_on(me, DocKey::Machine(fourth)));
+        // Pending counts this machine's changes; the mesh changes the shared documents.
+        assert!(s.status_depends_on(me, DocKey::Machine(me)));
+        assert!(s.status_depends_on(me, DocKey::Machine(peer)));
+        assert!(s.status_depends_on(me, DocKey::Mesh));
+        // Nor is it when this side is not linked to the owner.
+        s.on_own_links([fourth].into());
+        assert!(s.status_depends_on(me, DocKey::Machine(third)));
     }
 }
