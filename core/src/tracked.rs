@@ -317,28 +317,30 @@ impl Tracked {
         state: &mut sync::State,
         message: sync::Message,
     ) -> Result<Vec<(ChangeHash, ActorId)>, ReceiveError> {
+        // `get_heads` also closes an open transaction, which the logging receive
+        // (unlike the plain one) does not do itself.
         let before = self.doc.get_heads();
         self.received = None;
-        if before.is_empty() {
-            // A first sync: its receiver lists the specs instead of a diff.
-            self.doc.sync().receive_sync_message(state, message)?;
+        // A first sync logs nothing: its receiver lists the specs instead.
+        let mut log = if before.is_empty() {
+            automerge::PatchLog::null()
         } else {
-            let mut log = automerge::PatchLog::active();
-            self.doc
-                .sync()
-                .receive_sync_message_log_patches(state, message, &mut log)?;
-            let after = self.doc.get_heads();
-            if after != before {
-                let patches = self.doc.make_patches(&mut log);
-                self.received = Some(Received {
-                    before: before.clone(),
-                    after,
-                    patches,
-                });
-            }
-        }
-        if self.doc.get_heads() == before {
+            automerge::PatchLog::active()
+        };
+        self.doc
+            .sync()
+            .receive_sync_message_log_patches(state, message, &mut log)?;
+        let after = self.doc.get_heads();
+        if after == before {
             return Ok(Vec::new());
+        }
+        if !before.is_empty() {
+            let patches = self.doc.make_patches(&mut log);
+            self.received = Some(Received {
+                before: before.clone(),
+                after,
+                patches,
+            });
         }
         Ok(self
             .doc
@@ -348,9 +350,6 @@ impl Tracked {
             .collect())
     }
 
-    /// The spec-level changes between two heads of a machine document:
-    /// `(project, spec, Some(fields))` for changed specs, `(project, spec, None)` for
-    /// removed ones.
     /// The spec names of `project` as of `heads`.
     fn spec_names_at(&self, project: &str, heads: &[ChangeHash]) -> Vec<String> {
         use automerge::{ObjType, ROOT, ReadDoc, Value};
@@ -365,6 +364,9 @@ impl Tracked {
             .unwrap_or_default()
     }
 
+    /// The spec-level changes between two heads of a machine document:
+    /// `(project, spec, Some(fields))` for changed specs, `(project, spec, None)` for
+    /// removed ones.
     pub(crate) fn spec_changes(
         &mut self,
         before: &[ChangeHash],
