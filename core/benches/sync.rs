@@ -1,11 +1,12 @@
 //! Replication benchmark over real iroh endpoints on 127.0.0.1 (plain `main`: medians
 //! and percentiles printed as rows of BENCHMARKS.md).
 //!
-//!   cargo build --profile dist -p leanspec-peer
+//!   cargo build --release -p leanspec-peer        # the CLI rows: the README's build
 //!   cargo bench -p leanspec-peer-core --bench sync
 //!
 //! Environment: `LEANSPEC_CORPUS`, `BENCH_EDITS` (default 250), `BENCH_PULL_SPECS`
-//! (default 10000), `LEANSPEC_PEER_BIN` (the release CLI, for the RSS measurement).
+//! (default 10000), `BENCH_IDLE_SECS` (default 150), `BENCH_TRIM_EDITS` (default 25),
+//! `LEANSPEC_PEER_BIN` (the CLI for the process rows; default the release build).
 
 use leanspec_peer_core::Node as Peer;
 use leanspec_peer_core::peer::{Event, PeerOptions};
@@ -439,7 +440,6 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Idle RSS of the release `up` with the LeanSpec corpus and one connected peer.
 /// The CLI binary built as README says (or `LEANSPEC_PEER_BIN`), if built.
 fn cli_bin() -> Option<PathBuf> {
     let bin = std::env::var_os("LEANSPEC_PEER_BIN")
@@ -448,13 +448,8 @@ fn cli_bin() -> Option<PathBuf> {
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            // The shipped build (profile `dist`) if there is one, else `release`.
-            let dist = target.join("dist/leanspec-peer");
-            if dist.exists() {
-                dist
-            } else {
-                target.join("release/leanspec-peer")
-            }
+            // What users run: README builds with `--release`.
+            target.join("release/leanspec-peer")
         });
     bin.exists().then_some(bin)
 }
@@ -469,13 +464,26 @@ struct TwoUps {
 
 impl TwoUps {
     fn start(bin: &Path, project_a: &Path, project_b: &Path, want: usize) -> TwoUps {
+        TwoUps::start_with(bin, project_a, project_b, want, &[])
+    }
+
+    /// As [`TwoUps::start`], with more `up` arguments for both.
+    fn start_with(
+        bin: &Path,
+        project_a: &Path,
+        project_b: &Path,
+        want: usize,
+        extra: &[&str],
+    ) -> TwoUps {
         let homes = [
             tempfile::tempdir().expect("ha"),
             tempfile::tempdir().expect("hb"),
         ];
         let spawn = |home: &Path, proj: &Path| {
             std::process::Command::new(bin)
-                .args(["up", "--bind", "127.0.0.1:0", "--no-ui", "--project"])
+                .args(["up", "--bind", "127.0.0.1:0", "--no-ui"])
+                .args(extra)
+                .arg("--project")
                 .arg(proj)
                 .env("LEANSPEC_PEER_HOME", home)
                 .stderr(std::process::Stdio::null())
@@ -540,6 +548,7 @@ impl Drop for TwoUps {
     }
 }
 
+/// Idle RSS of the README's `up` with the LeanSpec corpus and one connected peer.
 fn idle_rss() {
     let Some(bin) = cli_bin() else {
         println!(
@@ -557,21 +566,53 @@ fn idle_rss() {
     )
     .expect("w");
     let ups = TwoUps::start(&bin, project.path(), other.path(), 305);
-    // Idle: nothing changes for 10 s; sample RSS each second, report the last and max.
-    let mut samples = Vec::new();
-    for _ in 0..10 {
+    // Idle for BENCH_IDLE_SECS (default 150), sampled each second: the first 20 s are
+    // before `up`'s default trim (30 s after the last event); from 45 s on is the
+    // steady idle state, which includes two periodic rescans (each minute).
+    let secs = env_usize("BENCH_IDLE_SECS", 150).max(60);
+    let mut samples = Vec::with_capacity(secs);
+    for _ in 0..secs {
         std::thread::sleep(Duration::from_secs(1));
         samples.push((rss_kb(ups.procs[0].id()), rss_kb(ups.procs[1].id())));
     }
-    let (last_a, last_b) = samples[samples.len() - 1];
-    let max_a = samples.iter().map(|s| s.0).max().unwrap_or(0);
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let median = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let mut early: Vec<u64> = samples[..20].iter().map(|s| s.0).collect();
+    let mut steady_a: Vec<u64> = samples[45..].iter().map(|s| s.0).collect();
+    let mut steady_b: Vec<u64> = samples[45..].iter().map(|s| s.1).collect();
+    let max_a = steady_a.iter().copied().max().unwrap_or(0);
+    let max_b = steady_b.iter().copied().max().unwrap_or(0);
+    let (pss, uss) = pss_uss_kb(ups.procs[0].id());
     println!(
-        "| idle RSS of `up` ({}) with the 304-spec corpus and one connected peer | {:.1} MB (max {:.1} MB over 10 s idle); the peer with 1 spec: {:.1} MB |",
+        "| idle RSS of `up` ({}) with the 304-spec corpus and one connected peer, {secs} s idle | first 20 s: {:.1} MB; from 45 s on (after the trim): **median {:.1} MB, max {:.1} MB** (PSS {:.1} MB, private {:.1} MB at the end); the peer with 1 spec: median {:.1} MB, max {:.1} MB |",
         profile_of(&bin),
-        last_a as f64 / 1024.0,
-        max_a as f64 / 1024.0,
-        last_b as f64 / 1024.0
+        mb(median(&mut early)),
+        mb(median(&mut steady_a)),
+        mb(max_a),
+        mb(pss),
+        mb(uss),
+        mb(median(&mut steady_b)),
+        mb(max_b),
     );
+}
+
+/// PSS and private (clean + dirty) memory of `pid`, in KiB (`smaps_rollup`).
+fn pss_uss_kb(pid: u32) -> (u64, u64) {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("Pss:"),
+        field("Private_Clean:") + field("Private_Dirty:"),
+    )
 }
 
 /// What a user sees: a file saved on A → the line in `leanspec-peer events --json` on B,
@@ -583,12 +624,70 @@ fn cli_latency(edits: usize) {
         println!("| save → `events --json` line | not measured: build the CLI first |");
         return;
     };
+    let (mut ms, lost) = save_to_event(&bin, &[], edits, Duration::from_millis(20));
+    report_save_to_event(
+        &format!(
+            "file save on A → `events --json` line on B ({}, real processes), {} saves",
+            profile_of(&bin),
+            ms.len()
+        ),
+        &mut ms,
+        lost,
+    );
+}
+
+/// The first save after a quiet period, with `up`'s trim (2 s after the last event)
+/// and without it, saves 4 s apart: what handing memory back costs the next change.
+fn cli_latency_after_trim(edits: usize) {
+    let Some(bin) = cli_bin() else {
+        return;
+    };
+    let pause = Duration::from_secs(4);
+    for (what, extra) in [
+        ("trimmed 2 s after each", ["--trim-after", "2s"]),
+        ("no trim", ["--trim-after", "0s"]),
+    ] {
+        let (mut ms, lost) = save_to_event(&bin, &extra, edits, pause);
+        report_save_to_event(
+            &format!(
+                "save → `events` line after 4 s quiet, {what} ({}), {} saves",
+                profile_of(&bin),
+                ms.len()
+            ),
+            &mut ms,
+            lost,
+        );
+    }
+}
+
+fn report_save_to_event(what: &str, ms: &mut [f64], lost: usize) {
+    if ms.is_empty() {
+        println!("| {what} | no save was seen ({lost} lost) |");
+        return;
+    }
+    println!(
+        "| {what} | p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms{} |",
+        pct(ms, 0.5),
+        pct(ms, 0.9),
+        pct(ms, 0.99),
+        ms.last().copied().unwrap_or(0.0),
+        if lost > 0 {
+            format!("; {lost} not seen within 10 s")
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// `edits` saves on A (of `up` with `extra` arguments), `pause` after each line: the
+/// milliseconds from each save to its line on B, and how many lines never came.
+fn save_to_event(bin: &Path, extra: &[&str], edits: usize, pause: Duration) -> (Vec<f64>, usize) {
     let project = tempfile::tempdir().expect("p");
     generate(project.path(), 20);
     let other = tempfile::tempdir().expect("o");
     generate(other.path(), 1);
-    let ups = TwoUps::start(&bin, project.path(), other.path(), 21);
-    let mut events = std::process::Command::new(&bin)
+    let ups = TwoUps::start_with(bin, project.path(), other.path(), 21, extra);
+    let mut events = std::process::Command::new(bin)
         .args(["events", "--json"])
         .env("LEANSPEC_PEER_HOME", ups.home(1))
         .stdout(std::process::Stdio::piped())
@@ -660,29 +759,12 @@ fn cli_latency(edits: usize) {
             None => lost += 1,
         }
         // Let the watcher's and the session's work of this save finish.
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(pause);
     }
     let _ = events.kill();
     let _ = events.wait();
     drop(ups);
-    if ms.is_empty() {
-        println!("| save → `events --json` line | no save was seen ({lost} lost) |");
-        return;
-    }
-    println!(
-        "| file save on A → `events --json` line on B ({}, real processes), {} saves | p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms{} |",
-        profile_of(&bin),
-        ms.len(),
-        pct(&mut ms, 0.5),
-        pct(&mut ms, 0.9),
-        pct(&mut ms, 0.99),
-        ms.last().copied().unwrap_or(0.0),
-        if lost > 0 {
-            format!("; {lost} not seen within 10 s")
-        } else {
-            String::new()
-        }
-    );
+    (ms, lost)
 }
 
 fn main() {
@@ -697,7 +779,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    // BENCH_ONLY=latency,pull,edit,rss,cli-latency runs a subset.
+    // BENCH_ONLY=latency,pull,edit,rss,cli-latency,cli-latency-after-trim runs a subset.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|x| x == name);
     if run("latency") {
@@ -723,6 +805,9 @@ fn main() {
     }
     if run("cli-latency") {
         cli_latency(env_usize("BENCH_EDITS", 250));
+    }
+    if run("cli-latency-after-trim") {
+        cli_latency_after_trim(env_usize("BENCH_TRIM_EDITS", 25));
     }
     if run("relay-rss") {
         relay_rss(env_usize("BENCH_RELAY_ENDPOINTS", 200));

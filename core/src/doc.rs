@@ -551,6 +551,11 @@ impl MachineDoc {
         self.t.save()
     }
 
+    /// Current heads.
+    pub(crate) fn head_hashes(&mut self) -> Vec<automerge::ChangeHash> {
+        self.t.heads()
+    }
+
     /// Current heads (hex), for display and sync checks.
     pub fn heads(&mut self) -> Vec<String> {
         self.t

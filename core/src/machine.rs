@@ -31,6 +31,7 @@ mod query;
 mod replication;
 mod rows;
 mod scan;
+mod scan_memo;
 
 pub use body::{BodyTexts, read_body};
 pub use error::{Error, Result};
@@ -71,6 +72,10 @@ pub struct Machine {
     /// Documents due for compaction, when [`Machine::defer_maintenance`] moved it off
     /// the commit path; [`Machine::maintain`] compacts them.
     compact_due: Option<std::collections::BTreeSet<DocKey>>,
+    /// What the last full scan saw, when a later one can be answered from it.
+    scan_memo: Option<scan_memo::ScanMemo>,
+    #[cfg(test)]
+    scan_memo_hits: u64,
 }
 
 /// The software version written into the document.
@@ -166,6 +171,9 @@ impl Machine {
             stale: Default::default(),
             unsaved: Default::default(),
             compact_due: None,
+            scan_memo: None,
+            #[cfg(test)]
+            scan_memo_hits: 0,
         };
         m.commit(Commit::docs(&[DocKey::Machine(m.id()), DocKey::Mesh]))?;
         Ok((m, true))
@@ -270,6 +278,9 @@ impl Machine {
             stale: Default::default(),
             unsaved: Default::default(),
             compact_due: None,
+            scan_memo: None,
+            #[cfg(test)]
+            scan_memo_hits: 0,
         };
         m.commit(Commit::docs(&[DocKey::Machine(me), DocKey::Mesh]))?;
         match m.store.schema_version()? {

@@ -3,6 +3,7 @@
 
 use super::persist::Commit;
 use super::query::known;
+use super::scan_memo::ProjectMemo;
 use super::{
     DocKey, Error, Machine, Project, ProjectScan, Result, ScanProgress, ScanReport, check_label,
     now_ns,
@@ -112,6 +113,7 @@ impl Machine {
     /// Removes a project from this machine (the files are not touched).
     pub fn remove_project(&mut self, selector: &str) -> Result<Project> {
         let project = self.project(selector)?;
+        self.forget_scan();
         self.doc.remove_project(&project.id);
         self.commit(
             Commit::docs(&[DocKey::Machine(self.id())]).removing(std::slice::from_ref(&project.id)),
@@ -120,12 +122,32 @@ impl Machine {
     }
 
     /// Scans every project.
+    /// When nothing changed since the last scan (by stat, with this machine's document
+    /// unchanged too), that is known without reading the store or the document
+    /// ([`super::scan_memo`]).
     pub fn scan(&mut self, progress: &mut dyn FnMut(ScanProgress<'_>)) -> Result<ScanReport> {
+        if let Some(report) = self.scan_unchanged(progress) {
+            return Ok(report);
+        }
+        self.forget_scan();
         let mut report = ScanReport::default();
+        let mut memo = Some(Vec::new());
         for p in self.store.projects()? {
-            let (scan, bytes) = self.scan_inner(&p, progress)?;
+            let (scan, bytes, seen) = self.scan_inner(&p, progress)?;
             report.change_bytes += bytes;
+            match (memo.as_mut(), seen) {
+                (Some(m), Some((specs_dir, stats))) => m.push(ProjectMemo {
+                    record: p,
+                    specs_dir,
+                    stats,
+                    report: scan.clone(),
+                }),
+                _ => memo = None,
+            }
             report.projects.push(scan);
+        }
+        if let Some(m) = memo {
+            self.remember_scan(m);
         }
         Ok(report)
     }
@@ -137,14 +159,17 @@ impl Machine {
         progress: &mut dyn FnMut(ScanProgress<'_>),
     ) -> Result<ProjectScan> {
         let record = self.project_record(id)?;
+        self.forget_scan();
         Ok(self.scan_inner(&record, progress)?.0)
     }
 
+    /// Scans one project; with the report and the stored change's size, what it saw
+    /// (the specs folder and every spec folder's stat) when every stat was trusted.
     pub(super) fn scan_inner(
         &mut self,
         p: &ProjectRecord,
         progress: &mut dyn FnMut(ScanProgress<'_>),
-    ) -> Result<(ProjectScan, usize)> {
+    ) -> Result<(ProjectScan, usize, Option<Seen>)> {
         let mut scan = ProjectScan {
             id: p.id.clone(),
             name: p.name.clone(),
@@ -160,7 +185,7 @@ impl Machine {
                 p.root.display()
             ));
             scan.specs = self.doc.spec_count(&p.id);
-            return Ok((scan, 0));
+            return Ok((scan, 0, None));
         };
         let walk = spec::walk(&specs_dir);
         scan.warnings.extend(walk.warnings);
@@ -172,9 +197,14 @@ impl Machine {
 
         // Decide, by stat alone, which folders must be read.
         let mut to_read: Vec<(usize, Option<StatKey>)> = Vec::new();
+        let mut seen: Option<Vec<(String, StatKey)>> = Some(Vec::with_capacity(walk.specs.len()));
         for (i, folder) in walk.specs.iter().enumerate() {
             let key = stat_key(&folder.dir);
             let trusted = key.filter(|k| !k.is_racy(now));
+            match (seen.as_mut(), trusted) {
+                (Some(s), Some(k)) => s.push((folder.name.clone(), k)),
+                _ => seen = None,
+            }
             let unchanged = in_doc.contains(&folder.name)
                 && trusted.is_some()
                 && cache.get(&folder.name) == trusted.as_ref();
@@ -233,7 +263,7 @@ impl Machine {
             .filter(|(i, f)| !read.contains(i) && self.doc.has_parse_error(&p.id, &f.name))
             .count();
         let bytes = self.commit(Commit::docs(&[DocKey::Machine(self.id())]).stats(&updates))?;
-        Ok((scan, bytes))
+        Ok((scan, bytes, seen.map(|s| (specs_dir, s))))
     }
 
     /// Rescans one spec folder (the watcher's path): reads it, writes what changed,
@@ -296,6 +326,9 @@ pub(super) fn stat_key(dir: &Path) -> Option<StatKey> {
 }
 
 type Loaded = (Spec, Vec<String>);
+
+/// What a scan saw of a project: its specs folder and every spec folder's stat.
+pub(super) type Seen = (std::path::PathBuf, Vec<(String, StatKey)>);
 
 /// Loads the selected folders on all cores; results come back in input order.
 pub(super) fn load_parallel(

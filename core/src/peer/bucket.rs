@@ -33,8 +33,10 @@ pub(super) async fn run(shared: Arc<Shared>, pull_every: Duration, push_delay: D
                 next_pull = Instant::now() + pull_every;
             }
         }
+        // Without a bucket there is nothing to pull: no timer, only a mesh change (which
+        // may add one) wakes the task, so an idle daemon does not read the mesh each minute.
         tokio::select! {
-            _ = tokio::time::sleep_until(next_pull) => {}
+            _ = tokio::time::sleep_until(next_pull), if !rounds.is_empty() => {}
             // Without a bucket only a mesh change can bring one: this machine's own
             // changes do not wake the task.
             more = own_change(&mut changed, me, !rounds.is_empty()) => {

@@ -7,6 +7,7 @@ mod args;
 mod board;
 mod output;
 mod reply;
+mod resident;
 mod service;
 
 use anyhow::{Context, bail};
@@ -853,6 +854,8 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
                 eprintln!("leanspec-peer: {}", reply::event_text(&ev));
             }
         });
+        let trim = (!args.trim_after.is_zero())
+            .then(|| tokio::spawn(resident::trim_when_quiet(node.clone(), args.trim_after)));
         if !stop_now {
             tokio::select! {
                 _ = interrupt.recv() => {}
@@ -862,6 +865,9 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         eprintln!("leanspec-peer: stopping");
         server.abort();
         log.abort();
+        if let Some(t) = trim {
+            t.abort();
+        }
         if let Some(ui) = ui {
             ui.stop();
         }

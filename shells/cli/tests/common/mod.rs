@@ -21,6 +21,21 @@ impl Daemon {
         d
     }
 
+    /// Starts `up --no-ui` with `extra` arguments and waits until it serves.
+    pub fn start_with(home: &Path, project: &Path, extra: &[&str]) -> Daemon {
+        let d = Daemon(Proc::spawn(
+            Command::new(BIN)
+                .args(["up", "--bind", "127.0.0.1:0", "--no-ui"])
+                .args(extra)
+                .arg("--project")
+                .arg(project)
+                .env("LEANSPEC_PEER_HOME", home)
+                .env("LEANSPEC_PEER_LOG", "info"),
+        ));
+        d.wait_line("Ctrl-C to stop");
+        d
+    }
+
     /// Wraps an `up` started with other arguments.
     pub fn from_proc(p: Proc) -> Daemon {
         Daemon(p)
@@ -48,6 +63,11 @@ impl Daemon {
         ));
         d.wait_line("Ctrl-C to stop");
         d
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.0.child.id()
     }
 
     /// kill -9.
