@@ -5,7 +5,7 @@
 //!   cargo bench -p leanspec-peer-core --bench sync
 //!
 //! Environment: `LEANSPEC_CORPUS`, `BENCH_EDITS` (default 250), `BENCH_PULL_SPECS`
-//! (default 10000), `BENCH_IDLE_SECS` (default 150), `BENCH_TRIM_EDITS` (default 25),
+//! (default 10000), `BENCH_IDLE_SECS` (default 240), `BENCH_TRIM_EDITS` (default 25),
 //! `LEANSPEC_PEER_BIN` (the CLI for the process rows; default the release build).
 
 use leanspec_peer_core::Node as Peer;
@@ -566,10 +566,11 @@ fn idle_rss() {
     )
     .expect("w");
     let ups = TwoUps::start(&bin, project.path(), other.path(), 305);
-    // Idle for BENCH_IDLE_SECS (default 150), sampled each second: the first 20 s are
-    // before `up`'s default trim (30 s after the last event); from 45 s on is the
-    // steady idle state, which includes two periodic rescans (each minute).
-    let secs = env_usize("BENCH_IDLE_SECS", 150).max(60);
+    // Idle for BENCH_IDLE_SECS (default 240), sampled each second: the first 20 s are
+    // before `up`'s default trim (60 s after the last event); from 75 s on is the
+    // steady idle state (trimmed again every 30 s), which includes the periodic rescans
+    // (each minute) and iroh's address refreshes (every ~25 s).
+    let secs = env_usize("BENCH_IDLE_SECS", 240).max(120);
     let mut samples = Vec::with_capacity(secs);
     for _ in 0..secs {
         std::thread::sleep(Duration::from_secs(1));
@@ -581,13 +582,13 @@ fn idle_rss() {
         v[v.len() / 2]
     };
     let mut early: Vec<u64> = samples[..20].iter().map(|s| s.0).collect();
-    let mut steady_a: Vec<u64> = samples[45..].iter().map(|s| s.0).collect();
-    let mut steady_b: Vec<u64> = samples[45..].iter().map(|s| s.1).collect();
+    let mut steady_a: Vec<u64> = samples[75..].iter().map(|s| s.0).collect();
+    let mut steady_b: Vec<u64> = samples[75..].iter().map(|s| s.1).collect();
     let max_a = steady_a.iter().copied().max().unwrap_or(0);
     let max_b = steady_b.iter().copied().max().unwrap_or(0);
     let (pss, uss) = pss_uss_kb(ups.procs[0].id());
     println!(
-        "| idle RSS of `up` ({}) with the 304-spec corpus and one connected peer, {secs} s idle | first 20 s: {:.1} MB; from 45 s on (after the trim): **median {:.1} MB, max {:.1} MB** (PSS {:.1} MB, private {:.1} MB at the end); the peer with 1 spec: median {:.1} MB, max {:.1} MB |",
+        "| idle RSS of `up` ({}) with the 304-spec corpus and one connected peer, {secs} s idle | first 20 s: {:.1} MB; from 75 s on (after the trim): **median {:.1} MB, max {:.1} MB** (PSS {:.1} MB, private {:.1} MB at the end); the peer with 1 spec: median {:.1} MB, max {:.1} MB |",
         profile_of(&bin),
         mb(median(&mut early)),
         mb(median(&mut steady_a)),

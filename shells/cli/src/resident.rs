@@ -8,12 +8,13 @@
 //! LeanSpec corpus and one peer that left ~19 MB of the binary's text resident while
 //! ~1 MB of it runs in an idle minute (BENCHMARKS.md, "Idle memory").
 //!
-//! So whenever a quiet period passes with no events, `up` unmaps its code images'
+//! So once a quiet period passes with no events, `up` unmaps its code images'
 //! read-only pages and returns free heap pages to the kernel. Nothing is lost: the pages
 //! stay in the page cache and the next instruction or constant that needs one maps it
 //! back with a minor fault (measured: BENCHMARKS.md, the first save after a trim, and
 //! the idle CPU). Hosts that embed the core choose their own policy; this is the CLI
-//! daemon's (`up --trim-after`, default 30 s; `0s` turns it off).
+//! daemon's (`up --trim-after`, default 60 s, then every 30 s while quiet; `0s` turns
+//! it off).
 
 use leanspec_peer_core::Node;
 use std::sync::Arc;
@@ -33,11 +34,17 @@ pub(crate) struct HandedBack {
     pub(crate) rss_after: u64,
 }
 
-/// Hands resident pages back ([`hand_back`]) each time `quiet` passes with no event on
-/// `node`: once after a burst of work (the startup counts as one), then once per
-/// further quiet period, since idle work maps code back too (iroh refreshes its
-/// addresses every ~25 s, the periodic rescan runs each minute). Ends when the node's
-/// events end.
+/// While quiet, trims again this often: idle work maps code back too (iroh refreshes
+/// its addresses every ~25 s, the periodic rescan runs each minute), and what it maps
+/// back is small and quickly faulted in again (BENCHMARKS.md, idle CPU).
+const RETRIM: Duration = Duration::from_secs(30);
+
+/// Hands resident pages back ([`hand_back`]) once `quiet` has passed with no event on
+/// `node` (the startup counts as an event), then every [`RETRIM`] (or `quiet`, if
+/// shorter) while no event comes. An event starts the wait for `quiet` again: the
+/// first change after a trim pays for mapping its code back (~3 ms here), so `quiet`
+/// is long enough that a working user's saves rarely do. Ends when the node's events
+/// end.
 pub(crate) async fn trim_when_quiet(node: Arc<Node>, quiet: Duration) {
     let (_, mut events) = node.subscribe();
     let mut worked = true;
@@ -51,7 +58,7 @@ pub(crate) async fn trim_when_quiet(node: Arc<Node>, quiet: Duration) {
                 }
                 Err(RecvError::Closed) => return,
             },
-            _ = tokio::time::sleep_until(last + quiet) => {
+            _ = tokio::time::sleep_until(last + if worked { quiet } else { quiet.min(RETRIM) }) => {
                 last = Instant::now();
                 // Reading smaps and madvise are quick but blocking system calls.
                 match tokio::task::spawn_blocking(hand_back).await {
