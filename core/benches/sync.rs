@@ -625,16 +625,38 @@ fn cli_latency(edits: usize) {
         println!("| save → `events --json` line | not measured: build the CLI first |");
         return;
     };
+    let before = machine_speed();
     let (mut ms, lost) = save_to_event(&bin, &[], edits, Duration::from_millis(20));
+    let after = machine_speed();
     report_save_to_event(
         &format!(
-            "file save on A → `events --json` line on B ({}, real processes), {} saves",
+            "file save on A → `events --json` line on B ({}, real processes), {} saves; this machine's speed meanwhile: parsing the corpus took {before:.1} ms before, {after:.1} ms after",
             profile_of(&bin),
             ms.len()
         ),
         &mut ms,
         lost,
     );
+}
+
+/// How fast this (shared, noisy) machine is right now: milliseconds to load and parse
+/// every spec of the corpus, median of 7 (the files cached). The CPU this VM gets
+/// varies by up to 2× from one minute to the next; the figure puts a latency row in
+/// context.
+fn machine_speed() -> f64 {
+    let folders = spec::walk(&corpus()).specs;
+    let mut runs: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            let mut warnings = Vec::new();
+            for f in &folders {
+                std::hint::black_box(spec::load(&f.name, &f.dir, &mut warnings));
+            }
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
 }
 
 /// The first save after a quiet period, with `up`'s trim (2 s after the last event)

@@ -311,6 +311,12 @@ impl MachineDoc {
         }
     }
 
+    /// Whether a project holds a spec of this name.
+    pub fn has_spec(&self, project: &str, name: &str) -> bool {
+        self.specs_obj(project)
+            .is_some_and(|s| self.map(&s, name).is_some())
+    }
+
     /// Number of specs in a project.
     pub fn spec_count(&self, project: &str) -> usize {
         self.specs_obj(project).map_or(0, |s| self.t.doc.length(&s))
@@ -536,6 +542,11 @@ impl MachineDoc {
 
     /// Commits pending writes as one change; `None` when there was nothing to commit.
     pub fn commit(&mut self, unix_secs: i64) -> Option<automerge::ChangeHash> {
+        // Nothing pending: committing would open a transaction only to drop it (a
+        // cost on every received message, whose commit covers both our documents).
+        if self.t.doc.pending_ops() == 0 {
+            return None;
+        }
         self.t
             .doc
             .commit_with(CommitOptions::default().with_time(unix_secs))

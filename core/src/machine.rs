@@ -69,6 +69,12 @@ pub struct Machine {
     /// Documents whose new changes a failed write left unsaved (their save cursors
     /// rewound): [`Machine::retry_unsaved`] stores them once the store works again.
     unsaved: std::collections::BTreeSet<DocKey>,
+    /// A store write failed and none has succeeded since.
+    write_failed: bool,
+    /// A write succeeded after failed ones, and the host has not been told (see
+    /// [`Machine::take_recovered`]): whichever write comes first after space returns
+    /// (a rescan, a received change, the retry) recovers the store.
+    recovered: bool,
     /// Documents due for compaction, when [`Machine::defer_maintenance`] moved it off
     /// the commit path; [`Machine::maintain`] compacts them.
     compact_due: Option<std::collections::BTreeSet<DocKey>>,
@@ -170,6 +176,8 @@ impl Machine {
             received: HashMap::new(),
             stale: Default::default(),
             unsaved: Default::default(),
+            write_failed: false,
+            recovered: false,
             compact_due: None,
             scan_memo: None,
             #[cfg(test)]
@@ -277,6 +285,8 @@ impl Machine {
             received: HashMap::new(),
             stale: Default::default(),
             unsaved: Default::default(),
+            write_failed: false,
+            recovered: false,
             compact_due: None,
             scan_memo: None,
             #[cfg(test)]

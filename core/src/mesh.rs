@@ -573,6 +573,11 @@ impl MeshDoc {
     /// every store commit, most with nothing pending: forgetting here had the members
     /// read again after each received message.)
     pub fn commit(&mut self, now: i64) -> Option<automerge::ChangeHash> {
+        // Nothing pending: committing would open a transaction only to drop it (a
+        // cost on every received message, whose commit covers both our documents).
+        if self.t.doc.pending_ops() == 0 {
+            return None;
+        }
         self.t
             .doc
             .commit_with(CommitOptions::default().with_time(now))

@@ -221,6 +221,12 @@ impl Node {
         }
     }
 
+    /// How long since the last event (since the node was opened, before any): for a
+    /// host's idle policy to poll, instead of waking for every event.
+    pub fn quiet_for(&self) -> std::time::Duration {
+        self.local.quiet_for()
+    }
+
     /// Presence of every other known machine (empty while stopped).
     pub fn presence(&self) -> HashMap<MachineId, Presence> {
         self.running().map(|p| p.presence()).unwrap_or_default()
@@ -697,4 +703,32 @@ impl Borrowed<'_> {
 
 fn parse_query(query: &str) -> Result<crate::query::Query> {
     crate::query::parse(query).map_err(|e| PeerError::Invalid(format!("invalid query: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Node;
+    use crate::peer::PeerOptions;
+    use std::time::{Duration, Instant};
+
+    /// A host polls `quiet_for` instead of waking for each event: it grows while
+    /// nothing happens and starts again at each event.
+    #[test]
+    fn quiet_for_grows_while_nothing_happens_and_restarts_at_an_event() {
+        let home = tempfile::tempdir().expect("home");
+        let project = tempfile::tempdir().expect("project");
+        let spec = project.path().join("specs/001-a");
+        std::fs::create_dir_all(&spec).expect("mkdir");
+        std::fs::write(spec.join("README.md"), "---\nstatus: draft\n---\n# A\n").expect("write");
+        let (node, _) = Node::init(home.path(), Some("t"), PeerOptions::default()).expect("init");
+        // Events are made for listeners only.
+        let (_, _events) = node.subscribe();
+        let idle = Duration::from_millis(30);
+        std::thread::sleep(idle);
+        assert!(node.quiet_for() >= idle);
+        let start = Instant::now();
+        node.add_project(project.path(), None).expect("add");
+        // The project's events came after `start`.
+        assert!(node.quiet_for() <= start.elapsed());
+    }
 }

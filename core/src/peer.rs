@@ -423,12 +423,13 @@ impl Shared {
         Ok(r)
     }
 
-    /// Announces a change of this machine's document: events for what changed (if a
-    /// host listens), and the document to every session (always).
+    /// Announces a change of this machine's document: the document to every session
+    /// (always), then events for what changed (if a host listens). Sessions first: the
+    /// peers wait on them, and each event wakes a task on the same few threads.
     pub(crate) fn announce_own(self: &Arc<Self>, changes: &[DocChange]) {
         let key = DocKey::Machine(self.me);
-        self.local.announce(key, changes);
         let _ = self.changed.send(key);
+        self.local.announce(key, changes);
     }
 
     /// Announces changes: events for hosts, document keys for sessions, and after a mesh

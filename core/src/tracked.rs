@@ -350,6 +350,19 @@ impl Tracked {
             .collect())
     }
 
+    /// Logs the patches of the local changes made from now on, until
+    /// [`Tracked::stop_logging_local`]: [`Tracked::spec_changes`] from the heads of now
+    /// to the heads after them then reads the log instead of diffing every op (a diff
+    /// costs ~8 % of a saved file's CPU on the way to the peers).
+    pub(crate) fn log_local(&mut self) {
+        self.doc.update_diff_cursor();
+    }
+
+    /// Stops the log of [`Tracked::log_local`] (logging costs each op a little).
+    pub(crate) fn stop_logging_local(&mut self) {
+        self.doc.reset_diff_cursor();
+    }
+
     /// The spec names of `project` as of `heads`.
     fn spec_names_at(&self, project: &str, heads: &[ChangeHash]) -> Vec<String> {
         use automerge::{ObjType, ROOT, ReadDoc, Value};
@@ -432,6 +445,13 @@ impl Tracked {
                 }
                 (None, true) => out.push((project, spec, None)),
                 (None, false) => out.push((project, spec, Some(field.into_iter().collect()))),
+            }
+        }
+        // A diff lists a spec's fields in key order, a log in the order they were
+        // written: the same order whichever was read.
+        for (_, _, fields) in &mut out {
+            if let Some(f) = fields {
+                f.sort_unstable();
             }
         }
         out
@@ -570,6 +590,60 @@ mod tests {
         assert_eq!(
             names,
             [("s1", true), ("s2", false), ("s3", true), ("s9", true)]
+        );
+    }
+
+    /// A machine's own changes, logged as they are made, list the same spec changes as
+    /// a diff of the document (a copy loaded from its bytes, which has no log).
+    #[test]
+    fn own_changes_logged_as_made_equal_the_diff() {
+        use automerge::{ObjType, ROOT};
+        let mut a = Tracked::new(AutoCommit::new());
+        let projects = a.doc.put_object(ROOT, "projects", ObjType::Map).expect("p");
+        let p = a.doc.put_object(&projects, "p1", ObjType::Map).expect("p1");
+        let specs = a.doc.put_object(&p, "specs", ObjType::Map).expect("specs");
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            let spec = a
+                .doc
+                .put_object(&specs, format!("s{i}"), ObjType::Map)
+                .expect("s");
+            a.doc.put(&spec, "status", "planned").expect("status");
+            ids.push(spec);
+        }
+        a.doc.commit();
+        let before = a.heads();
+        a.log_local();
+        // What makes the diff read the log: the cursor is where the changes start.
+        assert_eq!(a.doc.diff_cursor(), before);
+        a.doc.put(&ids[0], "status", "complete").expect("put");
+        a.doc.put(&ids[0], "priority", "high").expect("put");
+        a.doc.commit();
+        a.doc.delete(&specs, "s1").expect("delete");
+        let added = a.doc.put_object(&specs, "s7", ObjType::Map).expect("s7");
+        a.doc.put(&added, "status", "draft").expect("put");
+        a.doc.commit();
+        let after = a.heads();
+        let sorted = |mut v: Vec<(String, String, Option<Vec<String>>)>| {
+            v.sort();
+            v
+        };
+        let from_log = sorted(a.spec_changes(&before, &after));
+        a.stop_logging_local();
+        let mut copy = Tracked::new(AutoCommit::load(&a.doc.save()).expect("load"));
+        let from_diff = sorted(copy.spec_changes(&before, &after));
+        assert_eq!(from_log, from_diff);
+        assert_eq!(
+            from_log,
+            [
+                (
+                    "p1".into(),
+                    "s0".into(),
+                    Some(vec!["priority".into(), "status".into()])
+                ),
+                ("p1".into(), "s1".into(), None),
+                ("p1".into(), "s7".into(), Some(vec!["status".into()])),
+            ]
         );
     }
 }

@@ -125,9 +125,19 @@ impl Machine {
         Ok(())
     }
 
-    /// Whether a failed write left something for [`Machine::retry_unsaved`].
+    /// Whether a failed write left something for [`Machine::retry_unsaved`] (or a
+    /// recovery to report, [`Machine::take_recovered`]).
     pub fn waits_for_store(&self) -> bool {
-        self.store.has_failed() || !self.unsaved.is_empty() || !self.stale.is_empty()
+        self.store.has_failed()
+            || !self.unsaved.is_empty()
+            || !self.stale.is_empty()
+            || self.recovered
+    }
+
+    /// Whether a write succeeded after failed ones since the last call: the host then
+    /// rereads what failed rescans left unread and says the store works again.
+    pub fn take_recovered(&mut self) -> bool {
+        std::mem::take(&mut self.recovered)
     }
 
     /// Stores what failed writes left unsaved (a full disk), once the store works again.
@@ -253,6 +263,7 @@ impl Machine {
             lazy,
         });
         if let Err(e) = stored {
+            self.write_failed = true;
             // Nothing of the transaction is stored: the next commit saves (and signs)
             // these changes again, so a change made while the disk was full is not lost.
             for (key, heads) in cursors {
@@ -265,6 +276,9 @@ impl Machine {
         }
         for key in keys {
             self.unsaved.remove(key);
+        }
+        if std::mem::take(&mut self.write_failed) {
+            self.recovered = true;
         }
         let bytes = owned.iter().map(|(_, c)| c.len()).sum();
         if keys.contains(&DocKey::Mesh) {
@@ -313,11 +327,11 @@ impl Machine {
     }
 
     pub(super) fn maybe_compact(&mut self, key: DocKey) -> Result<()> {
-        let stats = self.store.stats(&key.to_bytes())?;
-        self.received.entry(key).or_default().stored_bytes = stats.chunk_bytes;
+        let (chunks, chunk_bytes) = self.store.chunk_stats(&key.to_bytes())?;
+        self.received.entry(key).or_default().stored_bytes = chunk_bytes;
         let snapshot = self.snapshot_bytes.get(&key).copied().unwrap_or(0);
-        let incremental = stats.chunk_bytes.saturating_sub(snapshot);
-        if stats.chunks >= COMPACT_MAX_CHUNKS || incremental > snapshot.max(COMPACT_MIN_BYTES) {
+        let incremental = chunk_bytes.saturating_sub(snapshot);
+        if chunks >= COMPACT_MAX_CHUNKS || incremental > snapshot.max(COMPACT_MIN_BYTES) {
             match self.compact_due.as_mut() {
                 Some(due) => {
                     due.insert(key);

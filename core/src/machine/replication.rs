@@ -647,6 +647,18 @@ impl Machine {
         self.doc.tracked_unchanged().heads()
     }
 
+    /// Starts (`true`) or stops logging this machine's own changes, for
+    /// [`Machine::own_changes_since`] to read them from the log (see
+    /// [`Tracked::log_local`]).
+    pub fn log_own_changes(&mut self, on: bool) {
+        let t = self.doc.tracked_unchanged();
+        if on {
+            t.log_local();
+        } else {
+            t.stop_logging_local();
+        }
+    }
+
     /// Spec-level changes to this machine's document since `before`.
     pub fn own_changes_since(&mut self, before: &[automerge::ChangeHash]) -> Vec<DocChange> {
         let me = self.id();

@@ -281,6 +281,17 @@ impl Machine {
         let Some(specs_dir) = spec::find_specs_dir(&record.root) else {
             return Ok(0);
         };
+        self.rescan_spec_in(project_id, &specs_dir, name)
+    }
+
+    /// [`Machine::rescan_spec`] when the caller has found the project's specs folder
+    /// already (the watcher, for a batch of events).
+    pub fn rescan_spec_in(
+        &mut self,
+        project_id: &str,
+        specs_dir: &std::path::Path,
+        name: &str,
+    ) -> Result<usize> {
         let dir = specs_dir.join(name);
         let update = if dir.join("README.md").symlink_metadata().is_ok() {
             let mut warnings = Vec::new();

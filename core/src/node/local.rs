@@ -9,6 +9,8 @@ use crate::mesh::Member;
 use crate::peer::{Event, lock};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// Invariant: `machine` is locked only for document work, never across an await.
@@ -16,6 +18,10 @@ pub(crate) struct Local {
     pub(crate) machine: Mutex<Machine>,
     pub(crate) me: MachineId,
     events: broadcast::Sender<Event>,
+    /// When this was made, and the last event after it (nanoseconds): how long the node
+    /// has been quiet, for hosts to poll rather than wake for every event.
+    born: Instant,
+    last_event_ns: AtomicU64,
     /// Members as last announced (label, revoked), to turn a mesh change into
     /// added / renamed / revoked events, once each across restarts of the network.
     members_seen: Mutex<HashMap<MachineId, (String, bool)>>,
@@ -49,6 +55,8 @@ impl Local {
             me: machine.id(),
             machine: Mutex::new(machine),
             events,
+            born: Instant::now(),
+            last_event_ns: AtomicU64::new(0),
             members_seen: Mutex::new(members_seen),
             refusals: super::Refusals::default(),
             op_budget: Mutex::new(crate::proto::budget::OpBudget::new(
@@ -60,7 +68,15 @@ impl Local {
     }
 
     pub(crate) fn emit(&self, e: Event) {
+        let now = u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_event_ns.store(now, Ordering::Relaxed);
         let _ = self.events.send(e);
+    }
+
+    /// How long since the last event (or since this was made, before any).
+    pub(crate) fn quiet_for(&self) -> Duration {
+        let last = Duration::from_nanos(self.last_event_ns.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -72,23 +88,29 @@ impl Local {
     /// for the caller to announce once the lock is released. Nobody listening (a scan
     /// before `up` starts, a command with no daemon): no diff is computed, which for a
     /// first scan of a large project is most of the work and of the memory it leaves
-    /// behind (BENCHMARKS.md, idle RSS).
+    /// behind (BENCHMARKS.md, idle RSS). While a host listens, `f`'s changes are logged
+    /// as they are made, so listing them reads the log, not every op of the document.
     pub(crate) fn change_own<R, E>(
         &self,
         f: impl FnOnce(&mut Machine) -> Result<R, E>,
     ) -> Result<(R, Option<Vec<DocChange>>), E> {
         let mut m = lock(&self.machine);
         let before = m.own_heads();
-        let r = f(&mut m)?;
-        if m.own_heads() == before {
-            return Ok((r, None));
+        let listening = self.events.receiver_count() > 0;
+        if listening {
+            m.log_own_changes(true);
         }
-        let changes = if self.events.receiver_count() > 0 {
+        let r = f(&mut m);
+        let changed = m.own_heads() != before;
+        let changes = if listening && changed {
             m.own_changes_since(&before)
         } else {
             Vec::new()
         };
-        Ok((r, Some(changes)))
+        if listening {
+            m.log_own_changes(false);
+        }
+        Ok((r?, changed.then_some(changes)))
     }
 
     /// Tells hosts about changes: one event per change, and after a mesh change the

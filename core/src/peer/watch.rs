@@ -2,6 +2,10 @@
 //! first event is handled at once (no fixed debounce: save → visible is the latency
 //! that matters); events that arrive meanwhile are coalesced into one rescan per spec.
 //! A periodic full (stat-only) rescan catches anything the watcher missed.
+//!
+//! Rescans run on one thread of their own, fed by notify's: file reads, parsing and
+//! the store's fsync are blocking work, and each hand-off between threads costs a
+//! wake-up (tens of microseconds on a small VM) on the way from a save to the peers.
 
 use super::{PeerError, Shared, lock};
 use crate::spec;
@@ -9,13 +13,15 @@ use notify::{RecursiveMode, Watcher as _};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
-/// Keeps the OS watch and its task alive; dropping it stops both.
+/// Keeps the OS watch and the rescan thread alive; dropping it stops both (the thread
+/// after the rescan in progress, if any).
 pub(crate) struct Watcher {
-    _inner: notify::RecommendedWatcher,
-    task: tokio::task::JoinHandle<()>,
+    inner: notify::RecommendedWatcher,
+    tx: mpsc::Sender<Seen>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -24,29 +30,40 @@ impl std::fmt::Debug for Watcher {
     }
 }
 
+/// What the rescan thread is told.
+enum Seen {
+    Path(PathBuf),
+    Stop,
+}
+
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.task.abort();
+        let _ = self.tx.send(Seen::Stop);
     }
 }
 
 /// What to rescan.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
-    Spec { project: String, name: String },
+    Spec {
+        project: String,
+        specs_dir: PathBuf,
+        name: String,
+    },
     Project(String),
 }
 
 impl Watcher {
     pub(crate) fn start(shared: Arc<Shared>) -> Result<Watcher, PeerError> {
-        let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+        let (tx, rx) = mpsc::channel::<Seen>();
+        let events = tx.clone();
         let mut inner =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
                 // Reads are not changes: our own rescans open every file they read, and
                 // inotify reports those opens; reacting to them would loop forever.
                 Ok(event) if matters(&event.kind) => {
                     for p in event.paths.into_iter().filter(|p| !is_temp_file(p)) {
-                        let _ = tx.send(p);
+                        let _ = events.send(Seen::Path(p));
                     }
                 }
                 Ok(_) => {}
@@ -63,26 +80,29 @@ impl Watcher {
                 tracing::warn!(dir = %dir.display(), "cannot watch: {e}; relying on the periodic rescan");
             }
         }
-        let task = tokio::spawn(run(shared, rx));
+        let thread = std::thread::Builder::new()
+            .name("leanspec-watch".into())
+            .spawn(move || run(&shared, &rx))
+            .map_err(|e| PeerError::Invalid(format!("cannot start the watcher: {e}")))?;
         Ok(Watcher {
-            _inner: inner,
-            task,
+            inner,
+            tx,
+            thread: Some(thread),
         })
     }
-}
 
-impl Watcher {
-    /// Stops the OS watch and waits for the task to end.
+    /// Stops the OS watch and waits for the rescan thread to end.
     pub(crate) async fn stop(mut self) {
-        self.task.abort();
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        let thread = self.thread.take();
         drop(self);
-        let _ = task.await;
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
     }
 
     /// Watches one more specs folder.
     pub(crate) fn watch(&mut self, dir: &Path) {
-        if let Err(e) = self._inner.watch(dir, RecursiveMode::Recursive) {
+        if let Err(e) = self.inner.watch(dir, RecursiveMode::Recursive) {
             tracing::warn!(dir = %dir.display(), "cannot watch: {e}; relying on the periodic rescan");
         }
     }
@@ -120,15 +140,19 @@ fn is_temp_file(path: &Path) -> bool {
             .any(|s| name.ends_with(s)))
 }
 
-async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
-    while let Some(first) = rx.recv().await {
+/// Rescans what each batch of events touched, until told to stop (or every sender is
+/// gone). A batch is the first path and whatever came meanwhile.
+fn run(shared: &Arc<Shared>, rx: &mpsc::Receiver<Seen>) {
+    while let Ok(Seen::Path(first)) = rx.recv() {
         let mut paths = vec![first];
-        while let Ok(p) = rx.try_recv() {
-            paths.push(p);
+        loop {
+            match rx.try_recv() {
+                Ok(Seen::Path(p)) => paths.push(p),
+                Ok(Seen::Stop) => return,
+                Err(_) => break,
+            }
         }
-        let shared2 = shared.clone();
-        // File reads and fsyncs: off the async threads.
-        let _ = tokio::task::spawn_blocking(move || handle(&shared2, &paths)).await;
+        handle(shared, &paths);
     }
 }
 
@@ -144,23 +168,24 @@ fn handle(shared: &Arc<Shared>, paths: &[PathBuf]) {
 fn rescan_paths(m: &mut crate::Machine, paths: &[PathBuf]) -> crate::machine::Result<()> {
     let projects = m.project_records()?;
     let mut targets = BTreeSet::new();
-    // Spec names once per batch, not once per event path.
-    let dirs: Vec<(String, PathBuf, Vec<String>)> = projects
+    let dirs: Vec<(&str, PathBuf)> = projects
         .iter()
-        .filter_map(|p| {
-            spec::find_specs_dir(&p.root).map(|d| (p.id.clone(), d, m.doc().spec_names(&p.id)))
-        })
+        .filter_map(|p| spec::find_specs_dir(&p.root).map(|d| (p.id.as_str(), d)))
         .collect();
     for path in paths {
-        for (id, dir, names) in &dirs {
+        for (id, dir) in &dirs {
             if let Ok(rel) = path.strip_prefix(dir) {
-                targets.insert(target_of(id, dir, names, rel));
+                targets.insert(target_of(id, dir, &|name| m.doc().has_spec(id, name), rel));
             }
         }
     }
     for t in targets {
         let r = match &t {
-            Target::Spec { project, name } => m.rescan_spec(project, name).map(|_| ()),
+            Target::Spec {
+                project,
+                specs_dir,
+                name,
+            } => m.rescan_spec_in(project, specs_dir, name).map(|_| ()),
             Target::Project(project) => m.scan_project(project, &mut |_| {}).map(|_| ()),
         };
         if let Err(e) = r {
@@ -171,8 +196,9 @@ fn rescan_paths(m: &mut crate::Machine, paths: &[PathBuf]) -> crate::machine::Re
 }
 
 /// The spec folder an event path belongs to: the deepest prefix (up to 3 levels) that
-/// is a spec folder on disk or in the document; else the whole project.
-fn target_of(project: &str, specs_dir: &Path, in_doc: &[String], rel: &Path) -> Target {
+/// is a spec folder on disk or in the document (`in_doc`, asked only when the folder is
+/// gone: a removed spec); else the whole project.
+fn target_of(project: &str, specs_dir: &Path, in_doc: &dyn Fn(&str) -> bool, rel: &Path) -> Target {
     let comps: Vec<&str> = rel
         .components()
         .filter_map(|c| c.as_os_str().to_str())
@@ -187,10 +213,11 @@ fn target_of(project: &str, specs_dir: &Path, in_doc: &[String], rel: &Path) -> 
             .join("README.md")
             .symlink_metadata()
             .is_ok()
-            || in_doc.contains(&name)
+            || in_doc(&name)
         {
             return Target::Spec {
                 project: project.to_string(),
+                specs_dir: specs_dir.to_path_buf(),
                 name,
             };
         }
@@ -237,11 +264,19 @@ pub(crate) async fn retry_failed_store(shared: Arc<Shared>) {
             continue;
         }
         let s = shared.clone();
-        let retried =
-            tokio::task::spawn_blocking(move || lock(&s.local.machine).retry_unsaved()).await;
+        let retried = tokio::task::spawn_blocking(move || {
+            let mut m = lock(&s.local.machine);
+            // Another write (a rescan, a received change) may have recovered the store
+            // first: the rescan below is still due.
+            m.retry_unsaved().map(|keys| {
+                let recovered = m.take_recovered();
+                (keys, recovered)
+            })
+        })
+        .await;
         match retried {
-            Ok(Ok(keys)) if keys.is_empty() => {}
-            Ok(Ok(keys)) => {
+            Ok(Ok((keys, false))) if keys.is_empty() => {}
+            Ok(Ok((keys, _))) => {
                 tracing::info!("the store is writable again; changes made meanwhile are stored");
                 for key in keys {
                     let _ = shared.changed.send(key);

@@ -847,11 +847,11 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
         let (earlier, mut events) = node.subscribe();
         for ev in &earlier {
-            eprintln!("leanspec-peer: {}", reply::event_text(ev));
+            log_event(ev);
         }
         let log = tokio::spawn(async move {
             while let Ok(ev) = events.recv().await {
-                eprintln!("leanspec-peer: {}", reply::event_text(&ev));
+                log_event(&ev);
             }
         });
         let trim = (!args.trim_after.is_zero())
@@ -876,4 +876,11 @@ fn up(home: &Path, args: UpArgs, json: bool) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes an event's line to stderr in one write (`eprintln!` makes one per piece, on
+/// the daemon's way from a change to the peers).
+fn log_event(ev: &leanspec_peer_core::peer::Event) {
+    let line = format!("leanspec-peer: {}\n", reply::event_text(ev));
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }

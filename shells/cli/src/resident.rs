@@ -19,8 +19,7 @@
 use leanspec_peer_core::Node;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::time::Instant;
+use std::time::Instant;
 
 /// What one [`hand_back`] released.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -43,45 +42,43 @@ const RETRIM: Duration = Duration::from_secs(30);
 /// `node` (the startup counts as an event), then every [`RETRIM`] (or `quiet`, if
 /// shorter) while no event comes. An event starts the wait for `quiet` again: the
 /// first change after a trim pays for mapping its code back (~3 ms here), so `quiet`
-/// is long enough that a working user's saves rarely do. Ends when the node's events
-/// end.
+/// is long enough that a working user's saves rarely do. The node's quiet time is
+/// polled when a wait ends, not followed event by event: a subscription would wake
+/// this task for every change, on the threads that carry it to the peers and hosts.
 pub(crate) async fn trim_when_quiet(node: Arc<Node>, quiet: Duration) {
-    let (_, mut events) = node.subscribe();
-    let mut worked = true;
-    let mut last = Instant::now();
+    let mut last_trim: Option<Instant> = None;
     loop {
-        tokio::select! {
-            ev = events.recv() => match ev {
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    worked = true;
-                    last = Instant::now();
-                }
-                Err(RecvError::Closed) => return,
-            },
-            _ = tokio::time::sleep_until(last + if worked { quiet } else { quiet.min(RETRIM) }) => {
-                last = Instant::now();
-                // Reading smaps and madvise are quick but blocking system calls.
-                match tokio::task::spawn_blocking(hand_back).await {
-                    Ok(Ok(h)) if worked => tracing::info!(
-                        "quiet for {quiet:?}: unmapped {:.1} MB of code pages in {} mappings, returned free heap; resident {:.1} MB -> {:.1} MB",
-                        mb(h.code_bytes),
-                        h.mappings,
-                        mb(h.rss_before),
-                        mb(h.rss_after)
-                    ),
-                    Ok(Ok(h)) => tracing::debug!(
-                        "still quiet: resident {:.1} MB -> {:.1} MB",
-                        mb(h.rss_before),
-                        mb(h.rss_after)
-                    ),
-                    Ok(Err(e)) => {
-                        tracing::info!("cannot hand resident code back ({e}); not trying again");
-                        return;
-                    }
-                    Err(e) => tracing::warn!("resident trim task failed: {e}"),
-                }
-                worked = false;
+        let since_event = node.quiet_for();
+        // Worked: an event came after the last trim (or there was none yet).
+        let worked = last_trim.is_none_or(|t| since_event < t.elapsed());
+        let (due, since) = match last_trim {
+            Some(t) if !worked => (quiet.min(RETRIM), t.elapsed()),
+            _ => (quiet, since_event),
+        };
+        if since < due {
+            tokio::time::sleep(due - since).await;
+            continue;
+        }
+        last_trim = Some(Instant::now());
+        // Reading smaps and madvise are quick but blocking system calls.
+        match tokio::task::spawn_blocking(hand_back).await {
+            Ok(Ok(h)) if worked => tracing::info!(
+                "quiet for {quiet:?}: unmapped {:.1} MB of code pages in {} mappings, returned free heap; resident {:.1} MB -> {:.1} MB",
+                mb(h.code_bytes),
+                h.mappings,
+                mb(h.rss_before),
+                mb(h.rss_after)
+            ),
+            Ok(Ok(h)) => tracing::debug!(
+                "still quiet: resident {:.1} MB -> {:.1} MB",
+                mb(h.rss_before),
+                mb(h.rss_after)
+            ),
+            Ok(Err(e)) => {
+                tracing::info!("cannot hand resident code back ({e}); not trying again");
+                return;
             }
+            Err(e) => tracing::warn!("resident trim task failed: {e}"),
         }
     }
 }
