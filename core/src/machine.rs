@@ -78,6 +78,8 @@ pub struct Machine {
     /// Documents due for compaction, when [`Machine::defer_maintenance`] moved it off
     /// the commit path; [`Machine::maintain`] compacts them.
     compact_due: Option<std::collections::BTreeSet<DocKey>>,
+    /// When the oldest of `compact_due` became due (see [`Machine::compaction_waited`]).
+    compact_due_since: Option<std::time::Instant>,
     /// What the last full scan saw, when a later one can be answered from it.
     scan_memo: Option<scan_memo::ScanMemo>,
     #[cfg(test)]
@@ -179,6 +181,7 @@ impl Machine {
             write_failed: false,
             recovered: false,
             compact_due: None,
+            compact_due_since: None,
             scan_memo: None,
             #[cfg(test)]
             scan_memo_hits: 0,
@@ -288,6 +291,7 @@ impl Machine {
             write_failed: false,
             recovered: false,
             compact_due: None,
+            compact_due_since: None,
             scan_memo: None,
             #[cfg(test)]
             scan_memo_hits: 0,

@@ -702,3 +702,46 @@ async fn documents_larger_than_the_stream_window_sync_both_ways() {
     })
     .await;
 }
+
+/// A running peer defers compaction off the save path: while saves keep coming its
+/// document gathers chunks, and once it has been quiet (`peer::maintain`, 2 s) the
+/// document is folded into one chunk without anyone asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_peer_compacts_once_quiet_not_between_saves() {
+    let home = tempfile::tempdir().expect("home");
+    let project = TempProject::new();
+    let names: Vec<String> = (0..10).map(|i| format!("{:03}-s{i}", i + 1)).collect();
+    for n in &names {
+        project.write(n, spec_text("planned", n));
+    }
+    let (node, _) = Peer::init(home.path(), Some("a"), options()).expect("init");
+    let (p, _) = node.add_project(project.root(), None).expect("add");
+    node.start().await.expect("start");
+    let chunks = |node: &Peer| node.status().expect("status").store.doc_chunks;
+    // Saves, each waited for, until the document has been due for compaction (its
+    // changes outweigh its last full save) for well over a maintenance round: the
+    // chunk count only grows meanwhile.
+    let started = std::time::Instant::now();
+    let mut seen = vec![chunks(&node)];
+    for i in 0..3000 {
+        let name = &names[i % names.len()];
+        let title = format!("{name} save {i}");
+        project.write(name, spec_text("planned", &title));
+        wait_until(&node, "the save is in the document", || {
+            node.spec(None, &p.name, name)
+                .is_ok_and(|row| row.spec.title == title)
+        })
+        .await;
+        seen.push(chunks(&node));
+        // Due after ~250 saves here; a maintenance round comes every second.
+        if i >= 300 && started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    assert!(
+        seen.windows(2).all(|w| w[1] >= w[0]),
+        "no compaction between saves: {seen:?}"
+    );
+    wait_until(&node, "compacted once quiet", || chunks(&node) == 1).await;
+    node.stop().await.expect("stop");
+}

@@ -335,6 +335,8 @@ impl Machine {
             match self.compact_due.as_mut() {
                 Some(due) => {
                     due.insert(key);
+                    self.compact_due_since
+                        .get_or_insert_with(std::time::Instant::now);
                 }
                 None => self.compact_doc(key)?,
             }
@@ -344,15 +346,21 @@ impl Machine {
 
     /// Moves store maintenance off the commit path: compaction (a full save and a
     /// rewrite of the redb file, milliseconds to seconds) and making lazy commits durable
-    /// wait for [`Machine::maintain`], which a running peer calls every second. Without
-    /// it (one-shot commands) a commit compacts at once and the store's close flushes.
+    /// wait for [`Machine::maintain`] (a running peer flushes every second and compacts
+    /// once the machine is quiet, see `peer::maintain`). Without it (one-shot commands)
+    /// a commit compacts at once and the store's close flushes.
     pub fn defer_maintenance(&mut self) {
         self.compact_due.get_or_insert_with(Default::default);
     }
 
-    /// Whether [`Machine::maintain`] has work.
-    pub fn needs_maintenance(&self) -> bool {
-        self.store.has_unflushed() || self.compact_due.as_ref().is_some_and(|d| !d.is_empty())
+    /// How long the oldest deferred compaction has waited; `None` when none is due.
+    pub fn compaction_waited(&self) -> Option<std::time::Duration> {
+        self.compact_due_since.map(|t| t.elapsed())
+    }
+
+    /// Whether lazy commits wait for [`Machine::flush_store`].
+    pub fn has_unflushed(&self) -> bool {
+        self.store.has_unflushed()
     }
 
     /// Makes lazy commits durable and compacts the documents due (deferred maintenance).
@@ -363,6 +371,7 @@ impl Machine {
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default();
+        self.compact_due_since = None;
         for key in due {
             // A document forgotten meanwhile has nothing to compact.
             if self.tracked(key).is_some() {
@@ -606,6 +615,58 @@ mod tests {
         a.add_member(c, "c", None).expect("member");
         sync(&mut a, &mut b);
         assert!(b.mesh().is_current_member(c));
+    }
+
+    /// Only what a peer can send again waits for the disk (`Batch::lazy`): another
+    /// machine's change; our own changes and received mesh changes are durable at
+    /// once, and a peer's acknowledgement of our document writes nothing.
+    #[test]
+    fn only_what_a_peer_can_send_again_is_committed_lazily() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut a, mut b) = (machine(dir.path(), "a"), machine(dir.path(), "b"));
+        pair(&mut a, &mut b);
+        // Settled, with the sync states kept (a running session).
+        let mut states = States::new();
+        for _ in 0..50 {
+            let ab = exchange(&mut a, &mut b, &mut states);
+            if !exchange(&mut b, &mut a, &mut states) && !ab {
+                break;
+            }
+        }
+        let flush = |m: &mut Machine| m.flush_store().expect("flush");
+        flush(&mut a);
+        flush(&mut b);
+        retitle(&mut a, "v1");
+        assert!(!a.has_unflushed(), "an own change is durable at once");
+
+        let key = DocKey::Machine(a.id());
+        let mut send = |src: &mut Machine, dst: &mut Machine, key: DocKey| {
+            let msg = src
+                .generate_sync(key, states.entry((src.id(), key)).or_default())
+                .expect("something to send");
+            let rst = states.entry((dst.id(), key)).or_default();
+            dst.receive_sync(src.id(), key, rst, &msg).expect("receive");
+        };
+        send(&mut a, &mut b, key);
+        assert_eq!(title_on(&b, "a"), "v1");
+        assert!(b.has_unflushed(), "another machine's change waits");
+        send(&mut b, &mut a, key);
+        assert!(
+            !a.has_unflushed(),
+            "an acknowledgement of our document writes nothing"
+        );
+        flush(&mut a);
+        flush(&mut b);
+
+        let c = crate::identity::Identity::generate().expect("key").id();
+        a.add_member(c, "c", None).expect("member");
+        assert!(!a.has_unflushed(), "an own mesh change is durable at once");
+        send(&mut a, &mut b, DocKey::Mesh);
+        assert!(b.mesh().is_current_member(c));
+        assert!(
+            !b.has_unflushed(),
+            "a received mesh change is durable at once"
+        );
     }
 
     #[test]

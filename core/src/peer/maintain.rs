@@ -1,8 +1,11 @@
 //! Store maintenance off the latency path (`Machine::defer_maintenance`): received
 //! replicas are committed lazily (`store::Batch::lazy`: no fsync between a peer's change
-//! and its event) and compaction waits; this task does both within [`EVERY`], so a
-//! crash costs at most that much of other machines' changes, which their owners send
-//! again.
+//! and its event) and compaction waits. This task makes lazy commits durable within
+//! [`EVERY`], so a crash costs at most that much of other machines' changes, which
+//! their owners send again. Compaction (a full save, a transaction and redb's file
+//! compaction: ~16 fsyncs, several milliseconds under the machine lock) waits for
+//! [`QUIET`] without events, or [`MAX_WAIT`] under constant activity, so a save does
+//! not queue behind it while the user is working.
 
 use super::{Shared, lock, stopping};
 use std::sync::Arc;
@@ -10,6 +13,10 @@ use std::time::Duration;
 
 /// How long a received change may wait for the disk, and a compaction to run.
 pub(crate) const EVERY: Duration = Duration::from_secs(1);
+/// How long without events before a due compaction runs.
+const QUIET: Duration = Duration::from_secs(2);
+/// How long a compaction waits for quiet at most.
+const MAX_WAIT: Duration = Duration::from_secs(60);
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.subscribe();
@@ -18,18 +25,32 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = tokio::time::sleep(EVERY) => {}
             _ = stopping(&mut shutdown) => break,
         }
-        maintain(&shared).await;
+        maintain(&shared, false).await;
     }
-    maintain(&shared).await;
+    maintain(&shared, true).await;
 }
 
-async fn maintain(shared: &Arc<Shared>) {
-    // Nearly always nothing waits: a flag check, no blocking task.
-    if !lock(&shared.local.machine).needs_maintenance() {
+async fn maintain(shared: &Arc<Shared>, closing: bool) {
+    // Nearly always nothing waits: a check under the lock, no blocking task.
+    let (flush, waited) = {
+        let m = lock(&shared.local.machine);
+        (m.has_unflushed(), m.compaction_waited())
+    };
+    let compact = waited
+        .is_some_and(|waited| closing || waited >= MAX_WAIT || shared.local.quiet_for() >= QUIET);
+    if !flush && !compact {
         return;
     }
     let s = shared.clone();
-    match tokio::task::spawn_blocking(move || lock(&s.local.machine).maintain()).await {
+    let work = move || {
+        let mut m = lock(&s.local.machine);
+        if compact {
+            m.maintain()
+        } else {
+            m.flush_store()
+        }
+    };
+    match tokio::task::spawn_blocking(work).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!("store maintenance failed (retried in {EVERY:?}): {e}"),
         Err(e) => tracing::warn!("store maintenance task failed: {e}"),
