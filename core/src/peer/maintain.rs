@@ -11,7 +11,8 @@ use super::{Shared, lock, stopping};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a received change may wait for the disk, and a compaction to run.
+/// How long a received change may wait for the disk; also how often a due compaction
+/// checks for quiet.
 pub(crate) const EVERY: Duration = Duration::from_secs(1);
 /// How long without events before a due compaction runs.
 const QUIET: Duration = Duration::from_secs(2);
