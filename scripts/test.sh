@@ -25,6 +25,8 @@ command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# strace slows one daemon's fsyncs down (fault injection) in shells/cli/tests/durable.rs.
+command -v strace >/dev/null 2>&1 || need+=(strace)
 # systemd-analyze checks the unit `service install` writes (shells/cli/tests/service.rs).
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then

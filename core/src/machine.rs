@@ -25,6 +25,7 @@ mod error;
 mod home;
 mod invites;
 mod membership;
+mod own_flush;
 mod persist;
 mod proofs;
 mod query;
@@ -36,6 +37,7 @@ mod scan_memo;
 pub use body::{BodyTexts, read_body};
 pub use error::{Error, Result};
 pub use invites::{InviteInfo, InviteState, InviteUser};
+pub use own_flush::SendGate;
 pub use replication::{DocChange, DocKey, SyncError};
 pub use rows::{
     BodySource, MachineRow, MachineSummary, Project, ProjectScan, ScanProgress, ScanReport,
@@ -82,6 +84,10 @@ pub struct Machine {
     compact_due_since: Option<std::time::Instant>,
     /// What the last full scan saw, when a later one can be answered from it.
     scan_memo: Option<scan_memo::ScanMemo>,
+    /// Set while the caller flushes our commits itself ([`Machine::defer_own_flush`]).
+    own_flush_deferred: bool,
+    /// Our lazy commits the disk may not hold yet (see `own_flush`).
+    own_lazy: Option<own_flush::OwnLazy>,
     #[cfg(test)]
     scan_memo_hits: u64,
 }
@@ -183,6 +189,8 @@ impl Machine {
             compact_due: None,
             compact_due_since: None,
             scan_memo: None,
+            own_flush_deferred: false,
+            own_lazy: None,
             #[cfg(test)]
             scan_memo_hits: 0,
         };
@@ -293,6 +301,8 @@ impl Machine {
             compact_due: None,
             compact_due_since: None,
             scan_memo: None,
+            own_flush_deferred: false,
+            own_lazy: None,
             #[cfg(test)]
             scan_memo_hits: 0,
         };

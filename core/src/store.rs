@@ -5,15 +5,19 @@
 //! newer leanspec-peer is reported with what to do; the store is never silently reset.
 
 mod bodies;
+mod durable;
 mod tables;
 
 pub use bodies::CachedBody;
+pub use durable::Durable;
 
 use crate::identity::MachineId;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tables::{
     AUDIT, CHANGE_SIGS, CHECKPOINTS, DOC_CHUNKS, INVITES, META, OPS_SEEN, PEERS, PROJECTS,
     STAT_CACHE, SYNC_STATES, UI_ACCOUNTS,
@@ -262,13 +266,72 @@ pub struct StoreStats {
 /// calls fail with the first error's message, never a panic.
 #[derive(Debug)]
 pub struct Store {
-    /// `None` only while [`Store::recover`] reopens it (or failed to).
-    db: Option<Database>,
+    /// `None` only while [`Store::recover`] reopens it (or failed to). Shared only
+    /// with a [`Flusher`] while it runs.
+    db: Option<Arc<Database>>,
     path: PathBuf,
-    failed: std::sync::atomic::AtomicBool,
-    /// Whether a commit since the last durable one was made with `Durability::None`
-    /// (see [`Batch::lazy`]); [`Store::flush`] makes it durable.
-    unflushed: std::sync::atomic::AtomicBool,
+    failed: Arc<AtomicBool>,
+    /// Which commits are durable (see [`Batch::lazy`]); [`Store::flush`] makes the
+    /// lazy ones durable.
+    gens: Arc<durable::Tracker>,
+}
+
+/// Makes a store's lazy commits durable without holding the store (nor the machine
+/// that owns it): the fsync of a change of ours runs while sessions make its message,
+/// and they send it once [`Durable::covers`] its commit.
+#[derive(Debug)]
+pub struct Flusher {
+    db: Arc<Database>,
+    path: PathBuf,
+    failed: Arc<AtomicBool>,
+    gens: Arc<durable::Tracker>,
+}
+
+impl Flusher {
+    /// One empty durable commit (redb persists every commit before it). Cheap when
+    /// everything is durable already.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let mut gens = self.gens.lock();
+        if !durable::Tracker::has_unflushed(&gens) {
+            return Ok(());
+        }
+        let upto = gens.written;
+        let err = |e: redb::TransactionError| classify(&self.path, &self.failed, e);
+        let tx = self.db.begin_write().map_err(err)?;
+        tx.commit()
+            .map_err(|e| classify(&self.path, &self.failed, e))?;
+        self.gens.durable_up_to(&mut gens, upto);
+        Ok(())
+    }
+}
+
+/// A redb error as a [`StoreError`]; an I/O error marks the store `failed` (it must be
+/// reopened, see [`Store::recover`]).
+fn classify(path: &Path, failed: &AtomicBool, e: impl Into<redb::Error>) -> StoreError {
+    let path = path.to_path_buf();
+    match e.into() {
+        redb::Error::Corrupted(detail) => StoreError::Corrupt { path, detail },
+        redb::Error::Io(io) => {
+            failed.store(true, Ordering::Release);
+            let detail = if io.kind() == std::io::ErrorKind::StorageFull {
+                format!("{io}: free some space; leanspec-peer retries by itself")
+            } else {
+                io.to_string()
+            };
+            StoreError::Io { path, detail }
+        }
+        redb::Error::PreviousIo => {
+            failed.store(true, Ordering::Release);
+            StoreError::Io {
+                path,
+                detail: "an earlier write failed (disk full or I/O error); the store is reopened at the next write".into(),
+            }
+        }
+        other => StoreError::Io {
+            path,
+            detail: other.to_string(),
+        },
+    }
 }
 
 fn cache_key(project: &str, spec: &str) -> String {
@@ -316,26 +379,30 @@ impl Store {
             }
         };
         let store = Store {
-            db: Some(db),
+            db: Some(Arc::new(db)),
             path: p,
             failed: Default::default(),
-            unflushed: Default::default(),
+            gens: Default::default(),
         };
         store.check_version()?;
         Ok(store)
     }
 
     fn db(&self) -> Result<&Database, StoreError> {
-        self.db.as_ref().ok_or_else(|| StoreError::Io {
+        self.db.as_deref().ok_or_else(|| self.closed())
+    }
+
+    fn closed(&self) -> StoreError {
+        StoreError::Io {
             path: self.path.clone(),
             detail: "the store is closed after an I/O error; it is reopened at the next write"
                 .into(),
-        })
+        }
     }
 
     /// Whether an I/O error left the store needing [`Store::recover`].
     pub fn has_failed(&self) -> bool {
-        self.failed.load(std::sync::atomic::Ordering::Acquire)
+        self.failed.load(Ordering::Acquire)
     }
 
     /// After an I/O error, reopens the database (redb repairs it from its last durable
@@ -352,13 +419,10 @@ impl Store {
         let reopened = std::panic::catch_unwind(|| Database::builder().create(&self.path));
         match reopened {
             Ok(Ok(db)) => {
-                self.db = Some(db);
-                self.failed
-                    .store(false, std::sync::atomic::Ordering::Release);
+                self.db = Some(Arc::new(db));
+                self.failed.store(false, Ordering::Release);
                 tracing::info!(path = %self.path.display(), "reopened the store after an I/O error");
-                let lost = self
-                    .unflushed
-                    .swap(false, std::sync::atomic::Ordering::AcqRel);
+                let lost = self.gens.reopened(&mut self.gens.lock());
                 Ok(Recovered::Reopened {
                     lost_lazy_commits: lost,
                 })
@@ -423,37 +487,7 @@ impl Store {
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
-        match e.into() {
-            redb::Error::Corrupted(detail) => StoreError::Corrupt {
-                path: self.path.clone(),
-                detail,
-            },
-            redb::Error::Io(io) => {
-                self.failed
-                    .store(true, std::sync::atomic::Ordering::Release);
-                let detail = if io.kind() == std::io::ErrorKind::StorageFull {
-                    format!("{io}: free some space; leanspec-peer retries by itself")
-                } else {
-                    io.to_string()
-                };
-                StoreError::Io {
-                    path: self.path.clone(),
-                    detail,
-                }
-            }
-            redb::Error::PreviousIo => {
-                self.failed
-                    .store(true, std::sync::atomic::Ordering::Release);
-                StoreError::Io {
-                    path: self.path.clone(),
-                    detail: "an earlier write failed (disk full or I/O error); the store is reopened at the next write".into(),
-                }
-            }
-            other => StoreError::Io {
-                path: self.path.clone(),
-                detail: other.to_string(),
-            },
-        }
+        classify(&self.path, &self.failed, e)
     }
 
     fn check_version(&self) -> Result<(), StoreError> {
@@ -855,7 +889,8 @@ impl Store {
     /// Records one commit of the machine: a document chunk (if any), project records to
     /// put or delete, and stat cache updates (`None` deletes), all in one transaction so
     /// the cache never claims what the document does not hold.
-    pub fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+    pub fn commit(&self, batch: Batch<'_>) -> Result<u64, StoreError> {
+        let mut gens = self.gens.lock();
         let mut tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         if batch.lazy {
             tx.set_durability(redb::Durability::None)
@@ -921,28 +956,46 @@ impl Store {
             }
         }
         tx.commit().map_err(|e| self.err(e))?;
-        // A durable commit makes every earlier lazy one durable too.
-        self.unflushed
-            .store(batch.lazy, std::sync::atomic::Ordering::Release);
-        Ok(())
+        Ok(self.gens.committed(&mut gens, !batch.lazy))
     }
 
     /// Whether lazy commits wait for [`Store::flush`].
     pub fn has_unflushed(&self) -> bool {
-        self.unflushed.load(std::sync::atomic::Ordering::Acquire)
+        durable::Tracker::has_unflushed(&self.gens.lock())
     }
 
     /// Makes the lazy commits durable (one empty durable commit: redb persists every
     /// commit before it). Cheap when there is none.
     pub fn flush(&self) -> Result<(), StoreError> {
-        if !self.has_unflushed() {
-            return Ok(());
+        match self.flusher()? {
+            Some(f) => f.flush(),
+            None => Ok(()),
         }
-        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        self.unflushed
-            .store(false, std::sync::atomic::Ordering::Release);
-        Ok(())
+    }
+
+    /// A [`Flusher`] for the lazy commits so far, to run without holding the store;
+    /// `None` when every commit is durable.
+    pub fn flusher(&self) -> Result<Option<Flusher>, StoreError> {
+        if !self.has_unflushed() {
+            return Ok(None);
+        }
+        let db = self.db.clone().ok_or_else(|| self.closed())?;
+        Ok(Some(Flusher {
+            db,
+            path: self.path.clone(),
+            failed: self.failed.clone(),
+            gens: self.gens.clone(),
+        }))
+    }
+
+    /// What is on disk now.
+    pub fn durable(&self) -> Durable {
+        self.gens.now()
+    }
+
+    /// Tells of every change of [`Store::durable`] (kept across reopens).
+    pub fn durable_watch(&self) -> tokio::sync::watch::Receiver<Durable> {
+        self.gens.subscribe()
     }
 
     /// The stored signatures (signer ‖ signature) of these changes of `doc`, in order;
@@ -1064,7 +1117,8 @@ impl Store {
         }
         tx.commit().map_err(|e| self.err(e))?;
         // Give the freed pages back to the file system; harmless if it cannot run now.
-        if let Some(db) = self.db.as_mut()
+        // A running flusher shares the database: then the next compaction does it.
+        if let Some(db) = self.db.as_mut().and_then(Arc::get_mut)
             && let Err(e) = db.compact()
         {
             tracing::debug!("redb compaction skipped: {e}");

@@ -24,14 +24,17 @@ impl Machine {
     /// Document `key` as a signed message: whole (`after` empty) or the changes since
     /// `after`. `None` when there is nothing after `after`, or while this machine's
     /// changes wait for the store (they have no stored signature yet: members would
-    /// refuse them).
+    /// refuse them) or for the disk.
     pub(crate) fn export_for_bucket(
         &mut self,
         key: DocKey,
         after: &[ChangeHash],
     ) -> Result<Option<Exported>> {
         self.fresh(key)?;
-        if self.unsaved.contains(&key) || self.store.has_failed() {
+        // Our changes not yet on disk are not sent anywhere (`own_flush`).
+        self.prune_own_lazy();
+        let not_on_disk = self.own_lazy.is_some() && key == DocKey::Machine(self.id());
+        if self.unsaved.contains(&key) || self.store.has_failed() || not_on_disk {
             return Ok(None);
         }
         let Some(t) = self.tracked(key) else {

@@ -104,6 +104,7 @@ impl Machine {
             // their owners send the rest again.
             self.stale
                 .extend(self.replicas.keys().map(|id| DocKey::Machine(*id)));
+            self.restore_lost_own();
         }
         Ok(())
     }
@@ -146,6 +147,8 @@ impl Machine {
         if !self.waits_for_store() {
             return Ok(Vec::new());
         }
+        // First: a reopen that lost our lazy commits marks what to store again.
+        self.recover_store()?;
         let stale: Vec<DocKey> = self.stale.iter().copied().collect();
         for key in stale {
             self.fresh(key)?;
@@ -194,6 +197,7 @@ impl Machine {
         // now, so writing resumes by itself once space is back. Nothing below has run:
         // our pending changes stay unsaved and are stored by a later commit.
         self.recover_store()?;
+        self.prune_own_lazy();
 
         let now = now_secs();
         self.doc.commit(now);
@@ -237,16 +241,25 @@ impl Machine {
         // What can be fetched again need not wait for the disk (Batch::lazy).
         let mesh_key = DocKey::Mesh.to_bytes();
         let me_id = self.id();
-        let lazy = signed.is_empty()
-            && stat_updates.is_empty()
-            && remove_projects.is_empty()
-            && keys
-                .iter()
-                .all(|k| matches!(k, DocKey::Machine(id) if *id != me_id))
-            && received
-                .iter()
-                .all(|(doc, _, _)| *doc != mesh_key.as_slice())
-            && checkpoints.iter().all(|(doc, _)| *doc != me_id.as_bytes());
+        let own_may_wait = self.own_commit_may_wait(
+            keys,
+            remove_projects.is_empty()
+                && received
+                    .iter()
+                    .all(|(doc, _, _)| *doc != mesh_key.as_slice())
+                && checkpoints.iter().all(|(doc, _)| *doc != me_id.as_bytes()),
+        );
+        let lazy = own_may_wait
+            || signed.is_empty()
+                && stat_updates.is_empty()
+                && remove_projects.is_empty()
+                && keys
+                    .iter()
+                    .all(|k| matches!(k, DocKey::Machine(id) if *id != me_id))
+                && received
+                    .iter()
+                    .all(|(doc, _, _)| *doc != mesh_key.as_slice())
+                && checkpoints.iter().all(|(doc, _)| *doc != me_id.as_bytes());
         let mut signatures: Vec<(&[u8], [u8; 32], [u8; 96])> = received.to_vec();
         signatures.extend(borrowed(&signed));
         let chunks: Vec<(&[u8], &[u8])> = owned
@@ -262,18 +275,25 @@ impl Machine {
             checkpoints,
             lazy,
         });
-        if let Err(e) = stored {
-            self.write_failed = true;
-            // Nothing of the transaction is stored: the next commit saves (and signs)
-            // these changes again, so a change made while the disk was full is not lost.
-            for (key, heads) in cursors {
-                if let Some(t) = self.tracked(key) {
-                    t.rewind_save(heads);
+        let generation = match stored {
+            Ok(generation) => generation,
+            Err(e) => {
+                self.write_failed = true;
+                // Nothing of the transaction is stored: the next commit saves (and signs)
+                // these changes again, so a change made while the disk was full is not lost.
+                for (key, heads) in cursors {
+                    if let Some(t) = self.tracked(key) {
+                        t.rewind_save(heads);
+                    }
+                    self.unsaved.insert(key);
                 }
-                self.unsaved.insert(key);
+                return Err(e.into());
             }
-            return Err(e.into());
-        }
+        };
+        let me_key = DocKey::Machine(me_id);
+        let own_lazy = (lazy && (!signed.is_empty() || keys.contains(&me_key)))
+            .then(|| cursors.into_iter().filter(|(k, _)| *k == me_key).collect());
+        self.note_own_commit(generation, own_lazy, lazy);
         for key in keys {
             self.unsaved.remove(key);
         }

@@ -7,11 +7,16 @@ use crate::identity::MachineId;
 use crate::machine::{DocChange, DocKey, Machine};
 use crate::mesh::Member;
 use crate::peer::{Event, lock};
+use crate::store::Flusher;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+
+/// [`Local::change_own_with`]'s answer: `f`'s result, what it changed (`None`: nothing)
+/// and what makes its commits durable (`None`: they are).
+pub(crate) type OwnChange<R> = (R, Option<Vec<DocChange>>, Option<Flusher>);
 
 /// Invariant: `machine` is locked only for document work, never across an await.
 pub(crate) struct Local {
@@ -94,13 +99,28 @@ impl Local {
         &self,
         f: impl FnOnce(&mut Machine) -> Result<R, E>,
     ) -> Result<(R, Option<Vec<DocChange>>), E> {
+        let (r, changes, _) = self.change_own_with(false, f)?;
+        Ok((r, changes))
+    }
+
+    /// [`Local::change_own`]; with `flush_after`, `f`'s commits of our document do not
+    /// wait for the disk, and the returned [`Flusher`] must be run once the caller has
+    /// told the sessions (they send nothing of it before: `machine::own_flush`).
+    pub(crate) fn change_own_with<R, E>(
+        &self,
+        flush_after: bool,
+        f: impl FnOnce(&mut Machine) -> Result<R, E>,
+    ) -> Result<OwnChange<R>, E> {
         let mut m = lock(&self.machine);
+        m.defer_own_flush(flush_after);
         let before = m.own_heads();
         let listening = self.events.receiver_count() > 0;
         if listening {
             m.log_own_changes(true);
         }
         let r = f(&mut m);
+        m.defer_own_flush(false);
+        let flusher = if flush_after { m.own_flusher() } else { None };
         let changed = m.own_heads() != before;
         let changes = if listening && changed {
             m.own_changes_since(&before)
@@ -110,7 +130,20 @@ impl Local {
         if listening {
             m.log_own_changes(false);
         }
-        Ok((r?, changed.then_some(changes)))
+        drop(m);
+        match r {
+            Ok(r) => Ok((r, changed.then_some(changes), flusher)),
+            Err(e) => {
+                // A failed rescan may have committed part of its work: nobody is told,
+                // but what is stored must reach the disk as promptly.
+                if let Some(f) = flusher
+                    && let Err(e) = f.flush()
+                {
+                    tracing::warn!("cannot make this machine's changes durable: {e}");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Tells hosts about changes: one event per change, and after a mesh change the

@@ -5,16 +5,20 @@
 use super::outbox::Outbox;
 use super::{Event, Shared, addrs, endpoint_addr, lock, spawn_dialers, stopping};
 use crate::identity::MachineId;
-use crate::machine::{DocKey, now_secs};
+use crate::machine::{DocKey, Machine, SendGate, now_secs};
 use crate::net::{self, SYNC_ALPN, frame};
 use crate::proto::link;
 use crate::proto::sync::SyncSession;
-use crate::store::PeerRecord;
+use crate::store::{Durable, PeerRecord};
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long a message waits for this machine's changes in it to reach the disk
+/// before the session gives up (a full disk); the peer reconnects and syncs again.
+const DURABLE_WAIT: Duration = Duration::from_secs(30);
 
 const KIND_HELLO: u8 = 0;
 const KIND_SYNC: u8 = 1;
@@ -199,6 +203,7 @@ async fn run(
     let mut links = shared.links.subscribe();
     let mut session = SyncSession::new(peer, dialer == shared.me);
     let mut shutdown = shared.shutdown.subscribe();
+    let mut durable = lock(&shared.local.machine).durable_watch();
     // Everything this side says goes through the outbox: the loop never waits for the
     // peer to read (see `outbox`).
     let mut send = Outbox::new(send);
@@ -210,8 +215,8 @@ async fn run(
             send_addrs(&shared, peer, &mut send)?;
         }
         send_links(&mut links, &mut session, &mut send)?;
-        let step = session.start(&mut lock(&shared.local.machine));
-        send_all(&mut send, step.send)?;
+        let (step, gate) = gated(&shared, |m| session.start(m));
+        send_durable(&mut send, step.send, gate, &mut durable).await?;
         // One read in flight for the whole session, not one per `select!` round: a
         // read dropped when another branch won lost the bytes it had taken, and the
         // stream was misread from there on ("frame of 1747271137 bytes is larger than
@@ -224,8 +229,8 @@ async fn run(
             tokio::select! {
                 _ = &mut settle, if !settled => {
                     settled = true;
-                    let step = session.on_settle(&mut lock(&shared.local.machine));
-                    send_all(&mut send, step.send)?;
+                    let (step, gate) = gated(&shared, |m| session.on_settle(m));
+                    send_durable(&mut send, step.send, gate, &mut durable).await?;
                     update_presence(&shared, &mut session);
                 }
                 r = send.written() => r?,
@@ -252,8 +257,8 @@ async fn run(
                             conn.close(net::close::PROTOCOL.into(), b"malformed links frame");
                             return Err(SessionEnd::MalformedLinks);
                         };
-                        let step = session.on_peer_links(&mut lock(&shared.local.machine), theirs);
-                        send_all(&mut send, step.send)?;
+                        let (step, gate) = gated(&shared, |m| session.on_peer_links(m, theirs));
+                        send_durable(&mut send, step.send, gate, &mut durable).await?;
                         continue;
                     }
                     if kind != KIND_SYNC {
@@ -265,7 +270,8 @@ async fn run(
                         return Err(SessionEnd::MalformedSync);
                     };
                     let t0 = Instant::now();
-                    let mut step = session.on_frame(&mut lock(&shared.local.machine), key, msg)?;
+                    let (step, gate) = gated(&shared, |m| session.on_frame(m, key, msg));
+                    let mut step = step?;
                     if let Some((key, why)) = step.refused.take() {
                         let over = matches!(why, crate::tracked::ReceiveError::OverLimit(_));
                         if !over || shared.local.refusals.count(crate::node::Refused::OverLimit) {
@@ -281,25 +287,25 @@ async fn run(
                     if let Some((key, changes)) = step.changed {
                         shared.announce(key, &changes);
                     }
-                    send_all(&mut send, step.send)?;
+                    send_durable(&mut send, step.send, gate, &mut durable).await?;
                     update_presence(&shared, &mut session);
                 }
                 r = changed.recv() => {
-                    let (step, status) = match r {
+                    let ((step, gate), status) = match r {
                         Ok(key) => {
                             if key == DocKey::Mesh && shared.gossip {
                                 // New members: tell the peer where they are.
                                 send_addrs(&shared, peer, &mut send)?;
                             }
-                            let step = session.on_local_change(&mut lock(&shared.local.machine), key);
+                            let step = gated(&shared, |m| session.on_local_change(m, key));
                             (step, session.status_depends_on(shared.me, key))
                         }
                         Err(lagged) => {
                             tracing::debug!("change notifications lagged: {lagged}; syncing everything");
-                            (session.on_lagged(&mut lock(&shared.local.machine)), true)
+                            (gated(&shared, |m| session.on_lagged(m)), true)
                         }
                     };
-                    send_all(&mut send, step.send)?;
+                    send_durable(&mut send, step.send, gate, &mut durable).await?;
                     if status {
                         update_presence(&shared, &mut session);
                     }
@@ -444,6 +450,57 @@ enum SessionEnd {
     /// A links frame that is not a whole number of machine ids, or lists too many.
     #[error("malformed links frame")]
     MalformedLinks,
+    /// A message carried changes of ours that the store lost before they reached the
+    /// disk (it was reopened after an I/O error): dropped; the next session sends what
+    /// is stored again.
+    #[error("the store lost changes of this machine before they reached the disk")]
+    StoreLost,
+    /// A message carried changes of ours that did not reach the disk within
+    /// [`DURABLE_WAIT`].
+    #[error("this machine's changes are not on disk after {DURABLE_WAIT:?} (is the disk full?)")]
+    NotDurable,
+}
+
+/// Runs `f` on the locked machine, with the gate its messages must pass.
+fn gated<R>(shared: &Shared, f: impl FnOnce(&mut Machine) -> R) -> (R, SendGate) {
+    let mut m = lock(&shared.local.machine);
+    let r = f(&mut m);
+    (r, m.send_gate())
+}
+
+/// Sends `out` once every change of ours it may carry is on disk (`machine::own_flush`:
+/// the watcher's fsync may still be running). Nearly always open at once.
+async fn send_durable(
+    send: &mut Outbox,
+    out: crate::proto::sync::Outgoing,
+    gate: SendGate,
+    durable: &mut tokio::sync::watch::Receiver<Durable>,
+) -> Result<(), SessionEnd> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let open = gate.open(&durable.borrow());
+    let open = match open {
+        Some(false) => {
+            let waited = tokio::time::timeout(
+                DURABLE_WAIT,
+                durable.wait_for(|d| gate.open(d) != Some(false)),
+            )
+            .await;
+            match waited {
+                Ok(Ok(d)) => gate.open(&d),
+                // The store is gone (the machine closes): nothing to send any more.
+                Ok(Err(_)) => None,
+                Err(_) => return Err(SessionEnd::NotDurable),
+            }
+        }
+        other => other,
+    };
+    if open != Some(true) {
+        return Err(SessionEnd::StoreLost);
+    }
+    send_all(send, out)?;
+    Ok(())
 }
 
 fn send_addrs(shared: &Shared, peer: MachineId, send: &mut Outbox) -> Result<(), net::FrameError> {

@@ -157,7 +157,7 @@ fn run(shared: &Arc<Shared>, rx: &mpsc::Receiver<Seen>) {
 }
 
 fn handle(shared: &Arc<Shared>, paths: &[PathBuf]) {
-    let rescanned = shared.change_own(|m| rescan_paths(m, paths));
+    let rescanned = shared.change_own_then_flush(|m| rescan_paths(m, paths));
     if let Err(e) = rescanned {
         tracing::warn!("cannot read the projects to rescan: {e}");
     }
