@@ -1184,9 +1184,10 @@ pub struct Batch<'a> {
     /// Commit without waiting for the disk (`Durability::None`): a crash may lose it,
     /// with every lazy commit after the last durable one, and the store is then as of
     /// that durable commit (consistent). Only for what can be fetched again from its
-    /// owner: replicas of other machines' documents, their signatures, sync states.
-    /// Never for this machine's own changes (a lost, already sent change would come
-    /// back under the same sequence number with other content), nor for the mesh.
+    /// owner: replicas of other machines' documents, their signatures, sync states;
+    /// and for this machine's own changes only when nothing can send them before they
+    /// are durable (`machine::own_flush`: a lost, already sent change would come back
+    /// under the same sequence number with other content). Never for the mesh.
     pub lazy: bool,
 }
 
