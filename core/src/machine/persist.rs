@@ -94,6 +94,9 @@ impl Machine {
     /// again once the cause is gone; an error while it persists. Cheap when nothing
     /// failed.
     pub fn recover_store(&mut self) -> Result<()> {
+        // What the disk holds already need not be stored again if the reopen loses
+        // later commits.
+        self.prune_own_lazy();
         if self.store.has_failed()
             && self.store.recover()?
                 == (Recovered::Reopened {
@@ -197,7 +200,6 @@ impl Machine {
         // now, so writing resumes by itself once space is back. Nothing below has run:
         // our pending changes stay unsaved and are stored by a later commit.
         self.recover_store()?;
-        self.prune_own_lazy();
 
         let now = now_secs();
         self.doc.commit(now);
