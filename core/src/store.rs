@@ -296,10 +296,9 @@ impl Flusher {
             return Ok(());
         }
         let upto = gens.written;
-        let err = |e: redb::TransactionError| classify(&self.path, &self.failed, e);
-        let tx = self.db.begin_write().map_err(err)?;
-        tx.commit()
-            .map_err(|e| classify(&self.path, &self.failed, e))?;
+        let err = |e: redb::Error| classify(&self.path, &self.failed, e);
+        let tx = self.db.begin_write().map_err(|e| err(e.into()))?;
+        tx.commit().map_err(|e| err(e.into()))?;
         self.gens.durable_up_to(&mut gens, upto);
         Ok(())
     }

@@ -73,12 +73,10 @@ impl Machine {
         self.store.durable_watch()
     }
 
-    /// Whether a commit may skip the fsync because its caller flushes afterwards:
-    /// only our document's own content, never the mesh or a project's removal.
-    pub(super) fn own_commit_may_wait(&self, keys: &[DocKey], rest_is_empty: bool) -> bool {
-        self.own_flush_deferred
-            && rest_is_empty
-            && keys.iter().all(|k| matches!(k, DocKey::Machine(_)))
+    /// Whether a commit of machine documents may skip the fsync because its caller
+    /// flushes afterwards (never one of the mesh).
+    pub(super) fn own_commit_may_wait(&self, keys: &[DocKey]) -> bool {
+        self.own_flush_deferred && keys.iter().all(|k| matches!(k, DocKey::Machine(_)))
     }
 
     /// Records a commit: `Some(cursors)` (our documents' save cursors before it) when

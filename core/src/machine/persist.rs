@@ -243,25 +243,19 @@ impl Machine {
         // What can be fetched again need not wait for the disk (Batch::lazy).
         let mesh_key = DocKey::Mesh.to_bytes();
         let me_id = self.id();
-        let own_may_wait = self.own_commit_may_wait(
-            keys,
-            remove_projects.is_empty()
-                && received
-                    .iter()
-                    .all(|(doc, _, _)| *doc != mesh_key.as_slice())
-                && checkpoints.iter().all(|(doc, _)| *doc != me_id.as_bytes()),
-        );
-        let lazy = own_may_wait
-            || signed.is_empty()
-                && stat_updates.is_empty()
-                && remove_projects.is_empty()
-                && keys
-                    .iter()
-                    .all(|k| matches!(k, DocKey::Machine(id) if *id != me_id))
-                && received
-                    .iter()
-                    .all(|(doc, _, _)| *doc != mesh_key.as_slice())
-                && checkpoints.iter().all(|(doc, _)| *doc != me_id.as_bytes());
+        // Neither a project's removal, the mesh's proofs nor our checkpoint.
+        let only_documents = remove_projects.is_empty()
+            && received
+                .iter()
+                .all(|(doc, _, _)| *doc != mesh_key.as_slice())
+            && checkpoints.iter().all(|(doc, _)| *doc != me_id.as_bytes());
+        let lazy = only_documents
+            && (self.own_commit_may_wait(keys)
+                || signed.is_empty()
+                    && stat_updates.is_empty()
+                    && keys
+                        .iter()
+                        .all(|k| matches!(k, DocKey::Machine(id) if *id != me_id)));
         let mut signatures: Vec<(&[u8], [u8; 32], [u8; 96])> = received.to_vec();
         signatures.extend(borrowed(&signed));
         let chunks: Vec<(&[u8], &[u8])> = owned
