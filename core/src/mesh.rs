@@ -6,28 +6,28 @@
 //! ephemeral_after?: int, revoked_at?: int, revoked_by?: str } }`,
 //! `revocations: [ { id: str, by: str, at: int, why?: "ephemeral" } ]`.
 //!
+//! Who is a member, who was revoked and who admitted whom are not read from this
+//! state, which any member can overwrite: they are facts of the signed history
+//! ([`facts`], issue 38). The state gives only what is not a security fact: labels and
+//! buckets.
+//!
 //! An ephemeral member (admitted with an ephemeral key: `ephemeral_after` seconds) is
 //! *removed* rather than revoked when it has been away that long: a revocation whose
-//! every list entry says `why: "ephemeral"`. A removed machine is refused like a revoked
+//! every statement says `why: "ephemeral"`. A removed machine is refused like a revoked
 //! one but is not listed, and its removal does not spoil the key it joined with. Like a
-//! revocation, the ephemeral mark is final: a received change that takes it away is
-//! refused (`Machine::receive_sync`), so a member cannot make itself permanent.
-//!
-//! Revocation is final: a member is revoked if its record says so in any of its
-//! concurrently written versions, or if any entry of the append-only `revocations` list
-//! (in any concurrently written version of the list) names it. A record written afresh
-//! at `members[id]` at the same time as a revocation therefore cannot undo it; a change
-//! that removes a revocation the receiver knew is refused on receipt
-//! (`Machine::receive_sync`).
+//! revocation, the ephemeral mark is final: facts only grow, and a member's statements
+//! about its own record are not facts, so a member cannot make itself permanent.
 
 mod buckets;
+mod facts;
+#[cfg(test)]
+mod hostile;
 
 use crate::identity::MachineId;
 use crate::tracked::Tracked;
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
-    ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, Value,
-    ValueRef,
+    ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValueRef, Value, ValueRef,
 };
 
 /// One member of the mesh.
@@ -56,14 +56,6 @@ const EPHEMERAL_AFTER: &str = "ephemeral_after";
 /// `why` of a revocation entry that removes an ephemeral machine.
 const WHY_EPHEMERAL: &str = "ephemeral";
 
-/// One entry of the `revocations` list.
-struct Revocation {
-    id: MachineId,
-    at: i64,
-    /// The removal of an ephemeral machine that stayed away.
-    ephemeral: bool,
-}
-
 /// The mesh document.
 #[derive(Debug)]
 pub struct MeshDoc {
@@ -71,11 +63,14 @@ pub struct MeshDoc {
     /// Revocations this machine has seen, kept in its store (never synced): a machine
     /// revoked here stays revoked whatever the document says later.
     pinned: std::collections::BTreeMap<MachineId, i64>,
-    /// What the document says (members and revocations, pins left out), read from
-    /// Automerge once per change of the document: every `&mut self` method that may
+    /// Membership as the signed history states it, read incrementally: every method
+    /// that changes the document brings it up to date (invariant: `facts` has read
+    /// every committed change of `t` whenever `&self` methods run).
+    facts: facts::Facts,
+    /// The members and revocations, with labels from the current state, built from
+    /// `facts` once per change of the document: every `&mut self` method that may
     /// change it empties this. Reading them on each call was 80 % of a 25-machine
-    /// mesh's CPU (every frame asks who the members are), and reading them four times
-    /// per received mesh message 69 % of a 50-machine mesh's.
+    /// mesh's CPU (every frame asks who the members are).
     read: std::sync::OnceLock<Read>,
 }
 
@@ -88,53 +83,6 @@ struct Read {
     revoked: std::collections::BTreeMap<MachineId, i64>,
 }
 
-/// The fields of a member's records, read by [`MeshDoc::document_members`]: the winning
-/// record's label and adder, and the earliest `revoked_at` and `ephemeral_after` of any
-/// record in any of their conflicting values.
-#[derive(Default)]
-struct RecordFields {
-    label: Option<String>,
-    added_by: Option<String>,
-    added_at: Option<i64>,
-    revoked_at: Option<i64>,
-    revoked_by: Option<String>,
-    ephemeral_after: Option<i64>,
-}
-
-impl RecordFields {
-    fn read(&mut self, doc: &AutoCommit, record: &ObjId, winner: bool) {
-        let earliest = |now: Option<i64>, item: &automerge::iter::MapRangeItem<'_>| {
-            let values: Vec<i64> = if item.conflict {
-                doc.get_all(record, item.key.as_ref())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|(v, _)| match v {
-                        Value::Scalar(s) => match s.as_ref() {
-                            ScalarValue::Int(i) => Some(*i),
-                            _ => None,
-                        },
-                        _ => None,
-                    })
-                    .collect()
-            } else {
-                int(&item.value).into_iter().collect()
-            };
-            values.into_iter().chain(now).min()
-        };
-        for item in doc.map_range(record, ..) {
-            match item.key.as_ref() {
-                "label" if winner => self.label = string(&item.value),
-                "added_by" if winner => self.added_by = string(&item.value),
-                "added_at" if winner => self.added_at = int(&item.value),
-                "revoked_by" if self.revoked_by.is_none() => self.revoked_by = string(&item.value),
-                "revoked_at" => self.revoked_at = earliest(self.revoked_at, &item),
-                EPHEMERAL_AFTER => self.ephemeral_after = earliest(self.ephemeral_after, &item),
-                _ => {}
-            }
-        }
-    }
-}
-
 fn string(v: &ValueRef<'_>) -> Option<String> {
     match v {
         ValueRef::Scalar(ScalarValueRef::Str(s)) => Some(s.to_string()),
@@ -142,23 +90,24 @@ fn string(v: &ValueRef<'_>) -> Option<String> {
     }
 }
 
-fn int(v: &ValueRef<'_>) -> Option<i64> {
-    match v {
-        ValueRef::Scalar(ScalarValueRef::Int(i)) => Some(*i),
-        _ => None,
-    }
-}
-
 impl MeshDoc {
+    fn with(t: Tracked) -> MeshDoc {
+        let mut m = MeshDoc {
+            t,
+            pinned: Default::default(),
+            facts: Default::default(),
+            read: Default::default(),
+        };
+        m.facts.update(&mut m.t.doc);
+        m
+    }
+
     /// A new mesh whose only member is `owner`.
     pub fn new(owner: MachineId, label: &str, now: i64) -> MeshDoc {
         let doc = AutoCommit::new().with_actor(ActorId::from(&owner.actor_bytes()[..]));
-        let mut m = MeshDoc {
-            t: Tracked::new(doc),
-            pinned: Default::default(),
-            read: Default::default(),
-        };
-        // Created once, with the mesh: every member appends to this one list.
+        let mut m = MeshDoc::with(Tracked::new(doc));
+        // Created once, with the mesh: every member appends to this one list. The same
+        // change adds the founder (its genesis: the one self-add that counts).
         let _ = m.t.doc.put_object(ROOT, "revocations", ObjType::List);
         m.add_member(owner, label, owner, now);
         m.commit(now);
@@ -172,22 +121,14 @@ impl MeshDoc {
     ) -> Result<MeshDoc, automerge::AutomergeError> {
         let mut t = Tracked::load(chunks)?;
         t.doc.set_actor(ActorId::from(&owner.actor_bytes()[..]));
-        Ok(MeshDoc {
-            t,
-            pinned: Default::default(),
-            read: Default::default(),
-        })
+        Ok(MeshDoc::with(t))
     }
 
     /// An empty mesh (before a join fills it), writing as `owner`.
     pub fn empty(owner: MachineId) -> MeshDoc {
         let mut t = Tracked::empty();
         t.doc.set_actor(ActorId::from(&owner.actor_bytes()[..]));
-        MeshDoc {
-            t,
-            pinned: Default::default(),
-            read: Default::default(),
-        }
+        MeshDoc::with(t)
     }
 
     /// Adds revocations seen before (from this machine's store): they count whatever
@@ -204,12 +145,6 @@ impl MeshDoc {
         &self.pinned
     }
 
-    /// The Automerge state, to change (forgets the members read so far).
-    pub(crate) fn tracked(&mut self) -> &mut Tracked {
-        self.read.take();
-        &mut self.t
-    }
-
     /// The Automerge state for what leaves the content as it is (saving, generating
     /// sync messages, reading heads, a received message that applies no change): the
     /// members read so far stay valid. A caller that changed the content after all
@@ -219,9 +154,53 @@ impl MeshDoc {
     }
 
     /// The document changed through [`MeshDoc::tracked_unchanged`] (a received message
-    /// applied changes): what was read of it is read again when next asked.
+    /// applied changes): the new changes are read for membership, and what was read of
+    /// the state is read again when next asked.
     pub(crate) fn forget_read(&mut self) {
         self.read.take();
+        self.facts.update(&mut self.t.doc);
+    }
+
+    /// Whether received change `hash` was written by a machine revoked in its own
+    /// history (it states nothing; the receiver refuses it: [`facts`] invariant 1).
+    pub(crate) fn is_late(&self, hash: &automerge::ChangeHash) -> bool {
+        self.facts.is_late(hash)
+    }
+
+    /// The changes among `added` (just received) that must be refused: those written
+    /// by a machine revoked in their own history, and every one that descends from
+    /// one of them (it could not apply without it).
+    pub(crate) fn late_among(
+        &mut self,
+        added: &[automerge::ChangeHash],
+    ) -> std::collections::HashSet<automerge::ChangeHash> {
+        let mut late: std::collections::HashSet<automerge::ChangeHash> =
+            added.iter().filter(|h| self.is_late(h)).copied().collect();
+        if late.is_empty() {
+            return late;
+        }
+        let doc = &mut self.t.doc;
+        let deps: Vec<Vec<automerge::ChangeHash>> = added
+            .iter()
+            .map(|h| {
+                doc.get_change_meta_by_hash(h)
+                    .map(|m| m.deps.to_vec())
+                    .unwrap_or_default()
+            })
+            .collect();
+        // Descendants: at most one pass per received change.
+        for _ in 0..added.len() {
+            let before = late.len();
+            for (h, d) in added.iter().zip(&deps) {
+                if d.iter().any(|d| late.contains(d)) {
+                    late.insert(*h);
+                }
+            }
+            if late.len() == before {
+                break;
+            }
+        }
+        late
     }
 
     fn members_obj(&self) -> Option<ObjId> {
@@ -286,85 +265,78 @@ impl MeshDoc {
         self.read.get_or_init(|| {
             #[cfg(test)]
             READS.with(|r| r.set(r.get() + 1));
-            let listed = self.listed_revocations();
-            let members = self.document_members(&listed);
-            let revoked = members
+            let members = self.fact_members();
+            // Every counted revocation, of members and of machines not (yet) added:
+            // one added later is revoked all the same.
+            let revoked = self
+                .facts
+                .revocations
                 .iter()
-                .filter_map(|m| Some((m.id, m.revoked_at?)))
-                .chain(listed.iter().map(|r| (r.id, r.at)))
-                .fold(std::collections::BTreeMap::new(), |mut all, (id, at)| {
-                    let e = all.entry(id).or_insert(at);
-                    *e = (*e).min(at);
-                    all
-                });
+                .filter_map(|(id, r)| Some((*id, r.iter().map(|r| r.at).min()?)))
+                .collect();
             Read { members, revoked }
         })
     }
 
-    /// The members as the document alone says. Each record is read in one pass over
-    /// its fields (`map_range`): a `get` per field decoded the record's columns again
-    /// for each one, and this runs after every mesh change (50 members: most of a
-    /// starting mesh's CPU).
-    fn document_members(&self, listed: &[Revocation]) -> Vec<Member> {
+    /// The labels the current state gives (one pass over `members`; the winning record
+    /// of each key). Labels are not facts: any member may rename any machine.
+    fn labels(&self) -> std::collections::BTreeMap<MachineId, String> {
+        let mut out = std::collections::BTreeMap::new();
         let Some(members) = self.members_obj() else {
-            return Vec::new();
+            return out;
         };
         let doc = &self.t.doc;
-        let mut out = Vec::new();
         for item in doc.map_range(&members, ..) {
-            // Canonical ids only: a shadow key (`" <id>"`, `"<ID>"`) is not a member.
             let Ok(id) = item.key.parse::<MachineId>() else {
                 continue;
             };
             if !matches!(item.value, ValueRef::Object(ObjType::Map)) {
                 continue;
             }
-            // A revocation anywhere counts: in any of the records concurrently written
-            // at `members[id]` (a fresh record written at the same time as the
-            // revocation would otherwise win the conflict and drop it), and in any
-            // conflicting value of `revoked_at`. The winning record comes first.
-            let winner = item.id();
-            let mut records = vec![winner.clone()];
-            if item.conflict {
-                records.extend(
-                    doc.get_all(&members, item.key.as_ref())
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|(v, o)| matches!(v, Value::Object(ObjType::Map)) && *o != winner)
-                        .map(|(_, o)| o),
-                );
+            let record = item.id();
+            if let Some(label) = doc
+                .map_range(&record, ..)
+                .find(|f| f.key.as_ref() == "label")
+                .and_then(|f| string(&f.value))
+            {
+                out.insert(id, label);
             }
-            let mut fields = RecordFields::default();
-            for (i, record) in records.iter().enumerate() {
-                fields.read(doc, record, i == 0);
-            }
-            let entries: Vec<&Revocation> = listed.iter().filter(|r| r.id == id).collect();
-            let revoked_at = fields
-                .revoked_at
-                .into_iter()
-                .chain(entries.iter().map(|r| r.at))
-                .min();
-            let ephemeral_after = fields.ephemeral_after;
-            let removed = revoked_at.is_some()
-                && ephemeral_after.is_some()
-                && !entries.is_empty()
-                && entries.iter().all(|r| r.ephemeral);
-            out.push(Member {
-                id,
-                label: fields
-                    .label
-                    .map(|l| clean_label(&l))
-                    .filter(|l| !l.is_empty())
-                    .unwrap_or_else(|| id.short()),
-                added_by: fields.added_by.unwrap_or_default(),
-                added_at: fields.added_at.unwrap_or(0),
-                revoked_at,
-                revoked_by: revoked_at.map(|_| fields.revoked_by.unwrap_or_default()),
-                ephemeral_after,
-                removed,
-            });
         }
         out
+    }
+
+    /// The members as the signed history states them ([`facts`]), labelled from the
+    /// state. `added_by`/`added_at` come from the earliest counted add (by its
+    /// `added_at`, then its change hash: the same on every machine that holds it).
+    fn fact_members(&self) -> Vec<Member> {
+        let labels = self.labels();
+        let f = &self.facts;
+        f.adds
+            .iter()
+            .filter_map(|(id, adds)| {
+                let first = adds.iter().min_by_key(|a| (a.at, a.change))?;
+                let revocations = f.revocations.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                let earliest = revocations.iter().min_by_key(|r| (r.at, r.change));
+                let ephemeral_after = f.ephemeral.get(id).copied();
+                let removed = earliest.is_some()
+                    && ephemeral_after.is_some()
+                    && revocations.iter().all(|r| r.ephemeral);
+                Some(Member {
+                    id: *id,
+                    label: labels
+                        .get(id)
+                        .map(|l| clean_label(l))
+                        .filter(|l| !l.is_empty())
+                        .unwrap_or_else(|| id.short()),
+                    added_by: first.by.to_string(),
+                    added_at: first.at,
+                    revoked_at: earliest.map(|r| r.at),
+                    revoked_by: earliest.map(|r| r.by.to_string()),
+                    ephemeral_after,
+                    removed,
+                })
+            })
+            .collect()
     }
 
     /// The member record of `id`, if it was ever added.
@@ -389,7 +361,8 @@ impl MeshDoc {
     }
 
     /// Adds a member; with `ephemeral_after` (seconds), one removed after being away
-    /// that long (see the module doc).
+    /// that long (see the module doc). Committed at once (a statement is a fact only
+    /// once committed: [`facts`]).
     pub fn add_member_for(
         &mut self,
         id: MachineId,
@@ -419,16 +392,7 @@ impl MeshDoc {
                 let _ = doc.put(&obj, EPHEMERAL_AFTER, after);
             }
         }
-    }
-
-    /// The ephemeral marks the document holds (`id` → seconds): what a received change
-    /// must not take away.
-    pub(crate) fn ephemeral_in_document(&self) -> std::collections::BTreeMap<MachineId, i64> {
-        self.read()
-            .members
-            .iter()
-            .filter_map(|m| Some((m.id, m.ephemeral_after?)))
-            .collect()
+        self.commit(now);
     }
 
     /// Sets a member's label.
@@ -475,12 +439,13 @@ impl MeshDoc {
                 }
             }
         }
+        self.commit(now);
     }
 
-    /// The machines revoked, each with its earliest revocation time, from every record,
-    /// every revocation entry (see the module doc) and the pinned ones.
+    /// The machines revoked, each with its earliest revocation time, from the facts of
+    /// the history (see the module doc) and the pinned ones.
     pub fn revoked(&self) -> std::collections::BTreeMap<MachineId, i64> {
-        let mut all = self.revoked_in_document();
+        let mut all = self.read().revoked.clone();
         for (id, at) in &self.pinned {
             let e = all.entry(*id).or_insert(*at);
             *e = (*e).min(*at);
@@ -488,107 +453,31 @@ impl MeshDoc {
         all
     }
 
-    /// The revocations the document itself holds (pinned ones left out): what a
-    /// received change must not take away.
-    pub(crate) fn revoked_in_document(&self) -> std::collections::BTreeMap<MachineId, i64> {
-        self.read().revoked.clone()
-    }
-
-    /// The changes that revoked `id` (its record's `revoked_at` values and its entries
-    /// in `revocations`), for the rule that a revoked machine's later changes are
-    /// refused (`Machine::receive_sync`).
-    pub(crate) fn revocation_changes(&self, id: MachineId) -> Vec<automerge::ChangeHash> {
-        let doc = &self.t.doc;
-        let key = id.to_string();
-        let mut out = Vec::new();
-        if let Some(members) = self.members_obj() {
-            for (v, obj) in doc.get_all(&members, key.as_str()).unwrap_or_default() {
-                if !matches!(v, Value::Object(ObjType::Map)) {
-                    continue;
-                }
-                for (_, op) in doc.get_all(&obj, "revoked_at").unwrap_or_default() {
-                    out.extend(doc.hash_for_opid(&op));
-                }
-            }
-        }
-        for (v, list) in doc.get_all(ROOT, "revocations").unwrap_or_default() {
-            if !matches!(v, Value::Object(ObjType::List)) {
-                continue;
-            }
-            for i in 0..doc.length(&list) {
-                let Ok(Some((Value::Object(ObjType::Map), entry))) = doc.get(&list, i) else {
-                    continue;
-                };
-                let names = matches!(doc.get(&entry, "id"), Ok(Some((Value::Scalar(s), _))) if s.as_str() == Some(key.as_str()));
-                if names {
-                    out.extend(doc.hash_for_opid(&entry));
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    /// Every entry of every concurrently written `revocations` list.
-    fn listed_revocations(&self) -> Vec<Revocation> {
-        let doc = &self.t.doc;
-        let lists = doc.get_all(ROOT, "revocations").unwrap_or_default();
-        let mut out = Vec::new();
-        for (v, list) in lists {
-            if !matches!(v, Value::Object(ObjType::List)) {
-                continue;
-            }
-            for i in 0..doc.length(&list) {
-                let Ok(Some((Value::Object(ObjType::Map), entry))) = doc.get(&list, i) else {
-                    continue;
-                };
-                let id = match doc.get(&entry, "id") {
-                    Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                        ScalarValue::Str(s) => s.parse::<MachineId>().ok(),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                let at = match doc.get(&entry, "at") {
-                    Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                        ScalarValue::Int(i) => Some(*i),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                let ephemeral = matches!(doc.get(&entry, "why"), Ok(Some((Value::Scalar(s), _))) if s.as_str() == Some(WHY_EPHEMERAL));
-                if let (Some(id), Some(at)) = (id, at) {
-                    out.push(Revocation { id, at, ephemeral });
-                }
-            }
-        }
-        out
-    }
-
-    /// Commits pending writes.
+    /// Commits pending writes and reads them for membership.
     ///
-    /// What was read of the mesh stays: every method that writes it forgot that when
-    /// it wrote, and reads before the commit see the pending writes. (This runs on
-    /// every store commit, most with nothing pending: forgetting here had the members
-    /// read again after each received message.)
+    /// What was read of the mesh stays when nothing was pending: every method that
+    /// writes it forgot that when it wrote. (This runs on every store commit, most with
+    /// nothing pending: forgetting here had the members read again after each received
+    /// message.)
     pub fn commit(&mut self, now: i64) -> Option<automerge::ChangeHash> {
         // Nothing pending: committing would open a transaction only to drop it (a
         // cost on every received message, whose commit covers both our documents).
         if self.t.doc.pending_ops() == 0 {
             return None;
         }
-        self.t
+        let hash = self
+            .t
             .doc
-            .commit_with(CommitOptions::default().with_time(now))
+            .commit_with(CommitOptions::default().with_time(now));
+        self.read.take();
+        self.facts.update(&mut self.t.doc);
+        hash
     }
 
-    /// The actor ids allowed to write the mesh: every machine ever added.
+    /// The actor ids allowed to write the mesh: every machine a counted statement ever
+    /// added (whether a change of it states anything is decided by [`facts`]).
     pub fn allows_actor(&self, actor: &ActorId) -> bool {
-        self.read()
-            .members
-            .iter()
-            .any(|m| m.id.actor_bytes().as_slice() == actor.to_bytes())
+        self.facts.ever_added(actor.to_bytes())
     }
 }
 
@@ -645,7 +534,8 @@ mod tests {
     /// wrote.
     fn merged(a: &mut MeshDoc, b: &mut MeshDoc) {
         let mut b_doc = b.t.doc.fork();
-        a.tracked().doc.merge(&mut b_doc).expect("merge");
+        a.tracked_unchanged().doc.merge(&mut b_doc).expect("merge");
+        a.forget_read();
     }
 
     #[test]
@@ -710,7 +600,7 @@ mod tests {
         assert_eq!(mesh.commit(30), None, "the same record was written again");
         assert_eq!(mesh.tracked_unchanged().heads(), heads);
         mesh.add_member(other, "y", owner, 40);
-        assert!(mesh.commit(40).is_some());
+        assert_ne!(mesh.tracked_unchanged().heads(), heads, "committed at once");
         assert_eq!(mesh.member(other).map(|m| m.label), Some("y".into()));
     }
 
@@ -756,5 +646,147 @@ mod tests {
         assert!(!m.is_current_member(r));
         assert!(format!(" {r}").parse::<MachineId>().is_err());
         assert!(r.to_string().to_uppercase().parse::<MachineId>().is_err());
+    }
+
+    /// A copy of `m` writing as `as_id` (another member's replica).
+    fn replica(m: &mut MeshDoc, as_id: MachineId) -> MeshDoc {
+        MeshDoc::load(as_id, [m.t.save().as_slice()]).expect("load")
+    }
+
+    /// Issue 38: X, revoked by A, learns of it and writes U: a fresh `members` map and
+    /// a fresh `revocations` list (Automerge lets new objects win without a conflict).
+    /// P, away during the revocation, gets R and U together: X stays revoked, U states
+    /// nothing and is listed late, and P agrees with A on every member.
+    #[test]
+    fn a_revoked_machine_cannot_replace_the_objects_that_revoke_it() {
+        let (a_id, p_id, x_id, y_id) = (id(), id(), id(), id());
+        let mut a = MeshDoc::new(a_id, "a", 1);
+        a.add_member(p_id, "p", a_id, 1);
+        a.add_member(x_id, "x", a_id, 1);
+        a.add_member(y_id, "y", a_id, 1);
+        a.revoke(y_id, a_id, 2);
+        let mut p = replica(&mut a, p_id);
+        a.revoke(x_id, a_id, 3);
+        let mut x = replica(&mut a, x_id);
+        let members =
+            x.t.doc
+                .put_object(ROOT, "members", ObjType::Map)
+                .expect("map");
+        for (m, label) in [(a_id, "a"), (p_id, "p"), (x_id, "x"), (y_id, "y")] {
+            let rec =
+                x.t.doc
+                    .put_object(&members, m.to_string().as_str(), ObjType::Map)
+                    .expect("record");
+            x.t.doc.put(&rec, "label", label).expect("label");
+            x.t.doc.put(&rec, "added_by", a_id.to_string()).expect("by");
+            x.t.doc.put(&rec, "added_at", 1).expect("at");
+        }
+        x.t.doc
+            .put_object(ROOT, "revocations", ObjType::List)
+            .expect("list");
+        let u = x.commit(4).expect("U");
+        merged(&mut p, &mut x);
+        assert!(p.is_late(&u), "U descends from X's revocation");
+        assert!(!p.is_current_member(x_id), "X stays revoked on P");
+        assert!(
+            !p.is_current_member(y_id),
+            "and so does every other revocation"
+        );
+        assert_eq!(
+            p.revoked().keys().collect::<Vec<_>>(),
+            a.revoked().keys().collect::<Vec<_>>()
+        );
+        let listed = |m: &MeshDoc| {
+            m.members()
+                .into_iter()
+                .map(|m| (m.id, m.revoked_at.is_some(), m.added_by))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(listed(&p), listed(&a));
+        // The state says otherwise: only the facts decide.
+        let state = p.members_obj().expect("members");
+        assert!(
+            p.t.doc
+                .get(&state, x_id.to_string().as_str())
+                .expect("get")
+                .is_some()
+        );
+    }
+
+    /// Issue 38: what a member writes into its own record is no fact: `added_by`,
+    /// `added_at` and the ephemeral mark stay what its admitter wrote.
+    #[test]
+    fn a_member_rewriting_its_own_record_changes_no_fact() {
+        let (a_id, r_id) = (id(), id());
+        let mut a = MeshDoc::new(a_id, "a", 1);
+        a.add_member_for(r_id, "runner", a_id, 10, Some(60));
+        let mut r = replica(&mut a, r_id);
+        let members = r.members_obj().expect("members");
+        let rec = match r.t.doc.get(&members, r_id.to_string().as_str()) {
+            Ok(Some((_, rec))) => rec,
+            other => panic!("no record: {other:?}"),
+        };
+        r.t.doc.put(&rec, "added_at", i64::MAX).expect("put");
+        r.t.doc
+            .put(&rec, "added_by", r_id.to_string())
+            .expect("put");
+        r.t.doc.delete(&rec, EPHEMERAL_AFTER).expect("delete");
+        // And a fresh record of its own, as a second way to rewrite it.
+        let fresh =
+            r.t.doc
+                .put_object(&members, r_id.to_string().as_str(), ObjType::Map)
+                .expect("fresh");
+        r.t.doc.put(&fresh, "added_at", i64::MAX).expect("put");
+        r.commit(20);
+        merged(&mut a, &mut r);
+        for m in [&a, &r] {
+            let rec = m.member(r_id).expect("member");
+            assert_eq!(rec.added_by, a_id.to_string());
+            assert_eq!(rec.added_at, 10);
+            assert_eq!(rec.ephemeral_after, Some(60));
+        }
+    }
+
+    /// Issue 38: a machine cannot admit itself, and a stranger's statements count for
+    /// nothing; only the founder's genesis adds its own author.
+    #[test]
+    fn only_members_state_facts() {
+        let (a_id, s_id, t_id) = (id(), id(), id());
+        let mut a = MeshDoc::new(a_id, "a", 1);
+        let mut s = replica(&mut a, s_id);
+        s.add_member(s_id, "stranger", s_id, 2);
+        s.add_member(t_id, "friend", s_id, 2);
+        s.revoke(a_id, s_id, 2);
+        merged(&mut a, &mut s);
+        assert_eq!(a.member_count(), 1, "{:?}", a.members());
+        assert!(a.is_current_member(a_id));
+        assert!(!a.allows_actor(&ActorId::from(&s_id.actor_bytes()[..])));
+    }
+
+    /// Issue 38 (fact invariant 2): the same changes give the same facts in any order
+    /// of arrival, and a change whose dependencies wait is read once they come.
+    #[test]
+    fn facts_do_not_depend_on_the_order_changes_arrive_in() {
+        let (a_id, b_id, c_id) = (id(), id(), id());
+        let mut a = MeshDoc::new(a_id, "a", 1);
+        a.add_member(b_id, "b", a_id, 1);
+        let mut b = replica(&mut a, b_id);
+        a.revoke(b_id, a_id, 5);
+        b.add_member(c_id, "c", b_id, 4);
+        b.revoke(a_id, b_id, 6);
+        merged(&mut a, &mut b);
+        let changes = a.t.doc.get_changes(&[]);
+        for order in [changes.clone(), changes.iter().rev().cloned().collect()] {
+            let mut doc = AutoCommit::new();
+            for c in order {
+                doc.apply_changes([c]).expect("apply");
+            }
+            let m = MeshDoc::with(Tracked::new(doc));
+            assert_eq!(m.revoked(), a.revoked());
+            assert_eq!(m.members(), a.members());
+        }
+        // Concurrent revocations both count: each was made by a member.
+        assert!(!a.is_current_member(a_id) && !a.is_current_member(b_id));
+        assert!(a.is_current_member(c_id));
     }
 }

@@ -328,6 +328,9 @@ pub(crate) struct Shared {
     /// A member's address was learned (on the LAN): dialers waiting out a backoff try
     /// again now.
     pub(crate) addresses_changed: Notify,
+    /// Addresses LAN announcements claimed for members (`lan::LanHints`): dialed,
+    /// never stored unless a connection over one proves the member's key.
+    pub(crate) lan_hints: Mutex<lan::LanHints>,
     pub(crate) dialers: Mutex<HashSet<MachineId>>,
     pub(crate) relays: Vec<String>,
     /// The last [`Event::RelayStatus`] of each relay: a state, not only a change, so a
@@ -545,7 +548,7 @@ pub(crate) fn endpoint_addr(record: &PeerRecord) -> Option<EndpointAddr> {
 
 /// Starts dial loops for members we have addresses for and no dialer yet.
 pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
-    let targets: Vec<PeerRecord> = {
+    let targets: Vec<MachineId> = {
         let m = lock(&shared.local.machine);
         let peers = match m.store().peers() {
             Ok(p) => p,
@@ -558,6 +561,14 @@ pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
         peers
             .into_iter()
             .filter(|p| p.id != shared.me && m.mesh().is_current_member(p.id))
+            .map(|p| p.id)
+            .chain(
+                // Members found on the LAN only.
+                lock(&shared.lan_hints)
+                    .members()
+                    .into_iter()
+                    .filter(|id| *id != shared.me && m.mesh().is_current_member(*id)),
+            )
             .collect()
     };
     let mut dialers = lock(&shared.dialers);
@@ -566,8 +577,7 @@ pub(crate) fn spawn_dialers(shared: &Arc<Shared>) {
     if *shared.shutdown.borrow() {
         return;
     }
-    for record in targets {
-        let id = record.id;
+    for id in targets {
         if dialers.insert(id) {
             let task_shared = shared.clone();
             shared.spawn(async move {
@@ -706,6 +716,7 @@ impl Peer {
             presence: Mutex::new(HashMap::new()),
             session_changed: Notify::new(),
             addresses_changed: Notify::new(),
+            lan_hints: Mutex::new(lan::LanHints::default()),
             dialers: Mutex::new(HashSet::new()),
             relays: options.relays.clone(),
             relay_states: Mutex::new(Default::default()),

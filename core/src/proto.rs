@@ -11,4 +11,4 @@ pub(crate) mod link;
 pub(crate) mod sync;
 
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;

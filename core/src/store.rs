@@ -12,15 +12,15 @@ pub use bodies::CachedBody;
 pub use durable::Durable;
 
 use crate::identity::MachineId;
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tables::{
-    AUDIT, CHANGE_SIGS, CHECKPOINTS, DOC_CHUNKS, INVITES, META, OPS_SEEN, PEERS, PROJECTS,
-    STAT_CACHE, SYNC_STATES, UI_ACCOUNTS,
+    AUDIT, CHANGE_SIGS, CHECKPOINTS, DOC_CHUNKS, INVITES, META, OPS_SEEN, OPS_SEEN_BY_EXPIRY,
+    PEERS, PROJECTS, STAT_CACHE, SYNC_STATES, UI_ACCOUNTS,
 };
 
 /// The store format this build reads and writes. History: 1 = first format; 2 = change
@@ -520,6 +520,7 @@ impl Store {
                     tx.open_table(INVITES).map_err(|e| self.err(e))?;
                     tx.open_table(AUDIT).map_err(|e| self.err(e))?;
                     tx.open_table(OPS_SEEN).map_err(|e| self.err(e))?;
+                    tx.open_table(OPS_SEEN_BY_EXPIRY).map_err(|e| self.err(e))?;
                     tx.open_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
                     tx.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
                 }
@@ -768,13 +769,62 @@ impl Store {
             if table.get(id).map_err(|e| self.err(e))?.is_some() {
                 return Ok(false);
             }
-            table
-                .retain(|_, expires| expires >= forget_before_ms)
+            let mut index = tx.open_table(OPS_SEEN_BY_EXPIRY).map_err(|e| self.err(e))?;
+            if index.is_empty().map_err(|e| self.err(e))?
+                && !table.is_empty().map_err(|e| self.err(e))?
+            {
+                // A store from before the index: built once.
+                for row in table.iter().map_err(|e| self.err(e))? {
+                    let (k, v) = row.map_err(|e| self.err(e))?;
+                    index
+                        .insert((v.value(), k.value()), ())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+            // The expired ids are the index's first rows: O(log n) plus what goes.
+            let mut expired: Vec<Vec<u8>> = Vec::new();
+            index
+                .retain_in(
+                    (0u64, [].as_slice())..(forget_before_ms, [].as_slice()),
+                    |(_, old), ()| {
+                        expired.push(old.to_vec());
+                        false
+                    },
+                )
                 .map_err(|e| self.err(e))?;
+            for old in &expired {
+                table.remove(old.as_slice()).map_err(|e| self.err(e))?;
+            }
             table.insert(id, expires_at_ms).map_err(|e| self.err(e))?;
+            index
+                .insert((expires_at_ms, id), ())
+                .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(true)
+    }
+
+    /// Records many operation ids as seen in one transaction, with no check and no
+    /// expiry (a benchmark's setup: a guard holding millions of live ids).
+    #[doc(hidden)]
+    pub fn mark_ops_seen_unchecked(
+        &self,
+        ids: impl IntoIterator<Item = (Vec<u8>, u64)>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = tx.open_table(OPS_SEEN).map_err(|e| self.err(e))?;
+            let mut index = tx.open_table(OPS_SEEN_BY_EXPIRY).map_err(|e| self.err(e))?;
+            for (id, expires) in ids {
+                table
+                    .insert(id.as_slice(), expires)
+                    .map_err(|e| self.err(e))?;
+                index
+                    .insert((expires, id.as_slice()), ())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
     }
 
     /// An invitation by the SHA-256 of its secret.
@@ -1096,7 +1146,8 @@ impl Store {
         &mut self,
         doc: &[u8],
         full: &[u8],
-        checkpoint: Option<(&[u8], &[[u8; 32]])>,
+        checkpoint: Option<&[u8]>,
+        dropped_signatures: &[[u8; 32]],
     ) -> Result<(), StoreError> {
         let tx = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
@@ -1105,11 +1156,13 @@ impl Store {
                 .retain_in((doc, 0u64)..=(doc, u64::MAX), |_, _| false)
                 .map_err(|e| self.err(e))?;
             chunks.insert((doc, 0u64), full).map_err(|e| self.err(e))?;
-            if let Some((checkpoint, covered)) = checkpoint {
+            if let Some(checkpoint) = checkpoint {
                 let mut table = tx.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
                 table.insert(doc, checkpoint).map_err(|e| self.err(e))?;
+            }
+            if !dropped_signatures.is_empty() {
                 let mut sigs = tx.open_table(CHANGE_SIGS).map_err(|e| self.err(e))?;
-                for h in covered {
+                for h in dropped_signatures {
                     sigs.remove((doc, h.as_slice())).map_err(|e| self.err(e))?;
                 }
             }
@@ -1210,6 +1263,43 @@ mod tests {
         assert_eq!(serde_json::to_string(&record).expect("json"), old);
         let short = r#"{"id":[1,2,3],"addrs":[],"relays":[],"last_seen":0}"#;
         assert!(serde_json::from_str::<PeerRecord>(short).is_err());
+    }
+
+    /// Issue 38: the replay guard forgets expired ids through its expiry index, and a
+    /// store from before the index gets it built on first use.
+    #[test]
+    fn the_replay_guard_forgets_by_expiry_and_indexes_an_old_store() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("store.redb");
+        let store = Store::open(&path).expect("open");
+        assert!(store.mark_op_seen(b"a", 100, 0).expect("mark"));
+        assert!(!store.mark_op_seen(b"a", 100, 0).expect("mark"), "a replay");
+        assert!(store.mark_op_seen(b"b", 300, 0).expect("mark"));
+        // At 200, "a" has expired: forgotten (it may be seen again), "b" is kept.
+        assert!(store.mark_op_seen(b"c", 400, 200).expect("mark"));
+        assert!(
+            store.mark_op_seen(b"a", 500, 200).expect("mark"),
+            "forgotten"
+        );
+        assert!(!store.mark_op_seen(b"b", 500, 200).expect("mark"), "kept");
+        // An old store: rows in `ops_seen` only.
+        {
+            let tx = store.db().expect("db").begin_write().expect("tx");
+            tx.open_table(OPS_SEEN_BY_EXPIRY)
+                .expect("index")
+                .retain(|_, ()| false)
+                .expect("empty");
+            tx.commit().expect("commit");
+        }
+        assert!(store.mark_op_seen(b"d", 900, 450).expect("mark"));
+        for (id, seen) in [(b"a", true), (b"b", false), (b"c", false), (b"d", true)] {
+            assert_eq!(
+                !store.mark_op_seen(id, 900, 450).expect("mark"),
+                seen,
+                "{}",
+                String::from_utf8_lossy(id)
+            );
+        }
     }
 
     /// Child half of the crash test: commits, then dies without closing the store.

@@ -29,19 +29,6 @@ pub enum ReceiveError {
         /// The actor it claims (hex).
         actor: String,
     },
-    /// A mesh change would remove a revocation this machine knows: revocation is final.
-    #[error("a mesh change would undo the revocation of machine {machine}")]
-    Unrevokes {
-        /// The revoked machine (hex).
-        machine: String,
-    },
-    /// A mesh change would take away (or change) a member's ephemeral mark: like a
-    /// revocation, it is final (a machine must not make itself permanent).
-    #[error("a mesh change would make ephemeral machine {machine} permanent")]
-    Unephemeral {
-        /// The ephemeral machine (hex).
-        machine: String,
-    },
     /// A mesh change by a machine written after its revocation.
     #[error("a mesh change by machine {machine}, written after it was revoked")]
     RevokedAuthor {
@@ -150,28 +137,6 @@ impl Tracked {
     pub(crate) fn has_orphans(&self) -> bool {
         use automerge::ReadDoc;
         !self.doc.get_missing_deps(&[]).is_empty()
-    }
-
-    /// Whether change `later` has `earlier` in its history (the walk is bounded by the
-    /// document's changes; false when either is unknown).
-    pub(crate) fn descends_from(&mut self, later: ChangeHash, earlier: &[ChangeHash]) -> bool {
-        let mut seen = std::collections::HashSet::new();
-        let mut next = vec![later];
-        while let Some(h) = next.pop() {
-            if !seen.insert(h) {
-                continue;
-            }
-            let Some(meta) = self.doc.get_change_meta_by_hash(&h) else {
-                continue;
-            };
-            for d in &meta.deps {
-                if earlier.contains(d) {
-                    return true;
-                }
-                next.push(*d);
-            }
-        }
-        false
     }
 
     /// The changes among `among` that are in the history of `heads` (heads included):

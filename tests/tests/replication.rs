@@ -174,11 +174,7 @@ fn a_change_forged_with_another_members_actor_is_refused_everywhere() {
     let (b_id, c_id) = (b.m.id(), c.m.id());
     let key = DocKey::Machine(b_id);
     // C, a member, holds B's document: it adds a change as B (B's actor, next seq).
-    let mut fdoc = automerge::AutoCommit::new();
-    for chunk in c.m.store().doc_chunks(b_id.as_bytes()).expect("chunks") {
-        fdoc.load_incremental(&chunk).expect("load");
-    }
-    fdoc.set_actor(automerge::ActorId::from(&b_id.actor_bytes()[..]));
+    let mut fdoc = as_stored(c.m.store(), b_id.as_bytes(), b_id);
     use automerge::transaction::Transactable;
     fdoc.put(automerge::ROOT, "forged", "by c").expect("put");
     fdoc.commit();
@@ -214,11 +210,11 @@ fn a_change_forged_with_another_members_actor_is_refused_everywhere() {
     }
 }
 
-/// Issue 11: revocation is final. A member (C, signing with its own key, so the
-/// signature check passes) writes a mesh change that removes B's revocation: A, which
-/// knew of the revocation, refuses it and B stays revoked.
+/// Issues 11 and 38: revocation is final. A member (C, signing with its own key, so the
+/// signature check passes) writes a mesh change that removes B's revocation from the
+/// state: the revocation is a fact of the history, so B stays revoked on A.
 #[test]
-fn a_mesh_change_that_undoes_a_revocation_is_refused() {
+fn a_mesh_change_that_undoes_a_revocation_changes_nothing() {
     use automerge::ReadDoc;
     use automerge::transaction::Transactable;
     let (mut a, b, mut c) = three_members();
@@ -227,11 +223,7 @@ fn a_mesh_change_that_undoes_a_revocation_is_refused() {
     sync(&mut a.m, &mut c.m);
     assert!(!c.m.mesh().is_current_member(b_id), "C knows B is revoked");
     // C undoes it by hand: deletes B's revocation fields and the list's entries.
-    let mut fdoc = automerge::AutoCommit::new();
-    for chunk in c.m.store().doc_chunks(b"mesh").expect("chunks") {
-        fdoc.load_incremental(&chunk).expect("load");
-    }
-    fdoc.set_actor(automerge::ActorId::from(&c_id.actor_bytes()[..]));
+    let mut fdoc = as_stored(c.m.store(), b"mesh", c_id);
     let (_, members) = fdoc
         .get(automerge::ROOT, "members")
         .expect("get")
@@ -257,17 +249,111 @@ fn a_mesh_change_that_undoes_a_revocation_is_refused() {
             .map(|h| (h.0, ChangeSignature::sign(&c_key, DocKey::Mesh, &h.0)))
             .collect::<Vec<_>>()
     };
-    let e = offer(&mut fdoc, &signed_by_c, &mut a.m, c_id, DocKey::Mesh)
-        .expect("the un-revocation must be refused");
-    assert!(e.to_string().contains("undo the revocation"), "{e}");
+    assert!(
+        offer(&mut fdoc, &signed_by_c, &mut a.m, c_id, DocKey::Mesh).is_none(),
+        "C is a member: its change applies"
+    );
     assert!(!a.m.mesh().is_current_member(b_id), "B stays revoked");
+    assert!(a.m.mesh().revoked().contains_key(&b_id));
 }
 
-/// Issue 13: an ephemeral machine cannot make itself permanent. R joined with an
-/// ephemeral key; it signs, with its own key, a mesh change deleting its mark: A refuses
-/// it and R stays ephemeral.
+/// Issue 38: a revoked machine cannot undo its revocation on a member that was away.
+/// A revokes X while P is away; X learns of it (R) and writes U, a fresh `members` map
+/// and a fresh `revocations` list, signed with its own key, then reaches P first with
+/// R and U together: P keeps R, refuses U, counts X as revoked, agrees with A once they
+/// meet, and still does after a restart.
 #[test]
-fn a_mesh_change_that_makes_an_ephemeral_machine_permanent_is_refused() {
+fn r38_a_revoked_machine_cannot_undo_its_revocation_on_a_member_that_was_away() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let (mut a, mut x, mut p) = three_members();
+    let (x_id, p_id) = (x.m.id(), p.m.id());
+    a.m.revoke_machine(x_id).expect("revoke");
+    deliver_once(&mut a.m, &mut x.m, DocKey::Mesh).expect("X receives R");
+    assert!(!x.m.mesh().is_current_member(x_id));
+    let mut fdoc = as_stored(x.m.store(), b"mesh", x_id);
+    let members = fdoc
+        .put_object(automerge::ROOT, "members", automerge::ObjType::Map)
+        .expect("map");
+    for m in [a.m.id(), p_id, x_id] {
+        let rec = fdoc
+            .put_object(&members, m.to_string().as_str(), automerge::ObjType::Map)
+            .expect("record");
+        fdoc.put(&rec, "label", "m").expect("label");
+        fdoc.put(&rec, "added_by", a.m.id().to_string())
+            .expect("by");
+        fdoc.put(&rec, "added_at", 1).expect("at");
+    }
+    fdoc.put_object(automerge::ROOT, "revocations", automerge::ObjType::List)
+        .expect("list");
+    fdoc.commit();
+    assert_eq!(
+        fdoc.length(
+            fdoc.get(automerge::ROOT, "revocations")
+                .expect("get")
+                .expect("list")
+                .1
+        ),
+        0
+    );
+    let x_key = Identity::load(x._home.path()).expect("key").expect("key");
+    // R with A's signature (X holds it, as it received it), U with X's.
+    let held: std::collections::HashMap<[u8; 32], ChangeSignature> =
+        x.m.mesh_signatures()
+            .expect("signatures")
+            .into_iter()
+            .collect();
+    let signed_by_x = |hashes: &[automerge::ChangeHash]| {
+        hashes
+            .iter()
+            .map(|h| {
+                let s = held
+                    .get(&h.0)
+                    .copied()
+                    .unwrap_or_else(|| ChangeSignature::sign(&x_key, DocKey::Mesh, &h.0));
+                (h.0, s)
+            })
+            .collect::<Vec<_>>()
+    };
+    let u = fdoc.get_heads();
+    // R and U in one message: R is kept, U dropped (the session with X then ends, as
+    // with any revoked machine: `Shared::after_mesh_change`).
+    if let Some(e) = offer(&mut fdoc, &signed_by_x, &mut p.m, x_id, DocKey::Mesh) {
+        assert!(e.to_string().contains("after it was revoked"), "{e}");
+    }
+    assert!(!p.m.mesh().is_current_member(x_id), "P applied R");
+    assert!(
+        p.m.mesh_signatures()
+            .expect("sigs")
+            .iter()
+            .all(|(h, _)| !u.iter().any(|u| u.0 == *h)),
+        "U was not stored"
+    );
+    // Offered again, alone: refused.
+    let e = offer(&mut fdoc, &signed_by_x, &mut p.m, x_id, DocKey::Mesh).expect("U is refused");
+    assert!(e.to_string().contains("after it was revoked"), "{e}");
+    assert!(p.m.mesh().revoked().contains_key(&x_id));
+    sync(&mut a.m, &mut p.m);
+    let listed = |m: &Machine| {
+        m.mesh()
+            .members()
+            .into_iter()
+            .map(|r| (r.id, r.revoked_at.is_some(), r.added_by))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(&a.m), listed(&p.m), "A and P agree");
+    assert_eq!(a.m.mesh().revoked(), p.m.mesh().revoked());
+    let home = p._home.path().to_path_buf();
+    drop(p.m);
+    let reopened = Machine::open(&home).expect("reopen");
+    assert!(!reopened.mesh().is_current_member(x_id), "R was stored");
+}
+
+/// Issues 13 and 38: an ephemeral machine cannot make itself permanent. R joined with an
+/// ephemeral key; it signs, with its own key, a mesh change deleting its mark and
+/// rewriting who admitted it and when: none of that is a fact, R stays what A made it.
+#[test]
+fn a_mesh_change_that_makes_an_ephemeral_machine_permanent_changes_nothing() {
     use automerge::ReadDoc;
     use automerge::transaction::Transactable;
     let (mut a, mut r) = (node("a"), node("r"));
@@ -280,11 +366,7 @@ fn a_mesh_change_that_makes_an_ephemeral_machine_permanent_is_refused() {
         a.m.mesh().member(r_id).expect("member").ephemeral_after,
         Some(60)
     );
-    let mut fdoc = automerge::AutoCommit::new();
-    for chunk in r.m.store().doc_chunks(b"mesh").expect("chunks") {
-        fdoc.load_incremental(&chunk).expect("load");
-    }
-    fdoc.set_actor(automerge::ActorId::from(&r_id.actor_bytes()[..]));
+    let mut fdoc = as_stored(r.m.store(), b"mesh", r_id);
     let (_, members) = fdoc
         .get(automerge::ROOT, "members")
         .expect("get")
@@ -294,6 +376,9 @@ fn a_mesh_change_that_makes_an_ephemeral_machine_permanent_is_refused() {
         .expect("get")
         .expect("record");
     fdoc.delete(&record, "ephemeral_after").expect("delete");
+    fdoc.put(&record, "added_at", i64::MAX).expect("put");
+    fdoc.put(&record, "added_by", r_id.to_string())
+        .expect("put");
     fdoc.commit();
     let r_key = Identity::load(r._home.path()).expect("key").expect("key");
     let signed_by_r = |hashes: &[automerge::ChangeHash]| {
@@ -302,13 +387,14 @@ fn a_mesh_change_that_makes_an_ephemeral_machine_permanent_is_refused() {
             .map(|h| (h.0, ChangeSignature::sign(&r_key, DocKey::Mesh, &h.0)))
             .collect::<Vec<_>>()
     };
-    let e = offer(&mut fdoc, &signed_by_r, &mut a.m, r_id, DocKey::Mesh)
-        .expect("the change must be refused");
-    assert!(e.to_string().contains("permanent"), "{e}");
-    assert_eq!(
-        a.m.mesh().member(r_id).expect("member").ephemeral_after,
-        Some(60)
+    assert!(
+        offer(&mut fdoc, &signed_by_r, &mut a.m, r_id, DocKey::Mesh).is_none(),
+        "R is a member: its change applies"
     );
+    let record = a.m.mesh().member(r_id).expect("member");
+    assert_eq!(record.ephemeral_after, Some(60));
+    assert_eq!(record.added_by, a.m.id().to_string(), "A admitted it");
+    assert!(record.added_at < i64::MAX, "{record:?}");
 }
 
 /// Issue 11: a revoked machine writes no more. B, revoked by A, learns of it and then
@@ -391,6 +477,40 @@ fn a_machine_with_peers_cannot_adopt_another_mesh() {
     let mesh = c.m.mesh_bytes();
     let e = b.m.adopt_mesh(&mesh, &[]).expect_err("two meshes");
     assert!(e.to_string().contains("not merged"), "{e}");
+}
+
+/// A and B paired and synced, with B's id, document key and signing key (B is the
+/// member that means harm).
+fn paired_with_b_key() -> (Node, Node, MachineId, DocKey, Identity) {
+    let (mut a, mut b) = (node("a"), node("b"));
+    pair(&mut a.m, &mut b.m);
+    sync(&mut a.m, &mut b.m);
+    let b_id = b.m.id();
+    let b_key = Identity::load(b._home.path()).expect("key").expect("key");
+    (a, b, b_id, DocKey::Machine(b_id), b_key)
+}
+
+/// The changes of `doc` after `heads`, as raw chunks.
+fn chunks_after(doc: &mut automerge::AutoCommit, heads: &[automerge::ChangeHash]) -> Vec<Vec<u8>> {
+    doc.get_changes(heads)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
+}
+
+/// Document `doc` as `store` holds it, written as `actor` from now on: a hostile
+/// member's copy to forge changes in.
+fn as_stored(
+    store: &leanspec_peer_core::store::Store,
+    doc: &[u8],
+    actor: MachineId,
+) -> automerge::AutoCommit {
+    let mut fdoc = automerge::AutoCommit::new();
+    for chunk in store.doc_chunks(doc).expect("chunks") {
+        fdoc.load_incremental(&chunk).expect("load");
+    }
+    fdoc.set_actor(automerge::ActorId::from(&actor.actor_bytes()[..]));
+    fdoc
 }
 
 /// A sync message for `key` carrying `chunks` as they are, each change signed by `key`
@@ -493,20 +613,11 @@ fn a_decompression_bomb_from_a_member_is_refused_with_bounded_memory() {
 #[test]
 fn a_flood_of_orphan_changes_is_refused_past_the_limit() {
     use automerge::transaction::Transactable;
-    let (mut a, mut b) = (node("a"), node("b"));
-    pair(&mut a.m, &mut b.m);
-    sync(&mut a.m, &mut b.m);
-    let b_id = b.m.id();
-    let key = DocKey::Machine(b_id);
-    let b_key = Identity::load(b._home.path()).expect("key").expect("key");
+    let (mut a, _b, b_id, key, b_key) = paired_with_b_key();
     let max = leanspec_peer_core::limits::Limits::default().max_orphans;
     // B's document as A holds it, then a change A never gets (the missing dependency)
     // and `max + 10` changes on top of it.
-    let mut fork = automerge::AutoCommit::new();
-    for chunk in a.m.store().doc_chunks(b_id.as_bytes()).expect("chunks") {
-        fork.load_incremental(&chunk).expect("load");
-    }
-    fork.set_actor(automerge::ActorId::from(&b_id.actor_bytes()[..]));
+    let mut fork = as_stored(a.m.store(), b_id.as_bytes(), b_id);
     let heads = fork.get_heads();
     fork.put(automerge::ROOT, "missing", "never sent")
         .expect("put");
@@ -518,11 +629,7 @@ fn a_flood_of_orphan_changes_is_refused_past_the_limit() {
         fork.put(automerge::ROOT, "orphan", i as i64).expect("put");
         fork.commit();
     }
-    let orphans: Vec<Vec<u8>> = fork
-        .get_changes(&after_missing)
-        .iter()
-        .map(|c| c.raw_bytes().to_vec())
-        .collect();
+    let orphans: Vec<Vec<u8>> = chunks_after(&mut fork, &after_missing);
     let stored = |m: &Machine| m.store().doc_chunks(b_id.as_bytes()).expect("chunks");
     let before = stored(&a.m);
 
@@ -565,6 +672,97 @@ fn a_flood_of_orphan_changes_is_refused_past_the_limit() {
 }
 
 /// Syncs `key` from `from` to `to` (a few rounds); the first refusal, as text.
+/// Issue 38: orphan signatures grow nothing. A member sends, 1,000 rounds over, a few
+/// signed changes that wait for a dependency it never sends, then a change without a
+/// valid signature (refused: the document is reloaded, the orphan count with it). The
+/// waiting changes' signatures stay in memory (bounded) and are never stored: the
+/// store holds no signature of a change it does not hold, and its file stays within a
+/// bound. The owner's next honest change still arrives.
+#[test]
+fn r38_an_orphan_flood_stores_no_signatures() {
+    use automerge::transaction::Transactable;
+    let (mut a, mut b, b_id, key, b_key) = paired_with_b_key();
+    let stranger = Identity::generate().expect("key");
+    let mut fork = as_stored(a.m.store(), b_id.as_bytes(), b_id);
+    let held_heads = fork.get_heads();
+    let rows = |m: &Machine| {
+        m.store()
+            .signed_changes(b_id.as_bytes())
+            .expect("rows")
+            .len()
+    };
+    let file = |m: &Machine| m.store().stats(b_id.as_bytes()).expect("stats").file_bytes;
+    let (rows_before, file_before) = (rows(&a.m), file(&a.m));
+    let mut refused = 0;
+    for round in 0..1_000i64 {
+        // The dependency A never gets, and four changes on top of it.
+        fork.put(automerge::ROOT, "missing", round).expect("put");
+        fork.commit();
+        let after_missing = fork.get_heads();
+        for i in 0..4i64 {
+            fork.put(automerge::ROOT, "orphan", round * 4 + i)
+                .expect("put");
+            fork.commit();
+        }
+        let orphans: Vec<Vec<u8>> = chunks_after(&mut fork, &after_missing);
+        let mut st = automerge::sync::State::new();
+        a.m.receive_sync(b_id, key, &mut st, &raw_message(orphans, key, &b_key))
+            .expect("signed orphans wait");
+        // A change that applies, signed by someone else: refused, reloaded.
+        let mut other = fork.fork_at(&held_heads).expect("fork");
+        other.set_actor(automerge::ActorId::from(&b_id.actor_bytes()[..]));
+        other.put(automerge::ROOT, "unsigned", round).expect("put");
+        other.commit();
+        let unsigned: Vec<Vec<u8>> = chunks_after(&mut other, &held_heads);
+        if a.m
+            .receive_sync(b_id, key, &mut st, &raw_message(unsigned, key, &stranger))
+            .is_err()
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 1_000);
+    // A waiting change must prove its author on arrival: it would apply later, with
+    // another (honest) message that does not repeat its signature.
+    fork.put(automerge::ROOT, "missing", -1).expect("put");
+    fork.commit();
+    let after_missing = fork.get_heads();
+    fork.put(automerge::ROOT, "orphan", -1).expect("put");
+    fork.commit();
+    let forged: Vec<Vec<u8>> = chunks_after(&mut fork, &after_missing);
+    let e =
+        a.m.receive_sync(
+            b_id,
+            key,
+            &mut automerge::sync::State::new(),
+            &raw_message(forged, key, &stranger),
+        )
+        .expect_err("an unsigned orphan is refused before it can wait");
+    assert!(e.to_string().contains("no valid signature"), "{e}");
+    let (rows_after, file_after) = (rows(&a.m), file(&a.m));
+    eprintln!(
+        "orphan flood, 1,000 rounds: change_sigs rows {rows_before} -> {rows_after}, store file {file_before} -> {file_after} bytes"
+    );
+    assert_eq!(
+        rows_after, rows_before,
+        "no signature of a change not held was stored"
+    );
+    assert!(
+        file_after <= file_before + 256 * 1024,
+        "{file_before} -> {file_after}"
+    );
+    // The owner's next honest change still arrives.
+    b.project
+        .write("001-first", spec_text("complete", "b after the flood"));
+    b.m.scan(&mut |_| {}).expect("scan");
+    sync(&mut a.m, &mut b.m);
+    assert!(
+        titles(&a.m).contains(&"b after the flood".to_string()),
+        "{:?}",
+        titles(&a.m)
+    );
+}
+
 fn deliver_once(from: &mut Machine, to: &mut Machine, key: DocKey) -> Result<(), String> {
     let mut states = (automerge::sync::State::new(), automerge::sync::State::new());
     for _ in 0..10 {

@@ -100,7 +100,7 @@ impl Machine {
         mesh.pin(self.mesh.pinned());
         self.mesh = mesh;
         let full = self.mesh.tracked_unchanged().save();
-        self.store.replace_chunks(b"mesh", &full, None)?;
+        self.store.replace_chunks(b"mesh", &full, None, &[])?;
         self.snapshot_bytes.insert(DocKey::Mesh, full.len() as u64);
         let mut kept = Vec::new();
         for (hash, s) in signatures {

@@ -178,7 +178,8 @@ impl Machine {
     /// A document's Automerge state, to receive changes into.
     pub(super) fn tracked_mut(&mut self, key: DocKey) -> Option<&mut Tracked> {
         match key {
-            DocKey::Mesh => Some(self.mesh.tracked()),
+            // The mesh is received into through `tracked_unchanged` + `forget_read`.
+            DocKey::Mesh => None,
             DocKey::Machine(id) if id == self.identity.id() => Some(self.doc.tracked()),
             DocKey::Machine(id) => self.replicas.get_mut(&id).map(MachineDoc::tracked),
         }
@@ -403,13 +404,17 @@ impl Machine {
         };
         let full = t.save();
         // A machine document's compaction also trades the change signatures its
-        // history holds for one checkpoint (proofs.rs).
+        // history holds for one checkpoint (proofs.rs); every compaction drops the
+        // signatures of changes the document does not hold (none should be stored:
+        // store invariant 9, docs/design.md).
         let checkpoint = self.checkpoint_at_compaction(key)?;
-        let checkpoint = checkpoint
-            .as_ref()
-            .map(|(c, covered)| (c.as_slice(), covered.as_slice()));
+        let mut dropped = self.signatures_not_held(key)?;
+        let checkpoint = checkpoint.map(|(c, covered)| {
+            dropped.extend(covered);
+            c
+        });
         self.store
-            .replace_chunks(&key.to_bytes(), &full, checkpoint)?;
+            .replace_chunks(&key.to_bytes(), &full, checkpoint.as_deref(), &dropped)?;
         self.snapshot_bytes.insert(key, full.len() as u64);
         Ok(())
     }
@@ -428,7 +433,9 @@ impl Machine {
     pub(super) fn reload(&mut self, key: DocKey) -> Result<()> {
         let chunks = self.store.doc_chunks(&key.to_bytes())?;
         // Changes waiting for dependencies are not stored: none wait after a reload.
-        self.received.entry(key).or_default().orphans = 0;
+        let r = self.received.entry(key).or_default();
+        r.orphans = 0;
+        r.pending.clear();
         let slices = chunks.iter().map(Vec::as_slice);
         match key {
             DocKey::Mesh => {

@@ -146,6 +146,20 @@ impl Machine {
         Ok(newer.then(|| c.encode()))
     }
 
+    /// The stored change signatures of `key` whose change the document does not hold:
+    /// written by versions that stored the signatures of changes still waiting for
+    /// their dependencies (issue 38), dropped at compaction.
+    pub(super) fn signatures_not_held(&mut self, key: DocKey) -> Result<Vec<[u8; 32]>> {
+        let signed = self.store.signed_changes(&key.to_bytes())?;
+        let Some(t) = self.tracked(key) else {
+            return Ok(Vec::new());
+        };
+        Ok(signed
+            .into_iter()
+            .filter(|h| !t.has_change(&ChangeHash(*h)))
+            .collect())
+    }
+
     /// At compaction of machine document `key`: the checkpoint to store (this machine
     /// signs its own heads; a replica keeps the stored one) and the stored change
     /// signatures it makes redundant (those of changes in its history).
@@ -172,8 +186,8 @@ impl Machine {
             return Ok(None);
         };
         let after = t.hashes_after(&checkpoint.change_hashes());
-        // Held and not after the checkpoint: in its history. (A signature of a change
-        // not held, one still waiting for its dependencies, stays.)
+        // Held and not after the checkpoint: in its history. (Signatures of changes not
+        // held go too, with every compaction: `Machine::signatures_not_held`.)
         let covered = signed
             .into_iter()
             .filter(|h| {

@@ -13,13 +13,30 @@ use crate::tracked::{ReceiveError, Tracked};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What received messages have cost one document so far.
-#[derive(Debug, Clone, Copy, Default)]
+/// What [`Machine::check_limits`] measured of a message.
+#[derive(Default)]
+struct Measured {
+    /// The valid signatures it carries, by change hash.
+    carried: HashMap<[u8; 32], ChangeSignature>,
+    /// Changes that would wait for dependencies, with those waiting already.
+    orphans: usize,
+    /// Its changes that would wait.
+    waiting: Vec<automerge::ChangeHash>,
+}
+
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Received {
     /// Bytes stored for it, as of the last commit.
     pub(crate) stored_bytes: u64,
     /// Received changes that may still wait for missing dependencies (an upper bound:
     /// reset when none wait).
     pub(crate) orphans: usize,
+    /// The verified signatures of received changes still waiting for their
+    /// dependencies: kept in memory only (at most `max_orphans`, dropped on reload),
+    /// stored when their change applies. The store holds signatures of held changes
+    /// only (store invariant 9, docs/design.md): storing these let a member grow `change_sigs`
+    /// without bound with orphans that never apply (issue 38).
+    pub(crate) pending: HashMap<[u8; 32], ChangeSignature>,
 }
 
 /// Which document: the mesh or one machine's.
@@ -253,15 +270,18 @@ impl Machine {
         key: DocKey,
         message: &automerge::sync::Message,
         sent: &ReceivedSignatures,
-    ) -> std::result::Result<(HashMap<[u8; 32], ChangeSignature>, usize), Exceeded> {
+    ) -> std::result::Result<Measured, Exceeded> {
         if message.changes.is_empty() {
-            return Ok((HashMap::new(), 0));
+            return Ok(Measured::default());
         }
         let limits: &Limits = &self.limits;
-        let so_far = self.received.get(&key).copied().unwrap_or_default();
-        if so_far.stored_bytes > limits.max_document_bytes {
+        let (stored_bytes, orphans_so_far) = self
+            .received
+            .get(&key)
+            .map_or((0, 0), |r| (r.stored_bytes, r.orphans));
+        if stored_bytes > limits.max_document_bytes {
             return Err(Exceeded::Document {
-                bytes: so_far.stored_bytes,
+                bytes: stored_bytes,
                 max: limits.max_document_bytes,
             });
         }
@@ -291,14 +311,18 @@ impl Machine {
             .tracked(key)
             .ok_or(Exceeded::Malformed("unknown document"))?;
         let orphans = waiting(&changes, |h| t.has_change(h));
-        let count = so_far.orphans.saturating_add(orphans);
+        let count = orphans_so_far.saturating_add(orphans.len());
         if count > max_orphans {
             return Err(Exceeded::Orphans {
                 count,
                 max: max_orphans,
             });
         }
-        Ok((carried, count))
+        Ok(Measured {
+            carried,
+            orphans: count,
+            waiting: orphans,
+        })
     }
 
     /// Applies a sync message from `peer` for `key`. Changes to a machine document must
@@ -361,16 +385,25 @@ impl Machine {
         // changes apply now: a change whose dependencies are missing waits in
         // Automerge's queue and applies with a later message, which does not repeat its
         // signature. They are stored with the message's result.
-        let (carried, orphans) = self
+        let Measured {
+            carried,
+            orphans,
+            waiting,
+        } = self
             .check_limits(key, &message, &sent)
             .map_err(|e| SyncError::Refused(e.into()))?;
-        let (revoked_before, ephemeral_before) = match key {
-            DocKey::Mesh => (
-                self.mesh.revoked_in_document(),
-                self.mesh.ephemeral_in_document(),
-            ),
-            DocKey::Machine(_) => Default::default(),
-        };
+        // A change that will wait in Automerge's queue must prove its author now: it
+        // applies later, with some other message, and a forged one waiting there made
+        // that honest message be refused (issue 38).
+        if let Some(h) = waiting.iter().find(|h| !carried.contains_key(&h.0)) {
+            let hash = h.to_string();
+            tracing::warn!(peer = %peer.short(), ?key, %hash, "refused a waiting change without a valid signature of its author");
+            return Err(ReceiveError::Unsigned {
+                hash,
+                actor: String::new(),
+            }
+            .into());
+        }
         // The mesh is received into as unchanged: most messages carry no change, and
         // what was read of the mesh stays valid unless one applied (forgotten below).
         let t = match key {
@@ -393,11 +426,25 @@ impl Machine {
         // with an earlier message, or in a whole-document message) or, in a machine
         // document, by a checkpoint of its owner that has it in its history; one that
         // is not refuses the whole message (the document is reloaded as stored).
+        let pending = self
+            .received
+            .get(&key)
+            .map(|r| &r.pending)
+            .filter(|p| !p.is_empty());
         let unproven: Vec<[u8; 32]> = added
             .iter()
             .filter(|(h, _)| !carried.contains_key(&h.0))
+            .filter(|(h, _)| !pending.is_some_and(|p| p.contains_key(&h.0)))
             .map(|(h, _)| h.0)
             .collect();
+        let queued: HashMap<[u8; 32], ChangeSignature> = pending
+            .map(|p| {
+                added
+                    .iter()
+                    .filter_map(|(h, _)| Some((h.0, *p.get(&h.0)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let stored = self
             .store
             .change_signatures(&key.to_bytes(), &unproven)
@@ -407,7 +454,18 @@ impl Machine {
             .zip(stored)
             .filter_map(|(h, s)| Some((h, ChangeSignature::from_stored(&s?)?)))
             .collect();
-        let mut proofs: HashMap<[u8; 32], ChangeSignature> = carried;
+        // Proofs to store: of the changes this message applied only; the rest of what
+        // it carried waits with its change, in memory.
+        let mut waiting_proofs: HashMap<[u8; 32], ChangeSignature> = HashMap::new();
+        let mut proofs: HashMap<[u8; 32], ChangeSignature> = queued;
+        let applied: HashSet<[u8; 32]> = added.iter().map(|(h, _)| h.0).collect();
+        for (h, s) in carried {
+            if applied.contains(&h) {
+                proofs.insert(h, s);
+            } else {
+                waiting_proofs.insert(h, s);
+            }
+        }
         let mut unsigned: Vec<&(automerge::ChangeHash, automerge::ActorId)> = Vec::new();
         for change in &added {
             let (hash, actor) = change;
@@ -448,54 +506,38 @@ impl Machine {
             return Err(ReceiveError::from(Exceeded::Members { count, max }).into());
         }
         let waiting = self.tracked(key).is_some_and(|t| t.has_orphans());
-        self.received.entry(key).or_default().orphans = if waiting { orphans } else { 0 };
-        // A revoked machine writes no more: a mesh change by it that comes after its
-        // revocation (has the revocation in its history) is refused. Every machine
-        // that can apply such a change holds the revocation too, so all refuse it
-        // alike: no two honest members diverge. (A change it made before learning of
-        // its revocation, concurrent with it, is kept: docs/threat-model.md.)
-        if key == DocKey::Mesh {
-            let revoked = self.mesh.revoked();
-            for (hash, actor) in &added {
-                let Some(id) = revoked
-                    .keys()
-                    .find(|id| id.actor_bytes().as_slice() == actor.to_bytes())
-                    .copied()
-                else {
-                    continue;
-                };
-                let revocations = self.mesh.revocation_changes(id);
-                let late = self
-                    .mesh
-                    .tracked_unchanged()
-                    .descends_from(*hash, &revocations);
-                if late {
-                    self.reload(key)?;
-                    let machine = id.to_string();
-                    tracing::warn!(peer = %peer.short(), %machine, "refused a mesh change by a revoked machine");
-                    return Err(ReceiveError::RevokedAuthor { machine }.into());
+        let max_pending = self.limits.max_orphans;
+        let so_far = self.received.entry(key).or_default();
+        so_far.orphans = if waiting { orphans } else { 0 };
+        if waiting {
+            so_far.pending.retain(|h, _| !applied.contains(h));
+            for (h, s) in waiting_proofs {
+                if so_far.pending.len() >= max_pending {
+                    break;
                 }
+                so_far.pending.insert(h, s);
             }
+        } else {
+            so_far.pending.clear();
         }
-        // Revocation is final: no received change may take one away (mesh module doc).
-        if key == DocKey::Mesh {
-            let after = self.mesh.revoked_in_document();
-            if let Some(id) = revoked_before.keys().find(|id| !after.contains_key(id)) {
-                let machine = id.to_string();
-                self.reload(key)?;
-                tracing::warn!(peer = %peer.short(), %machine, "refused a mesh change that undoes a revocation");
-                return Err(ReceiveError::Unrevokes { machine }.into());
-            }
-            let after = self.mesh.ephemeral_in_document();
-            if let Some(id) = ephemeral_before
-                .iter()
-                .find(|(id, secs)| after.get(id) != Some(secs))
-                .map(|(id, _)| *id)
-            {
-                let machine = id.to_string();
-                self.reload(key)?;
-                tracing::warn!(peer = %peer.short(), %machine, "refused a mesh change that makes an ephemeral machine permanent");
-                return Err(ReceiveError::Unephemeral { machine }.into());
+        // A revoked machine writes no more: a mesh change by it that has its revocation
+        // in its history states nothing (`mesh::facts` invariant 1) and is refused with
+        // every change that descends from it. Every machine that can apply such a change
+        // holds the revocation too, so all refuse it alike: no two honest members
+        // diverge. The rest of the message is kept: a member that was away learns of
+        // the revocation from the very message that tries to undo it, and then closes
+        // the revoked machine's session (`Shared::after_mesh_change`). (A change it made
+        // before learning of its revocation, concurrent with it, is kept:
+        // docs/threat-model.md.) Revocation is final without a check here: facts only
+        // grow, whatever a change does to the state.
+        let mut added = added;
+        if key == DocKey::Mesh && added.iter().any(|(h, _)| self.mesh.is_late(h)) {
+            let refused = self.drop_late_mesh_changes(&mut added, state)?;
+            proofs.retain(|h, _| added.iter().any(|(a, _)| a.0 == *h));
+            let machine = refused.to_string();
+            tracing::warn!(peer = %peer.short(), %machine, kept = added.len(), "refused mesh changes by a revoked machine");
+            if added.is_empty() {
+                return Err(ReceiveError::RevokedAuthor { machine }.into());
             }
         }
         let key_bytes = key.to_bytes();
@@ -509,12 +551,11 @@ impl Machine {
             .into_iter()
             .collect();
         if added.is_empty() {
-            // Signatures of changes still waiting for their dependencies.
-            self.commit(
-                Commit::default()
-                    .signatures(&signatures)
-                    .checkpoints(&checkpoints),
-            )?;
+            // Nothing applied: the signatures that came wait in memory with their
+            // changes; only a newer checkpoint is stored.
+            if !checkpoints.is_empty() {
+                self.commit(Commit::default().checkpoints(&checkpoints))?;
+            }
             return Ok(Vec::new());
         }
         let changes = match key {
@@ -561,6 +602,50 @@ impl Machine {
                 .checkpoints(&checkpoints),
         )?;
         Ok(self.with_values(changes))
+    }
+
+    /// Drops the received mesh changes that a revoked machine wrote after its
+    /// revocation, and every received change that descends from one: the mesh is
+    /// reloaded as stored and the other received changes (`added`, left with them
+    /// only) applied again. The sync state with the sender starts afresh (it had
+    /// counted the dropped changes as held). Returns the revoked author.
+    fn drop_late_mesh_changes(
+        &mut self,
+        added: &mut Vec<(automerge::ChangeHash, automerge::ActorId)>,
+        state: &mut automerge::sync::State,
+    ) -> std::result::Result<MachineId, SyncError> {
+        let hashes: Vec<automerge::ChangeHash> = added.iter().map(|(h, _)| *h).collect();
+        let late = self.mesh.late_among(&hashes);
+        let author = added
+            .iter()
+            .find(|(h, _)| self.mesh.is_late(h))
+            .and_then(|(_, a)| {
+                self.mesh
+                    .members()
+                    .into_iter()
+                    .find(|m| m.id.actor_bytes().as_slice() == a.to_bytes())
+            })
+            .map(|m| m.id);
+        let doc = &mut self.mesh.tracked_unchanged().doc;
+        let keep: Vec<automerge::Change> = added
+            .iter()
+            .filter(|(h, _)| !late.contains(h))
+            .filter_map(|(h, _)| doc.get_change_by_hash(h))
+            .collect();
+        added.retain(|(h, _)| !late.contains(h));
+        self.reload(DocKey::Mesh)?;
+        if !keep.is_empty() {
+            let applied = self.mesh.tracked_unchanged().doc.apply_changes(keep);
+            self.mesh.forget_read();
+            if let Err(e) = applied {
+                self.reload(DocKey::Mesh)?;
+                return Err(ReceiveError::Apply(e).into());
+            }
+        }
+        *state = automerge::sync::State::new();
+        // The author is a member (its changes were signed by one); the fallback only
+        // keeps a refusal from being lost.
+        Ok(author.unwrap_or_else(|| self.id()))
     }
 
     /// Fills each spec change's new values from the document it came from.
@@ -697,13 +782,13 @@ pub(super) fn doc_changes(
         .collect()
 }
 
-/// How many of `changes` cannot apply: a dependency is neither held (`held`) nor among
-/// `changes`, or is one of them that cannot apply. Linear in changes and dependencies
+/// The changes among `changes` that cannot apply: a dependency is neither held (`held`)
+/// nor among `changes`, or is one of them that cannot apply. Linear in changes and dependencies
 /// (a depth-first walk with an explicit stack: a long chain cannot overflow it).
 fn waiting(
     changes: &[automerge::Change],
     mut held: impl FnMut(&automerge::ChangeHash) -> bool,
-) -> usize {
+) -> Vec<automerge::ChangeHash> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Unknown,
@@ -750,7 +835,12 @@ fn waiting(
             }
         }
     }
-    mark.iter().filter(|m| **m == Mark::Waits).count()
+    changes
+        .iter()
+        .zip(&mark)
+        .filter(|(_, m)| **m == Mark::Waits)
+        .map(|(c, _)| c.hash())
+        .collect()
 }
 
 /// The valid signatures, among those sent, of `changes` (a whole-document chunk is

@@ -118,8 +118,27 @@ pub(crate) async fn read(
             )));
         }
     };
+    checked(owner, answer)
+}
+
+/// What the reader accepts of an owner's answer: a text of at most a spec's size whose
+/// hash is the one the owner sent with it.
+fn checked(owner: MachineId, answer: ReadAnswer) -> Result<(String, String), ReadFailed> {
     match answer {
         ReadAnswer::Body { file_hash, text } => {
+            // A spec is at most 4 MiB where it is read; the frame allows its JSON
+            // escaping (up to 6 bytes a byte), not a larger text (issue 38: 24 MiB
+            // bodies were accepted and cached).
+            if text.len() > MAX_SPEC_BYTES as usize {
+                return Err(ReadFailed::Answered(
+                    ErrorKind::Refused,
+                    format!(
+                        "{}'s answer is {} bytes, more than a spec may be ({MAX_SPEC_BYTES} bytes)",
+                        owner.short(),
+                        text.len()
+                    ),
+                ));
+            }
             // The owner's claim is checked: the hash is of the text it sent.
             let actual = crate::spec::sha256_hex(text.as_bytes());
             if actual != file_hash {
@@ -147,5 +166,37 @@ impl iroh::protocol::ProtocolHandler for ReadProtocol {
     async fn accept(&self, conn: Connection) -> Result<(), iroh::protocol::AcceptError> {
         accept(self.0.clone(), conn).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 38: a body over a spec's size is refused (nothing is cached), one at it is
+    /// taken, and a body that does not match its hash is refused.
+    #[test]
+    fn the_reader_takes_at_most_a_spec_and_only_with_its_hash() {
+        let owner = crate::identity::Identity::generate().expect("key").id();
+        let body = |text: String| ReadAnswer::Body {
+            file_hash: crate::spec::sha256_hex(text.as_bytes()),
+            text,
+        };
+        let max = MAX_SPEC_BYTES as usize;
+        assert!(checked(owner, body("x".repeat(max))).is_ok());
+        match checked(owner, body("x".repeat(max + 1))) {
+            Err(ReadFailed::Answered(ErrorKind::Refused, why)) => {
+                assert!(why.contains("more than a spec may be"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let forged = ReadAnswer::Body {
+            file_hash: crate::spec::sha256_hex(b"other"),
+            text: "text".into(),
+        };
+        assert!(matches!(
+            checked(owner, forged),
+            Err(ReadFailed::Answered(ErrorKind::Refused, _))
+        ));
     }
 }

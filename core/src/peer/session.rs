@@ -556,6 +556,22 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
             }
             continue;
         }
+        // The book's addresses first, then what LAN announcements claim (hints: kept
+        // only once a connection over one proves the member's key, below).
+        let hints = lock(&shared.lan_hints).get(peer);
+        let record = match (record, hints.is_empty()) {
+            (None, true) => None,
+            (record, _) => {
+                let mut r = record.unwrap_or_else(|| PeerRecord::new(peer));
+                for h in &hints {
+                    let h = h.to_string();
+                    if !r.addrs.contains(&h) {
+                        r.addrs.push(h);
+                    }
+                }
+                Some(r)
+            }
+        };
         let Some(addr) = record.as_ref().and_then(endpoint_addr) else {
             return;
         };
@@ -580,6 +596,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
         };
         match attempt {
             Ok(Ok((conn, incarnation, send, recv))) => {
+                remember_proven_hints(&shared, peer, &conn, &hints);
                 run(
                     shared.clone(),
                     conn,
@@ -606,6 +623,30 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: MachineId) {
             _ = shared.addresses_changed.notified() => {}
             _ = stopping(&mut shutdown) => return,
         }
+    }
+}
+
+/// Writes to the address book the LAN hints a connection to `peer` runs over: the
+/// connection proved the member's key, so the address is first-hand now.
+fn remember_proven_hints(
+    shared: &Shared,
+    peer: MachineId,
+    conn: &iroh::endpoint::Connection,
+    hints: &[std::net::SocketAddr],
+) {
+    if hints.is_empty() {
+        return;
+    }
+    let used: Vec<String> = conn
+        .paths()
+        .iter()
+        .filter_map(|p| match p.remote_addr() {
+            iroh::TransportAddr::Ip(a) if hints.contains(a) => Some(a.to_string()),
+            _ => None,
+        })
+        .collect();
+    if !used.is_empty() && addrs::learn_first_hand(shared, peer, used) {
+        tracing::info!(peer = %peer.short(), "a LAN address proved the member: kept");
     }
 }
 

@@ -60,9 +60,25 @@ mod tests {
         mesh.add_member(other, "other", me, 0);
         mesh.add_member_for(runner, "runner", me, 100, Some(60));
         mesh.add_member(normal, "normal", me, 100);
-        // Admitted by another member: not ours to remove.
-        mesh.add_member_for(foreign, "foreign", other, 100, Some(60));
+        // Admitted by another member (its own change: who admitted whom is the author
+        // of the change that added it, not what the record says): not ours to remove.
+        let mut theirs =
+            MeshDoc::load(other, [mesh.tracked_unchanged().save().as_slice()]).expect("load");
+        theirs.add_member_for(foreign, "foreign", other, 100, Some(60));
+        let mut change = theirs.tracked_unchanged().doc.fork();
+        mesh.tracked_unchanged()
+            .doc
+            .merge(&mut change)
+            .expect("merge");
+        mesh.forget_read();
         let members = mesh.members();
+        assert_eq!(
+            members
+                .iter()
+                .find(|m| m.id == foreign)
+                .map(|m| m.added_by.clone()),
+            Some(other.to_string())
+        );
         let seen = |online: bool, last_seen: u64| Presence {
             online,
             last_seen,

@@ -21,21 +21,22 @@ use crate::machine::{DocKey, Machine};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
-/// SplitMix64: a seeded, reproducible stream (the simulation needs nothing more).
-struct Rng(u64);
+/// SplitMix64: a seeded, reproducible stream (the simulation needs nothing more; the
+/// hostile-member fuzzer, `mesh::hostile`, uses it too).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
 }
