@@ -92,8 +92,9 @@ impl ChangeSignature {
             .verify(&signed_bytes(doc, hash), &self.signature)
     }
 
-    /// The stored form: signer, then signature.
-    pub(crate) fn to_stored(self) -> [u8; 96] {
+    /// The stored form (a row of `change_sigs`, `store::Batch::signatures`): signer, then
+    /// signature.
+    pub fn to_stored(self) -> [u8; 96] {
         let mut b = [0u8; 96];
         b[..32].copy_from_slice(self.signer.as_bytes());
         b[32..].copy_from_slice(&self.signature);

@@ -141,3 +141,82 @@ fn an_ephemeral_runner_is_removed_everywhere_after_it_stays_away_and_a_normal_ma
     assert!(server.stop().success());
     drop(events);
 }
+
+/// Issue 38: an ephemeral member that rewrites its own record (`added_at` far in the
+/// future, `added_by` itself, its mark deleted: patched software, here
+/// `examples/forge_mesh.rs` writing a change signed with the runner's key into its
+/// store) is still removed on time: what a member writes about itself is no fact.
+#[test]
+fn an_ephemeral_runner_that_rewrites_its_own_record_is_still_removed() {
+    let server_home = tempfile::tempdir().expect("home");
+    let server = Daemon::mirror(server_home.path(), "server");
+    let out = cli(
+        server_home.path(),
+        &[
+            "invite",
+            "--reusable",
+            "--ephemeral",
+            "--ttl",
+            "1h",
+            "--ephemeral-after",
+            "3s",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string();
+    let ci = MachineDirs::with_spec("001-ci", "in-progress");
+    let up_ci = Daemon::start(ci.home(), ci.project(), "ci-runner");
+    let out = join(ci.home(), &key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ci_id = machine_id(ci.home());
+    assert!(up_ci.stop().success());
+
+    // The runner rewrites its own record, with its own key, while stopped.
+    let forged = std::process::Command::new(common::example("forge_mesh"))
+        .args(["rewrite-own"])
+        .arg(ci.home())
+        .arg("ci-forever")
+        .output()
+        .expect("forge_mesh");
+    assert!(
+        forged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forged.stderr)
+    );
+    // Without `--label`: `up --label` would rename it back (a later change).
+    let up_ci = Daemon::start_with(ci.home(), ci.project(), &[]);
+    let label = |home: &Path| {
+        cli_json(home, &["machines"])
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["id"] == ci_id.as_str()).cloned())
+            .map(|r| r["label"].clone())
+    };
+    eventually("the server holds the rewritten record", || {
+        label(server_home.path()).is_some_and(|l| l == "ci-forever")
+    });
+    let events = events_json(server_home.path(), ci.project(), "001-ci");
+    let stopped = std::time::Instant::now();
+    assert!(up_ci.stop().success());
+    let line = events.wait_line("machine_removed");
+    eprintln!(
+        "the runner that rewrote its record was removed {} ms after it stopped",
+        stopped.elapsed().as_millis()
+    );
+    let event: serde_json::Value = serde_json::from_str(line.trim()).expect("json");
+    assert_eq!(event["machine"], ci_id.as_str(), "{event}");
+    eventually("the runner is gone from the list", || {
+        !ids(server_home.path()).contains(&ci_id)
+    });
+    assert!(server.stop().success());
+}

@@ -202,19 +202,6 @@ fn members_find_each_other_on_the_lan_and_not_with_no_lan() {
     assert!(a.stop().success());
 }
 
-/// The hostile host's program (`examples/lan_spoof.rs`, built beside the tests).
-fn lan_spoof() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let dir = exe.parent().and_then(Path::parent).expect("target folder");
-    let p = dir.join("examples").join("lan_spoof");
-    assert!(
-        p.exists(),
-        "{} is built by `cargo test` (an example)",
-        p.display()
-    );
-    p
-}
-
 /// Issue 38: spoofed LAN announcements are hints, not the address book. A and B are
 /// paired with LAN discovery on; while B is away a host on the bridge announces B's id
 /// with two announcements of four addresses of its own each (once, that pushed every
@@ -244,7 +231,7 @@ fn spoofed_lan_announcements_do_not_evict_or_enter_the_address_book() {
     let spoof = Proc::spawn(
         Command::new("ip")
             .args(["netns", "exec", &net.ns("s")])
-            .arg(lan_spoof())
+            .arg(common::example("lan_spoof"))
             .args([b_id.as_str(), &first.join(","), &second.join(",")]),
     );
     spoof.wait_line("announced 2");

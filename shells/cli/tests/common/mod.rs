@@ -156,3 +156,17 @@ pub fn root_sh(script: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An example program built beside the tests (`cargo test` builds `examples/`): the
+/// hostile hosts and members of the security tests, never shipped.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe.parent().and_then(Path::parent).expect("target folder");
+    let p = dir.join("examples").join(name);
+    assert!(
+        p.exists(),
+        "{} is built by `cargo test` (an example; `cargo build --example {name}` alone)",
+        p.display()
+    );
+    p
+}
