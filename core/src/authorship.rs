@@ -102,7 +102,7 @@ impl ChangeSignature {
     }
 
     /// From the stored form (`None` if it is not 96 bytes).
-    pub(crate) fn from_stored(b: &[u8]) -> Option<ChangeSignature> {
+    pub fn from_stored(b: &[u8]) -> Option<ChangeSignature> {
         let b: &[u8; 96] = b.try_into().ok()?;
         let mut signer = [0u8; 32];
         signer.copy_from_slice(&b[..32]);
