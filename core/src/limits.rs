@@ -36,6 +36,10 @@ pub struct Limits {
     pub stream_window: u32,
     /// Longest lifetime of a reusable invitation (auth key).
     pub max_reusable_ttl: Duration,
+    /// Bytes of other machines' spec bodies kept for when their owner is offline (the
+    /// body cache); the least recently fetched go first. At least one spec's size
+    /// (`spec::MAX_SPEC_BYTES`) is kept whatever this says.
+    pub body_cache_bytes: u64,
 }
 
 impl Default for Limits {
@@ -53,6 +57,7 @@ impl Default for Limits {
             audit_max_bytes: 64 * 1024 * 1024,
             max_reusable_ttl: Duration::from_secs(90 * 24 * 3600),
             stream_window: 1_250_000,
+            body_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -44,8 +44,14 @@ impl Machine {
         spec: &str,
         body: &CachedBody,
     ) -> Result<()> {
-        self.store.cache_body(owner, project, spec, body)?;
+        let max = self.limits().body_cache_bytes.max(spec::MAX_SPEC_BYTES);
+        let dropped = self.store.cache_body(owner, project, spec, body, max)?;
         let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        if dropped > 0 {
+            // Read again from the store when next searched: what it keeps now.
+            *bodies = None;
+            return Ok(());
+        }
         if let Some(map) = bodies.as_mut() {
             Arc::make_mut(map.entry(owner).or_default())
                 .entry(project.to_string())

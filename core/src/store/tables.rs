@@ -68,8 +68,16 @@ pub(crate) const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::n
 /// Spec bodies read from their owners (the read protocol), by `(owner machine id,
 /// "{project}\0{spec}")`: JSON [`super::CachedBody`], the last copy fetched with its
 /// file hash and time, shown when the owner is offline. Local only; one per spec asked
-/// for, each at most `spec::MAX_SPEC_BYTES` (the reader refuses a larger answer).
+/// for, each at most `spec::MAX_SPEC_BYTES` (the reader refuses a larger answer), all of
+/// them at most `Limits::body_cache_bytes` ([`BODIES_BY_FETCH`]).
 pub(crate) const BODIES: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("bodies");
+
+/// [`BODIES`] by when each was fetched: `(fetched_at ms, owner machine id, "{project}\0{spec}")`
+/// → the row's bytes, written and removed with it, so the cache is kept within its size
+/// (`Limits::body_cache_bytes`) by dropping the least recently fetched first. A store from
+/// before it gets it built on first use.
+pub(crate) const BODIES_BY_FETCH: TableDefinition<(u64, &[u8], &str), u64> =
+    TableDefinition::new("bodies_by_fetch");
 
 /// Web UI accounts of this machine, by name: JSON `node::ui_accounts::AccountRecord`
 /// (role, argon2id PHC string, password epoch). Local only, never replicated.
