@@ -61,9 +61,6 @@ pub struct Machine {
     /// Per document: stored bytes as of the last commit, and changes received that wait
     /// for missing dependencies (bounded by `limits.max_orphans`).
     received: HashMap<DocKey, replication::Received>,
-    /// The bodies kept from other machines, folded for search; loaded from the store on
-    /// first use, then kept in step by [`Machine::keep_body`].
-    bodies: std::sync::Mutex<Option<body::BodiesByMachine>>,
     /// Documents holding received changes that a failed store write did not keep: they
     /// are reloaded as stored before their next use ([`Machine::fresh`]), so nothing
     /// unproven or unstored stays in memory.
@@ -178,7 +175,6 @@ impl Machine {
             doc,
             mesh,
             replicas: BTreeMap::new(),
-            bodies: Default::default(),
             snapshot_bytes: HashMap::new(),
             limits: Default::default(),
             received: HashMap::new(),
@@ -290,7 +286,6 @@ impl Machine {
             doc,
             mesh,
             replicas,
-            bodies: Default::default(),
             snapshot_bytes,
             limits: Default::default(),
             received: HashMap::new(),

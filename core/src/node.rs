@@ -284,12 +284,17 @@ impl Node {
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<crate::query::SearchHit>> {
         let q = parse_query(query)?;
         // The lock is held only to share the cached tables; matching runs without it.
-        let tables = self.read(|m| m.spec_tables(None))?;
-        Ok(crate::query::search(
-            &q,
-            crate::query::all_views(&tables),
-            limit,
-        ))
+        // One machine's kept bodies at a time (read from the store, dropped after its
+        // turn): a search never holds every cached body at once.
+        let tables = self.read(|m| m.spec_tables_bare(None))?;
+        let mut hits = Vec::new();
+        for mut table in tables {
+            if let Ok(id) = table.machine.parse::<crate::identity::MachineId>() {
+                table.bodies = self.read(|m| m.body_texts(id));
+            }
+            hits.extend(crate::query::search(&q, table.views(), limit));
+        }
+        Ok(crate::query::best(hits, limit))
     }
 
     /// Specs of every machine in columns by `group_by`; only those matching `query`

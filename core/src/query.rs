@@ -17,6 +17,6 @@ pub use check::{CheckReport, Place, Problem, SpecCopy, check};
 pub use deps::{DEFAULT_DEPTH, DepEntry, DepSpec, Deps, DepsQuery, deps};
 pub use folded::{Folded, FoldedText};
 pub use parse::{Cmp, Field, MAX_QUERY_BYTES, Query, QueryError, Term, parse};
-pub use search::{SearchHit, filter, score, search};
+pub use search::{SearchHit, best, filter, score, search};
 pub use stats::{Counts, MachineStats, Stats, stats};
 pub use view::{MachineSpecs, SpecView, all_views};

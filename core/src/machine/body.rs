@@ -5,14 +5,12 @@ use super::{Error, Machine, Result};
 use crate::identity::MachineId;
 use crate::spec;
 use crate::store::CachedBody;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One machine's kept bodies, lower-cased for search: project id → spec name → text.
 pub type BodyTexts = HashMap<String, HashMap<String, String>>;
-
-pub(super) type BodiesByMachine = BTreeMap<MachineId, Arc<BodyTexts>>;
 
 impl Machine {
     /// Where this machine's spec `name` of project `project_id` is on disk. Only a spec
@@ -36,7 +34,8 @@ impl Machine {
 }
 
 impl Machine {
-    /// Keeps `body` as the latest copy of `owner`'s spec (store and search).
+    /// Keeps `body` as the latest copy of `owner`'s spec (store and search), within the
+    /// body cache's size (`Limits::body_cache_bytes`).
     pub fn keep_body(
         &self,
         owner: MachineId,
@@ -45,42 +44,33 @@ impl Machine {
         body: &CachedBody,
     ) -> Result<()> {
         let max = self.limits().body_cache_bytes.max(spec::MAX_SPEC_BYTES);
-        let dropped = self.store.cache_body(owner, project, spec, body, max)?;
-        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
-        if dropped > 0 {
-            // Read again from the store when next searched: what it keeps now.
-            *bodies = None;
-            return Ok(());
-        }
-        if let Some(map) = bodies.as_mut() {
-            Arc::make_mut(map.entry(owner).or_default())
-                .entry(project.to_string())
-                .or_default()
-                .insert(spec.to_string(), body.text.to_lowercase());
-        }
+        self.store.cache_body(owner, project, spec, body, max)?;
         Ok(())
     }
 
-    /// The bodies kept from `owner`, folded (`None` when there are none).
+    /// The bodies kept from `owner`, folded for search (`None` when there are none),
+    /// read from the store when asked: nothing stays in memory between queries, and a
+    /// search holds one machine's at a time (`Node::search`). A failed read leaves
+    /// search to titles, names and tags, and says so.
     pub(crate) fn body_texts(&self, owner: MachineId) -> Option<Arc<BodyTexts>> {
-        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
-        if bodies.is_none() {
-            let mut all = BodiesByMachine::new();
-            match self.store.cached_bodies() {
-                Ok(list) => {
-                    for (machine, project, spec, body) in list {
-                        Arc::make_mut(all.entry(machine).or_default())
-                            .entry(project)
-                            .or_default()
-                            .insert(spec, body.text.to_lowercase());
-                    }
-                }
-                // Search goes on over titles, names and tags.
-                Err(e) => tracing::warn!("cannot read the kept spec bodies: {e}"),
+        let list = match self.store.cached_bodies_of(owner) {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!("cannot read the kept spec bodies: {e}");
+                return None;
             }
-            *bodies = Some(all);
+        };
+        if list.is_empty() {
+            return None;
         }
-        bodies.as_ref()?.get(&owner).cloned()
+        let mut texts = BodyTexts::new();
+        for (project, spec, body) in list {
+            texts
+                .entry(project)
+                .or_default()
+                .insert(spec, body.text.to_lowercase());
+        }
+        Some(Arc::new(texts))
     }
 }
 

@@ -99,6 +99,20 @@ impl Machine {
     /// Every known machine's specs (this one first), or one machine's: cheap, the
     /// tables are cached per document and shared.
     pub fn spec_tables(&self, machine: Option<&str>) -> Result<Vec<MachineSpecs>> {
+        let mut tables = self.spec_tables_bare(machine)?;
+        for t in &mut tables {
+            t.bodies = t
+                .machine
+                .parse::<MachineId>()
+                .ok()
+                .and_then(|id| self.body_texts(id));
+        }
+        Ok(tables)
+    }
+
+    /// [`Machine::spec_tables`] without the kept bodies (a search reads them one machine
+    /// at a time: `Node::search`).
+    pub fn spec_tables_bare(&self, machine: Option<&str>) -> Result<Vec<MachineSpecs>> {
         let ids = match machine {
             Some(sel) => vec![self.find_machine(sel)?],
             None => self.machines().into_iter().map(|r| r.id).collect(),
@@ -111,7 +125,7 @@ impl Machine {
                     machine: id.to_string(),
                     label: self.machine_label(id),
                     table: doc.table(),
-                    bodies: self.body_texts(id),
+                    bodies: None,
                 })
             })
             .collect())

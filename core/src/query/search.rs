@@ -53,6 +53,21 @@ pub fn search<'a>(
         .collect()
 }
 
+/// Merges hits from several [`search`]es (one machine each) into the best `limit`, in
+/// the order one search over all of them gives.
+pub fn best(mut hits: Vec<SearchHit>, limit: usize) -> Vec<SearchHit> {
+    hits.sort_by(|a, b| {
+        b.score
+            .cmp(&a.score)
+            .then_with(|| a.row.machine_label.cmp(&b.row.machine_label))
+            .then_with(|| a.row.project.cmp(&b.row.project))
+            .then_with(|| a.row.spec.name.cmp(&b.row.spec.name))
+            .then_with(|| a.row.machine.cmp(&b.row.machine))
+    });
+    hits.truncate(limit);
+    hits
+}
+
 /// The specs matching `query` (all of them when `None`), in their order.
 pub fn filter<'a>(
     query: Option<&Query>,

@@ -79,6 +79,36 @@ impl Store {
         Ok(out)
     }
 
+    /// The kept bodies of one machine: (project, spec, body). Unreadable entries are
+    /// skipped. Search reads one machine's at a time, so never all of them at once.
+    pub fn cached_bodies_of(
+        &self,
+        owner: MachineId,
+    ) -> Result<Vec<(String, String, CachedBody)>, StoreError> {
+        let tx = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(BODIES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let owner = owner.as_bytes().as_slice();
+        let mut out = Vec::new();
+        for row in table.range((owner, "")..).map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let (o, key) = k.value();
+            if o != owner {
+                break;
+            }
+            let Some((project, spec)) = key.split_once('\0') else {
+                continue;
+            };
+            if let Ok(body) = serde_json::from_slice::<CachedBody>(v.value()) {
+                out.push((project.to_string(), spec.to_string(), body));
+            }
+        }
+        Ok(out)
+    }
+
     /// Keeps `body` as the latest copy of `owner`'s spec, then drops the least recently
     /// fetched bodies until all of them take at most `max_bytes` (at least the newest is
     /// kept). Returns how many were dropped.
