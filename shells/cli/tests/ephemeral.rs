@@ -26,6 +26,31 @@ fn machine_id(home: &Path) -> String {
         .to_string()
 }
 
+/// A CI key from `home`'s running `up`: reusable, ephemeral, removed after 3 s away.
+fn ci_key(home: &Path) -> String {
+    let out = cli(
+        home,
+        &[
+            "invite",
+            "--reusable",
+            "--ephemeral",
+            "--ttl",
+            "1h",
+            "--ephemeral-after",
+            "3s",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+}
+
 fn join(home: &Path, ticket: &str) -> std::process::Output {
     cli(home, &["join", ticket])
 }
@@ -43,27 +68,7 @@ fn an_ephemeral_runner_is_removed_everywhere_after_it_stays_away_and_a_normal_ma
     pair(server_home.path(), desk.home());
 
     // A CI key: reusable, ephemeral, removed after 3 s away.
-    let out = cli(
-        server_home.path(),
-        &[
-            "invite",
-            "--reusable",
-            "--ephemeral",
-            "--ttl",
-            "1h",
-            "--ephemeral-after",
-            "3s",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout)
-        .expect("utf8")
-        .trim()
-        .to_string();
+    let key = ci_key(server_home.path());
     let listed = cli_json(server_home.path(), &["invite", "list"]);
     assert_eq!(listed[0]["ephemeral_after"], 3, "{listed}");
 
@@ -150,27 +155,7 @@ fn an_ephemeral_runner_is_removed_everywhere_after_it_stays_away_and_a_normal_ma
 fn an_ephemeral_runner_that_rewrites_its_own_record_is_still_removed() {
     let server_home = tempfile::tempdir().expect("home");
     let server = Daemon::mirror(server_home.path(), "server");
-    let out = cli(
-        server_home.path(),
-        &[
-            "invite",
-            "--reusable",
-            "--ephemeral",
-            "--ttl",
-            "1h",
-            "--ephemeral-after",
-            "3s",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout)
-        .expect("utf8")
-        .trim()
-        .to_string();
+    let key = ci_key(server_home.path());
     let ci = MachineDirs::with_spec("001-ci", "in-progress");
     let up_ci = Daemon::start(ci.home(), ci.project(), "ci-runner");
     let out = join(ci.home(), &key);
