@@ -21,7 +21,7 @@ use common::{corpus, env_usize, pct};
 
 /// One machine's project: `n` specs from the corpus templates, under one git origin.
 fn project(n: usize) -> tempfile::TempDir {
-    let templates: Vec<Vec<u8>> = spec::walk(&corpus())
+    let templates: Vec<Vec<u8>> = spec::walk_path(&corpus())
         .specs
         .iter()
         .filter_map(|f| fs::read(f.dir.join("README.md")).ok())

@@ -28,7 +28,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn generate(root: &Path, n: usize) -> Vec<String> {
-    let templates: Vec<Vec<u8>> = spec::walk(&corpus())
+    let templates: Vec<Vec<u8>> = spec::walk_path(&corpus())
         .specs
         .iter()
         .filter_map(|f| fs::read(f.dir.join("README.md")).ok())
@@ -136,6 +136,7 @@ fn main() {
     let mut change_bytes = Vec::with_capacity(rescans);
     let mut rescan_ms = Vec::with_capacity(rescans);
     let now = "2026-11-23T00:00:00.000Z";
+    let specs = spec::SpecsDir::open(&project.path().join("specs")).expect("specs");
     for i in 0..rescans {
         let name = &names[(i * 7919) % names.len()];
         let path = project.path().join("specs").join(name).join("README.md");
@@ -146,7 +147,8 @@ fn main() {
             Priority::Low
         };
         spec::edit_file(
-            &path,
+            &specs,
+            name,
             &MetadataChange {
                 priority: Some(next),
                 ..Default::default()

@@ -33,8 +33,9 @@ mod replication;
 mod rows;
 mod scan;
 mod scan_memo;
+mod unreadable;
 
-pub use body::{BodyTexts, read_body};
+pub use body::{BodyAt, BodyTexts, read_body};
 pub use error::{Error, Result};
 pub use invites::{InviteInfo, InviteState, InviteUser};
 pub use own_flush::SendGate;
@@ -43,6 +44,7 @@ pub use rows::{
     BodySource, MachineRow, MachineSummary, Project, ProjectScan, ScanProgress, ScanReport,
     SpecBody, SpecFilter, SpecRow,
 };
+pub use unreadable::Unreadable;
 
 /// This machine: its identity, its store, its own document, the mesh, and the
 /// last-known documents of the other members.
@@ -81,6 +83,8 @@ pub struct Machine {
     compact_due_since: Option<std::time::Instant>,
     /// What the last full scan saw, when a later one can be answered from it.
     scan_memo: Option<scan_memo::ScanMemo>,
+    /// What scans could not read (kept in its last known state meanwhile).
+    unreadable: unreadable::Unreadables,
     /// Set while the caller flushes our commits itself ([`Machine::defer_own_flush`]).
     own_flush_deferred: bool,
     /// Our lazy commits the disk may not hold yet (see `own_flush`).
@@ -185,6 +189,7 @@ impl Machine {
             compact_due: None,
             compact_due_since: None,
             scan_memo: None,
+            unreadable: unreadable::Unreadables::default(),
             own_flush_deferred: false,
             own_lazy: None,
             #[cfg(test)]
@@ -296,6 +301,7 @@ impl Machine {
             compact_due: None,
             compact_due_since: None,
             scan_memo: None,
+            unreadable: unreadable::Unreadables::default(),
             own_flush_deferred: false,
             own_lazy: None,
             #[cfg(test)]

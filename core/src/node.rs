@@ -573,7 +573,7 @@ impl Node {
         };
         let now = crate::time::now_ms();
         if let Some(path) = path {
-            let (text, hash) = crate::machine::read_body(&path, &row.spec.name)?;
+            let (text, hash) = crate::machine::read_body(&path)?;
             return Ok(body(text, hash, BodySource::Local, now, None));
         }
         let owner: MachineId = row

@@ -28,6 +28,28 @@ pub fn corpus_dir() -> PathBuf {
     fallback
 }
 
+/// A project whose `specs/` folder is a copy of the corpus (copied at test time, never
+/// committed). A symlink to it would be refused: a specs folder that leads out of its
+/// project is not read (`spec/discover.rs`, issue 39).
+pub fn corpus_project() -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        fs::create_dir_all(to).expect("mkdir");
+        for entry in fs::read_dir(from).expect("read corpus") {
+            let entry = entry.expect("entry");
+            let kind = entry.file_type().expect("type");
+            let dest = to.join(entry.file_name());
+            if kind.is_dir() {
+                copy(&entry.path(), &dest);
+            } else if kind.is_file() {
+                fs::copy(entry.path(), &dest).expect("copy");
+            }
+        }
+    }
+    let project = tempfile::tempdir().expect("project");
+    copy(&corpus_dir(), &project.path().join("specs"));
+    project
+}
+
 /// A project folder in a temp dir with a `specs/` folder.
 #[derive(Debug)]
 pub struct TempProject {

@@ -220,8 +220,10 @@ fn edit_file_writes_atomically_and_guards_the_hash() {
         status: Some(Status::InProgress),
         ..Default::default()
     };
+    let specs = spec::SpecsDir::open(&p.specs()).expect("specs");
     let stale = spec::edit_file(
-        &path,
+        &specs,
+        "001-a",
         &change,
         "2026-01-01T00:00:00.000Z",
         Some(&"0".repeat(64)),
@@ -236,7 +238,8 @@ fn edit_file_writes_atomically_and_guards_the_hash() {
         "a refused edit leaves the file alone"
     );
     let out = spec::edit_file(
-        &path,
+        &specs,
+        "001-a",
         &change,
         "2026-01-01T00:00:00.000Z",
         Some(&spec::sha256_hex(&before)),
@@ -259,7 +262,8 @@ fn edit_file_writes_atomically_and_guards_the_hash() {
     fs::create_dir_all(&link).expect("mkdir");
     symlink(&path, link.join("README.md")).expect("symlink");
     let e = spec::edit_file(
-        &link.join("README.md"),
+        &specs,
+        "002-link",
         &change,
         "2026-01-01T00:00:00.000Z",
         None,

@@ -12,7 +12,7 @@ use std::fs;
 const NOW: &str = "2026-11-23T12:34:56.789Z";
 
 fn corpus_specs() -> Vec<(String, String)> {
-    let walk = spec::walk(&corpus_dir());
+    let walk = spec::walk_path(&corpus_dir());
     assert!(walk.warnings.is_empty(), "{:?}", walk.warnings);
     walk.specs
         .iter()
@@ -253,8 +253,7 @@ fn priority_and_dependency_edits_round_trip_on_every_spec() {
 #[test]
 fn machine_scans_the_corpus_into_its_document() {
     let home = tempfile::tempdir().expect("home");
-    let project = tempfile::tempdir().expect("project");
-    std::os::unix::fs::symlink(corpus_dir(), project.path().join("specs")).expect("symlink");
+    let project = leanspec_peer_tests::corpus_project();
     let (mut m, _) = Machine::init(home.path(), Some("corpus")).expect("init");
     let (p, scan) = m.add_project(project.path(), None).expect("add");
     assert_eq!((scan.specs, scan.added, scan.parse_errors), (304, 304, 0));
@@ -262,15 +261,13 @@ fn machine_scans_the_corpus_into_its_document() {
     let rows = m.specs(&Default::default()).expect("specs");
     assert_eq!(rows.len(), 304);
     // The document holds exactly what the parser read, for every spec.
+    let specs = spec::SpecsDir::open(&corpus_dir()).expect("corpus");
     for r in &rows {
-        let dir = corpus_dir().join(&r.spec.name);
         let mut w = Vec::new();
-        assert_eq!(
-            r.spec,
-            spec::load(&r.spec.name, &dir, &mut w),
-            "{}",
-            r.spec.name
-        );
+        let spec::Loaded::Spec(loaded) = spec::load(&specs, &r.spec.name, &mut w) else {
+            panic!("{} unreadable", r.spec.name);
+        };
+        assert_eq!(r.spec, loaded, "{}", r.spec.name);
     }
     // No absolute local path is in the replicated document.
     let mut doc = automerge::AutoCommit::new();

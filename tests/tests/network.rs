@@ -677,12 +677,7 @@ async fn documents_larger_than_the_stream_window_sync_both_ways() {
         node_with("b", small).await,
     );
     // A project whose specs folder is the corpus (a link: it is only read).
-    let corpus = tempfile::tempdir().expect("project");
-    std::os::unix::fs::symlink(
-        leanspec_peer_tests::corpus_dir(),
-        corpus.path().join("specs"),
-    )
-    .expect("symlink");
+    let corpus = leanspec_peer_tests::corpus_project();
     a.peer()
         .add_project(corpus.path(), Some("corpus"))
         .expect("add");

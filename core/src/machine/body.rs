@@ -6,7 +6,7 @@ use crate::identity::MachineId;
 use crate::spec;
 use crate::store::CachedBody;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// One machine's kept bodies, lower-cased for search: project id → spec name → text.
@@ -14,9 +14,9 @@ pub type BodyTexts = HashMap<String, HashMap<String, String>>;
 
 impl Machine {
     /// Where this machine's spec `name` of project `project_id` is on disk. Only a spec
-    /// the document lists has a path, so a name can never lead outside the project's
-    /// specs folder.
-    pub fn body_path(&self, project_id: &str, name: &str) -> Result<PathBuf> {
+    /// the document lists has a place, and [`read_body`] opens it beneath the specs
+    /// folder (`spec/beneath.rs`): a name or a symlink never leads outside it.
+    pub fn body_path(&self, project_id: &str, name: &str) -> Result<BodyAt> {
         // One project's record and folder, not every project's (a read per request).
         let record = self.project_record(project_id)?;
         if self.doc.spec(project_id, name).is_none() {
@@ -29,7 +29,10 @@ impl Machine {
             spec: name.to_string(),
             reason: "the project's specs folder is not there now".into(),
         })?;
-        Ok(dir.join(name).join("README.md"))
+        Ok(BodyAt {
+            specs_dir: dir,
+            name: name.to_string(),
+        })
     }
 }
 
@@ -74,14 +77,38 @@ impl Machine {
     }
 }
 
-/// The text and SHA-256 (hex) of the README.md at `path` (at most
-/// [`spec::MAX_SPEC_BYTES`], UTF-8), read without holding the machine.
-pub fn read_body(path: &Path, name: &str) -> Result<(String, String)> {
+/// A spec's README.md on this machine: its specs folder and its name below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyAt {
+    /// The project's specs folder.
+    pub specs_dir: PathBuf,
+    /// The spec's folder below it.
+    pub name: String,
+}
+
+impl BodyAt {
+    /// The README.md's path, for messages.
+    pub fn path(&self) -> PathBuf {
+        self.specs_dir.join(&self.name).join("README.md")
+    }
+}
+
+/// The text and SHA-256 (hex) of the spec's README.md (at most
+/// [`spec::MAX_SPEC_BYTES`], UTF-8), read without holding the machine, beneath the
+/// specs folder: a README.md that leads out of it is refused, never read.
+pub fn read_body(at: &BodyAt) -> Result<(String, String)> {
+    let name = at.name.as_str();
     let unreadable = |reason: String| Error::BodyUnreadable {
         spec: name.to_string(),
         reason,
     };
-    let bytes = spec::read_capped(path).map_err(unreadable)?;
+    let specs = spec::SpecsDir::open(&at.specs_dir)
+        .map_err(|e| unreadable(format!("cannot open the specs folder: {e}")))?;
+    let bytes = match spec::read_readme(&specs, name) {
+        spec::Readme::Bytes(b) => b,
+        spec::Readme::Refused(why) | spec::Readme::Unreadable(why) => return Err(unreadable(why)),
+        spec::Readme::NotFound => return Err(unreadable("README.md is not there now".into())),
+    };
     let hash = spec::sha256_hex(&bytes);
     let text = String::from_utf8(bytes).map_err(|_| unreadable("README.md is not UTF-8".into()))?;
     Ok((text, hash))
@@ -102,8 +129,8 @@ mod tests {
         std::fs::write(dir.join("README.md"), "---\nstatus: draft\n---\n# A\n").expect("write");
         let (mut m, _) = Machine::init(home.path(), Some("t")).expect("init");
         let (p, _) = m.add_project(project.path(), Some("p")).expect("add");
-        let path = m.body_path(&p.id, "001-a").expect("listed");
-        assert!(path.ends_with("specs/001-a/README.md"));
+        let at = m.body_path(&p.id, "001-a").expect("listed");
+        assert!(at.path().ends_with("specs/001-a/README.md"));
         for name in ["../../etc/passwd", "001-a/../../x", "/etc", "002-b"] {
             assert!(
                 matches!(m.body_path(&p.id, name), Err(Error::UnknownSpec { .. })),

@@ -8,7 +8,7 @@ use super::{
     DocKey, Error, Machine, Project, ProjectScan, Result, ScanProgress, ScanReport, check_label,
     now_ns,
 };
-use crate::spec::{self, Spec};
+use crate::spec;
 use crate::store::{ProjectRecord, StatKey};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -114,6 +114,7 @@ impl Machine {
     pub fn remove_project(&mut self, selector: &str) -> Result<Project> {
         let project = self.project(selector)?;
         self.forget_scan();
+        self.unreadable.forget_project(&project.id);
         self.doc.remove_project(&project.id);
         self.commit(
             Commit::docs(&[DocKey::Machine(self.id())]).removing(std::slice::from_ref(&project.id)),
@@ -178,17 +179,40 @@ impl Machine {
         self.doc
             .put_project(&p.id, &p.name, &spec::fleet_id(&p.root, &p.name));
         // A missing folder is most often an unmounted disk or a moved checkout: keep the
-        // last known specs rather than announce them all deleted.
+        // last known specs rather than announce them all deleted (unreadable.rs).
+        let keep_all = |this: &mut Self, scan: &mut ProjectScan, why: String| {
+            scan.warnings
+                .push(format!("{why}; keeping the last scanned specs, will retry"));
+            scan.specs = this.doc.spec_count(&p.id);
+            this.unreadable
+                .replace_project(&p.id, &p.name, vec![(None, why)]);
+        };
         let Some(specs_dir) = spec::find_specs_dir(&p.root) else {
-            scan.warnings.push(format!(
-                "{} has no specs folder now (moved or unmounted?); keeping the last scanned specs",
+            let why = format!(
+                "{} has no specs folder now (moved or unmounted?)",
                 p.root.display()
-            ));
-            scan.specs = self.doc.spec_count(&p.id);
+            );
+            keep_all(self, &mut scan, why);
             return Ok((scan, 0, None));
         };
-        let walk = spec::walk(&specs_dir);
-        scan.warnings.extend(walk.warnings);
+        let specs = match spec::SpecsDir::open(&specs_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                let why = format!("cannot open {}: {e}", specs_dir.display());
+                keep_all(self, &mut scan, why);
+                return Ok((scan, 0, None));
+            }
+        };
+        let walk = spec::walk(&specs);
+        scan.warnings.extend(walk.warnings.iter().cloned());
+        let mut failed: Vec<(Option<String>, String)> = walk
+            .unlisted
+            .iter()
+            .map(|u| {
+                let spec = (!u.is_empty()).then(|| u.clone());
+                (spec, format!("cannot list {}", specs_dir.join(u).display()))
+            })
+            .collect();
         scan.specs = walk.specs.len();
         let cache = self.store.stat_cache(&p.id)?;
         let in_doc: std::collections::HashSet<String> =
@@ -197,7 +221,12 @@ impl Machine {
 
         // Decide, by stat alone, which folders must be read.
         let mut to_read: Vec<(usize, Option<StatKey>)> = Vec::new();
-        let mut seen: Option<Vec<(String, StatKey)>> = Some(Vec::with_capacity(walk.specs.len()));
+        // A walk that could not list everything is not a picture to answer later scans
+        // from.
+        let mut seen: Option<Vec<(String, StatKey)>> = walk
+            .unlisted
+            .is_empty()
+            .then(|| Vec::with_capacity(walk.specs.len()));
         for (i, folder) in walk.specs.iter().enumerate() {
             let key = stat_key(&folder.dir);
             let trusted = key.filter(|k| !k.is_racy(now));
@@ -221,7 +250,7 @@ impl Machine {
         });
 
         // Read and parse in parallel (pure work), then write to the document in order.
-        let loaded = load_parallel(&walk.specs, &to_read, &mut |done| {
+        let loaded = load_parallel(&specs, &walk.specs, &to_read, &mut |done| {
             progress(ScanProgress {
                 project: &p.name,
                 done: total - to_read.len() + done,
@@ -231,9 +260,27 @@ impl Machine {
         let mut updates: Vec<(&str, &str, Option<StatKey>)> = Vec::new();
         let mut warnings = Vec::new();
         let mut new_specs = Vec::new();
-        for ((i, key), (spec, w)) in to_read.iter().zip(loaded) {
+        for ((i, key), (loaded, w)) in to_read.iter().zip(loaded) {
             warnings.extend(w);
             let name = walk.specs[*i].name.as_str();
+            let spec = match loaded {
+                spec::Loaded::Spec(spec) => spec,
+                // Gone since the walk: the next scan (or the watcher) confirms it.
+                spec::Loaded::NotFound => {
+                    seen = None;
+                    continue;
+                }
+                // Unknown now: the document keeps what it holds; read again later.
+                spec::Loaded::Unreadable(why) => {
+                    warnings.push(format!(
+                        "{name}: {why} (keeping its last known state; will retry)"
+                    ));
+                    failed.push((Some(name.to_string()), why));
+                    seen = None;
+                    updates.push((&p.id, name, None));
+                    continue;
+                }
+            };
             scan.parse_errors += usize::from(spec.parse_error.is_some());
             if !in_doc.contains(name) {
                 scan.added += 1;
@@ -248,7 +295,8 @@ impl Machine {
         let on_disk: std::collections::HashSet<&str> =
             walk.specs.iter().map(|f| f.name.as_str()).collect();
         for name in &in_doc {
-            if !on_disk.contains(name.as_str()) {
+            // Absent only where a listing succeeded and showed it gone.
+            if !on_disk.contains(name.as_str()) && !walk.unknown(name) {
                 self.doc.remove_spec(&p.id, name);
                 scan.removed += 1;
                 updates.push((&p.id, name, None));
@@ -262,6 +310,7 @@ impl Machine {
             .enumerate()
             .filter(|(i, f)| !read.contains(i) && self.doc.has_parse_error(&p.id, &f.name))
             .count();
+        self.unreadable.replace_project(&p.id, &p.name, failed);
         let bytes = self.commit(Commit::docs(&[DocKey::Machine(self.id())]).stats(&updates))?;
         Ok((scan, bytes, seen.map(|s| (specs_dir, s))))
     }
@@ -292,19 +341,58 @@ impl Machine {
         specs_dir: &std::path::Path,
         name: &str,
     ) -> Result<usize> {
+        let project_name = self
+            .project_record(project_id)
+            .map(|r| r.name)
+            .unwrap_or_default();
+        let specs = match spec::SpecsDir::open(specs_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                let why = format!("cannot open {}: {e}", specs_dir.display());
+                self.unreadable
+                    .set_spec(project_id, &project_name, name, Some(why));
+                return Ok(0);
+            }
+        };
         let dir = specs_dir.join(name);
-        let update = if dir.join("README.md").symlink_metadata().is_ok() {
-            let mut warnings = Vec::new();
-            let spec = spec::load(name, &dir, &mut warnings);
-            self.doc.put_spec(project_id, &spec);
-            stat_key(&dir).filter(|k| !k.is_racy(now_ns()))
-        } else {
-            self.doc.remove_spec(project_id, name);
-            None
+        let mut warnings = Vec::new();
+        let update = match spec::load(&specs, name, &mut warnings) {
+            spec::Loaded::Spec(spec) => {
+                self.unreadable
+                    .set_spec(project_id, &project_name, name, None);
+                self.doc.put_spec(project_id, &spec);
+                stat_key(&dir).filter(|k| !k.is_racy(now_ns()))
+            }
+            // The filesystem says README.md (or its folder) is not there: gone, or a
+            // folder that is no spec any more.
+            spec::Loaded::NotFound => {
+                self.unreadable
+                    .set_spec(project_id, &project_name, name, None);
+                self.doc.remove_spec(project_id, name);
+                None
+            }
+            // Unknown: keep the last known state; the retry reads it again.
+            spec::Loaded::Unreadable(why) => {
+                tracing::warn!("{name}: {why} (keeping its last known state; will retry)");
+                self.unreadable
+                    .set_spec(project_id, &project_name, name, Some(why));
+                self.forget_scan();
+                return Ok(0);
+            }
         };
         self.commit(
             Commit::docs(&[DocKey::Machine(self.id())]).stats(&[(project_id, name, update)]),
         )
+    }
+
+    /// What scans could not read now (kept in its last known state meanwhile).
+    pub fn unreadable(&self) -> Vec<super::Unreadable> {
+        self.unreadable.list()
+    }
+
+    /// Whether anything is unreadable (the peer then rescans with backoff).
+    pub fn has_unreadable(&self) -> bool {
+        !self.unreadable.is_empty()
     }
 
     /// The local record (name, root) of project `id`.
@@ -336,13 +424,14 @@ pub(super) fn stat_key(dir: &Path) -> Option<StatKey> {
     })
 }
 
-type Loaded = (Spec, Vec<String>);
+type Loaded = (spec::Loaded, Vec<String>);
 
 /// What a scan saw of a project: its specs folder and every spec folder's stat.
 pub(super) type Seen = (std::path::PathBuf, Vec<(String, StatKey)>);
 
 /// Loads the selected folders on all cores; results come back in input order.
 pub(super) fn load_parallel(
+    specs: &spec::SpecsDir,
     folders: &[spec::SpecFolder],
     selected: &[(usize, Option<StatKey>)],
     progress: &mut dyn FnMut(usize),
@@ -350,7 +439,7 @@ pub(super) fn load_parallel(
     let load_one = |i: usize| {
         let mut w = Vec::new();
         let f = &folders[i];
-        (spec::load(&f.name, &f.dir, &mut w), w)
+        (spec::load(specs, &f.name, &mut w), w)
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

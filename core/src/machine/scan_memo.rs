@@ -48,6 +48,10 @@ impl Machine {
         progress: &mut dyn FnMut(ScanProgress<'_>),
     ) -> Option<ScanReport> {
         let heads = self.doc.head_hashes();
+        // Something unreadable must be read again, not answered from the memo.
+        if !self.unreadable.is_empty() {
+            return None;
+        }
         let memo = self.scan_memo.as_ref()?;
         if memo.heads != heads {
             return None;
@@ -58,8 +62,9 @@ impl Machine {
             if spec::find_specs_dir(&p.record.root).as_ref() != Some(&p.specs_dir) {
                 return None;
             }
-            let walk = spec::walk(&p.specs_dir);
-            if walk.specs.len() != p.stats.len() {
+            let specs = spec::SpecsDir::open(&p.specs_dir).ok()?;
+            let walk = spec::walk(&specs);
+            if !walk.unlisted.is_empty() || walk.specs.len() != p.stats.len() {
                 return None;
             }
             for (folder, (name, key)) in walk.specs.iter().zip(&p.stats) {

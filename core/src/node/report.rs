@@ -64,6 +64,10 @@ pub struct StatusReport {
     /// What this process refused without storing it (strangers, revoked machines,
     /// rate and size limits), counted since the node was opened.
     pub refused: super::RefusalReport,
+    /// What scans could not read (EMFILE, EACCES, an unmounted disk, ...): kept in its
+    /// last known state meanwhile, never published as removed.
+    #[serde(default)]
+    pub unreadable: Vec<crate::machine::Unreadable>,
 }
 
 /// This machine, its projects and store, and every other machine with its presence
@@ -96,6 +100,7 @@ pub(crate) fn status_report(
         running,
         pending,
         refused,
+        unreadable: m.unreadable(),
     })
 }
 

@@ -14,7 +14,7 @@ use super::{CLOCK_SKEW, MAX_TTL, OpBody, Operation, Outcome, Reason, Verdict};
 use crate::identity::MachineId;
 use crate::machine::{DocChange, Machine};
 use crate::spec::{self, EditError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What receiving an operation did.
 #[derive(Debug)]
@@ -258,7 +258,15 @@ fn apply_edit(
             format!("the specs folder of project {} is missing", record.name),
         )
     })?;
-    let path = contained_path(&specs_dir, name).map_err(|why| refuse(Reason::BadPath, why))?;
+    let specs = spec::SpecsDir::open(&specs_dir).map_err(|e| {
+        refuse(
+            Reason::EditFailed,
+            format!(
+                "cannot open the specs folder of project {}: {e}",
+                record.name
+            ),
+        )
+    })?;
     let typed = change
         .to_metadata_change()
         .map_err(|e| refuse(Reason::InvalidValue, e))?;
@@ -270,20 +278,23 @@ fn apply_edit(
     }
     let now = crate::time::now_rfc3339();
     let expected = hex::encode(base_file_hash);
-    let outcome = spec::edit_file(&path, &typed, &now, Some(&expected)).map_err(|e| match e {
-        EditError::Stale { actual, .. } => (
-            Reason::Stale,
-            "the file changed since the author saw it; re-read it and retry".to_string(),
-            Some(actual),
-        ),
-        e @ EditError::InvalidValue { .. } => (Reason::InvalidValue, e.to_string(), None),
-        e => (Reason::EditFailed, e.to_string(), None),
-    })?;
+    let outcome =
+        spec::edit_file(&specs, name, &typed, &now, Some(&expected)).map_err(|e| match e {
+            EditError::Stale { actual, .. } => (
+                Reason::Stale,
+                "the file changed since the author saw it; re-read it and retry".to_string(),
+                Some(actual),
+            ),
+            e @ EditError::InvalidValue { .. } => (Reason::InvalidValue, e.to_string(), None),
+            // A symlink on the way, or not a regular file (`beneath.rs` rule 2).
+            e @ EditError::NotEditable { .. } => (Reason::BadPath, e.to_string(), None),
+            e => (Reason::EditFailed, e.to_string(), None),
+        })?;
     // The file is written; replicate it. A failure here leaves the file edited and the
     // document behind until the next rescan, which the caller is told.
     let before = m.own_heads();
     if let Err(e) = m.rescan_spec(project, name) {
-        tracing::error!("edited {} but cannot rescan it: {e}", path.display());
+        tracing::error!("edited {project}/{name} but cannot rescan it: {e}");
     }
     let changes = m.own_changes_since(&before);
     Ok((outcome.new_file_hash, changes))
@@ -304,42 +315,6 @@ fn check_name(name: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The spec's README inside `specs_dir`, refusing any symlinked folder on the way (a
-/// symlink could point anywhere on the machine).
-fn contained_path(specs_dir: &Path, name: &str) -> Result<PathBuf, String> {
-    let mut dir = specs_dir.to_path_buf();
-    for c in Path::new(name).components() {
-        dir.push(c);
-        match dir.symlink_metadata() {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(format!(
-                    "{} is a symlink; edits never follow symlinks out of the specs folder",
-                    dir.display()
-                ));
-            }
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(format!("{} is not a folder", dir.display())),
-            Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
-        }
-    }
-    let file = dir.join("README.md");
-    if file
-        .symlink_metadata()
-        .is_ok_and(|m| m.file_type().is_symlink())
-    {
-        return Err(format!(
-            "{} is a symlink; edits never follow symlinks",
-            file.display()
-        ));
-    }
-    if let (Ok(base), Ok(real)) = (specs_dir.canonicalize(), file.canonicalize())
-        && !real.starts_with(&base)
-    {
-        return Err(format!("{} is outside the specs folder", real.display()));
-    }
-    Ok(file)
 }
 
 #[cfg(test)]
@@ -375,6 +350,7 @@ mod refusals {
     use super::*;
     use crate::identity::Identity;
     use crate::ops::Change;
+    use std::path::PathBuf;
 
     const TEXT: &str = "---\nstatus: planned\ncreated: '2025-01-01'\n---\n\n# X\n";
 

@@ -75,7 +75,7 @@ pub(crate) async fn accept(shared: Arc<Shared>, conn: Connection) {
 fn answer(shared: &Shared, req: &ReadRequest) -> ReadAnswer {
     // The path under the lock; the file read without it.
     let path = lock(&shared.local.machine).body_path(&req.project, &req.spec);
-    match path.and_then(|p| crate::machine::read_body(&p, &req.spec)) {
+    match path.and_then(|p| crate::machine::read_body(&p)) {
         Ok((text, file_hash)) => ReadAnswer::Body { file_hash, text },
         Err(e) => ReadAnswer::Error {
             kind: e.kind(),

@@ -230,13 +230,36 @@ pub(crate) fn full_rescan(shared: &Arc<Shared>) -> crate::machine::Result<crate:
     shared.change_own(|m| m.scan(&mut |_| {}))
 }
 
+/// The first retry of something a scan could not read; doubled each time it still
+/// fails, up to the periodic rescan's interval.
+const UNREADABLE_RETRY: Duration = Duration::from_secs(1);
+
+/// Rescans every `every`; sooner, with backoff from [`UNREADABLE_RETRY`], while
+/// something could not be read (machine/unreadable.rs): descriptors or a disk coming
+/// back are seen within seconds, and nothing is published as removed meanwhile. Looks
+/// at the unreadable flag once a second (a lock and a check, no I/O).
 pub(crate) async fn periodic_rescan(shared: Arc<Shared>, every: Duration) {
     let mut shutdown = shared.shutdown.subscribe();
+    let tick = UNREADABLE_RETRY.min(every);
+    let mut retry = UNREADABLE_RETRY;
+    let mut last = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(tick) => {}
             _ = super::stopping(&mut shutdown) => return,
         }
+        let waited = last.elapsed();
+        let due = if lock(&shared.local.machine).has_unreadable() {
+            waited >= retry
+        } else {
+            retry = UNREADABLE_RETRY;
+            waited >= every
+        };
+        if !due {
+            continue;
+        }
+        retry = (retry * 2).min(every);
+        last = tokio::time::Instant::now();
         let s = shared.clone();
         match tokio::task::spawn_blocking(move || full_rescan(&s)).await {
             Ok(Err(e)) => tracing::warn!("periodic rescan failed: {e}"),

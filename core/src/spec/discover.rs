@@ -2,9 +2,11 @@
 //!
 //! Symlinked folders are not followed (LeanSpec's loader does not follow them either):
 //! this makes symlink loops impossible by construction and keeps every spec inside the
-//! specs folder. A symlinked `README.md` is still read, through `open`, which reports a
-//! loop as an error for that spec only.
+//! specs folder. Every folder is listed through [`SpecsDir`] (`beneath.rs`), so a folder
+//! swapped for a symlink mid-walk is refused, not followed; a symlinked `README.md` is
+//! read only if it stays inside the specs folder.
 
+use super::beneath::{EntryKind, OpenError, SpecsDir};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,8 +22,9 @@ pub const MAX_DEPTH: usize = 3;
 /// else `specsDir` from `.lean-spec/config.json`. `None` when there is none.
 pub fn find_specs_dir(root: &Path) -> Option<PathBuf> {
     for c in SPECS_DIR_CANDIDATES {
-        let p = root.join(c);
-        if p.is_dir() {
+        // `inside`, not `is_dir`: a committed `specs -> /home/me` must not become the
+        // folder every member is served from.
+        if let Some(p) = inside(root, c) {
             return Some(p);
         }
     }
@@ -62,17 +65,35 @@ fn inside(root: &Path, dir: &str) -> Option<PathBuf> {
 pub struct SpecFolder {
     /// Path relative to the specs folder, `/`-separated.
     pub name: String,
-    /// Absolute (or root-relative, as given) path of the folder.
+    /// Absolute (or root-relative, as given) path of the folder (for `stat` only; its
+    /// files are opened through [`SpecsDir`]).
     pub dir: PathBuf,
 }
 
-/// What the walk found, and what it skipped with the reason.
+/// What the walk found, what it skipped with the reason, and what it could not list.
 #[derive(Debug, Clone, Default)]
 pub struct Walk {
     /// Spec folders, sorted by name.
     pub specs: Vec<SpecFolder>,
     /// Things skipped or unreadable, one human sentence each.
     pub warnings: Vec<String>,
+    /// Folders (relative, `""` for the specs folder itself) the walk could not list for
+    /// a reason other than "not found": what is below them is unknown, not absent.
+    pub unlisted: Vec<String>,
+}
+
+impl Walk {
+    /// Whether spec `name` lies below a folder the walk could not list: its absence
+    /// from [`Walk::specs`] proves nothing.
+    pub fn unknown(&self, name: &str) -> bool {
+        self.unlisted.iter().any(|u| {
+            u.is_empty()
+                || name == u
+                || name
+                    .strip_prefix(u.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        })
+    }
 }
 
 fn starts_with_digit(name: &OsStr) -> bool {
@@ -83,69 +104,87 @@ fn starts_with_digit(name: &OsStr) -> bool {
 
 /// Lists spec folders: folders whose name starts with a digit and which hold a
 /// `README.md`; a digit folder without one is a group and is searched further, down to
-/// [`MAX_DEPTH`]. Unreadable folders and non-UTF-8 names become warnings, never errors.
-pub fn walk(specs_dir: &Path) -> Walk {
+/// [`MAX_DEPTH`]. Unreadable folders and non-UTF-8 names become warnings, never errors;
+/// a folder that could not be listed is named in [`Walk::unlisted`].
+pub fn walk(specs: &SpecsDir) -> Walk {
     let mut out = Walk::default();
-    walk_into(specs_dir, "", 1, &mut out);
+    walk_into(specs, "", 1, &mut out);
     out.specs.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
-fn walk_into(dir: &Path, prefix: &str, depth: usize, out: &mut Walk) {
-    let entries = match fs::read_dir(dir) {
+/// [`walk`] of the specs folder at `specs_dir` (a folder that cannot be opened is one
+/// warning and [`Walk::unlisted`] holds `""`).
+pub fn walk_path(specs_dir: &Path) -> Walk {
+    match SpecsDir::open(specs_dir) {
+        Ok(specs) => walk(&specs),
+        Err(e) => Walk {
+            warnings: vec![format!("cannot open {}: {e}", specs_dir.display())],
+            unlisted: vec![String::new()],
+            ..Walk::default()
+        },
+    }
+}
+
+fn walk_into(specs: &SpecsDir, prefix: &str, depth: usize, out: &mut Walk) {
+    let shown = |rel: &str| specs.path().join(rel).display().to_string();
+    let entries = match specs.list(prefix) {
         Ok(e) => e,
+        // Gone between its parent's listing and now: confirmed absent.
+        Err(OpenError::NotFound) if !prefix.is_empty() => return,
         Err(e) => {
-            out.warnings
-                .push(format!("cannot list {}: {e}", dir.display()));
+            out.warnings.push(format!(
+                "cannot list {}: {e} (keeping what was there; will retry)",
+                shown(prefix)
+            ));
+            out.unlisted.push(prefix.to_string());
             return;
         }
     };
-    for entry in entries {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                out.warnings
-                    .push(format!("cannot list {}: {e}", dir.display()));
-                continue;
-            }
-        };
-        let file_name = entry.file_name();
+    for (file_name, kind) in entries {
         if !starts_with_digit(&file_name) {
             continue;
         }
-        let Ok(file_type) = entry.file_type() else {
-            continue;
+        let rel_shown = |name: &str| {
+            if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}/{name}")
+            }
         };
-        if file_type.is_symlink() {
-            out.warnings.push(format!(
-                "not following symlinked folder {} (spec folders must be real folders)",
-                entry.path().display()
-            ));
-            continue;
-        }
-        if !file_type.is_dir() {
-            continue;
+        match kind {
+            EntryKind::Symlink => {
+                out.warnings.push(format!(
+                    "not following symlinked folder {} (spec folders must be real folders)",
+                    shown(&rel_shown(&file_name.to_string_lossy()))
+                ));
+                continue;
+            }
+            EntryKind::Dir => {}
+            EntryKind::File | EntryKind::Other => continue,
         }
         let Some(name) = file_name.to_str() else {
             out.warnings.push(format!(
                 "skipped folder with a non-UTF-8 name: {} (rename it to UTF-8 to share it)",
-                entry.path().display()
+                shown(&rel_shown(&file_name.to_string_lossy()))
             ));
             continue;
         };
-        let rel = if prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path = entry.path();
-        if path.join("README.md").symlink_metadata().is_ok() {
-            out.specs.push(SpecFolder {
+        let rel = rel_shown(name);
+        match specs.exists(&format!("{rel}/README.md")) {
+            Ok(true) => out.specs.push(SpecFolder {
+                dir: specs.path().join(&rel),
                 name: rel,
-                dir: path,
-            });
-        } else if depth < MAX_DEPTH {
-            walk_into(&path, &rel, depth + 1, out);
+            }),
+            Ok(false) if depth < MAX_DEPTH => walk_into(specs, &rel, depth + 1, out),
+            Ok(false) => {}
+            Err(e) => {
+                out.warnings.push(format!(
+                    "cannot look into {}: {e} (keeping what was there; will retry)",
+                    shown(&rel)
+                ));
+                out.unlisted.push(rel);
+            }
         }
     }
 }

@@ -13,12 +13,13 @@
 //! keys must hold exactly the requested values and every other key must be unchanged.
 //! If that check fails the edit is refused ([`EditError::Unsafe`]) and nothing is written.
 
+use super::beneath::{OpenError, SpecsDir};
 use super::frontmatter::{self, layout, scalar_string};
-use super::load::read_capped;
+use super::load::{Readme, read_capped};
 use super::model::{Priority, Status};
-use super::{hash::sha256_hex, write::write_atomic};
+use super::{hash::sha256_hex, write::write_atomic_in};
 use serde_yaml::{Mapping, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A metadata change. Empty fields leave their key alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,30 +122,54 @@ pub struct EditOutcome {
     pub changed_keys: Vec<&'static str>,
 }
 
-/// Reads `path`, applies `change` and writes the result atomically.
+/// Reads spec `name`'s README.md beneath `specs`, applies `change` and writes the result
+/// atomically. The folder is opened with no symlink on the way and the file is read and
+/// replaced relative to that folder (`beneath.rs` rule 2): nothing outside the specs
+/// folder is read or written, whatever is swapped in meanwhile.
 ///
 /// `expected_file_hash`, when given, must equal the SHA-256 of the file right now; this
 /// is the guard remote edits use. `now` is the RFC 3339 timestamp for LeanSpec's fields.
 pub fn edit_file(
-    path: &Path,
+    specs: &SpecsDir,
+    name: &str,
     change: &MetadataChange,
     now: &str,
     expected_file_hash: Option<&str>,
 ) -> Result<EditOutcome, EditError> {
-    let meta = path.symlink_metadata().map_err(|source| EditError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if meta.file_type().is_symlink() {
-        return Err(EditError::NotEditable {
-            path: path.to_path_buf(),
-            reason: "it is a symlink (edit the file it points to instead)".into(),
-        });
-    }
-    let bytes = read_capped(path).map_err(|reason| EditError::NotEditable {
-        path: path.to_path_buf(),
+    let path = specs.path().join(name).join("README.md");
+    let refused = |reason: String| EditError::NotEditable {
+        path: path.clone(),
         reason,
+    };
+    let io = |e: OpenError| match e {
+        OpenError::Refused(why) => refused(why),
+        OpenError::NotFound => EditError::Io {
+            path: path.clone(),
+            source: std::io::ErrorKind::NotFound.into(),
+        },
+        OpenError::Io(source) => EditError::Io {
+            path: path.clone(),
+            source,
+        },
+    };
+    let dir = specs.open_dir_strict(name).map_err(io)?;
+    let file = SpecsDir::open_file_in(&dir, "README.md").map_err(|e| match e {
+        OpenError::Refused(_) => refused(
+            "it is a symlink or not a regular file (edit the file it points to instead)".into(),
+        ),
+        e => io(e),
     })?;
+    let bytes = match read_capped(file) {
+        Readme::Bytes(b) => b,
+        Readme::Refused(reason) => return Err(refused(reason)),
+        Readme::NotFound => return Err(io(OpenError::NotFound)),
+        Readme::Unreadable(reason) => {
+            return Err(EditError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(reason),
+            });
+        }
+    };
     let old_file_hash = sha256_hex(&bytes);
     if let Some(expected) = expected_file_hash
         && !expected.eq_ignore_ascii_case(&old_file_hash)
@@ -166,8 +191,8 @@ pub fn edit_file(
             changed_keys: Vec::new(),
         });
     }
-    write_atomic(path, edited.text.as_bytes()).map_err(|source| EditError::Io {
-        path: path.to_path_buf(),
+    write_atomic_in(&dir, "README.md", edited.text.as_bytes()).map_err(|source| EditError::Io {
+        path: path.clone(),
         source,
     })?;
     Ok(EditOutcome {

@@ -1,31 +1,56 @@
-//! Reading one spec folder into a [`Spec`]. Never fails: whatever cannot be read is
-//! recorded in `parse_error` and the rest of the record is still filled in.
+//! Reading one spec folder into a [`Spec`], through [`SpecsDir`] (never out of the specs
+//! folder). What the file says, however bad, becomes a [`Spec`] with `parse_error`; a
+//! read that failed ([`Loaded::Unreadable`]) is kept apart, because a failed read is
+//! not an absence and not an empty spec: callers keep the last known state.
 
+use super::beneath::{EntryKind, OpenError, SpecsDir};
 use super::frontmatter::{self, Frontmatter};
 use super::hash::sha256_hex;
 use super::model::Spec;
-use std::fs;
+use std::fs::File;
 use std::io::Read;
-use std::path::Path;
 
 /// Spec files larger than this are not read (a spec is prose; 4 MiB is ~1,000 pages).
 /// The cap keeps a stray log or binary renamed to README.md from costing memory and time.
 pub const MAX_SPEC_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Reads `README.md` with the size cap. `Err` is a sentence for `parse_error`.
-pub fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
-    let file = fs::File::open(path).map_err(|e| format!("cannot read README.md: {e}"))?;
+/// What reading a spec's README.md gave.
+#[derive(Debug)]
+pub enum Readme {
+    /// The file's bytes (at most [`MAX_SPEC_BYTES`]).
+    Bytes(Vec<u8>),
+    /// There is something, and it is not to be read (a symlink out of the specs folder,
+    /// not a regular file, too large): a sentence for `parse_error`.
+    Refused(String),
+    /// The filesystem says there is no README.md.
+    NotFound,
+    /// The read failed (EMFILE, EACCES, EIO, ...): the file's state is unknown.
+    Unreadable(String),
+}
+
+/// Reads spec `name`'s README.md beneath `specs`, with the size cap.
+pub fn read_readme(specs: &SpecsDir, name: &str) -> Readme {
+    match specs.open_file(&format!("{name}/README.md")) {
+        Ok(file) => read_capped(file),
+        Err(OpenError::NotFound) => Readme::NotFound,
+        Err(OpenError::Refused(why)) => Readme::Refused(format!("README.md refused: {why}")),
+        Err(OpenError::Io(e)) => Readme::Unreadable(format!("cannot read README.md: {e}")),
+    }
+}
+
+/// Reads an open file with the size cap.
+pub fn read_capped(file: File) -> Readme {
     let mut bytes = Vec::new();
-    file.take(MAX_SPEC_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read README.md: {e}"))?;
+    if let Err(e) = file.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes) {
+        return Readme::Unreadable(format!("cannot read README.md: {e}"));
+    }
     if bytes.len() as u64 > MAX_SPEC_BYTES {
-        return Err(format!(
+        return Readme::Refused(format!(
             "README.md is larger than the {} MiB limit; not read (is it really a spec?)",
             MAX_SPEC_BYTES / (1024 * 1024)
         ));
     }
-    Ok(bytes)
+    Readme::Bytes(bytes)
 }
 
 /// Parses spec file bytes. `name` is the folder path relative to the specs folder.
@@ -89,46 +114,66 @@ fn fill(spec: &mut Spec, fm: Frontmatter) {
     }
 }
 
-/// Lists the other `.md` files of a spec folder, sorted. Non-UTF-8 names are skipped
-/// (they cannot be named in the replicated document) and reported in `warnings`.
-pub fn sub_files(dir: &Path, warnings: &mut Vec<String>) -> Vec<String> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return out;
+/// Lists the other `.md` files of spec folder `name`, sorted. Non-UTF-8 names are
+/// skipped (they cannot be named in the replicated document) and reported in
+/// `warnings`. `Err` is a sentence: the folder could not be listed.
+pub fn sub_files(
+    specs: &SpecsDir,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, Loaded> {
+    let entries = match specs.list(name) {
+        Ok(e) => e,
+        Err(OpenError::NotFound) => return Err(Loaded::NotFound),
+        Err(e) => return Err(Loaded::Unreadable(format!("cannot list the folder: {e}"))),
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
+    let mut out = Vec::new();
+    for (file, kind) in entries {
+        let Some(file) = file.to_str() else {
             warnings.push(format!(
                 "skipped sub-file with a non-UTF-8 name in {}",
-                dir.display()
+                specs.path().join(name).display()
             ));
             continue;
         };
-        if name != "README.md"
-            && name.ends_with(".md")
-            && entry
-                .file_type()
-                .is_ok_and(|t| t.is_file() || t.is_symlink())
+        if file != "README.md"
+            && file.ends_with(".md")
+            && matches!(kind, EntryKind::File | EntryKind::Symlink)
         {
-            out.push(name.to_string());
+            out.push(file.to_string());
         }
     }
     out.sort();
-    out
+    Ok(out)
 }
 
-/// Loads one spec folder: reads `README.md` (capped), lists sub-files, parses.
-pub fn load(name: &str, dir: &Path, warnings: &mut Vec<String>) -> Spec {
-    let subs = sub_files(dir, warnings);
-    match read_capped(&dir.join("README.md")) {
-        Ok(bytes) => parse_bytes(name, &bytes, subs),
-        Err(reason) => Spec {
+/// What loading a spec folder gave.
+#[derive(Debug)]
+pub enum Loaded {
+    /// The spec as its file says (with `parse_error` when the file is not usable).
+    Spec(Spec),
+    /// The folder or its README.md is not there (any more).
+    NotFound,
+    /// Reading failed: keep the last known state. A sentence with the error.
+    Unreadable(String),
+}
+
+/// Loads spec folder `name`: lists sub-files, reads `README.md` (capped), parses.
+pub fn load(specs: &SpecsDir, name: &str, warnings: &mut Vec<String>) -> Loaded {
+    let subs = match sub_files(specs, name, warnings) {
+        Ok(s) => s,
+        Err(failed) => return failed,
+    };
+    match read_readme(specs, name) {
+        Readme::Bytes(bytes) => Loaded::Spec(parse_bytes(name, &bytes, subs)),
+        Readme::Refused(reason) => Loaded::Spec(Spec {
             name: name.to_string(),
             title: name.rsplit('/').next().unwrap_or(name).to_string(),
             sub_files: subs,
             parse_error: Some(reason),
             ..Spec::default()
-        },
+        }),
+        Readme::NotFound => Loaded::NotFound,
+        Readme::Unreadable(reason) => Loaded::Unreadable(reason),
     }
 }

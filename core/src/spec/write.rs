@@ -1,8 +1,10 @@
 //! Atomic file replacement: temp file in the same folder, fsync, rename, fsync folder.
 //! A crash at any point leaves either the old or the new file, never a torn one.
 
-use std::fs::{self, File, OpenOptions};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -16,49 +18,68 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "path has no UTF-8 file name")
+    })?;
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    write_atomic_in(&fd, file_name, bytes)
+}
+
+/// Replaces `file_name` in the open folder `dir` with `bytes` atomically, keeping the
+/// file's permissions. Every step is relative to `dir` (the editor opens it beneath the
+/// specs folder, `beneath.rs`), so no path is resolved again between the read and the
+/// rename; the temp file is created `O_EXCL | O_NOFOLLOW`.
+pub(super) fn write_atomic_in(dir: &OwnedFd, file_name: &str, bytes: &[u8]) -> io::Result<()> {
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.lsp-tmp",
-        file_name.to_string_lossy(),
-        hex::encode(nonce)
-    ));
-    let permissions = fs::metadata(path).ok().map(|m| m.permissions());
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        if let Some(p) = permissions {
-            f.set_permissions(p)?;
-        }
+    let tmp = format!(".{file_name}.{}.lsp-tmp", hex::encode(nonce));
+    let mode = match rustix::fs::statat(dir, file_name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Mode::from_raw_mode(st.st_mode & 0o7777),
+        Err(_) => Mode::from_raw_mode(0o644),
+    };
+    let result = (|| -> io::Result<()> {
+        let fd = rustix::fs::openat(
+            dir,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            mode,
+        )?;
+        // The umask narrowed the create mode; the file keeps the old one.
+        rustix::fs::fchmod(&fd, mode)?;
+        let mut f = File::from(fd);
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
-        fs::rename(&tmp, path)?;
+        rustix::fs::renameat(dir, tmp.as_str(), dir, file_name)?;
         // The rename is durable only once the folder entry is: fsync the folder.
-        File::open(dir)?.sync_all()
+        rustix::fs::fsync(dir)?;
+        Ok(())
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
     }
     if result.is_ok() {
-        remove_stale_temps(dir, &file_name.to_string_lossy());
+        remove_stale_temps(dir, file_name);
     }
     result
 }
 
 /// Removes our temp files for `file_name` in `dir` that a killed writer left behind.
 /// Best effort: they are hidden, never read, and only ours match the pattern.
-fn remove_stale_temps(dir: &Path, file_name: &str) {
+fn remove_stale_temps(dir: &OwnedFd, file_name: &str) {
     let prefix = format!(".{file_name}.");
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(mut entries) = rustix::fs::Dir::read_from(dir) else {
         return;
     };
     let now = SystemTime::now();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    while let Some(Ok(entry)) = entries.read() {
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
         let Some(nonce) = name
             .strip_prefix(&prefix)
             .and_then(|rest| rest.strip_suffix(".lsp-tmp"))
@@ -68,14 +89,16 @@ fn remove_stale_temps(dir: &Path, file_name: &str) {
         if nonce.len() != 16 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
         }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
+        let old = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .ok()
+            .map(|st| {
+                SystemTime::UNIX_EPOCH
+                    + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32)
+            })
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age > STALE_TEMP_AGE);
         if old {
-            let _ = fs::remove_file(entry.path());
+            let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
         }
     }
 }
@@ -83,6 +106,7 @@ fn remove_stale_temps(dir: &Path, file_name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn a_write_removes_old_temps_of_that_file_only() {

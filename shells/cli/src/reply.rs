@@ -444,6 +444,18 @@ fn status_text(s: &StatusReport) -> String {
             p.root.display()
         ));
     }
+    for u in &s.unreadable {
+        let what = match &u.spec {
+            Some(spec) => format!("{}/{spec}", u.project),
+            None => u.project.clone(),
+        };
+        out.push_str(&format!(
+            "
+unreadable  {what}: {} (since {}; its last known state is kept, retrying)",
+            u.reason,
+            ago((u.since_ms / 1000).max(0) as u64)
+        ));
+    }
     let r = &s.refused;
     if r.strangers + r.revoked + r.rate_limited + r.over_limit + r.joins > 0 {
         out.push_str(&format!(
