@@ -199,6 +199,7 @@ pub fn status(s: &StatusReport) -> Value {
         "peers": peers,
         "pending": s.pending,
         "refused": s.refused,
+        "unreadable": s.unreadable,
     })
 }
 

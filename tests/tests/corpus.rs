@@ -267,7 +267,7 @@ fn machine_scans_the_corpus_into_its_document() {
         let spec::Loaded::Spec(loaded) = spec::load(&specs, &r.spec.name, &mut w) else {
             panic!("{} unreadable", r.spec.name);
         };
-        assert_eq!(r.spec, loaded, "{}", r.spec.name);
+        assert_eq!(r.spec, *loaded, "{}", r.spec.name);
     }
     // No absolute local path is in the replicated document.
     let mut doc = automerge::AutoCommit::new();

@@ -208,9 +208,12 @@ impl Machine {
         let mut failed: Vec<(Option<String>, String)> = walk
             .unlisted
             .iter()
-            .map(|u| {
+            .map(|(u, e)| {
                 let spec = (!u.is_empty()).then(|| u.clone());
-                (spec, format!("cannot list {}", specs_dir.join(u).display()))
+                (
+                    spec,
+                    format!("cannot list {}: {e}", specs_dir.join(u).display()),
+                )
             })
             .collect();
         scan.specs = walk.specs.len();
@@ -264,7 +267,7 @@ impl Machine {
             warnings.extend(w);
             let name = walk.specs[*i].name.as_str();
             let spec = match loaded {
-                spec::Loaded::Spec(spec) => spec,
+                spec::Loaded::Spec(spec) => *spec,
                 // Gone since the walk: the next scan (or the watcher) confirms it.
                 spec::Loaded::NotFound => {
                     seen = None;

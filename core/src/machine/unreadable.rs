@@ -41,12 +41,17 @@ impl Unreadables {
         name: &str,
         found: Vec<(Option<String>, String)>,
     ) {
-        let old: BTreeMap<(String, String), Unreadable> =
-            self.map.extract_if(.., |(p, _), _| p == id).collect();
+        let mut old = BTreeMap::new();
+        self.map.retain(|key, u| {
+            if key.0 == id {
+                old.insert(key.clone(), u.since_ms);
+            }
+            key.0 != id
+        });
         let now = crate::time::now_ms();
         for (spec, reason) in found {
             let key = (id.to_string(), spec.clone().unwrap_or_default());
-            let since_ms = old.get(&key).map_or(now, |u| u.since_ms);
+            let since_ms = old.get(&key).copied().unwrap_or(now);
             self.map.insert(
                 key,
                 Unreadable {

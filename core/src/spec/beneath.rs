@@ -366,7 +366,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let (_tmp, specs) = setup();
         let d = SpecsDir::open(&specs).expect("open");
-        std::fs::set_permissions(specs.join("001-a"), std::fs::Permissions::from_mode(0))
+        std::fs::set_permissions(specs.join("001-a"), std::fs::Permissions::from_mode(0o000))
             .expect("chmod");
         let got = std::thread::scope(|s| {
             s.spawn(|| {

@@ -78,15 +78,16 @@ pub struct Walk {
     /// Things skipped or unreadable, one human sentence each.
     pub warnings: Vec<String>,
     /// Folders (relative, `""` for the specs folder itself) the walk could not list for
-    /// a reason other than "not found": what is below them is unknown, not absent.
-    pub unlisted: Vec<String>,
+    /// a reason other than "not found", with the error: what is below them is unknown,
+    /// not absent.
+    pub unlisted: Vec<(String, String)>,
 }
 
 impl Walk {
     /// Whether spec `name` lies below a folder the walk could not list: its absence
     /// from [`Walk::specs`] proves nothing.
     pub fn unknown(&self, name: &str) -> bool {
-        self.unlisted.iter().any(|u| {
+        self.unlisted.iter().any(|(u, _)| {
             u.is_empty()
                 || name == u
                 || name
@@ -120,7 +121,7 @@ pub fn walk_path(specs_dir: &Path) -> Walk {
         Ok(specs) => walk(&specs),
         Err(e) => Walk {
             warnings: vec![format!("cannot open {}: {e}", specs_dir.display())],
-            unlisted: vec![String::new()],
+            unlisted: vec![(String::new(), e.to_string())],
             ..Walk::default()
         },
     }
@@ -137,7 +138,7 @@ fn walk_into(specs: &SpecsDir, prefix: &str, depth: usize, out: &mut Walk) {
                 "cannot list {}: {e} (keeping what was there; will retry)",
                 shown(prefix)
             ));
-            out.unlisted.push(prefix.to_string());
+            out.unlisted.push((prefix.to_string(), e.to_string()));
             return;
         }
     };
@@ -183,7 +184,7 @@ fn walk_into(specs: &SpecsDir, prefix: &str, depth: usize, out: &mut Walk) {
                     "cannot look into {}: {e} (keeping what was there; will retry)",
                     shown(&rel)
                 ));
-                out.unlisted.push(rel);
+                out.unlisted.push((rel, e.to_string()));
             }
         }
     }

@@ -116,17 +116,13 @@ fn fill(spec: &mut Spec, fm: Frontmatter) {
 
 /// Lists the other `.md` files of spec folder `name`, sorted. Non-UTF-8 names are
 /// skipped (they cannot be named in the replicated document) and reported in
-/// `warnings`. `Err` is a sentence: the folder could not be listed.
+/// `warnings`. `Err` is the failure: the folder could not be listed.
 pub fn sub_files(
     specs: &SpecsDir,
     name: &str,
     warnings: &mut Vec<String>,
-) -> Result<Vec<String>, Loaded> {
-    let entries = match specs.list(name) {
-        Ok(e) => e,
-        Err(OpenError::NotFound) => return Err(Loaded::NotFound),
-        Err(e) => return Err(Loaded::Unreadable(format!("cannot list the folder: {e}"))),
-    };
+) -> Result<Vec<String>, OpenError> {
+    let entries = specs.list(name)?;
     let mut out = Vec::new();
     for (file, kind) in entries {
         let Some(file) = file.to_str() else {
@@ -151,7 +147,7 @@ pub fn sub_files(
 #[derive(Debug)]
 pub enum Loaded {
     /// The spec as its file says (with `parse_error` when the file is not usable).
-    Spec(Spec),
+    Spec(Box<Spec>),
     /// The folder or its README.md is not there (any more).
     NotFound,
     /// Reading failed: keep the last known state. A sentence with the error.
@@ -162,17 +158,18 @@ pub enum Loaded {
 pub fn load(specs: &SpecsDir, name: &str, warnings: &mut Vec<String>) -> Loaded {
     let subs = match sub_files(specs, name, warnings) {
         Ok(s) => s,
-        Err(failed) => return failed,
+        Err(OpenError::NotFound) => return Loaded::NotFound,
+        Err(e) => return Loaded::Unreadable(format!("cannot list the folder: {e}")),
     };
     match read_readme(specs, name) {
-        Readme::Bytes(bytes) => Loaded::Spec(parse_bytes(name, &bytes, subs)),
-        Readme::Refused(reason) => Loaded::Spec(Spec {
+        Readme::Bytes(bytes) => Loaded::Spec(Box::new(parse_bytes(name, &bytes, subs))),
+        Readme::Refused(reason) => Loaded::Spec(Box::new(Spec {
             name: name.to_string(),
             title: name.rsplit('/').next().unwrap_or(name).to_string(),
             sub_files: subs,
             parse_error: Some(reason),
             ..Spec::default()
-        }),
+        })),
         Readme::NotFound => Loaded::NotFound,
         Readme::Unreadable(reason) => Loaded::Unreadable(reason),
     }

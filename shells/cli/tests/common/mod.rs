@@ -2,6 +2,8 @@
 //! `leanspec_peer_tests::process` helpers).
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+pub mod http;
+
 pub use leanspec_peer_tests::process::{MachineDirs, eventually, write_spec};
 use leanspec_peer_tests::process::{Proc, run, run_json};
 use serde_json::Value;
@@ -152,7 +154,7 @@ pub fn root_sh(script: &str) {
         .expect("sh");
     assert!(
         out.status.success(),
-        "network change failed (needs root, iproute2 and nftables; .ci/run installs them): {}\n{script}",
+        "a root change failed (needs root; network tests need iproute2 and nftables, which .ci/run installs): {}\n{script}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
