@@ -9,7 +9,9 @@
 mod common;
 
 use common::http::{get, login};
-use common::{BIN, Daemon, MachineDirs, cli, cli_json, events_json, eventually, pair, write_spec};
+use common::{
+    BIN, Daemon, MachineDirs, cli, cli_json, events_json, eventually, pair, root_sh, write_spec,
+};
 use leanspec_peer_tests::process::Proc;
 use std::path::Path;
 use std::process::Command;
