@@ -23,6 +23,14 @@ pub const SOCKET_FILE: &str = "control.sock";
 /// Largest request line accepted (tickets and paths are far smaller).
 const MAX_LINE: usize = 64 * 1024;
 
+/// The most control connections at once (`events` streams included); more are closed
+/// at once. Only this machine's user can connect (the socket is 0600), so this bounds
+/// a runaway script, not an attacker.
+const MAX_CONNECTIONS: usize = 64;
+
+/// How long a connection may take to send its request line.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -516,9 +524,19 @@ pub async fn serve(node: Arc<Node>, home: &Path) -> std::io::Result<tokio::task:
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else {
-                        continue;
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // Out of descriptors and the like: wait, do not spin.
+                            tracing::debug!("control socket accept failed: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
                     };
+                    if connections.len() >= MAX_CONNECTIONS {
+                        tracing::warn!("control socket: {MAX_CONNECTIONS} connections open; closing a new one");
+                        continue;
+                    }
                     let node = node.clone();
                     connections.spawn(async move {
                         if let Err(e) = serve_one(node, stream).await {
@@ -537,7 +555,11 @@ async fn serve_one(node: Arc<Node>, stream: tokio::net::UnixStream) -> std::io::
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(read.take(MAX_LINE as u64));
-    reader.read_line(&mut line).await?;
+    tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no request line in time")
+        })??;
     let reply = |r: &Reply| {
         serde_json::to_string(r).map(|mut s| {
             s.push('\n');

@@ -14,6 +14,7 @@ mod login;
 mod markdown;
 mod pages;
 mod read;
+mod serve;
 mod tls;
 mod write;
 
@@ -25,7 +26,6 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use leanspec_peer_core::{ErrorKind, Node};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -47,6 +47,8 @@ pub(crate) struct App {
     /// Password checks running now are bounded by this (each takes tens of
     /// milliseconds of one core and 19 MiB).
     pub(crate) password_checks: Arc<tokio::sync::Semaphore>,
+    /// Live event streams (open pages) now are bounded by this (`serve.rs` rule 5).
+    pub(crate) live: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -102,12 +104,15 @@ pub async fn serve(node: Arc<Node>, config: UiConfig) -> std::io::Result<Ui> {
         .map_err(|m| std::io::Error::new(std::io::ErrorKind::PermissionDenied, m))?;
     let tcp = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = tcp.local_addr()?;
-    let listener = tls::UiListener::new(tcp, config.tls.as_ref())?;
+    let limits = serve::Limits::from_descriptors();
+    tracing::debug!(?limits, "web UI connection limits");
+    let listener = tls::UiListener::new(tcp, config.tls.as_ref(), serve::Slots::new(limits))?;
     let app = App {
         node: node.clone(),
         addr,
         tls: config.tls.is_some(),
         password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
+        live: Arc::new(tokio::sync::Semaphore::new(serve::MAX_LIVE)),
     };
     let api = Router::new()
         .route("/session", get(read::session))
@@ -146,15 +151,44 @@ pub async fn serve(node: Arc<Node>, config: UiConfig) -> std::io::Result<Ui> {
             app.clone(),
             guard::same_site,
         ))
+        .layer(axum::extract::DefaultBodyLimit::max(serve::MAX_BODY))
         .with_state(app);
     node.set_ui_addr(Some(addr), config.tls.is_some());
-    let task = tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener.tap_io(|_| {}), service).await {
-            tracing::warn!("the web UI stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(serve_connections(listener, router));
     Ok(Ui { addr, task })
+}
+
+/// Serves every admitted connection with HTTP/1.1, each head within
+/// [`serve::HEADER_READ`] (`serve.rs` rule 3). Connections end with the task.
+async fn serve_connections(mut listener: tls::UiListener, router: Router) {
+    use axum::serve::Listener as _;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            (io, peer) = listener.accept() => {
+                let router = router.clone();
+                connections.spawn(async move {
+                    // What `into_make_service_with_connect_info` gives handlers.
+                    let service = hyper::service::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
+                        let mut req = req.map(axum::body::Body::new);
+                        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                        router.clone().oneshot(req)
+                    });
+                    let served = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(serve::HEADER_READ)
+                        .serve_connection(TokioIo::new(io), service)
+                        .await;
+                    if let Err(e) = served {
+                        tracing::debug!(%peer, "web UI connection: {e}");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
 }
 
 pub(crate) fn refuse(status: StatusCode, message: &str) -> Response {

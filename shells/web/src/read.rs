@@ -193,6 +193,13 @@ pub(crate) async fn events(State(app): State<App>) -> Response {
         let kind = value["event"].as_str().unwrap_or("event").to_string();
         Sse::default().event(kind).data(value.to_string())
     }
+    // Bounded like connections (`serve.rs` rule 5); the permit lives with the stream.
+    let Ok(permit) = app.live.clone().try_acquire_owned() else {
+        return crate::refuse(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many open pages on this peer; close one and reload",
+        );
+    };
     let (earlier, rx) = app.node.subscribe();
     let first = futures_util::stream::iter(
         earlier
@@ -200,7 +207,7 @@ pub(crate) async fn events(State(app): State<App>) -> Response {
             .map(|e| Ok::<_, std::convert::Infallible>(to_sse(e)))
             .collect::<Vec<_>>(),
     );
-    let live = futures_util::stream::unfold(rx, |mut rx| async move {
+    let live = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
         let ev = match rx.recv().await {
             Ok(ev) => to_sse(&ev),
             // A slow page missed events: tell it, so it reloads what it shows.
@@ -209,7 +216,7 @@ pub(crate) async fn events(State(app): State<App>) -> Response {
                 .data(format!("{{\"missed\":{n}}}")),
             Err(RecvError::Closed) => return None,
         };
-        Some((Ok(ev), rx))
+        Some((Ok(ev), (rx, permit)))
     });
     use futures_util::StreamExt;
     axum::response::Sse::new(first.chain(live))

@@ -4,6 +4,7 @@
 //! browser's warning. Handshakes run in their own tasks with a deadline, so a client
 //! that connects and sends nothing holds no one else up.
 
+use crate::serve::{Admitted, Slots};
 use axum::serve::Listener;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -193,7 +194,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// The UI's listener: plain TCP, or TLS with handshakes off the accept path.
 pub(crate) enum UiListener {
-    Plain(TcpListener),
+    Plain(TcpListener, Slots),
     Tls {
         addr: SocketAddr,
         ready: mpsc::Receiver<(Box<dyn Stream>, SocketAddr)>,
@@ -202,14 +203,22 @@ pub(crate) enum UiListener {
 }
 
 impl UiListener {
-    pub(crate) fn new(tcp: TcpListener, tls: Option<&Tls>) -> std::io::Result<UiListener> {
+    /// Every connection takes a slot from `slots` when accepted, before any TLS
+    /// handshake, and holds it until it closes (`serve.rs` rule 1).
+    pub(crate) fn new(
+        tcp: TcpListener,
+        tls: Option<&Tls>,
+        slots: Slots,
+    ) -> std::io::Result<UiListener> {
         let Some(tls) = tls else {
-            return Ok(UiListener::Plain(tcp));
+            return Ok(UiListener::Plain(tcp, slots));
         };
+        let slots_for_connections = slots;
         let addr = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(tls.config.clone());
         let (tx, ready) = mpsc::channel(BACKLOG);
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let conn_slots = slots_for_connections;
         let accept = tokio::spawn(async move {
             loop {
                 let (stream, peer) = match tcp.accept().await {
@@ -221,6 +230,10 @@ impl UiListener {
                         continue;
                     }
                 };
+                let Some(conn_slot) = conn_slots.admit(peer.ip()) else {
+                    tracing::debug!(%peer, "web UI: over the connection limits; closed");
+                    continue;
+                };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     tracing::debug!(%peer, "web UI: too many TLS handshakes at once; closed");
                     continue;
@@ -230,6 +243,10 @@ impl UiListener {
                     let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
+                            let s = Admitted {
+                                inner: s,
+                                _slot: conn_slot,
+                            };
                             let _ = tx.send((Box::new(s) as Box<dyn Stream>, peer)).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, "web UI TLS handshake failed: {e}"),
@@ -260,9 +277,20 @@ impl Listener for UiListener {
 
     async fn accept(&mut self) -> (Self::Io, SocketAddr) {
         match self {
-            UiListener::Plain(tcp) => loop {
+            UiListener::Plain(tcp, slots) => loop {
                 match TcpListener::accept(tcp).await {
-                    Ok((s, peer)) => return (Box::new(s), peer),
+                    Ok((s, peer)) => match slots.admit(peer.ip()) {
+                        Some(slot) => {
+                            let s = Admitted {
+                                inner: s,
+                                _slot: slot,
+                            };
+                            return (Box::new(s), peer);
+                        }
+                        None => {
+                            tracing::debug!(%peer, "web UI: over the connection limits; closed")
+                        }
+                    },
                     Err(e) => {
                         tracing::debug!("web UI accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -279,7 +307,7 @@ impl Listener for UiListener {
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         match self {
-            UiListener::Plain(tcp) => tcp.local_addr(),
+            UiListener::Plain(tcp, _) => tcp.local_addr(),
             UiListener::Tls { addr, .. } => Ok(*addr),
         }
     }
