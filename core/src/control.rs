@@ -371,6 +371,21 @@ pub enum ControlError {
     /// No daemon listens.
     #[error("leanspec-peer is not running for this home (start it with `leanspec-peer up`)")]
     NotRunning,
+    /// The running `up` closed the connection before answering: it stopped or was
+    /// killed mid-way. Nothing it did not finish was kept half-done (its commits are
+    /// atomic), so the same command can run again.
+    #[error(
+        "the running `leanspec-peer up` stopped before it answered (stopped or killed?): \
+         start it again with `leanspec-peer up` and run the command again \
+         (an interrupted `join` can use the same ticket again while it is valid)"
+    )]
+    Interrupted,
+    /// The running `up` did not answer in time.
+    #[error(
+        "the running `leanspec-peer up` did not answer within {0} s; it may be busy \
+         (see its log) — try again, or restart it"
+    )]
+    NoAnswer(u64),
     /// The conversation failed.
     #[error("control socket: {0}")]
     Io(String),
@@ -618,9 +633,22 @@ pub fn call(home: &Path, req: &Request, timeout: Duration) -> Result<Reply, Cont
         .write_all(line.as_bytes())
         .map_err(|e| ControlError::Io(e.to_string()))?;
     let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
-        .map_err(|e| ControlError::Io(e.to_string()))?;
+    let read = BufReader::new(stream).read_line(&mut reply).map_err(|e| {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            ControlError::NoAnswer(timeout.as_secs())
+        } else if e.kind() == std::io::ErrorKind::ConnectionReset {
+            ControlError::Interrupted
+        } else {
+            ControlError::Io(e.to_string())
+        }
+    })?;
+    // End of stream before a whole line: the daemon went away mid-request.
+    if read == 0 || !reply.ends_with('\n') {
+        return Err(ControlError::Interrupted);
+    }
     serde_json::from_str(&reply).map_err(|e| ControlError::Io(format!("bad reply: {e}")))
 }
 

@@ -467,6 +467,9 @@ impl Node {
     pub async fn join(&self, ticket: &str) -> Result<Joined> {
         let ticket: Ticket = ticket.trim().parse()?;
         let net = self.network_for_call().await?;
+        if let Ok(inviter) = ticket.machine() {
+            tracing::info!("joining the mesh of {} (dialing it)", inviter.short());
+        }
         let joined = net.peer.join(&ticket).await;
         net.done().await;
         joined

@@ -71,7 +71,7 @@ fn error_kind(err: &anyhow::Error) -> Option<ErrorKind> {
             Some(e.kind())
         } else if let Some(e) = c.downcast_ref::<ControlError>() {
             Some(match e {
-                ControlError::NotRunning => ErrorKind::NotRunning,
+                ControlError::NotRunning | ControlError::Interrupted => ErrorKind::NotRunning,
                 _ => ErrorKind::Io,
             })
         } else if c.downcast_ref::<TicketError>().is_some() {

@@ -274,3 +274,47 @@ fn up_with_an_authkey_waits_for_an_inviter_that_is_not_up_yet() {
     assert!(runner.stop().success());
     assert!(a.stop().success());
 }
+
+/// Issue 39: a `join` whose `up` is killed mid-way says what happened and what to do
+/// (exit 5, "start it again"), and the same ticket joins once both are up again.
+#[test]
+fn a_join_interrupted_by_a_killed_up_says_so_and_the_ticket_joins_again() {
+    let m_a = MachineDirs::with_spec("001-alpha", "planned");
+    let m_b = MachineDirs::with_spec("001-beta", "draft");
+    let a = Daemon::start(m_a.home(), m_a.project(), "alpha-box");
+    let out = cli(m_a.home(), &["invite"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ticket = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string();
+    // A away: B's join keeps dialing it, so B's `up` is mid-join when it is killed.
+    a.stop();
+    let b = Daemon::start(m_b.home(), m_b.project(), "beta-box");
+    let join = std::process::Command::new(common::BIN)
+        .args(["join", &ticket])
+        .env("LEANSPEC_PEER_HOME", m_b.home())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("join");
+    b.wait_line("joining the mesh of");
+    b.kill9();
+    let out = join.wait_with_output().expect("join ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("stopped before it answered") && err.contains("same ticket"),
+        "{err}"
+    );
+    assert!(!err.contains("EOF while parsing"), "{err}");
+
+    let _a = Daemon::start(m_a.home(), m_a.project(), "alpha-box");
+    let _b = Daemon::start(m_b.home(), m_b.project(), "beta-box");
+    let joined = cli_json(m_b.home(), &["join", &ticket]);
+    assert_eq!(joined["inviter_label"], "alpha-box", "{joined}");
+}
