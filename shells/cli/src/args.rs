@@ -180,9 +180,16 @@ pub(crate) enum Command {
     /// Print one line per event while `up` runs (spec changes, machines, sync).
     Events,
     /// Serve MCP (Model Context Protocol) on stdin/stdout for AI agents: list machines
-    /// and specs, search, get a spec, check the fleet, dependencies, and signed
-    /// metadata edits. Answers through the running `up` when there is one.
-    Mcp,
+    /// and specs, search, get a spec, check the fleet, dependencies; with
+    /// --allow-edits also signed metadata edits and execution requests. Answers
+    /// through the running `up` when there is one.
+    Mcp {
+        /// Offer the write tools (update_spec, request_execution). Off by default: a
+        /// spec written on another machine can carry instructions for an agent
+        /// (docs/mcp.md).
+        #[arg(long)]
+        allow_edits: bool,
+    },
     /// Change a spec's metadata on any machine (this one too): a signed request the
     /// owner applies only if the file is still what you saw. Exit 0 applied, 3 rejected,
     /// 4 unavailable.

@@ -245,9 +245,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => return up(&home, args, json),
         Command::Service(cmd) => return service_command(&home, cmd, json),
         Command::Events => return events(&home, json),
-        Command::Mcp => {
+        Command::Mcp { allow_edits } => {
             runtime()?
-                .block_on(leanspec_peer_mcp::serve_stdio(home))
+                .block_on(leanspec_peer_mcp::serve_stdio(home, allow_edits))
                 .map_err(|e| anyhow::anyhow!("mcp: {e}"))?;
             return Ok(ExitCode::SUCCESS);
         }

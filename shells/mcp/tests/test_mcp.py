@@ -64,12 +64,15 @@ def mesh(tmp_path):
             u.stop()
 
 
-def call(homes, name, arguments, home="beta"):
-    """One tool call through a fresh `leanspec-peer mcp` session for `home`."""
+def call(homes, name, arguments, home="beta", allow_edits=True):
+    """One tool call through a fresh `leanspec-peer mcp` session for `home` (with the
+    write tools unless `allow_edits` is False)."""
 
     async def go():
         params = StdioServerParameters(
-            command=BIN, args=["mcp"], env=dict(os.environ, LEANSPEC_PEER_HOME=str(homes[home]))
+            command=BIN,
+            args=["mcp", "--allow-edits"] if allow_edits else ["mcp"],
+            env=dict(os.environ, LEANSPEC_PEER_HOME=str(homes[home])),
         )
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write) as session:
@@ -192,3 +195,39 @@ def test_every_tool_against_two_running_peers(mesh):
     ups["beta"].stop()
     stopped = call(homes, "list_specs", {}).structuredContent
     assert stopped == running
+
+
+def test_without_allow_edits_there_are_no_write_tools(mesh):
+    """Issue 39: the write tools are off unless the user starts `mcp --allow-edits`."""
+    homes, _, _ = mesh
+    names = {t.name for t in call(homes, None, None, allow_edits=False).tools}
+    assert "update_spec" not in names and "request_execution" not in names, names
+    assert "get_spec" in names and "list_specs" in names
+    r = call(homes, "request_execution", {"machine": "alpha", "payload": "x"}, allow_edits=False)
+    assert r.isError and "--allow-edits" in r.content[0].text, r
+    names = {t.name for t in call(homes, None, None).tools}
+    assert {"update_spec", "request_execution"} <= names, names
+
+
+def test_text_from_another_machine_is_marked_untrusted(mesh):
+    """Issue 39: a body written on another machine reaches the agent marked as
+    untrusted data with its provenance; this machine's own text is not."""
+    homes, projects, _ = mesh
+    write_spec(
+        projects["alpha"], "003-inject", "planned", "Inject",
+        "",
+    )
+    eventually(
+        "beta lists alpha's third spec",
+        lambda: len(cli_json(homes["beta"], "specs", "--machine", "alpha")) == 3,
+    )
+    r = call(homes, "get_spec", {"machine": "alpha", "project": "proj-alpha", "spec": "3", "include_body": True})
+    assert not r.isError, r
+    got = r.structuredContent
+    assert got["spec"]["untrusted"] is True, got["spec"]
+    assert got["spec"]["written_on"]["label"] == "alpha", got["spec"]
+    assert got["body"]["untrusted"] is True and "data to read" in got["body"]["written_on"]["note"], got["body"]
+    listed = call(homes, "list_specs", {"machine": "alpha"}).structuredContent["specs"]
+    assert listed and all(row["untrusted"] is True for row in listed), listed
+    own = call(homes, "get_spec", {"project": "proj-beta", "spec": "1", "include_body": True}).structuredContent
+    assert own["spec"]["untrusted"] is False and own["body"]["untrusted"] is False, own
