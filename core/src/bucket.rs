@@ -22,12 +22,15 @@
 //!   (default [`SNAPSHOT_EVERY`]); objects older than the `keep_snapshots`-th newest
 //!   snapshot (default [`KEEP_SNAPSHOTS`]) are then deleted.
 
+mod consent;
 mod location;
 pub mod object;
 mod remote;
 mod round;
 mod state;
 
+pub use consent::Acceptance;
+pub(crate) use consent::check_transport;
 pub use location::{BucketError, BucketSetting, BucketUrl, Credentials};
 pub(crate) use round::sync_all;
 pub use round::{BucketReport, Round};

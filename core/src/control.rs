@@ -131,6 +131,17 @@ pub enum Request {
         /// Snapshots kept.
         #[serde(default)]
         keep_snapshots: Option<u64>,
+        /// Accept an `http://` endpoint on another host.
+        #[serde(default)]
+        allow_http: bool,
+    },
+    /// Accept a bucket another member proposed (this machine then uses it).
+    BucketAccept {
+        /// `s3://BUCKET/PREFIX`.
+        url: String,
+        /// Accept an `http://` endpoint on another host.
+        #[serde(default)]
+        allow_http: bool,
     },
     /// The mesh's buckets with this machine's state of each.
     BucketList,
@@ -443,13 +454,18 @@ async fn handle_inner(node: &Node, req: Request) -> Result<Reply, Failure> {
             region,
             snapshot_every,
             keep_snapshots,
+            allow_http,
         } => Reply::Buckets(vec![node.bucket_add(
             &url,
             endpoint.as_deref(),
             region.as_deref(),
             snapshot_every,
             keep_snapshots,
+            allow_http,
         )?]),
+        Request::BucketAccept { url, allow_http } => {
+            Reply::Buckets(vec![node.bucket_accept(&url, allow_http)?])
+        }
         Request::BucketList => Reply::Buckets(node.buckets()),
         Request::BucketRemove { url } => {
             node.bucket_remove(&url)?;

@@ -27,6 +27,10 @@ pub struct Round {
     pub refused: Vec<String>,
     /// Why the round stopped early, if it did.
     pub error: Option<String>,
+    /// Why this machine did not contact the bucket at all: it is proposed by another
+    /// member and not accepted here (`consent.rs`).
+    #[serde(default)]
+    pub skipped: Option<String>,
 }
 
 /// A bucket as `bucket list` / `bucket status` show it.
@@ -68,6 +72,11 @@ impl BucketReport {
     }
 }
 
+/// The first 8 hex digits of a machine id, for messages.
+fn short_id(hex: &str) -> &str {
+    hex.get(..8).unwrap_or(hex)
+}
+
 /// Imported changes, to announce (events, sessions) by the caller.
 pub(crate) type Imported = Vec<(DocKey, Vec<DocChange>)>;
 
@@ -83,6 +92,16 @@ pub(crate) async fn sync_all(local: &Local, pull: bool) -> (Vec<Round>, Imported
             url: url.clone(),
             ..Round::default()
         };
+        // Proposed only: no request, no credentials read (consent.rs).
+        if !lock(&local.machine).bucket_accepted(&s) {
+            round.skipped = Some(format!(
+                "proposed by {}; this machine sends it nothing until you accept it: \
+                 `leanspec-peer bucket accept {url}`",
+                short_id(&s.added_by)
+            ));
+            rounds.push(round);
+            continue;
+        }
         let result = match Credentials::from_environment() {
             None => Err(BucketError::NoCredentials { url: url.clone() }),
             Some(c) => match Remote::open(&s, &c) {

@@ -38,6 +38,9 @@ pub struct BucketState {
     pub last_refusal: Option<String>,
     /// The last failure of a round, if the round after it has not succeeded.
     pub last_error: Option<String>,
+    /// This machine's user accepted the bucket (consent.rs); `None`: proposed only,
+    /// nothing is sent to it.
+    pub accepted: Option<super::Acceptance>,
     /// Unix seconds of that failure.
     pub last_error_at: Option<i64>,
 }

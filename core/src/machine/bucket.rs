@@ -102,12 +102,42 @@ impl Machine {
         self.mesh.buckets()
     }
 
-    /// Records a bucket in the mesh (replicated to every member).
-    pub fn add_bucket(&mut self, setting: &BucketSetting) -> Result<()> {
+    /// Records a bucket in the mesh (replicated to every member) and accepts it here:
+    /// this machine's user added it (`bucket/consent.rs`).
+    pub fn add_bucket(&mut self, setting: &BucketSetting, allow_http: bool) -> Result<()> {
+        crate::bucket::check_transport(setting, allow_http)?;
         self.fresh(DocKey::Mesh)?;
         let me = self.id();
         self.mesh.add_bucket(setting, me, now_secs());
-        self.commit(Commit::docs(&[DocKey::Mesh])).map(|_| ())
+        self.commit(Commit::docs(&[DocKey::Mesh]))?;
+        self.accept_bucket(&setting.url.to_string(), allow_http)
+    }
+
+    /// This machine's user accepts the mesh's bucket `url` as it is now: from here on
+    /// this machine pushes to and pulls from it with its own credentials.
+    pub fn accept_bucket(&mut self, url: &str, allow_http: bool) -> Result<()> {
+        let setting = self
+            .buckets()
+            .into_iter()
+            .find(|b| b.url.to_string() == url)
+            .ok_or_else(|| {
+                BucketError::Invalid(format!(
+                    "no bucket {url} in this mesh (see `leanspec-peer bucket list`)"
+                ))
+            })?;
+        crate::bucket::check_transport(&setting, allow_http)?;
+        let mut all = self.bucket_states();
+        all.entry(url.to_string()).or_default().accepted =
+            Some(crate::bucket::Acceptance::of(&setting, now_secs()));
+        self.set_bucket_states(&all)
+    }
+
+    /// Whether this machine's user accepted `setting` as it is now.
+    pub(crate) fn bucket_accepted(&self, setting: &BucketSetting) -> bool {
+        self.bucket_states()
+            .get(&setting.url.to_string())
+            .and_then(|s| s.accepted.as_ref())
+            .is_some_and(|a| a.covers(setting))
     }
 
     /// Removes a bucket from the mesh; what this machine remembers of it goes too.

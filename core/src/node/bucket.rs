@@ -17,12 +17,13 @@ impl Node {
         region: Option<&str>,
         snapshot_every: Option<u64>,
         keep_snapshots: Option<u64>,
+        allow_http: bool,
     ) -> Result<BucketReport> {
         let setting = BucketSetting::parse(url, endpoint, region)
             .and_then(|s| s.with_retention(snapshot_every, keep_snapshots))
             .map_err(crate::machine::Error::from)?;
         let mut m = lock(&self.local.machine);
-        m.add_bucket(&setting)?;
+        m.add_bucket(&setting, allow_http)?;
         let report = m
             .buckets()
             .into_iter()
@@ -37,6 +38,30 @@ impl Node {
         drop(m);
         self.announce(DocKey::Mesh, &[crate::machine::DocChange::MeshChanged]);
         Ok(report.unwrap_or_else(|| BucketReport::new(&setting, Default::default())))
+    }
+
+    /// Accepts the mesh's bucket `url` on this machine (`bucket/consent.rs`): until
+    /// then it is proposed and this machine sends it nothing.
+    pub fn bucket_accept(&self, url: &str, allow_http: bool) -> Result<BucketReport> {
+        let url = url
+            .parse::<crate::bucket::BucketUrl>()
+            .map_err(crate::machine::Error::from)?
+            .to_string();
+        let mut m = lock(&self.local.machine);
+        m.accept_bucket(&url, allow_http)?;
+        let mut states = m.bucket_states();
+        let report = m
+            .buckets()
+            .into_iter()
+            .find(|b| b.url.to_string() == url)
+            .map(|b| BucketReport::new(&b, states.remove(&url).unwrap_or_default()));
+        drop(m);
+        report.ok_or_else(|| {
+            crate::machine::Error::from(crate::bucket::BucketError::Invalid(format!(
+                "no bucket {url} in this mesh"
+            )))
+            .into()
+        })
     }
 
     /// Removes a bucket from the mesh (its objects stay in the bucket).

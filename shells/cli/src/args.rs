@@ -417,6 +417,20 @@ pub(crate) enum BucketCommand {
         /// are deleted when it stores a snapshot (default 2).
         #[arg(long, value_name = "N")]
         keep_snapshots: Option<u64>,
+        /// Allow an `http://` endpoint on another host (credentials and signatures
+        /// then travel in clear); loopback endpoints need no flag.
+        #[arg(long)]
+        allow_http: bool,
+    },
+    /// Use a bucket another member added: until you accept it, this machine sends it
+    /// nothing (not even its credentials' key id).
+    Accept {
+        /// `s3://BUCKET/PREFIX`.
+        url: String,
+        /// Allow an `http://` endpoint on another host (credentials and signatures
+        /// then travel in clear).
+        #[arg(long)]
+        allow_http: bool,
     },
     /// The mesh's buckets.
     List,

@@ -312,13 +312,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             region,
             snapshot_every,
             keep_snapshots,
+            allow_http,
         }) => Request::BucketAdd {
             url,
             endpoint,
             region,
             snapshot_every,
             keep_snapshots,
+            allow_http,
         },
+        Command::Bucket(BucketCommand::Accept { url, allow_http }) => {
+            Request::BucketAccept { url, allow_http }
+        }
         Command::Bucket(BucketCommand::List | BucketCommand::Status) => Request::BucketList,
         Command::Bucket(BucketCommand::Remove { url }) => Request::BucketRemove { url },
         Command::Bucket(BucketCommand::Sync) => Request::BucketSync,

@@ -712,6 +712,14 @@ fn buckets_text(list: &[leanspec_peer_core::bucket::BucketReport]) -> String {
             if let Some(e) = &s.last_error {
                 t.push_str(&format!("\n  error        {e} ({})", when(s.last_error_at)));
             }
+            match &s.accepted {
+                Some(a) => t.push_str(&format!("\n  accepted     {}", when(Some(a.at)))),
+                None => t.push_str(&format!(
+                    "\n  PROPOSED     by {}; this machine sends it nothing until you run `leanspec-peer bucket accept {}`",
+                    b.added_by.get(..8).unwrap_or(&b.added_by),
+                    b.url
+                )),
+            }
             t
         })
         .collect::<Vec<_>>()
@@ -725,6 +733,9 @@ fn rounds_text(rounds: &[leanspec_peer_core::bucket::Round]) -> String {
     rounds
         .iter()
         .map(|r| {
+            if let Some(why) = &r.skipped {
+                return format!("{}: not contacted ({why})", r.url);
+            }
             let pushed = match &r.pushed {
                 Some((seq, kind, bytes)) => format!("pushed {kind} {seq} ({bytes} bytes)"),
                 None => "nothing to push".into(),

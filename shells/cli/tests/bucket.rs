@@ -201,6 +201,14 @@ fn paired_with_bucket_and(
     eventually("B has the bucket from the mesh", || {
         cli_json(b.home(), &["bucket", "list"])[0]["url"] == url.as_str()
     });
+    // Proposed on B until B's user accepts it (issue 39).
+    assert!(cli_json(b.home(), &["bucket", "list"])[0]["state"]["accepted"].is_null());
+    let out = cli(b.home(), &["bucket", "accept", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (up_a, up_b)
 }
 
@@ -532,4 +540,143 @@ fn a_running_machine_retries_a_bucket_that_is_down_and_loses_nothing() {
         status_of(b.home(), "alpha-desk", "001-orchid-launch").as_deref(),
         Some("complete")
     );
+}
+
+/// Issue 39: a bucket another member added is only proposed here. A listener the test
+/// owns stands in for its endpoint: B (with credentials) sends it nothing, not even
+/// from an explicit `bucket sync`, until B's user accepts it; then B's requests reach
+/// it, signed with B's key id. An `http://` endpoint on another host is refused at
+/// accept without `--allow-http` (no traffic is sent there by this test).
+#[test]
+fn a_bucket_another_member_added_gets_nothing_until_this_machine_accepts_it() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(180);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut buf = vec![0u8; 8192];
+                        let n = s.read(&mut buf).unwrap_or(0);
+                        seen.lock()
+                            .expect("seen")
+                            .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        })
+    };
+    let a = MachineDirs::with_spec("001-a", "planned");
+    let b = MachineDirs::with_spec("001-b", "planned");
+    // A has no credentials: it never contacts the endpoint, so what the listener sees
+    // comes from B.
+    let _up_a = Daemon::from_proc(Proc::spawn(
+        Command::new(BIN)
+            .args([
+                "up",
+                "--bind",
+                "127.0.0.1:0",
+                "--no-ui",
+                "--label",
+                "alpha",
+                "--project",
+            ])
+            .arg(a.project())
+            .env("LEANSPEC_PEER_HOME", a.home())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_SHARED_CREDENTIALS_FILE", a.home().join("none"))
+            .env("LEANSPEC_PEER_LOG", "info"),
+    ));
+    _up_a.wait_line("Ctrl-C to stop");
+    let _up_b = up(b.home(), b.project(), "beta");
+    pair(a.home(), b.home());
+    let url = "s3://consent/office";
+    let out = cli(a.home(), &["bucket", "add", url, "--endpoint", &endpoint]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("B has the proposed bucket", || {
+        cli_json(b.home(), &["bucket", "list"])[0]["url"] == url
+    });
+    let listed = cli(b.home(), &["bucket", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("PROPOSED"));
+    let (_, rounds, _) = sync(b.home());
+    assert!(
+        rounds[0]["skipped"]
+            .as_str()
+            .is_some_and(|s| s.contains("bucket accept")),
+        "{rounds}"
+    );
+    assert!(
+        seen.lock().expect("seen").is_empty(),
+        "B contacted a bucket it never accepted: {:?}",
+        seen.lock().expect("seen")
+    );
+
+    let out = cli(b.home(), &["bucket", "accept", url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = sync(b.home());
+    eventually("B's requests reach the endpoint once accepted", || {
+        seen.lock().expect("seen").iter().any(|r| r.contains(KEY))
+    });
+
+    // http:// to another host: A adds it knowingly; B refuses it without the flag.
+    let far = "s3://far/office";
+    let out = cli(
+        a.home(),
+        &[
+            "bucket",
+            "add",
+            far,
+            "--endpoint",
+            "http://10.255.255.1:9000",
+        ],
+    );
+    assert!(!out.status.success(), "A's own add needs --allow-http too");
+    let out = cli(
+        a.home(),
+        &[
+            "bucket",
+            "add",
+            far,
+            "--endpoint",
+            "http://10.255.255.1:9000",
+            "--allow-http",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("B has the second bucket", || {
+        cli_json(b.home(), &["bucket", "list"])
+            .as_array()
+            .is_some_and(|l| l.len() == 2)
+    });
+    let out = cli(b.home(), &["bucket", "accept", far]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--allow-http"),
+        "{err}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().expect("watcher");
 }
