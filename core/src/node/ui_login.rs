@@ -22,6 +22,13 @@ pub const SESSION_MAX: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Bounds on what is kept (a flood of `ui` calls cannot grow memory).
 const MAX_TOKENS: usize = 64;
 const MAX_SESSIONS: usize = 256;
+/// Sessions one account (or the machine's own user) holds at most: its own oldest goes
+/// first, so one account logging in again and again never ends another's session.
+pub(crate) const MAX_SESSIONS_PER_ACCOUNT: usize = 16;
+/// Successful password logins of one account within [`LOGIN_WINDOW`]; more wait.
+pub(crate) const MAX_LOGINS_PER_ACCOUNT: usize = 30;
+/// The window of [`MAX_LOGINS_PER_ACCOUNT`].
+pub(crate) const LOGIN_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// The logins of one node's web UI.
 #[derive(Debug, Default)]
@@ -34,6 +41,10 @@ struct State {
     tokens: HashMap<[u8; 32], Instant>,
     sessions: HashMap<[u8; 32], Session>,
     throttle: Throttle,
+    /// When each account's recent successful logins were.
+    logins: HashMap<String, Vec<Instant>>,
+    /// The key of CSRF tokens (random, made at first use, per process).
+    csrf_key: Option<[u8; 32]>,
 }
 
 /// Who a session is.
@@ -111,10 +122,32 @@ impl UiLogins {
         let session = random_hex()?;
         let mut s = self.state();
         s.sessions.retain(|_, v| v.live(now));
-        if s.sessions.len() >= MAX_SESSIONS
+        // Room is made within the account first, then taken from whoever holds the
+        // most: never from an account with fewer sessions than this one would have.
+        let mine = s
+            .sessions
+            .values()
+            .filter(|v| v.who.account == who.account)
+            .count();
+        let evict_from = if mine >= MAX_SESSIONS_PER_ACCOUNT {
+            Some(who.account.clone())
+        } else if s.sessions.len() >= MAX_SESSIONS {
+            let mut counts: HashMap<&Option<String>, usize> = HashMap::new();
+            for v in s.sessions.values() {
+                *counts.entry(&v.who.account).or_default() += 1;
+            }
+            counts
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(a, _)| a.clone())
+        } else {
+            None
+        };
+        if let Some(account) = evict_from
             && let Some(oldest) = s
                 .sessions
                 .iter()
+                .filter(|(_, v)| v.who.account == account)
                 .min_by_key(|(_, v)| v.used)
                 .map(|(k, _)| *k)
         {
@@ -165,21 +198,64 @@ impl UiLogins {
         self.state().throttle.failed(addr, name, now);
     }
 
-    /// The CSRF token of a session: derived from the session id (which the page cannot
-    /// read: the cookie is HttpOnly), handed to the page by a same-origin API call and
-    /// sent back in a header with every state-changing request. A cross-site form can
-    /// make the browser send the cookie but cannot learn this value.
-    pub fn csrf_token(session: &str) -> String {
-        let mut h = Sha256::new();
-        h.update(b"leanspec-peer ui csrf\0");
-        h.update(session.as_bytes());
-        hex::encode(h.finalize())
+    /// `Err(wait)` while `name` has had [`MAX_LOGINS_PER_ACCOUNT`] successful logins
+    /// within [`LOGIN_WINDOW`] (each one costs a password hash and a session).
+    pub(crate) fn login_rate(&self, name: &str, now: Instant) -> Result<(), Duration> {
+        let mut s = self.state();
+        s.logins.retain(|_, t| {
+            t.last()
+                .is_some_and(|l| now.duration_since(*l) < LOGIN_WINDOW)
+        });
+        let Some(times) = s.logins.get_mut(name) else {
+            return Ok(());
+        };
+        times.retain(|t| now.duration_since(*t) < LOGIN_WINDOW);
+        match times.first() {
+            Some(first) if times.len() >= MAX_LOGINS_PER_ACCOUNT => {
+                Err(LOGIN_WINDOW.saturating_sub(now.duration_since(*first)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a successful login of `name`.
+    pub(crate) fn login_succeeded(&self, name: &str, now: Instant) {
+        let mut s = self.state();
+        if s.logins.len() < 4096 || s.logins.contains_key(name) {
+            s.logins.entry(name.to_string()).or_default().push(now);
+        }
+    }
+
+    /// The CSRF token of a session: HMAC-SHA256 of the session id under a key this
+    /// process made at random, handed to the page by a same-origin API call and sent
+    /// back in a header with every state-changing request. A cross-site form can make
+    /// the browser send the cookie but cannot learn this value, and whoever learns the
+    /// session id alone cannot compute it. `None` when the system has no randomness.
+    pub fn csrf_token(&self, session: &str) -> Option<String> {
+        use hmac::Mac;
+        let key = {
+            let mut s = self.state();
+            match s.csrf_key {
+                Some(k) => k,
+                None => {
+                    let mut k = [0u8; 32];
+                    getrandom::fill(&mut k).ok()?;
+                    s.csrf_key = Some(k);
+                    k
+                }
+            }
+        };
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&key).ok()?;
+        mac.update(b"leanspec-peer ui csrf\0");
+        mac.update(session.as_bytes());
+        Some(hex::encode(mac.finalize().into_bytes()))
     }
 
     /// Whether `token` is `session`'s CSRF token (compared as hashes, so the time taken
     /// says nothing about how much of it matched).
-    pub fn csrf_ok(session: &str, token: &str) -> bool {
-        hash(&Self::csrf_token(session)) == hash(token)
+    pub fn csrf_ok(&self, session: &str, token: &str) -> bool {
+        self.csrf_token(session)
+            .is_some_and(|t| hash(&t) == hash(token))
     }
 }
 
@@ -248,10 +324,61 @@ mod tests {
 
     #[test]
     fn csrf_tokens_belong_to_their_session() {
-        let t = UiLogins::csrf_token("s1");
-        assert!(UiLogins::csrf_ok("s1", &t));
-        assert!(!UiLogins::csrf_ok("s2", &t));
-        assert!(!UiLogins::csrf_ok("s1", ""));
-        assert_ne!(t, UiLogins::csrf_token("s2"));
+        let l = UiLogins::default();
+        let t = l.csrf_token("s1").expect("token");
+        assert!(l.csrf_ok("s1", &t));
+        assert!(!l.csrf_ok("s2", &t));
+        assert!(!l.csrf_ok("s1", ""));
+        assert_ne!(Some(t.clone()), l.csrf_token("s2"));
+        // Not computable from the session id: another process's key gives another token.
+        assert_ne!(Some(t), UiLogins::default().csrf_token("s1"));
+    }
+}
+
+#[cfg(test)]
+mod per_account {
+    use super::*;
+
+    /// Issue 39: a viewer logging in 300 times ends none of an admin's sessions.
+    #[test]
+    fn one_account_logging_in_again_and_again_evicts_only_its_own_sessions() {
+        let l = UiLogins::default();
+        let t0 = Instant::now();
+        let who = |a: &str, role| Who {
+            account: Some(a.into()),
+            role,
+        };
+        let admin = l.open(who("ann", Role::Admin), t0).expect("admin");
+        let mut last = String::new();
+        for i in 0..300 {
+            last = l
+                .open(who("vic", Role::Viewer), t0 + Duration::from_millis(i))
+                .expect("viewer");
+        }
+        assert!(l.check(&admin, t0).is_some(), "the admin's session lives");
+        assert!(l.check(&last, t0).is_some());
+        let held = l
+            .state()
+            .sessions
+            .values()
+            .filter(|v| v.who.account.as_deref() == Some("vic"))
+            .count();
+        assert_eq!(held, MAX_SESSIONS_PER_ACCOUNT);
+    }
+
+    #[test]
+    fn successful_logins_of_one_account_are_rate_limited() {
+        let l = UiLogins::default();
+        let t0 = Instant::now();
+        for _ in 0..MAX_LOGINS_PER_ACCOUNT {
+            assert!(l.login_rate("vic", t0).is_ok());
+            l.login_succeeded("vic", t0);
+        }
+        assert!(l.login_rate("vic", t0).is_err());
+        assert!(
+            l.login_rate("ann", t0).is_ok(),
+            "another account is not slowed"
+        );
+        assert!(l.login_rate("vic", t0 + LOGIN_WINDOW).is_ok());
     }
 }

@@ -132,6 +132,10 @@ impl Node {
         let Some(record) = record else {
             return Ok(LoginOutcome::Wrong);
         };
+        // Successful logins are limited per account (each opens a session).
+        if let Err(wait) = self.ui_logins.login_rate(name, now) {
+            return Ok(LoginOutcome::Throttled(wait));
+        }
         let who = Who {
             account: Some(name.to_string()),
             role: record.role,
@@ -145,6 +149,7 @@ impl Node {
             self.ui_logins.end(&session);
             return Ok(LoginOutcome::Wrong);
         }
+        self.ui_logins.login_succeeded(name, now);
         tracing::info!(account = name, %from, role = record.role.as_str(), "web UI login");
         Ok(LoginOutcome::LoggedIn { session, who })
     }

@@ -381,8 +381,22 @@ fn accounts_log_in_over_https_with_roles_audit_and_throttle() {
     assert_eq!(status, 200);
     let (status, _) = ui.json(&vi, "/api/v1/specs");
     assert_eq!(status, 401);
-    let (status, _) = ui.json(&ed2.expect("cookie"), "/api/v1/specs");
+    let ed2 = ed2.expect("cookie");
+    let (status, _) = ui.json(&ed2, "/api/v1/specs");
     assert_eq!(status, 200);
+
+    // Issue 39: a viewer logging in 300 times ends no other account's session: its
+    // successful logins are limited per account (429 after 30 in 10 minutes) and its
+    // sessions are capped per account (its own oldest go).
+    let mut answers = std::collections::BTreeMap::new();
+    for _ in 0..300 {
+        let (status, _, _) = ui.login("vi", "viewer-password-1");
+        *answers.entry(status).or_insert(0) += 1;
+    }
+    assert_eq!(answers.get(&303), Some(&29), "{answers:?}"); // one login came earlier
+    assert_eq!(answers.get(&429), Some(&271), "{answers:?}");
+    let (status, _) = ui.json(&ed2, "/api/v1/specs");
+    assert_eq!(status, 200, "the editor's session lives");
 
     // Removing an account refuses its logins.
     let out = cli(s.home(), &["ui-user", "remove", "vi"]);

@@ -96,7 +96,17 @@ fn the_api_needs_a_login_and_refuses_other_hosts_and_origins() {
         &[("Cookie", &cookie)],
     );
     assert_eq!(status, 200, "{body}");
-    let (status, _, _) = get(&addr, "/api/v1/specs", &[("Cookie", "lsp_session=forged")]);
+    let (status, _, _) = get(
+        &addr,
+        "/api/v1/specs",
+        &[(
+            "Cookie",
+            &format!(
+                "lsp_session_{}=forged",
+                addr.rsplit(':').next().unwrap_or("")
+            ),
+        )],
+    );
     assert_eq!(status, 401);
 
     // DNS rebinding: a page on another name that resolves here.

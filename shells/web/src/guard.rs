@@ -12,12 +12,11 @@
 //! Every answer carries a strict Content-Security-Policy (no inline script, nothing
 //! loaded from elsewhere) and is never framed or cached.
 
-use crate::{App, SESSION_COOKIE, refuse};
+use crate::{App, refuse};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use leanspec_peer_core::UiLogins;
 use leanspec_peer_core::node::{Role, Who};
 use std::time::Instant;
 
@@ -116,7 +115,7 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 
 /// The live session the request's cookie names, if any, and who it is.
 pub(crate) fn live_session(app: &App, headers: &HeaderMap) -> Option<(String, Who)> {
-    let s = cookie(headers, SESSION_COOKIE)?;
+    let s = cookie(headers, &app.cookie_name())?;
     let who = app.node.ui_logins().check(s, Instant::now())?;
     Some((s.to_string(), who))
 }
@@ -131,7 +130,7 @@ pub(crate) async fn api(State(app): State<App>, mut req: Request, next: Next) ->
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !UiLogins::csrf_ok(&session, token) {
+        if !app.node.ui_logins().csrf_ok(&session, token) {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "missing or wrong CSRF token: reload the page",

@@ -52,6 +52,14 @@ pub(crate) struct App {
 }
 
 impl App {
+    /// The session cookie's name: [`SESSION_COOKIE`] and the port. Browsers send a
+    /// host's cookies to every port of it; with the port in the name, two peers on one
+    /// machine (or a peer and another server) never overwrite or read each other's
+    /// session as their own.
+    pub(crate) fn cookie_name(&self) -> String {
+        format!("{SESSION_COOKIE}_{}", self.addr.port())
+    }
+
     /// Served on loopback only (then `Host` must name loopback: DNS rebinding).
     pub(crate) fn loopback(&self) -> bool {
         self.addr.ip().is_loopback()

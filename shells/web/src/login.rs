@@ -3,7 +3,7 @@
 //! core; wrong name and wrong password answer the same), and logout.
 
 use crate::guard::Session;
-use crate::{App, SESSION_COOKIE, refuse};
+use crate::{App, refuse};
 use axum::Form;
 use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -31,12 +31,12 @@ pub(crate) async fn page(
 ) -> Response {
     let Some(token) = q.token else {
         if crate::guard::live_session(&app, &headers).is_some() {
-            return redirect_home(None, app.tls);
+            return redirect_home(None, &app);
         }
         return login_page(StatusCode::OK, None);
     };
     match app.node.ui_logins().redeem(&token, Instant::now()) {
-        Some(session) => redirect_home(Some(&session), app.tls),
+        Some(session) => redirect_home(Some(&session), &app),
         None => login_page(
             StatusCode::FORBIDDEN,
             Some(
@@ -71,7 +71,7 @@ pub(crate) async fn password(
     let outcome =
         tokio::task::spawn_blocking(move || node.ui_login(&name, &f.password, from.ip())).await;
     match outcome {
-        Ok(Ok(LoginOutcome::LoggedIn { session, .. })) => redirect_home(Some(&session), app.tls),
+        Ok(Ok(LoginOutcome::LoggedIn { session, .. })) => redirect_home(Some(&session), &app),
         Ok(Ok(LoginOutcome::Wrong)) => {
             login_page(StatusCode::UNAUTHORIZED, Some("Wrong name or password."))
         }
@@ -103,15 +103,18 @@ pub(crate) async fn logout(
 ) -> Response {
     app.node.ui_logins().end(&session);
     let mut r = axum::Json(json!({ "logged_out": true })).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie("", app.tls, true)) {
+    if let Ok(v) = HeaderValue::from_str(&cookie("", &app, true)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
 }
 
-fn cookie(session: &str, tls: bool, clear: bool) -> String {
-    let mut c = format!("{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/");
-    if tls {
+fn cookie(session: &str, app: &App, clear: bool) -> String {
+    let mut c = format!(
+        "{}={session}; HttpOnly; SameSite=Strict; Path=/",
+        app.cookie_name()
+    );
+    if app.tls {
         c.push_str("; Secure");
     }
     if clear {
@@ -120,10 +123,10 @@ fn cookie(session: &str, tls: bool, clear: bool) -> String {
     c
 }
 
-fn redirect_home(session: Option<&str>, tls: bool) -> Response {
+fn redirect_home(session: Option<&str>, app: &App) -> Response {
     let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     if let Some(s) = session
-        && let Ok(v) = HeaderValue::from_str(&cookie(s, tls, false))
+        && let Ok(v) = HeaderValue::from_str(&cookie(s, app, false))
     {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }

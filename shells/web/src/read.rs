@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use leanspec_peer_core::query::{DepsQuery, GroupBy};
 use leanspec_peer_core::spec::{Priority, Status};
-use leanspec_peer_core::{SpecFilter, UiLogins, json};
+use leanspec_peer_core::{SpecFilter, json};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,7 +19,7 @@ pub(crate) async fn session(
 ) -> Response {
     let me = app.node.summary();
     axum::Json(json!({
-        "csrf": UiLogins::csrf_token(&session),
+        "csrf": app.node.ui_logins().csrf_token(&session),
         "account": who.account,
         "role": who.role,
         "machine": me.id.to_string(),

@@ -82,8 +82,8 @@ def main():
             page = ctx.new_page()
             page.goto(beta.login_url())
             page.wait_for_selector("body[data-ready=true]")
-            cookie = next(c for c in ctx.cookies() if c["name"] == "lsp_session")
-            header = f"lsp_session={cookie['value']}"
+            cookie = next(c for c in ctx.cookies() if c["name"].startswith("lsp_session"))
+            header = f"{cookie['name']}={cookie['value']}"
 
             # Server: the board of every machine.
             server, size = [], 0
