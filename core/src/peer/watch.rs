@@ -249,7 +249,14 @@ pub(crate) async fn periodic_rescan(shared: Arc<Shared>, every: Duration) {
             _ = super::stopping(&mut shutdown) => return,
         }
         let waited = last.elapsed();
-        let due = if lock(&shared.local.machine).has_unreadable() {
+        // Never wait for the machine on an async worker: busy means a scan or a sync
+        // holds it, and this tick can pass.
+        let unreadable = match shared.local.machine.try_lock() {
+            Ok(m) => m.has_unreadable(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().has_unreadable(),
+            Err(std::sync::TryLockError::WouldBlock) => continue,
+        };
+        let due = if unreadable {
             waited >= retry
         } else {
             retry = UNREADABLE_RETRY;
