@@ -27,6 +27,11 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # strace slows one daemon's fsyncs down (fault injection) in shells/cli/tests/durable.rs.
 command -v strace >/dev/null 2>&1 || need+=(strace)
+# curl is the TLS client of the UI flood test (shells/cli/tests/flood.rs); setpriv
+# (util-linux) runs a peer without the capabilities that read through mode 000
+# (shells/cli/tests/local_files.rs).
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 # systemd-analyze checks the unit `service install` writes (shells/cli/tests/service.rs).
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
