@@ -231,3 +231,23 @@ def test_text_from_another_machine_is_marked_untrusted(mesh):
     assert listed and all(row["untrusted"] is True for row in listed), listed
     own = call(homes, "get_spec", {"project": "proj-beta", "spec": "1", "include_body": True}).structuredContent
     assert own["spec"]["untrusted"] is False and own["body"]["untrusted"] is False, own
+
+
+def test_a_readme_linking_out_of_the_project_is_never_returned(mesh, tmp_path):
+    """Issue 39: alpha's README.md is a symlink to a file outside its project; get_spec
+    from beta says why it is unreadable and never carries the file's text."""
+    homes, projects, _ = mesh
+    secret = tmp_path / "secret.env"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=mcp-must-never-see-this\n")
+    folder = projects["alpha"] / "specs" / "004-leak"
+    folder.mkdir(parents=True)
+    (folder / "README.md").symlink_to(secret)
+    eventually(
+        "beta lists alpha's linked spec",
+        lambda: any(r["spec"] == "004-leak" for r in cli_json(homes["beta"], "specs", "--machine", "alpha")),
+    )
+    r = call(homes, "get_spec", {"machine": "alpha", "project": "proj-alpha", "spec": "004-leak", "include_body": True})
+    text = str(r.structuredContent) + "".join(getattr(c, "text", "") for c in r.content)
+    assert "mcp-must-never-see-this" not in text, text
+    assert "outside the specs folder" in r.structuredContent["spec"]["spec"]["parse_error"], r.structuredContent
+    assert "body" not in r.structuredContent and "body_unavailable" in r.structuredContent, r.structuredContent
