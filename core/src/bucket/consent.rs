@@ -72,7 +72,7 @@ mod tests {
     use super::*;
 
     fn setting(endpoint: &str) -> BucketSetting {
-        BucketSetting::parse("s3://b/p", Some(endpoint), None).expect("setting")
+        BucketSetting::parse("s3://consent-test/p", Some(endpoint), None).expect("setting")
     }
 
     #[test]
