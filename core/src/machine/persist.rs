@@ -97,6 +97,14 @@ impl Machine {
         // What the disk holds already need not be stored again if the reopen loses
         // later commits.
         self.prune_own_lazy();
+        // A failed store is a failed write, whichever write it was (a commit, or the
+        // fsync of lazy commits that runs outside the machine): the next commit that
+        // succeeds is a recovery the host must hear of (`take_recovered`), or a flush
+        // failure followed by a rescan's successful commit would recover silently and
+        // nobody would reread what failed meanwhile.
+        if self.store.has_failed() {
+            self.write_failed = true;
+        }
         if self.store.has_failed()
             && self.store.recover()?
                 == (Recovered::Reopened {
