@@ -282,16 +282,7 @@ fn a_join_interrupted_by_a_killed_up_says_so_and_the_ticket_joins_again() {
     let m_a = MachineDirs::with_spec("001-alpha", "planned");
     let m_b = MachineDirs::with_spec("001-beta", "draft");
     let a = Daemon::start(m_a.home(), m_a.project(), "alpha-box");
-    let out = cli(m_a.home(), &["invite"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ticket = String::from_utf8(out.stdout)
-        .expect("utf8")
-        .trim()
-        .to_string();
+    let ticket = common::invite(m_a.home());
     // A away: B's join keeps dialing it, so B's `up` is mid-join when it is killed.
     a.stop();
     let b = Daemon::start(m_b.home(), m_b.project(), "beta-box");

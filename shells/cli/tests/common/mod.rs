@@ -97,17 +97,25 @@ pub fn cli(home: &Path, args: &[&str]) -> Output {
     run(Path::new(BIN), home, args)
 }
 
-/// `inviter` invites (its `up` running) and `joiner` joins with the ticket; both must
-/// succeed.
-pub fn pair(inviter: &Path, joiner: &Path) {
+/// A ticket from `inviter` (its `up` running); the invite must succeed.
+pub fn invite(inviter: &Path) -> String {
     let out = cli(inviter, &["invite"]);
     assert!(
         out.status.success(),
         "invite: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ticket = String::from_utf8(out.stdout).expect("utf8");
-    let out = cli(joiner, &["join", ticket.trim()]);
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+}
+
+/// `inviter` invites (its `up` running) and `joiner` joins with the ticket; both must
+/// succeed.
+pub fn pair(inviter: &Path, joiner: &Path) {
+    let ticket = invite(inviter);
+    let out = cli(joiner, &["join", &ticket]);
     assert!(
         out.status.success(),
         "join: {}",
